@@ -1,0 +1,3 @@
+module github.com/tokenmeter/tokenmeter
+
+go 1.26.8

@@ -1,0 +1,66 @@
+package tokenmeter
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the ledger's storage contract. The SQLite store (internal/sqlite)
+// is the embedded default; a PostgreSQL store shared by several gateway
+// replicas satisfies the same contract. Implementations are safe for
+// concurrent use.
+//
+// Every capability that needs counts (reports, limits, alerts,
+// reconciliation, the dashboard) reads them from here; none keeps counters
+// of its own.
+type Store interface {
+	// Append appends events in one transaction, in order, extending the hash
+	// chain (see Seal). An event whose Key is already in the ledger is
+	// skipped, as are its duplicates within the batch; Append reports how
+	// many were skipped. When Append returns nil the events survive a crash
+	// of the process (and, with synchronous commits, of the machine).
+	Append(ctx context.Context, events []Event) (skipped int, err error)
+
+	// OpenCalls returns, for every call whose started event has no completed
+	// event, the latest event of that call (started or progress), oldest
+	// first. Instances lists the writers to consider; nil means all.
+	OpenCalls(ctx context.Context, instances []string) ([]Event, error)
+
+	// Scan calls fn for each event with Seq > afterSeq in Seq order, until fn
+	// returns an error or the events run out. It is how verify walks the chain.
+	Scan(ctx context.Context, afterSeq int64, fn func(*Event) error) error
+
+	// Usage aggregates completed events whose Time is in [q.Since, q.Until)
+	// into buckets of q.Bucket width (aligned to the Unix epoch in UTC),
+	// grouped by provider, model, principal, project and outcome.
+	Usage(ctx context.Context, q UsageQuery) ([]UsageBucket, error)
+
+	// Close releases the store. It does not wait for callers of Append.
+	Close() error
+}
+
+// UsageQuery selects completed events for aggregation. A zero Since or Until
+// leaves that side open. Bucket must be a positive multiple of a minute;
+// 15 minutes lets callers roll buckets up into days in any time zone.
+type UsageQuery struct {
+	Since, Until time.Time
+	Bucket       time.Duration
+}
+
+// UsageBucket is the sum of the completed events in one bucket and group.
+type UsageBucket struct {
+	Start     time.Time
+	Provider  string
+	Model     string
+	Principal string
+	Project   string
+	Outcome   Outcome
+
+	Requests int64
+	Usage    Usage
+	Cost     Micros
+	// UsageUnknown counts events whose usage could not be read;
+	// CostUnknown counts events with usage but no price.
+	UsageUnknown int64
+	CostUnknown  int64
+}
