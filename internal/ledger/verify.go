@@ -1,0 +1,78 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tokenmeter/tokenmeter"
+)
+
+// VerifyError names the first event at which the chain is broken.
+type VerifyError struct {
+	Seq     int64  // sequence number of the offending event (or where one is missing)
+	Key     string // its idempotency key, if the event exists
+	Problem string
+}
+
+func (e *VerifyError) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("ledger chain broken at event %d (%s): %s", e.Seq, e.Key, e.Problem)
+	}
+	return fmt.Sprintf("ledger chain broken at event %d: %s", e.Seq, e.Problem)
+}
+
+// headReader is implemented by stores that record the chain head apart
+// from the events, so a removal at the end of the chain is detectable too.
+type headReader interface {
+	Head(ctx context.Context) (seq int64, hash string, err error)
+}
+
+// VerifyResult summarises a successful verification.
+type VerifyResult struct {
+	Events int64  // events walked
+	Head   string // hash of the last event
+}
+
+// Verify walks the whole ledger and recomputes the hash chain. It returns a
+// *VerifyError naming the first event that was altered (its hash no longer
+// matches its content), removed (a gap in the sequence or a broken link),
+// inserted or reordered (a link to the wrong predecessor).
+func Verify(ctx context.Context, store tokenmeter.Store) (VerifyResult, error) {
+	var res VerifyResult
+	prevSeq, prevHash := int64(0), tokenmeter.GenesisHash
+	err := store.Scan(ctx, 0, func(ev *tokenmeter.Event) error {
+		switch {
+		case ev.Seq != prevSeq+1:
+			return &VerifyError{Seq: prevSeq + 1, Problem: fmt.Sprintf("event %d is missing (next present is %d)", prevSeq+1, ev.Seq)}
+		case ev.PrevHash != prevHash:
+			return &VerifyError{Seq: ev.Seq, Key: ev.Key, Problem: "does not link to the event before it (removed, inserted or reordered)"}
+		case tokenmeter.ChainHash(ev) != ev.Hash:
+			return &VerifyError{Seq: ev.Seq, Key: ev.Key, Problem: "content does not match its hash (altered)"}
+		}
+		prevSeq, prevHash = ev.Seq, ev.Hash
+		res.Events++
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Head = prevHash
+	if hr, ok := store.(headReader); ok {
+		seq, hash, err := hr.Head(ctx)
+		if err != nil {
+			return res, err
+		}
+		if seq != prevSeq || hash != prevHash {
+			return res, &VerifyError{Seq: seq, Problem: fmt.Sprintf("the recorded chain head is event %d but the ledger ends at event %d (events removed from the end?)", seq, prevSeq)}
+		}
+	}
+	return res, nil
+}
+
+// IsVerifyError reports whether err is a broken chain (as opposed to an
+// error reading the ledger).
+func IsVerifyError(err error) bool {
+	var ve *VerifyError
+	return errors.As(err, &ve)
+}

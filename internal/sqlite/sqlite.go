@@ -1,0 +1,404 @@
+// Package sqlite is the embedded ledger: a tokenmeter.Store on SQLite in WAL
+// mode, through the pure-Go modernc.org/sqlite driver (no cgo).
+//
+// One connection writes, inside BEGIN IMMEDIATE transactions that extend the
+// hash chain; a pool of connections reads, so reports run while the gateway
+// writes. When Append returns nil the batch is in the WAL: it survives a kill
+// of the process, and with Sync set to SyncFull also a power loss.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	sqlitedrv "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Sync modes: how hard a commit pushes data to disk.
+const (
+	// SyncNormal writes each commit to the WAL file before Append returns,
+	// which survives a crash of the process but not of the machine.
+	SyncNormal = "normal"
+	// SyncFull also fsyncs the WAL on every commit (group commit shares the
+	// fsync between all calls in a batch); it survives a power loss.
+	SyncFull = "full"
+)
+
+// DefaultBusyTimeout is how long a connection waits for a lock held by
+// another process (a report, an importer) before failing.
+const DefaultBusyTimeout = 10 * time.Second
+
+// DB is a tokenmeter.Store on one SQLite database file.
+type DB struct {
+	// Path is the database file. Required.
+	Path string
+	// Sync is SyncNormal (default) or SyncFull.
+	Sync string
+	// MaxPageCount, when positive, caps the database size in pages; a write
+	// past it fails as a full disk does. It exists so tests can exercise the
+	// gateway's behaviour when the ledger cannot record.
+	MaxPageCount int64
+	// ReadOnly opens the database for reading only (reports, verify).
+	ReadOnly bool
+
+	w      *sql.DB // the one writer connection
+	r      *sql.DB // readers
+	insert *sql.Stmt
+	head   *sql.Stmt
+}
+
+var _ tokenmeter.Store = (*DB)(nil)
+
+// NewDB returns a DB for the file at path; call Open before use.
+func NewDB(path string) *DB { return &DB{Path: path, Sync: SyncNormal} }
+
+// Open opens (creating if needed) the database and applies migrations.
+func (db *DB) Open() error {
+	if db.Path == "" {
+		return errors.New("sqlite: database path required")
+	}
+	sync := "NORMAL"
+	switch db.Sync {
+	case "", SyncNormal:
+	case SyncFull:
+		sync = "FULL"
+	default:
+		return fmt.Errorf("sqlite: unknown sync mode %q (want %s or %s)", db.Sync, SyncNormal, SyncFull)
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
+	if db.MaxPageCount > 0 {
+		q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", db.MaxPageCount))
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + filepath.ToSlash(db.Path) + "?" + q.Encode()
+
+	var err error
+	if db.r, err = sql.Open("sqlite", dsn); err != nil {
+		return fmt.Errorf("open %s: %w", db.Path, err)
+	}
+	db.r.SetMaxOpenConns(4)
+	db.r.SetConnMaxIdleTime(time.Minute)
+	if db.ReadOnly {
+		return db.r.Ping()
+	}
+	if db.w, err = sql.Open("sqlite", dsn); err != nil {
+		return fmt.Errorf("open %s: %w", db.Path, err)
+	}
+	db.w.SetMaxOpenConns(1)
+	db.w.SetMaxIdleConns(1)
+	db.w.SetConnMaxLifetime(0)
+	db.w.SetConnMaxIdleTime(0)
+	if err := db.migrate(context.Background()); err != nil {
+		db.Close()
+		return err
+	}
+	if db.insert, err = db.w.Prepare(insertSQL); err != nil {
+		db.Close()
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+	if db.head, err = db.w.Prepare(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`); err != nil {
+		db.Close()
+		return fmt.Errorf("prepare head: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database connections.
+func (db *DB) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{db.insert, db.head} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	for _, d := range []*sql.DB{db.w, db.r} {
+		if d != nil {
+			errs = append(errs, d.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// migrate applies the embedded migrations that the database has not seen,
+// in file-name order, recording each in PRAGMA user_version.
+func (db *DB) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	var version int
+	if err := db.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version of %s: %w", db.Path, err)
+	}
+	if version > len(names) {
+		return fmt.Errorf("%s has schema version %d, newer than this tokenmeter knows (%d): upgrade tokenmeter", db.Path, version, len(names))
+	}
+	for i := version; i < len(names); i++ {
+		body, err := migrations.ReadFile(names[i])
+		if err != nil {
+			return err
+		}
+		tx, err := db.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if _, err := tx.ExecContext(ctx, `PRAGMA user_version = `+strconv.Itoa(i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %s: %w", names[i], err)
+		}
+	}
+	return nil
+}
+
+const columns = `seq, key, request_key, kind, time_us, source, instance, provider, endpoint, model, stream,
+	principal, project, tags, upstream_request_id, status, outcome, reason,
+	input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch,
+	usage_known, raw_usage, latency_us, ttfb_us, cost_micros, cost_known, prev_hash, hash`
+
+var insertSQL = `INSERT INTO events (` + columns + `) VALUES (` +
+	strings.TrimSuffix(strings.Repeat("?,", 34), ",") + `) ON CONFLICT (key) DO NOTHING`
+
+func args(ev *tokenmeter.Event) []any {
+	u := ev.Usage
+	return []any{ev.Seq, ev.Key, ev.RequestKey, string(ev.Kind), ev.Time.UnixMicro(), string(ev.Source), ev.Instance,
+		ev.Provider, ev.Endpoint, ev.Model, ev.Stream,
+		ev.Principal, ev.Project, ev.Tags, ev.UpstreamRequestID, ev.Status, string(ev.Outcome), ev.Reason,
+		u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
+		u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests,
+		ev.UsageKnown, string(ev.RawUsage), ev.Latency.Microseconds(), ev.TTFB.Microseconds(),
+		int64(ev.Cost), ev.CostKnown, ev.PrevHash, ev.Hash}
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanEvent(s scanner, ev *tokenmeter.Event) error {
+	var (
+		timeUS, latUS, ttfbUS, cost int64
+		kind, source, outcome, raw  string
+		u                           = &ev.Usage
+	)
+	err := s.Scan(&ev.Seq, &ev.Key, &ev.RequestKey, &kind, &timeUS, &source, &ev.Instance,
+		&ev.Provider, &ev.Endpoint, &ev.Model, &ev.Stream,
+		&ev.Principal, &ev.Project, &ev.Tags, &ev.UpstreamRequestID, &ev.Status, &outcome, &ev.Reason,
+		&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
+		&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests,
+		&ev.UsageKnown, &raw, &latUS, &ttfbUS, &cost, &ev.CostKnown, &ev.PrevHash, &ev.Hash)
+	if err != nil {
+		return err
+	}
+	ev.Kind, ev.Source, ev.Outcome = tokenmeter.Kind(kind), tokenmeter.Source(source), tokenmeter.Outcome(outcome)
+	ev.Time = time.UnixMicro(timeUS).UTC()
+	ev.Latency, ev.TTFB = time.Duration(latUS)*time.Microsecond, time.Duration(ttfbUS)*time.Microsecond
+	ev.Cost = tokenmeter.Micros(cost)
+	ev.RawUsage = nil
+	if raw != "" {
+		ev.RawUsage = []byte(raw)
+	}
+	return nil
+}
+
+// Append implements tokenmeter.Store. The events are sealed into the chain
+// inside one immediate transaction; events whose key exists are skipped
+// without consuming a sequence number.
+func (db *DB) Append(ctx context.Context, events []tokenmeter.Event) (skipped int, err error) {
+	if db.w == nil {
+		return 0, errors.New("sqlite: database opened read-only")
+	}
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, FormatError(fmt.Errorf("begin: %w", err))
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	seq, prev := int64(0), tokenmeter.GenesisHash
+	if err := tx.StmtContext(ctx, db.head).QueryRowContext(ctx).Scan(&seq, &prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, FormatError(fmt.Errorf("read chain head: %w", err))
+	}
+	ins := tx.StmtContext(ctx, db.insert)
+	for i := range events {
+		ev := &events[i]
+		tokenmeter.Seal(ev, seq+1, prev)
+		res, err := ins.ExecContext(ctx, args(ev)...)
+		if err != nil {
+			return 0, FormatError(fmt.Errorf("insert event %s: %w", ev.Key, err))
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			skipped++
+			ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
+			continue
+		}
+		seq, prev = ev.Seq, ev.Hash
+	}
+	if skipped < len(events) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('head', ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.FormatInt(seq, 10)+" "+prev); err != nil {
+			return 0, FormatError(fmt.Errorf("write chain head: %w", err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, FormatError(fmt.Errorf("commit: %w", err))
+	}
+	return skipped, nil
+}
+
+// Head returns the chain head recorded by the last append: its sequence
+// number and hash, or 0 and GenesisHash for an empty ledger.
+func (db *DB) Head(ctx context.Context) (seq int64, hash string, err error) {
+	var v string
+	err = db.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'head'`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, tokenmeter.GenesisHash, nil
+	} else if err != nil {
+		return 0, "", fmt.Errorf("read chain head: %w", err)
+	}
+	s, h, ok := strings.Cut(v, " ")
+	if seq, err = strconv.ParseInt(s, 10, 64); !ok || err != nil {
+		return 0, "", fmt.Errorf("chain head record %q is malformed", v)
+	}
+	return seq, h, nil
+}
+
+// OpenCalls implements tokenmeter.Store.
+func (db *DB) OpenCalls(ctx context.Context, instances []string) ([]tokenmeter.Event, error) {
+	query := `SELECT ` + columns + ` FROM events WHERE seq IN (
+		SELECT MAX(s.seq) FROM events s
+		WHERE s.kind IN ('started', 'progress')
+		AND NOT EXISTS (SELECT 1 FROM events c WHERE c.request_key = s.request_key AND c.kind = 'completed')
+		GROUP BY s.request_key) ORDER BY seq`
+	rows, err := db.r.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("query open calls: %w", err)
+	}
+	defer rows.Close()
+	var out []tokenmeter.Event
+	for rows.Next() {
+		var ev tokenmeter.Event
+		if err := scanEvent(rows, &ev); err != nil {
+			return nil, fmt.Errorf("scan open call: %w", err)
+		}
+		if instances == nil || contains(instances, ev.Instance) {
+			out = append(out, ev)
+		}
+	}
+	return out, rows.Err()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Scan implements tokenmeter.Store.
+func (db *DB) Scan(ctx context.Context, afterSeq int64, fn func(*tokenmeter.Event) error) error {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+columns+` FROM events WHERE seq > ? ORDER BY seq`, afterSeq)
+	if err != nil {
+		return fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	var ev tokenmeter.Event
+	for rows.Next() {
+		ev = tokenmeter.Event{}
+		if err := scanEvent(rows, &ev); err != nil {
+			return fmt.Errorf("scan event after seq %d: %w", ev.Seq, err)
+		}
+		if err := fn(&ev); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Usage implements tokenmeter.Store.
+func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error) {
+	if q.Bucket < time.Minute || q.Bucket%time.Minute != 0 {
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "usage bucket %v must be a positive whole number of minutes", q.Bucket)
+	}
+	bucket := q.Bucket.Microseconds()
+	since, until := int64(-1<<62), int64(1<<62)
+	if !q.Since.IsZero() {
+		since = q.Since.UnixMicro()
+	}
+	if !q.Until.IsZero() {
+		until = q.Until.UnixMicro()
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT (time_us / ?1) * ?1 AS b, provider, model, principal, project, outcome,
+		COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
+		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
+		SUM(usage_known = 0), SUM(usage_known = 1 AND cost_known = 0)
+		FROM events WHERE kind = 'completed' AND time_us >= ?2 AND time_us < ?3
+		GROUP BY b, provider, model, principal, project, outcome ORDER BY b`, bucket, since, until)
+	if err != nil {
+		return nil, fmt.Errorf("query usage: %w", err)
+	}
+	defer rows.Close()
+	var out []tokenmeter.UsageBucket
+	for rows.Next() {
+		var b tokenmeter.UsageBucket
+		var start, cost int64
+		var outcome string
+		u := &b.Usage
+		if err := rows.Scan(&start, &b.Provider, &b.Model, &b.Principal, &b.Project, &outcome, &b.Requests,
+			&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
+			&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests, &cost, &b.UsageUnknown, &b.CostUnknown); err != nil {
+			return nil, fmt.Errorf("scan usage: %w", err)
+		}
+		b.Start, b.Outcome, b.Cost = time.UnixMicro(start).UTC(), tokenmeter.Outcome(outcome), tokenmeter.Micros(cost)
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// FormatError turns SQLite errors that mean "the ledger cannot record" (a
+// full disk, a read-only file, an I/O error) into tokenmeter EUNAVAILABLE
+// errors that keep the original in their chain.
+func FormatError(err error) error {
+	var se *sqlitedrv.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_BUSY:
+		return &unavailable{err: err}
+	}
+	return err
+}
+
+type unavailable struct{ err error }
+
+func (e *unavailable) Error() string { return "ledger unavailable: " + e.err.Error() }
+func (e *unavailable) Unwrap() []error {
+	return []error{e.err, tokenmeter.Errorf(tokenmeter.EUNAVAILABLE, "the usage ledger cannot record right now")}
+}

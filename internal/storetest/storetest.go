@@ -1,0 +1,154 @@
+// Package storetest is the conformance suite for tokenmeter.Store
+// implementations: every backend runs the same tests through Run, so the
+// SQLite ledger and the PostgreSQL one behave alike.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/tokenmeter/tokenmeter"
+)
+
+// Opener returns a new, empty store for one test; the suite closes it.
+type Opener func(t *testing.T) tokenmeter.Store
+
+var t0 = time.Date(2026, 11, 29, 10, 0, 0, 123456000, time.UTC)
+
+// Event returns a completed event for tests.
+func Event(req string, at time.Time, u tokenmeter.Usage) tokenmeter.Event {
+	return tokenmeter.Event{
+		Key: tokenmeter.EventKey(req, tokenmeter.KindCompleted), RequestKey: req, Kind: tokenmeter.KindCompleted,
+		Time: at, Source: tokenmeter.SourceProxy, Provider: "anthropic", Endpoint: "/v1/messages",
+		Model: "claude-sonnet-5-5", Principal: "cred:0123456789abcdef", Status: 200, Outcome: tokenmeter.OutcomeOK,
+		Usage: u, UsageKnown: true, RawUsage: []byte(`{"input_tokens":1}`), Latency: 1500 * time.Microsecond,
+		Cost: 42, CostKnown: true,
+	}
+}
+
+// Run runs the conformance suite against stores made by open.
+func Run(t *testing.T, open Opener) {
+	ctx := context.Background()
+	mustOpen := func(t *testing.T) tokenmeter.Store {
+		t.Helper()
+		s := open(t)
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	scanAll := func(t *testing.T, s tokenmeter.Store) []tokenmeter.Event {
+		t.Helper()
+		var out []tokenmeter.Event
+		if err := s.Scan(ctx, 0, func(ev *tokenmeter.Event) error { out = append(out, *ev); return nil }); err != nil {
+			t.Fatalf("Scan: %v", err)
+		}
+		return out
+	}
+
+	t.Run("AppendRoundTrip", func(t *testing.T) {
+		s := mustOpen(t)
+		in := []tokenmeter.Event{
+			Event("r1", t0, tokenmeter.Usage{InputTokens: 10, OutputTokens: 20, CacheWrite5mTokens: 3, CacheWrite1hTokens: 4, CacheReadTokens: 5, ReasoningTokens: 6, WebSearchRequests: 1, WebFetchRequests: 2}),
+			Event("r2", t0.Add(time.Second), tokenmeter.Usage{InputTokens: 1}),
+		}
+		if skipped, err := s.Append(ctx, in); err != nil || skipped != 0 {
+			t.Fatalf("Append = %d, %v; want 0, nil", skipped, err)
+		}
+		got := scanAll(t, s)
+		if diff := cmp.Diff(in, got); diff != "" {
+			t.Errorf("events read back differ from those appended (-appended +read):\n%s", diff)
+		}
+		if got[0].Seq != 1 || got[1].Seq != 2 || got[1].PrevHash != got[0].Hash || got[0].PrevHash != tokenmeter.GenesisHash {
+			t.Errorf("chain not linked: %+v", got)
+		}
+		for _, ev := range got {
+			if h := tokenmeter.ChainHash(&ev); h != ev.Hash {
+				t.Errorf("event %d: stored hash %s, recomputed %s", ev.Seq, ev.Hash, h)
+			}
+		}
+	})
+
+	t.Run("Idempotent", func(t *testing.T) {
+		s := mustOpen(t)
+		ev := Event("r1", t0, tokenmeter.Usage{InputTokens: 10})
+		if _, err := s.Append(ctx, []tokenmeter.Event{ev, ev}); err != nil {
+			t.Fatal(err)
+		}
+		skipped, err := s.Append(ctx, []tokenmeter.Event{ev, Event("r2", t0, tokenmeter.Usage{})})
+		if err != nil || skipped != 1 {
+			t.Fatalf("Append(replay, new) = %d, %v; want 1 skipped", skipped, err)
+		}
+		got := scanAll(t, s)
+		if len(got) != 2 || got[1].Seq != 2 || got[1].PrevHash != got[0].Hash {
+			t.Fatalf("after replays got %d events (%+v), want 2 chained", len(got), got)
+		}
+	})
+
+	t.Run("OpenCalls", func(t *testing.T) {
+		s := mustOpen(t)
+		started := func(req, inst string) tokenmeter.Event {
+			return tokenmeter.Event{Key: tokenmeter.EventKey(req, tokenmeter.KindStarted), RequestKey: req,
+				Kind: tokenmeter.KindStarted, Time: t0, Source: tokenmeter.SourceProxy, Instance: inst, Provider: "anthropic"}
+		}
+		progress := started("a", "i1")
+		progress.Kind, progress.Key = tokenmeter.KindProgress, tokenmeter.EventKey("a", tokenmeter.KindProgress)
+		progress.Usage, progress.UsageKnown = tokenmeter.Usage{InputTokens: 99}, true
+		done := Event("b", t0, tokenmeter.Usage{})
+		if _, err := s.Append(ctx, []tokenmeter.Event{started("a", "i1"), progress, started("b", "i1"), done, started("c", "i2")}); err != nil {
+			t.Fatal(err)
+		}
+		open, err := s.OpenCalls(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ev := range open {
+			got = append(got, fmt.Sprintf("%s/%s/%d", ev.RequestKey, ev.Kind, ev.Usage.InputTokens))
+		}
+		if diff := cmp.Diff([]string{"a/progress/99", "c/started/0"}, got); diff != "" {
+			t.Errorf("OpenCalls(nil) (-want +got):\n%s", diff)
+		}
+		open, err = s.OpenCalls(ctx, []string{"i2"})
+		if err != nil || len(open) != 1 || open[0].RequestKey != "c" {
+			t.Errorf("OpenCalls([i2]) = %+v, %v; want call c only", open, err)
+		}
+	})
+
+	t.Run("Usage", func(t *testing.T) {
+		s := mustOpen(t)
+		day := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+		a := Event("a", day.Add(10*time.Minute), tokenmeter.Usage{InputTokens: 1, OutputTokens: 2})
+		b := Event("b", day.Add(14*time.Minute), tokenmeter.Usage{InputTokens: 10, OutputTokens: 20, CacheReadTokens: 7})
+		c := Event("c", day.Add(16*time.Minute), tokenmeter.Usage{InputTokens: 100})
+		c.UsageKnown = false
+		d := Event("d", day.Add(17*time.Minute), tokenmeter.Usage{InputTokens: 1000})
+		d.CostKnown, d.Cost = false, 0
+		st := a
+		st.Kind, st.Key = tokenmeter.KindStarted, "a/started" // not counted: only completed events are usage
+		if _, err := s.Append(ctx, []tokenmeter.Event{st, a, b, c, d}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Usage(ctx, tokenmeter.UsageQuery{Since: day, Until: day.Add(time.Hour), Bucket: 15 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []tokenmeter.UsageBucket{
+			{Start: day, Provider: "anthropic", Model: "claude-sonnet-5-5", Principal: "cred:0123456789abcdef", Outcome: "ok",
+				Requests: 2, Usage: tokenmeter.Usage{InputTokens: 11, OutputTokens: 22, CacheReadTokens: 7}, Cost: 84},
+			{Start: day.Add(15 * time.Minute), Provider: "anthropic", Model: "claude-sonnet-5-5", Principal: "cred:0123456789abcdef", Outcome: "ok",
+				Requests: 2, Usage: tokenmeter.Usage{InputTokens: 1100}, Cost: 42, UsageUnknown: 1, CostUnknown: 1},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Usage (-want +got):\n%s", diff)
+		}
+		got, err = s.Usage(ctx, tokenmeter.UsageQuery{Since: day.Add(15 * time.Minute), Bucket: time.Hour})
+		if err != nil || len(got) != 1 || got[0].Requests != 2 {
+			t.Errorf("Usage(since 00:15) = %+v, %v; want one bucket of 2 requests", got, err)
+		}
+		if _, err := s.Usage(ctx, tokenmeter.UsageQuery{Bucket: time.Second}); tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
+			t.Errorf("Usage(bucket 1s) error = %v, want EINVALID", err)
+		}
+	})
+}
