@@ -1,0 +1,261 @@
+// Package report turns the ledger's completed events into usage reports:
+// per day, week or month (in a chosen time zone) or per model, optionally
+// grouped by model, key (principal) or project, rendered as a table for
+// people or as JSON and CSV for machines.
+//
+// Every figure is summed from the ledger at the time of the report; the
+// package keeps no state. Token and money sums are exact integers; cost_usd
+// in JSON is derived from integer micro-dollars for display.
+package report
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+)
+
+// Kinds of report.
+const (
+	Daily   = "daily"
+	Weekly  = "weekly"
+	Monthly = "monthly"
+	Models  = "models"
+)
+
+// Groupings.
+const (
+	ByNone    = ""
+	ByModel   = "model"
+	ByKey     = "key"
+	ByProject = "project"
+)
+
+// bucket is the grid the store aggregates on: 15 minutes divides every
+// time zone offset in use, so buckets roll up exactly into local days.
+const bucket = 15 * time.Minute
+
+// Query selects a report.
+type Query struct {
+	Kind string
+	By   string
+	// Since and Until are local dates (inclusive) in Loc; zero means open.
+	Since, Until time.Time
+	Loc          *time.Location
+}
+
+// Figures are the sums of one row or of the totals.
+type Figures struct {
+	InputTokens              int64   `json:"input_tokens"`
+	OutputTokens             int64   `json:"output_tokens"`
+	CacheCreationInputTokens int64   `json:"cache_creation_input_tokens"`
+	CacheCreation5mTokens    int64   `json:"cache_creation_5m_input_tokens"`
+	CacheCreation1hTokens    int64   `json:"cache_creation_1h_input_tokens"`
+	CacheReadInputTokens     int64   `json:"cache_read_input_tokens"`
+	ReasoningTokens          int64   `json:"reasoning_tokens"`
+	TotalTokens              int64   `json:"total_tokens"`
+	Requests                 int64   `json:"requests"`
+	CostUSD                  float64 `json:"cost_usd"`
+	CostMicros               int64   `json:"cost_micros"`
+	// UsageUnknown counts calls whose usage could not be read (including
+	// calls cut by a crash, outcome unknown); CostUnknown counts calls with
+	// usage but no price; OutcomeUnknown counts calls cut by a crash.
+	UsageUnknown   int64 `json:"usage_unknown_requests"`
+	CostUnknown    int64 `json:"cost_unknown_requests"`
+	OutcomeUnknown int64 `json:"outcome_unknown_requests"`
+	Errors         int64 `json:"error_requests"`
+}
+
+func (f *Figures) add(b tokenmeter.UsageBucket) {
+	f.InputTokens += b.Usage.InputTokens
+	f.OutputTokens += b.Usage.OutputTokens
+	f.CacheCreation5mTokens += b.Usage.CacheWrite5mTokens
+	f.CacheCreation1hTokens += b.Usage.CacheWrite1hTokens
+	f.CacheCreationInputTokens += b.Usage.CacheWriteTokens()
+	f.CacheReadInputTokens += b.Usage.CacheReadTokens
+	f.ReasoningTokens += b.Usage.ReasoningTokens
+	f.TotalTokens += b.Usage.TotalTokens()
+	f.Requests += b.Requests
+	f.CostMicros += int64(b.Cost)
+	f.CostUSD = tokenmeter.Micros(f.CostMicros).USD()
+	f.UsageUnknown += b.UsageUnknown
+	f.CostUnknown += b.CostUnknown
+	switch b.Outcome {
+	case tokenmeter.OutcomeUnknown:
+		f.OutcomeUnknown += b.Requests
+	case tokenmeter.OutcomeError, tokenmeter.OutcomeFailed:
+		f.Errors += b.Requests
+	}
+}
+
+// Row is one line of a report.
+type Row struct {
+	Period string `json:"period,omitempty"`
+	Key    string `json:"key,omitempty"`
+	// Models lists the models in the row, for reports not grouped by model.
+	Models []string `json:"models,omitempty"`
+	Figures
+}
+
+// Report is a computed report. Its JSON form is the fixed interface that
+// scripts rely on: rows and totals.
+type Report struct {
+	Kind     string    `json:"report"`
+	By       string    `json:"by,omitempty"`
+	TimeZone string    `json:"time_zone"`
+	Since    string    `json:"since,omitempty"`
+	Until    string    `json:"until,omitempty"`
+	Rows     []Row     `json:"rows"`
+	Totals   Figures   `json:"totals"`
+	Unpriced []string  `json:"unpriced_models,omitempty"`
+	Created  time.Time `json:"generated_at"`
+}
+
+// usageSource is the part of tokenmeter.Store a report reads.
+type usageSource interface {
+	Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error)
+}
+
+// Build computes the report q from the store at time now.
+func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Report, error) {
+	if q.Loc == nil {
+		q.Loc = time.Local
+	}
+	switch q.Kind {
+	case Daily, Weekly, Monthly, Models:
+	default:
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly or models)", q.Kind)
+	}
+	switch q.By {
+	case ByNone, ByModel, ByKey, ByProject:
+	default:
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key or project)", q.By)
+	}
+	uq := tokenmeter.UsageQuery{Bucket: bucket}
+	rep := &Report{Kind: q.Kind, By: q.By, TimeZone: q.Loc.String(), Created: now.UTC()}
+	if !q.Since.IsZero() {
+		uq.Since = dayStart(q.Since, q.Loc)
+		rep.Since = uq.Since.Format(time.DateOnly)
+	}
+	if !q.Until.IsZero() {
+		uq.Until = dayStart(q.Until, q.Loc).AddDate(0, 0, 1)
+		rep.Until = dayStart(q.Until, q.Loc).Format(time.DateOnly)
+	}
+	buckets, err := store.Usage(ctx, uq)
+	if err != nil {
+		return nil, err
+	}
+	type rowKey struct{ period, key string }
+	rows := map[rowKey]*Row{}
+	models := map[rowKey]map[string]bool{}
+	unpriced := map[string]bool{}
+	for _, b := range buckets {
+		k := rowKey{key: groupKey(q, b)}
+		if q.Kind != Models {
+			k.period = period(q.Kind, b.Start.In(q.Loc))
+		}
+		r := rows[k]
+		if r == nil {
+			r = &Row{Period: k.period, Key: k.key}
+			rows[k] = r
+			models[k] = map[string]bool{}
+		}
+		r.add(b)
+		rep.Totals.add(b)
+		if b.Model != "" {
+			models[k][b.Model] = true
+		}
+		if b.CostUnknown > 0 {
+			unpriced[label(b.Model)] = true
+		}
+	}
+	for k, r := range rows {
+		if q.By != ByModel && q.Kind != Models {
+			r.Models = sortedKeys(models[k])
+		}
+		rep.Rows = append(rep.Rows, *r)
+	}
+	sort.Slice(rep.Rows, func(i, j int) bool {
+		a, b := rep.Rows[i], rep.Rows[j]
+		if a.Period != b.Period {
+			return a.Period < b.Period
+		}
+		if q.Kind == Models && a.CostMicros != b.CostMicros {
+			return a.CostMicros > b.CostMicros
+		}
+		return a.Key < b.Key
+	})
+	if rep.Rows == nil {
+		rep.Rows = []Row{}
+	}
+	rep.Unpriced = sortedKeys(unpriced)
+	return rep, nil
+}
+
+func groupKey(q Query, b tokenmeter.UsageBucket) string {
+	by := q.By
+	if q.Kind == Models {
+		by = ByModel
+	}
+	switch by {
+	case ByModel:
+		return label(b.Model)
+	case ByKey:
+		return label(b.Principal)
+	case ByProject:
+		return label(b.Project)
+	}
+	return ""
+}
+
+func label(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// period names the day, ISO week or month containing t.
+func period(kind string, t time.Time) string {
+	switch kind {
+	case Weekly:
+		// Weeks start on Monday; the period is named by its Monday.
+		d := dayStart(t, t.Location())
+		offset := (int(d.Weekday()) + 6) % 7
+		return d.AddDate(0, 0, -offset).Format(time.DateOnly)
+	case Monthly:
+		return t.Format("2006-01")
+	}
+	return t.Format(time.DateOnly)
+}
+
+func dayStart(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ParseDate parses a YYYY-MM-DD flag value in loc.
+func ParseDate(s string, loc *time.Location) (time.Time, error) {
+	t, err := time.ParseInLocation(time.DateOnly, s, loc)
+	if err != nil {
+		return time.Time{}, tokenmeter.Errorf(tokenmeter.EINVALID, "date %q is not YYYY-MM-DD", s)
+	}
+	return t, nil
+}
+
+// String is used in errors and tests.
+func (r Row) String() string { return fmt.Sprintf("%s %s %+v", r.Period, r.Key, r.Figures) }

@@ -1,0 +1,136 @@
+// Package server is tokenmeter's one HTTP server: it mounts the metering
+// gateway, the health endpoint and (as they land) the admin API and
+// dashboard, with timeouts fit for long streams, and shuts down gracefully.
+//
+// Every route is listed in routes(). Unknown routes get a JSON 404.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Defaults for Server's tuning fields.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 1 << 20
+)
+
+// Gateway is the metering proxy as the server sees it.
+type Gateway interface {
+	http.Handler
+	Handles(path string) bool
+}
+
+// Health reports the state of the ledger for /healthz.
+type Health interface {
+	Healthy() bool
+	LastError() error
+	QueueDepth() int
+}
+
+// Server serves the gateway and tokenmeter's own endpoints.
+type Server struct {
+	// Addr is the address to listen on, e.g. "127.0.0.1:8787".
+	Addr string
+	// Gateway serves every path it Handles.
+	Gateway Gateway
+	// Health feeds /healthz; nil reports ok.
+	Health Health
+	// Prefixes lists the gateway's route prefixes, for the 404 message.
+	Prefixes []string
+
+	log *slog.Logger
+	ln  net.Listener
+	srv *http.Server
+}
+
+// New returns a Server logging to log.
+func New(log *slog.Logger) *Server { return &Server{log: log} }
+
+// Open listens on Addr and serves in the background until Close. A port
+// clash is an error here, at start-up.
+func (s *Server) Open() error {
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		// No WriteTimeout: a streamed LLM response can last many minutes.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL returns the base URL the server listens on.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Close stops accepting requests and waits, until ctx ends, for in-flight
+// requests (streams included) to finish.
+func (s *Server) Close(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("/", s.handleRest)
+	return mux
+}
+
+// handleRest sends gateway paths to the gateway and answers anything else
+// with a JSON 404.
+func (s *Server) handleRest(w http.ResponseWriter, r *http.Request) {
+	if s.Gateway != nil && s.Gateway.Handles(r.URL.Path) {
+		s.Gateway.ServeHTTP(w, r)
+		return
+	}
+	writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{
+		"type":    "not_found",
+		"message": fmt.Sprintf("no route for %s %s; tokenmeter serves %v, /healthz", r.Method, r.URL.Path, s.Prefixes),
+	}})
+}
+
+// handleHealth serves GET /healthz: 200 when the ledger records, 503 when
+// it cannot.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	status, code := "ok", http.StatusOK
+	body := map[string]any{}
+	if s.Health != nil {
+		body["ledger_queue"] = s.Health.QueueDepth()
+		if !s.Health.Healthy() {
+			status, code = "ledger_unavailable", http.StatusServiceUnavailable
+			if err := s.Health.LastError(); err != nil {
+				body["error"] = err.Error()
+			}
+		}
+	}
+	body["status"] = status
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
