@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/tokenmeter/tokenmeter/internal/proxy"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the serve configuration: defaults, then the config file, then
+// flags. Keep testdata/config/ and docs/configuration.md in step with it.
+type Config struct {
+	// Listen is the gateway's address. Default 127.0.0.1:8787.
+	Listen string `yaml:"listen"`
+	// Data is the data directory holding the ledger.
+	Data string `yaml:"data"`
+	// Upstreams maps a route name to its base URL. "anthropic" speaks the
+	// Anthropic Messages API; every other name the OpenAI API.
+	Upstreams map[string]string `yaml:"upstreams"`
+	// Durability is "normal" or "strict" (see docs/durability.md).
+	Durability string `yaml:"durability"`
+	// Sync is "normal" (survives a process crash) or "full" (fsync: survives
+	// a power loss).
+	Sync string `yaml:"sync"`
+	// OnLedgerError is "fail-closed" (refuse with 503) or "fail-open".
+	OnLedgerError string `yaml:"on_ledger_error"`
+	// MaxRequestBody bounds a client request body in bytes.
+	MaxRequestBody int64 `yaml:"max_request_body"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+}
+
+// Default upstream base URLs.
+const (
+	DefaultAnthropicURL = "https://api.anthropic.com"
+	DefaultOpenAIURL    = "https://api.openai.com"
+)
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Listen:         "127.0.0.1:8787",
+		Data:           defaultDataDir(),
+		Upstreams:      map[string]string{"anthropic": DefaultAnthropicURL, "openai": DefaultOpenAIURL},
+		Durability:     proxy.DurabilityNormal,
+		Sync:           sqlite.SyncNormal,
+		OnLedgerError:  "fail-closed",
+		MaxRequestBody: proxy.DefaultMaxRequestBody,
+		LogLevel:       "info",
+	}
+}
+
+// defaultDataDir is $TOKENMETER_DATA, else $XDG_DATA_HOME/tokenmeter, else
+// ~/.local/share/tokenmeter.
+func defaultDataDir() string {
+	if d := os.Getenv("TOKENMETER_DATA"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "tokenmeter")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "tokenmeter")
+	}
+	return "tokenmeter-data"
+}
+
+// LoadConfig reads a YAML config file over c. Unknown keys are errors.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+var routeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// reserved are path segments tokenmeter serves itself.
+var reserved = map[string]bool{"healthz": true, "metrics": true, "api": true, "static": true, "login": true}
+
+// Validate checks c and returns every problem found.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field string, value any, why string) {
+		errs = append(errs, fmt.Errorf("%s = %v: %s", field, value, why))
+	}
+	if c.Listen == "" {
+		bad("listen", `""`, "an address like 127.0.0.1:8787 is required")
+	}
+	if c.Data == "" {
+		bad("data", `""`, "a data directory is required")
+	}
+	if len(c.Upstreams) == 0 {
+		bad("upstreams", "{}", "at least one upstream is required")
+	}
+	for name, u := range c.Upstreams {
+		if !routeName.MatchString(name) || reserved[name] {
+			bad("upstreams."+name, u, "a route name must be lowercase letters, digits, - or _, and not one of healthz, metrics, api, static, login")
+			continue
+		}
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("upstreams."+name, u, "must be an http or https URL")
+		} else if pu.User != nil {
+			bad("upstreams."+name, "(redacted)", "must not carry credentials in the URL")
+		}
+	}
+	switch c.Durability {
+	case proxy.DurabilityNormal, proxy.DurabilityStrict:
+	default:
+		bad("durability", c.Durability, "must be normal or strict")
+	}
+	switch c.Sync {
+	case sqlite.SyncNormal, sqlite.SyncFull:
+	default:
+		bad("sync", c.Sync, "must be normal or full")
+	}
+	switch c.OnLedgerError {
+	case "fail-closed", "fail-open":
+	default:
+		bad("on_ledger_error", c.OnLedgerError, "must be fail-closed or fail-open")
+	}
+	if c.MaxRequestBody <= 0 {
+		bad("max_request_body", c.MaxRequestBody, "must be a positive number of bytes")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", c.LogLevel, "must be debug, info, warn or error")
+	}
+	return errors.Join(errs...)
+}
+
+// Routes returns the gateway routes of c, sorted by name.
+func (c *Config) Routes() []proxy.Route {
+	names := make([]string, 0, len(c.Upstreams))
+	for n := range c.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []proxy.Route
+	for _, n := range names {
+		u, _ := url.Parse(c.Upstreams[n])
+		u.Path = strings.TrimSuffix(u.Path, "/")
+		wire := proxy.OpenAI
+		if n == "anthropic" {
+			wire = proxy.Anthropic
+		}
+		out = append(out, proxy.Route{Name: n, Prefix: "/" + n, Wire: wire, Upstream: u})
+	}
+	return out
+}
+
+// upstreamFlag collects repeated --upstream NAME=URL flags.
+type upstreamFlag map[string]string
+
+func (f upstreamFlag) String() string { return "" }
+
+func (f upstreamFlag) Set(v string) error {
+	name, u, ok := strings.Cut(v, "=")
+	if !ok || name == "" || u == "" {
+		return fmt.Errorf("want NAME=URL, got %q", v)
+	}
+	f[name] = u
+	return nil
+}

@@ -1,0 +1,6 @@
+package main
+
+import "github.com/tokenmeter/tokenmeter/internal/proxy"
+
+// HeaderRequestIDForTest is the gateway call id response header.
+const HeaderRequestIDForTest = proxy.HeaderRequestID

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter/internal/fakeupstream"
+)
+
+func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("fake-upstream", stderr)
+	listen := fs.String("listen", "127.0.0.1:8788", "listen `address`")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	log := newLogger(stderr, "info")
+	srv := &http.Server{Handler: fakeupstream.New(fakeupstream.Options{Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "tokenmeter fake-upstream on http://%s (Anthropic and OpenAI APIs; see `go doc ./internal/fakeupstream` for directives)\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	case err := <-errc:
+		return err
+	}
+}

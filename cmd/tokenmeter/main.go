@@ -1,0 +1,128 @@
+// Command tokenmeter keeps an independent, durable record of every LLM API
+// call: a metering gateway in front of the Anthropic and OpenAI APIs, reports
+// from its ledger, and a deterministic fake upstream to try it all without
+// an API key. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/tokenmeter/tokenmeter"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	var ex *exitError
+	if errors.As(err, &ex) {
+		if ex.msg != "" {
+			fmt.Fprintln(os.Stderr, "tokenmeter:", ex.msg)
+		}
+		os.Exit(ex.code)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tokenmeter:", message(err))
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a specific status.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func message(err error) string {
+	var te *tokenmeter.Error
+	if errors.As(err, &te) {
+		return te.Message
+	}
+	return err.Error()
+}
+
+const usage = `tokenmeter: your own count of every LLM API call.
+
+Usage:
+  tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]...
+  tokenmeter report <daily|weekly|monthly|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv]
+  tokenmeter verify [--data DIR]
+  tokenmeter fake-upstream [--listen ADDR]
+  tokenmeter version
+
+Run "tokenmeter COMMAND -h" for a command's flags.
+`
+
+// Run runs the command line args.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "report":
+		return runReport(ctx, rest, stdout, stderr)
+	case "verify":
+		return runVerify(ctx, rest, stdout, stderr)
+	case "fake-upstream":
+		return runFakeUpstream(ctx, rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "tokenmeter", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", cmd)}
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// newFlagSet returns a FlagSet that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("tokenmeter "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// ("report daily --json"), and returns the positional ones.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &exitError{code: 2, msg: err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter/internal/report"
+)
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("report", stderr)
+	data := fs.String("data", defaultDataDir(), "data `directory`")
+	since := fs.String("since", "", "first `date` (YYYY-MM-DD, inclusive)")
+	until := fs.String("until", "", "last `date` (YYYY-MM-DD, inclusive)")
+	by := fs.String("by", "", "group rows by model, key or project")
+	tz := fs.String("tz", "", "time `zone` for periods, e.g. Europe/Berlin (default local)")
+	asJSON := fs.Bool("json", false, "write JSON")
+	asCSV := fs.Bool("csv", false, "write CSV")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &exitError{code: 2, msg: "report needs one of daily, weekly, monthly, models"}
+	}
+	if *asJSON && *asCSV {
+		return &exitError{code: 2, msg: "choose one of --json and --csv"}
+	}
+	loc := time.Local
+	if *tz != "" {
+		if loc, err = time.LoadLocation(*tz); err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("unknown time zone %q", *tz)}
+		}
+	}
+	q := report.Query{Kind: pos[0], By: *by, Loc: loc}
+	if *since != "" {
+		if q.Since, err = report.ParseDate(*since, loc); err != nil {
+			return err
+		}
+	}
+	if *until != "" {
+		if q.Until, err = report.ParseDate(*until, loc); err != nil {
+			return err
+		}
+	}
+	db, err := openLedgerReadOnly(*data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rep, err := report.Build(ctx, db, q, time.Now())
+	if err != nil {
+		return err
+	}
+	switch {
+	case *asJSON:
+		return report.JSON(stdout, rep)
+	case *asCSV:
+		return report.CSV(stdout, rep)
+	}
+	return report.Table(stdout, rep)
+}

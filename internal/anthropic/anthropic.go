@@ -1,0 +1,95 @@
+// Package anthropic holds the gateway's knowledge of the Anthropic Messages
+// wire format: it peeks at requests, meters the usage of streamed and plain
+// responses, and writes errors in Anthropic's shape. Its functions never panic
+// on any input and report unreadable usage instead of recording garbage.
+package anthropic
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/tokenmeter/tokenmeter"
+)
+
+// Request is what the gateway needs to know about a Messages request.
+type Request struct {
+	Model     string
+	Stream    bool
+	MaxTokens int64 // max_tokens; 0 if absent
+}
+
+// ParseRequest reads model, stream and max_tokens from a Messages request
+// body. Unknown fields are ignored and missing or null fields are zero. Keys
+// match exactly, as on the API ({"Model": ...} is not the model), and the last
+// of duplicate keys wins.
+//
+// Every error is a *tokenmeter.Error with code EINVALID whose message names
+// the problem and quotes at most a short excerpt of the body: the body is not
+// a JSON object, or a field has the wrong type (e.g. a non-integer or negative
+// max_tokens).
+func ParseRequest(body []byte) (Request, error) {
+	var r Request
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v)
+		return r, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, err))
+	}
+	var ferr error
+	err := eachMember(body, func(key []byte, start, end int) {
+		v := body[start:end]
+		switch {
+		case keyIs(key, "model"):
+			r.Model = ""
+			if !isNull(v) && json.Unmarshal(v, &r.Model) != nil {
+				ferr = fmt.Errorf("model is not a string: %s", clip(string(v), 24))
+			}
+		case keyIs(key, "stream"):
+			switch string(v) {
+			case "true":
+				r.Stream = true
+			case "false", "null":
+				r.Stream = false
+			default:
+				ferr = fmt.Errorf("stream is not a boolean: %s", clip(string(v), 24))
+			}
+		case keyIs(key, "max_tokens"):
+			n, err := parseCount("max_tokens", v)
+			if err != nil {
+				ferr = err
+			}
+			r.MaxTokens = n
+		}
+	})
+	if err != nil {
+		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
+	}
+	if ferr != nil {
+		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %v", ferr)
+	}
+	return r, nil
+}
+
+// WriteError writes an Anthropic error body,
+// {"type":"error","error":{"type":typ,"message":msg}}, with the given status
+// and content type application/json. Anthropic's error types include
+// invalid_request_error (400), authentication_error (401), permission_error
+// (403), not_found_error (404), request_too_large (413), rate_limit_error
+// (429), api_error (500) and overloaded_error (529).
+func WriteError(w http.ResponseWriter, status int, typ, msg string) {
+	type detail struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	b, _ := json.Marshal(struct {
+		Type  string `json:"type"`
+		Error detail `json:"error"`
+	}{"error", detail{typ, msg}}) // cannot fail: strings only
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(b)
+}

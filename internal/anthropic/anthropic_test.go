@@ -1,0 +1,179 @@
+package anthropic_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/anthropic"
+)
+
+func TestParseRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		want    anthropic.Request
+		wantErr string // substring of the error; "" means no error
+	}{
+		{
+			name: "Streaming",
+			body: `{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"Hello"}]}`,
+			want: anthropic.Request{Model: "claude-sonnet-4-5", Stream: true, MaxTokens: 1024},
+		},
+		{
+			name: "NotStreaming",
+			body: `{"messages":[{"role":"user","content":"{\"model\":\"x\"}"}],"model":"claude-haiku-4-5","max_tokens":8}`,
+			want: anthropic.Request{Model: "claude-haiku-4-5", MaxTokens: 8},
+		},
+		{
+			name: "UnknownFieldsAndNested",
+			body: " {\n \"system\": [{\"type\":\"text\",\"text\":\"be brief \\\" }\"}], \"tools\": [], \"metadata\": {\"model\": \"nested\"},\n \"model\" : \"m\", \"stream\" : false, \"thinking\": {\"budget_tokens\": 5}}\n",
+			want: anthropic.Request{Model: "m"},
+		},
+		{name: "Nulls", body: `{"model":null,"stream":null,"max_tokens":null}`, want: anthropic.Request{}},
+		{name: "Empty", body: `{}`, want: anthropic.Request{}},
+		{name: "KeysAreExact", body: `{"model":"a","Model":"b","STREAM":true,"Max_Tokens":5}`, want: anthropic.Request{Model: "a"}},
+		{name: "EscapedKey", body: `{"mod\u0065l":"a"}`, want: anthropic.Request{Model: "a"}},
+		{name: "LastDuplicateWins", body: `{"model":"a","model":"b"}`, want: anthropic.Request{Model: "b"}},
+		{name: "InvalidJSON", body: `{"model":"a",}`, wantErr: "invalid JSON at byte 14"},
+		{name: "Truncated", body: `{"model":"claude-sonnet-4-5","messages":[{"role":"us`, wantErr: "truncated after 52 bytes"},
+		{name: "EmptyBody", body: ``, wantErr: "request body: empty"},
+		{name: "NotObject", body: `["model"]`, wantErr: "request body is not a JSON object"},
+		{name: "ModelNotString", body: `{"model":42}`, wantErr: "model is not a string"},
+		{name: "StreamNotBool", body: `{"stream":"true"}`, wantErr: "stream is not a boolean"},
+		{name: "MaxTokensFloat", body: `{"max_tokens":10.5}`, wantErr: "max_tokens is not an integer"},
+		{name: "MaxTokensNegative", body: `{"max_tokens":-1}`, wantErr: "max_tokens is negative"},
+		{name: "TrailingGarbage", body: `{"model":"a"} x`, wantErr: "invalid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := anthropic.ParseRequest([]byte(tt.body))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseRequest(%s) error = %v, want it to contain %q", tt.body, err, tt.wantErr)
+				}
+				if code := tokenmeter.ErrorCode(err); code != tokenmeter.EINVALID {
+					t.Errorf("ParseRequest(%s) error code = %q, want %q", tt.body, code, tokenmeter.EINVALID)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseRequest(%s) error: %v", tt.body, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseRequest(%s) mismatch (-want +got):\n%s", tt.body, diff)
+			}
+		})
+	}
+}
+
+// TestParseRequestExcerpt checks that an error quotes only a short piece of
+// the body, never the rest of it.
+func TestParseRequestExcerpt(t *testing.T) {
+	secret := strings.Repeat("s", 200)
+	body := `{"messages":[{"role":"user","content":"` + secret + `"}], oops}`
+	_, err := anthropic.ParseRequest([]byte(body))
+	if err == nil {
+		t.Fatal("ParseRequest(invalid) error = nil")
+	}
+	if msg := err.Error(); strings.Contains(msg, strings.Repeat("s", 30)) || len(msg) > 150 {
+		t.Errorf("ParseRequest(invalid) error = %q (%d bytes), want a short excerpt", msg, len(msg))
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	rec := httptest.NewRecorder()
+	anthropic.WriteError(rec, 529, "overloaded_error", `Overloaded "now"`)
+	if rec.Code != 529 {
+		t.Errorf("status = %d, want 529", rec.Code)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	want := `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded \"now\""}}`
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body = %s, want %s", got, want)
+	}
+	// The body reads back as an Anthropic error with the official SDK's shape.
+	var v struct {
+		Type  string `json:"type"`
+		Error struct{ Type, Message string }
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil || v.Type != "error" || v.Error.Type != "overloaded_error" {
+		t.Errorf("body does not decode as an error: %+v, %v", v, err)
+	}
+	m := anthropic.NewMeter()
+	m.Body(rec.Body.Bytes())
+	if got := m.ErrorReason(); got != `overloaded_error: Overloaded "now"` {
+		t.Errorf("Meter.Body(WriteError output).ErrorReason() = %q", got)
+	}
+	_ = http.StatusOK
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"claude","stream":true,"max_tokens":5}`,
+		`{"a":[{"b":"\"}"}],"model":"x"}`,
+		`{"mod\u0065l":"a","stream":null}`,
+		`{"model":"a",}`, `[]`, `"x"`, `{`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := anthropic.ParseRequest(b)
+		if err != nil {
+			return
+		}
+		if r.MaxTokens < 0 {
+			t.Fatalf("ParseRequest(%q).MaxTokens = %d", b, r.MaxTokens)
+		}
+		// What we read agrees with encoding/json when no key differs from
+		// ours only by case (encoding/json matches keys case-insensitively).
+		var m map[string]json.RawMessage
+		if json.Unmarshal(b, &m) != nil {
+			t.Fatalf("ParseRequest(%q) accepted a body encoding/json rejects", b)
+		}
+		for k := range m {
+			if l := strings.ToLower(k); l != k && (l == "model" || l == "stream" || l == "max_tokens") {
+				return
+			}
+		}
+		var v struct {
+			Model     string `json:"model"`
+			Stream    bool   `json:"stream"`
+			MaxTokens int64  `json:"max_tokens"`
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("ParseRequest(%q) = %+v, but encoding/json fails: %v", b, r, err)
+		}
+		if got := (anthropic.Request{Model: v.Model, Stream: v.Stream, MaxTokens: v.MaxTokens}); got != r {
+			t.Fatalf("ParseRequest(%q) = %+v, encoding/json reads %+v", b, r, got)
+		}
+	})
+}
+
+func BenchmarkParseRequest(b *testing.B) {
+	// A Claude Code-sized request: a long system prompt and history.
+	var sb strings.Builder
+	sb.WriteString(`{"model":"claude-sonnet-4-5-20250929","max_tokens":32000,"stream":true,"system":[{"type":"text","text":"You are Claude Code.","cache_control":{"type":"ephemeral"}}],"messages":[`)
+	for i := 0; i < 200; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"role":"user","content":[{"type":"text","text":"Please look at the file src/main.go and explain what \"run\" does, line by line."}]}`)
+	}
+	sb.WriteString(`],"tools":[{"name":"Bash","description":"Run a command","input_schema":{"type":"object","properties":{"command":{"type":"string"}}}}]}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := anthropic.ParseRequest(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

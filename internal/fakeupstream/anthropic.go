@@ -1,0 +1,196 @@
+package fakeupstream
+
+import "net/http"
+
+// Anthropic Messages wire types, in the field order of the real API.
+
+type anthropicMessage struct {
+	ID           string                  `json:"id"`
+	Type         string                  `json:"type"`
+	Role         string                  `json:"role"`
+	Model        string                  `json:"model"`
+	Content      []anthropicContentBlock `json:"content"`
+	StopReason   *string                 `json:"stop_reason"`
+	StopSequence *string                 `json:"stop_sequence"`
+	Usage        anthropicUsage          `json:"usage"`
+}
+
+type anthropicContentBlock struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+type anthropicUsage struct {
+	InputTokens              int64                   `json:"input_tokens"`
+	CacheCreationInputTokens int64                   `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64                   `json:"cache_read_input_tokens"`
+	CacheCreation            *anthropicCacheCreation `json:"cache_creation,omitempty"`
+	OutputTokens             int64                   `json:"output_tokens"`
+	OutputTokensDetails      *anthropicOutputDetails `json:"output_tokens_details,omitempty"`
+	ServerToolUse            *anthropicServerToolUse `json:"server_tool_use,omitempty"`
+	ServiceTier              string                  `json:"service_tier,omitempty"`
+}
+
+type anthropicCacheCreation struct {
+	Ephemeral5mInputTokens int64 `json:"ephemeral_5m_input_tokens"`
+	Ephemeral1hInputTokens int64 `json:"ephemeral_1h_input_tokens"`
+}
+
+type anthropicOutputDetails struct {
+	ThinkingTokens int64 `json:"thinking_tokens"`
+}
+
+type anthropicServerToolUse struct {
+	WebSearchRequests int64 `json:"web_search_requests"`
+}
+
+// anthropicUsageOf returns the usage of rp with output tokens output. The
+// full form (message and message_start) has the cache TTL split and the
+// service tier; message_delta's has not.
+func anthropicUsageOf(rp reply, output int64, full bool) anthropicUsage {
+	u := anthropicUsage{
+		InputTokens:              rp.input,
+		CacheCreationInputTokens: rp.cacheWrite5m + rp.cacheWrite1h,
+		CacheReadInputTokens:     rp.cacheRead,
+		OutputTokens:             output,
+	}
+	if full {
+		u.CacheCreation = &anthropicCacheCreation{Ephemeral5mInputTokens: rp.cacheWrite5m, Ephemeral1hInputTokens: rp.cacheWrite1h}
+		u.ServiceTier = "standard"
+	}
+	if rp.reasoning > 0 && output >= rp.reasoning {
+		u.OutputTokensDetails = &anthropicOutputDetails{ThinkingTokens: rp.reasoning}
+	}
+	if rp.webSearch > 0 {
+		u.ServerToolUse = &anthropicServerToolUse{WebSearchRequests: rp.webSearch}
+	}
+	return u
+}
+
+func (rp reply) anthropicStopReason() string {
+	if rp.capped {
+		return "max_tokens"
+	}
+	return "end_turn"
+}
+
+// handleMessages serves POST /v1/messages.
+func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, c *call) error {
+	rp, err := planReply(endpointMessages, c.body, c.dir)
+	if err != nil {
+		return err
+	}
+	c.inputTokens, c.outputTokens = rp.input+rp.cacheWrite5m+rp.cacheWrite1h, rp.output()
+	if !rp.stream {
+		stop := rp.anthropicStopReason()
+		return s.writeBody(w, r, c, anthropicMessage{
+			ID:         "msg_" + c.id,
+			Type:       "message",
+			Role:       "assistant",
+			Model:      rp.model,
+			Content:    []anthropicContentBlock{{Type: "text", Text: OutputText(rp.words)}},
+			StopReason: &stop,
+			Usage:      anthropicUsageOf(rp, rp.output(), true),
+		})
+	}
+	return s.writeStream(w, r, c, anthropicStream(c, rp))
+}
+
+// anthropicStream returns the Messages event stream of rp: message_start,
+// ping, one text block with a delta per word, message_delta with the
+// cumulative usage, message_stop.
+func anthropicStream(c *call, rp reply) stream {
+	type startEvent struct {
+		Type    string           `json:"type"`
+		Message anthropicMessage `json:"message"`
+	}
+	type typeOnly struct {
+		Type string `json:"type"`
+	}
+	type blockStart struct {
+		Type         string                `json:"type"`
+		Index        int                   `json:"index"`
+		ContentBlock anthropicContentBlock `json:"content_block"`
+	}
+	type textDelta struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}
+	type blockDelta struct {
+		Type  string    `json:"type"`
+		Index int       `json:"index"`
+		Delta textDelta `json:"delta"`
+	}
+	type blockStop struct {
+		Type  string `json:"type"`
+		Index int    `json:"index"`
+	}
+	type messageDelta struct {
+		Type  string `json:"type"`
+		Delta struct {
+			StopReason   string  `json:"stop_reason"`
+			StopSequence *string `json:"stop_sequence"`
+		} `json:"delta"`
+		Usage anthropicUsage `json:"usage"`
+	}
+	type errorEvent struct {
+		Type  string             `json:"type"`
+		Error anthropicErrorInfo `json:"error"`
+	}
+
+	frames := make([]frame, 0, rp.words+6)
+	frames = append(frames,
+		newFrame("message_start", startEvent{Type: "message_start", Message: anthropicMessage{
+			ID:      "msg_" + c.id,
+			Type:    "message",
+			Role:    "assistant",
+			Model:   rp.model,
+			Content: []anthropicContentBlock{},
+			Usage:   anthropicUsageOf(rp, min(1, rp.output()), true),
+		}}),
+		newFrame("ping", typeOnly{Type: "ping"}),
+		newFrame("content_block_start", blockStart{Type: "content_block_start", ContentBlock: anthropicContentBlock{Type: "text"}}),
+	)
+	for i := range rp.words {
+		frames = append(frames, newFrame("content_block_delta", blockDelta{
+			Type:  "content_block_delta",
+			Delta: textDelta{Type: "text_delta", Text: word(i)},
+		}))
+	}
+	frames = append(frames, newFrame("content_block_stop", blockStop{Type: "content_block_stop"}))
+	md := messageDelta{Type: "message_delta", Usage: anthropicUsageOf(rp, rp.output(), false)}
+	md.Delta.StopReason = rp.anthropicStopReason()
+	usageAt := len(frames)
+	frames = append(frames,
+		newFrame("message_delta", md),
+		newFrame("message_stop", typeOnly{Type: "message_stop"}),
+	)
+	return stream{
+		frames:  frames,
+		usageAt: usageAt,
+		errorFrames: func(int) []frame {
+			return []frame{newFrame("error", errorEvent{
+				Type:  "error",
+				Error: anthropicErrorInfo{Type: "overloaded_error", Message: "Overloaded"},
+			})}
+		},
+	}
+}
+
+// handleCountTokens serves POST /v1/messages/count_tokens.
+func (s *Server) handleCountTokens(w http.ResponseWriter, r *http.Request, c *call) error {
+	if _, err := decodeRequest(c.body); err != nil {
+		return err
+	}
+	n := InputTokens(c.body)
+	if c.dir.input >= 0 {
+		n = c.dir.input
+	}
+	if err := sleep(r.Context(), c.dir.ttfb+c.dir.delay); err != nil {
+		return err
+	}
+	s.writeJSON(w, c, http.StatusOK, struct {
+		InputTokens int64 `json:"input_tokens"`
+	}{n})
+	return nil
+}

@@ -1,0 +1,309 @@
+package fakeupstream
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults and limits of the fake.
+const (
+	// DefaultOutputTokens is the number of reply words when the request
+	// has no output directive.
+	DefaultOutputTokens = 12
+	// DefaultFaultAfter is the number of stream events sent before a fault
+	// when the request has no after directive.
+	DefaultFaultAfter = 2
+	// DefaultRetryAfter is the retry-after of an injected 429, in seconds.
+	DefaultRetryAfter = 1
+
+	// DefaultRequestsPerMinute, DefaultInputTokensPerMinute and
+	// DefaultOutputTokensPerMinute are the rate limits advertised in the
+	// rate-limit headers. The token limit is their sum of input and output.
+	DefaultRequestsPerMinute     = 4000
+	DefaultInputTokensPerMinute  = 2_000_000
+	DefaultOutputTokensPerMinute = 400_000
+
+	// MaxBodyBytes is the largest request body accepted (Anthropic's limit);
+	// a larger one gets 413.
+	MaxBodyBytes = 32 << 20
+	// MaxOutputTokens is the largest output directive accepted.
+	MaxOutputTokens = 100_000
+)
+
+// Options configures a Server. The zero value is ready to use.
+type Options struct {
+	// Now is the clock for timestamps and rate-limit windows; default
+	// time.Now. Sleeps (ttfb, delay) always use real time.
+	Now func() time.Time
+	// Logger receives one line per request; nil discards. Credentials
+	// are never logged.
+	Logger *slog.Logger
+
+	// RequestsPerMinute, InputTokensPerMinute and OutputTokensPerMinute are
+	// the limits advertised in rate-limit headers; zero means the Default*
+	// constant.
+	RequestsPerMinute     int64
+	InputTokensPerMinute  int64
+	OutputTokensPerMinute int64
+}
+
+// Server is the fake upstream. It implements http.Handler and is safe for
+// concurrent use. It starts no goroutines and needs no Close.
+type Server struct {
+	now      func() time.Time
+	log      *slog.Logger
+	mux      *http.ServeMux
+	limits   *limiter
+	instance string // random per Server, so ids never repeat across instances
+	requests atomic.Int64
+}
+
+// New returns a Server configured by opts.
+func New(opts Options) *Server {
+	s := &Server{
+		now: opts.Now,
+		log: opts.Logger,
+		limits: newLimiter(
+			orDefault(opts.RequestsPerMinute, DefaultRequestsPerMinute),
+			orDefault(opts.InputTokensPerMinute, DefaultInputTokensPerMinute),
+			orDefault(opts.OutputTokensPerMinute, DefaultOutputTokensPerMinute),
+		),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand documents it)
+	s.instance = hex.EncodeToString(b[:])
+	s.mux = s.routes()
+	return s
+}
+
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// routes lists every route of the fake.
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/messages", s.handle(providerAnthropic, s.handleMessages))
+	mux.Handle("POST /v1/messages/count_tokens", s.handle(providerAnthropic, s.handleCountTokens))
+	mux.Handle("GET /v1/models", s.handle(providerByHeader, s.handleModels))
+	mux.Handle("POST /v1/chat/completions", s.handle(providerOpenAI, s.handleChatCompletions))
+	mux.Handle("POST /v1/responses", s.handle(providerOpenAI, s.handleResponses))
+	mux.Handle("/", s.handle(providerByRoute, s.handleNotFound))
+	return mux
+}
+
+// ServeHTTP answers r as the provider its path names. A request with
+// fault=cut panics with http.ErrAbortHandler, which net/http handles.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Requests returns the number of requests served so far.
+func (s *Server) Requests() int64 { return s.requests.Load() }
+
+type provider int
+
+const (
+	providerAnthropic provider = iota
+	providerOpenAI
+	// providerByHeader is Anthropic if the request has an anthropic-version
+	// header, OpenAI otherwise.
+	providerByHeader
+	// providerByRoute is also Anthropic for paths under /v1/messages.
+	providerByRoute
+)
+
+func (p provider) String() string {
+	if p == providerAnthropic {
+		return "anthropic"
+	}
+	return "openai"
+}
+
+func resolveProvider(p provider, r *http.Request) provider {
+	switch p {
+	case providerByRoute:
+		if strings.HasPrefix(r.URL.Path, "/v1/messages") {
+			return providerAnthropic
+		}
+		fallthrough
+	case providerByHeader:
+		if r.Header.Get("anthropic-version") != "" {
+			return providerAnthropic
+		}
+		return providerOpenAI
+	}
+	return p
+}
+
+// call is the state of one request as it is served.
+type call struct {
+	provider  provider
+	start     time.Time
+	id        string // suffix shared by the request id and the object ids
+	body      []byte
+	dir       directives
+	principal string // rate-limit key: provider and a hash of the credential
+	// inputTokens and outputTokens are charged to the rate-limit counters
+	// when the headers are written.
+	inputTokens, outputTokens int64
+	status                    int // 0 until the headers are written
+	stream                    bool
+}
+
+func (c *call) requestID() string { return "req_" + c.id }
+
+// handlerFunc serves one route. It returns an *apiError to answer with an
+// error, or another error when the client went away.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
+
+// handle adapts h: it counts the request, reads the body, parses directives,
+// answers injected statuses, and turns h's error into a response.
+func (s *Server) handle(p provider, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		n := s.requests.Add(1)
+		c := &call{provider: resolveProvider(p, r), start: s.now()}
+		c.principal = c.provider.String() + ":" + credentialHash(r)
+		body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		c.body = body
+		c.id = s.newID(n, body)
+
+		err := readErr
+		var tooLarge *http.MaxBytesError
+		if errors.As(readErr, &tooLarge) {
+			err = &apiError{status: http.StatusRequestEntityTooLarge, message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit)}
+		}
+		if err == nil {
+			c.dir, err = parseDirectives(r.Header.Values(DirectiveHeader), body)
+		}
+		if err == nil {
+			if c.dir.status != 0 {
+				err = s.injectedStatus(r.Context(), c)
+			} else {
+				err = h(w, r, c)
+			}
+		}
+
+		var ae *apiError
+		switch {
+		case err == nil:
+		case errors.As(err, &ae) && c.status == 0:
+			s.writeError(w, c, ae)
+		default:
+			s.log.Info("request aborted", "method", r.Method, "path", r.URL.Path, "request_id", c.requestID(), "err", err)
+			return
+		}
+		s.log.Info("request served",
+			"method", r.Method, "path", r.URL.Path, "provider", c.provider.String(),
+			"status", c.status, "stream", c.stream, "request_id", c.requestID(),
+			"fault", c.dir.fault, "duration", time.Since(began))
+	})
+}
+
+// newID returns a 24-hex-digit id suffix unique to this request: the server
+// instance, the request number and a hash of the body.
+func (s *Server) newID(n int64, body []byte) string {
+	h := fnv.New32a()
+	h.Write(body)
+	return fmt.Sprintf("%s%08x%08x", s.instance, uint32(n), h.Sum32())
+}
+
+// credentialHash returns a short hash of the request's credential, so that
+// rate-limit counters are kept per credential without holding it.
+func credentialHash(r *http.Request) string {
+	cred := r.Header.Get("x-api-key")
+	if cred == "" {
+		cred = r.Header.Get("Authorization")
+	}
+	if cred == "" {
+		return "none"
+	}
+	sum := sha256.Sum256([]byte(cred))
+	return hex.EncodeToString(sum[:8])
+}
+
+// injectedStatus answers the status directive, after the ttfb and delay
+// directives.
+func (s *Server) injectedStatus(ctx context.Context, c *call) error {
+	if err := sleep(ctx, c.dir.ttfb+c.dir.delay); err != nil {
+		return err
+	}
+	return &apiError{status: c.dir.status}
+}
+
+// handleNotFound answers every path that is not a route.
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request, c *call) error {
+	msg := "Not found: " + r.Method + " " + r.URL.Path
+	if c.provider == providerOpenAI {
+		msg = "Invalid URL (" + r.Method + " " + r.URL.Path + ")"
+	}
+	return &apiError{status: http.StatusNotFound, message: msg}
+}
+
+// writeHeader sets the headers every response carries (request id,
+// rate-limit headers, content type) and writes the status.
+func (s *Server) writeHeader(w http.ResponseWriter, c *call, status int, contentType string) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	q := s.limits.take(c.principal, s.now(), c.inputTokens, c.outputTokens)
+	if c.provider == providerAnthropic {
+		h.Set("request-id", c.requestID())
+		q.setAnthropic(h)
+	} else {
+		h.Set("x-request-id", c.requestID())
+		h.Set("openai-version", "2020-10-01")
+		h.Set("openai-processing-ms", strconv.FormatInt(s.now().Sub(c.start).Milliseconds(), 10))
+		q.setOpenAI(h, s.now())
+	}
+	c.status = status
+	w.WriteHeader(status)
+}
+
+// writeJSON writes v as a complete JSON response.
+func (s *Server) writeJSON(w http.ResponseWriter, c *call, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("fakeupstream: marshal %T: %v", v, err)) // our own types always marshal
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	s.writeHeader(w, c, status, "application/json")
+	_, _ = w.Write(body) // a failed write means the client went away; nothing to do
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,234 @@
+package openai_test
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/openai"
+)
+
+func TestAPIForPath(t *testing.T) {
+	tests := []struct {
+		path string
+		want openai.API
+	}{
+		{"/v1/chat/completions", openai.Chat},
+		{"/v1/chat/completions/", openai.Chat},
+		{"/v1/responses", openai.Responses},
+		{"/v1/responses/", openai.Responses},
+		{"/v1/responses/resp_123", openai.Other},
+		{"/v1/responses/resp_123/input_items", openai.Other},
+		{"/v1/chat/completions/chatcmpl-1", openai.Other},
+		{"/v1/embeddings", openai.Other},
+		{"/chat/completions", openai.Other},
+		{"/V1/chat/completions", openai.Other},
+		{"", openai.Other},
+	}
+	for _, tt := range tests {
+		if got := openai.APIForPath(tt.path); got != tt.want {
+			t.Errorf("APIForPath(%q) = %q, want %q", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		api     openai.API
+		body    string
+		want    openai.Request
+		wantErr string
+	}{
+		{
+			name: "ChatStreamIncludeUsage", api: openai.Chat,
+			body: `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":500}`,
+			want: openai.Request{API: openai.Chat, Model: "gpt-4o", Stream: true, IncludeUsage: true, MaxTokens: 500},
+		},
+		{
+			name: "ChatStreamNoUsage", api: openai.Chat,
+			body: `{"model":"gpt-4o","stream":true,"stream_options":{"include_obfuscation":false},"max_tokens":64}`,
+			want: openai.Request{API: openai.Chat, Model: "gpt-4o", Stream: true, MaxTokens: 64},
+		},
+		{
+			name: "MaxCompletionBeatsMaxTokens", api: openai.Chat,
+			body: `{"model":"o3","max_tokens":64,"max_completion_tokens":4096}`,
+			want: openai.Request{API: openai.Chat, Model: "o3", MaxTokens: 4096},
+		},
+		{
+			name: "Responses", api: openai.Responses,
+			body: `{"model":"gpt-5","input":"hi","stream":true,"max_output_tokens":256,"reasoning":{"effort":"low"}}`,
+			want: openai.Request{API: openai.Responses, Model: "gpt-5", Stream: true, MaxTokens: 256},
+		},
+		{
+			name: "NullsAndExactKeys", api: openai.Chat,
+			body: `{"model":"a","MODEL":"b","stream":null,"stream_options":null,"max_tokens":null,"Stream":true}`,
+			want: openai.Request{API: openai.Chat, Model: "a"},
+		},
+		{name: "InvalidJSON", api: openai.Chat, body: `{"model":}`, wantErr: "invalid JSON at byte 10"},
+		{name: "NotObject", api: openai.Chat, body: `null`, wantErr: "request body is not a JSON object"},
+		{name: "StreamOptionsNotObject", api: openai.Chat, body: `{"stream_options":true}`, wantErr: "stream_options is not an object"},
+		{name: "IncludeUsageNotBool", api: openai.Chat, body: `{"stream_options":{"include_usage":1}}`, wantErr: "stream_options.include_usage is not a boolean"},
+		{name: "MaxTokensNegative", api: openai.Chat, body: `{"max_completion_tokens":-5}`, wantErr: "max_completion_tokens is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := openai.ParseRequest(tt.api, []byte(tt.body))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseRequest(%s) error = %v, want it to contain %q", tt.body, err, tt.wantErr)
+				}
+				if code := tokenmeter.ErrorCode(err); code != tokenmeter.EINVALID {
+					t.Errorf("ParseRequest(%s) error code = %q, want %q", tt.body, code, tokenmeter.EINVALID)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseRequest(%s) error: %v", tt.body, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseRequest(%s) mismatch (-want +got):\n%s", tt.body, diff)
+			}
+		})
+	}
+}
+
+func TestInjectIncludeUsage(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+		wantErr          string
+	}{
+		{
+			name: "Missing",
+			body: `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`,
+			want: `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}`,
+		},
+		{
+			name: "MissingPretty",
+			body: "{\n  \"model\": \"gpt-4o\",\n  \"stream\": true\n}\n",
+			want: "{\n  \"model\": \"gpt-4o\",\n  \"stream\": true,\"stream_options\":{\"include_usage\":true}\n}\n",
+		},
+		{name: "EmptyObject", body: ` { } `, want: ` {"stream_options":{"include_usage":true} } `},
+		{name: "Null", body: `{"stream":true,"stream_options":null}`, want: `{"stream":true,"stream_options":{"include_usage":true}}`},
+		{name: "False", body: `{"stream_options":{"include_usage":false},"stream":true}`, want: `{"stream_options":{"include_usage":true},"stream":true}`},
+		{name: "NullInside", body: `{"stream_options":{"include_usage" : null }}`, want: `{"stream_options":{"include_usage" : true }}`},
+		{name: "OtherMembersKept", body: `{"stream_options":{"include_obfuscation":false},"stream":true}`, want: `{"stream_options":{"include_usage":true,"include_obfuscation":false},"stream":true}`},
+		{name: "EmptyStreamOptions", body: `{"stream_options":{ }}`, want: `{"stream_options":{"include_usage":true }}`},
+		{name: "AlreadyTrue", body: `{"stream":true,"stream_options":{"include_usage":true}}`, want: `{"stream":true,"stream_options":{"include_usage":true}}`},
+		{name: "NestedLookalikeUntouched", body: `{"metadata":{"stream_options":null},"messages":[{"content":"\"stream_options\":{}"}]}`, want: `{"metadata":{"stream_options":null},"messages":[{"content":"\"stream_options\":{}"}],"stream_options":{"include_usage":true}}`},
+		{name: "EscapedKey", body: `{"stream_opti\u006fns":{"include_usage":false}}`, want: `{"stream_opti\u006fns":{"include_usage":true}}`},
+		{name: "Duplicates", body: `{"stream_options":null,"stream_options":{"include_usage":false}}`, want: `{"stream_options":{"include_usage":true},"stream_options":{"include_usage":true}}`},
+		{name: "Unicode", body: `{"messages":[{"content":"héllo 👋"}]}`, want: `{"messages":[{"content":"héllo 👋"}],"stream_options":{"include_usage":true}}`},
+		{name: "NotObjectStreamOptions", body: `{"stream_options":"yes"}`, wantErr: "stream_options is not an object"},
+		{name: "InvalidJSON", body: `{"model":"a"`, wantErr: "truncated"},
+		{name: "NotObject", body: `[]`, wantErr: "not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := openai.InjectIncludeUsage([]byte(tt.body))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("InjectIncludeUsage(%s) = %s, %v; want error containing %q", tt.body, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("InjectIncludeUsage(%s) error: %v", tt.body, err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("InjectIncludeUsage(%s)\n got %s\nwant %s", tt.body, got, tt.want)
+			}
+			if !json.Valid(got) {
+				t.Errorf("InjectIncludeUsage(%s) = %s, not valid JSON", tt.body, got)
+			}
+			r, err := openai.ParseRequest(openai.Chat, got)
+			if err != nil || !r.IncludeUsage {
+				t.Errorf("ParseRequest(InjectIncludeUsage(%s)) = %+v, %v; want IncludeUsage", tt.body, r, err)
+			}
+		})
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	tests := []struct {
+		typ, code, msg string
+		want           string
+	}{
+		{"rate_limit_error", "rate_limit_exceeded", "Budget exhausted", `{"error":{"message":"Budget exhausted","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}`},
+		{"server_error", "", `upstream "down"`, `{"error":{"message":"upstream \"down\"","type":"server_error","param":null,"code":null}}`},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		openai.WriteError(rec, 429, tt.typ, tt.code, tt.msg)
+		if rec.Code != 429 || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("WriteError(%q, %q): status %d, Content-Type %q; want 429, application/json", tt.typ, tt.code, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		if got := rec.Body.String(); got != tt.want {
+			t.Errorf("WriteError(%q, %q, %q) body = %s, want %s", tt.typ, tt.code, tt.msg, got, tt.want)
+		}
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"max_tokens":5}`,
+		`{"stream_options":null}`, `{"a":[{"b":"\"}"}]}`, `{"model":"a",}`, `[]`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := openai.ParseRequest(openai.Chat, b)
+		if err == nil && r.MaxTokens < 0 {
+			t.Fatalf("ParseRequest(%q).MaxTokens = %d", b, r.MaxTokens)
+		}
+		out, err := openai.InjectIncludeUsage(b)
+		if err != nil {
+			return
+		}
+		r2, err := openai.ParseRequest(openai.Chat, out)
+		if err != nil || !r2.IncludeUsage {
+			t.Fatalf("ParseRequest(InjectIncludeUsage(%q) = %q) = %+v, %v", b, out, r2, err)
+		}
+		// Nothing else changes: the other fields read the same.
+		if r, err := openai.ParseRequest(openai.Chat, b); err == nil {
+			r.IncludeUsage = true
+			if r != r2 {
+				t.Fatalf("InjectIncludeUsage(%q) changed the request: %+v, want %+v", b, r2, r)
+			}
+		}
+		var before, after map[string]json.RawMessage
+		if json.Unmarshal(b, &before) == nil && json.Unmarshal(out, &after) == nil {
+			for k, v := range before {
+				if k != "stream_options" && !strings.EqualFold(k, "stream_options") && string(after[k]) != string(v) {
+					// encoding/json is case-insensitive only for structs, so
+					// map keys compare exactly here.
+					t.Fatalf("InjectIncludeUsage(%q) changed member %q: %s -> %s", b, k, v, after[k])
+				}
+			}
+		}
+	})
+}
+
+func BenchmarkInjectIncludeUsage(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"model":"gpt-4o","stream":true,"messages":[`)
+	for i := 0; i < 200; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"role":"user","content":"Please look at the file src/main.go and explain what \"run\" does."}`)
+	}
+	sb.WriteString(`]}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := openai.InjectIncludeUsage(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,349 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/anthropic"
+	"github.com/tokenmeter/tokenmeter/internal/ledger"
+	"github.com/tokenmeter/tokenmeter/internal/openai"
+	"github.com/tokenmeter/tokenmeter/internal/sse"
+)
+
+// Providers the gateway speaks.
+const (
+	Anthropic = "anthropic"
+	OpenAI    = "openai"
+)
+
+// Durability modes.
+const (
+	// DurabilityNormal commits the started record while the request is in
+	// flight and waits for it before relaying the response headers.
+	DurabilityNormal = "normal"
+	// DurabilityStrict waits for the started record before forwarding.
+	DurabilityStrict = "strict"
+)
+
+// Defaults for Proxy's tuning fields.
+const (
+	DefaultMaxRequestBody = 32 << 20 // Anthropic's own request limit
+	DefaultMaxFrame       = 1 << 20  // SSE frames larger than this are relayed unmetered
+	DefaultMaxMeteredBody = 16 << 20 // JSON bodies larger than this are relayed unmetered
+)
+
+// Header names the gateway reads, strips or adds.
+const (
+	HeaderProject   = "X-Tokenmeter-Project"
+	HeaderTags      = "X-Tokenmeter-Tags"
+	HeaderRequestID = "X-Tokenmeter-Request-Id"
+)
+
+// Route maps a path prefix of the gateway to an upstream.
+type Route struct {
+	// Name is the provider recorded for calls on this route, e.g. "anthropic",
+	// "openai", or the name of an OpenAI-compatible upstream.
+	Name string
+	// Prefix is the gateway path prefix, e.g. "/anthropic".
+	Prefix string
+	// Wire is Anthropic or OpenAI: the API dialect the upstream speaks.
+	Wire string
+	// Upstream is the base URL the rest of the path is appended to.
+	Upstream *url.URL
+}
+
+// Recorder is the ledger the proxy writes to (a *ledger.Writer).
+type Recorder interface {
+	Submit(tokenmeter.Event) *ledger.Pending
+	Healthy() bool
+}
+
+// Proxy is the metering gateway, an http.Handler. Set its fields before the
+// first request; it is safe for concurrent use afterwards.
+type Proxy struct {
+	// Durability is DurabilityNormal (default) or DurabilityStrict.
+	Durability string
+	// FailOpen forwards requests even when the ledger cannot record them.
+	FailOpen bool
+	// MaxRequestBody bounds client request bodies; larger ones get 413.
+	MaxRequestBody int64
+	// MaxFrame and MaxMeteredBody bound what the meter copies.
+	MaxFrame       int
+	MaxMeteredBody int
+	// Instance names this process in the events it writes.
+	Instance string
+	// Price sets Cost and CostKnown of a completed event; nil leaves cost unknown.
+	Price func(*tokenmeter.Event)
+	// Now returns the current time.
+	Now func() time.Time
+	// Transport carries requests upstream.
+	Transport http.RoundTripper
+
+	rec    Recorder
+	log    *slog.Logger
+	routes []*route
+}
+
+type route struct {
+	Route
+	rp *httputil.ReverseProxy
+}
+
+// New returns a Proxy for routes, recording into rec.
+func New(routes []Route, rec Recorder, log *slog.Logger) *Proxy {
+	p := &Proxy{
+		Durability:     DurabilityNormal,
+		MaxRequestBody: DefaultMaxRequestBody,
+		MaxFrame:       DefaultMaxFrame,
+		MaxMeteredBody: DefaultMaxMeteredBody,
+		Now:            time.Now,
+		Transport:      NewTransport(),
+		rec:            rec,
+		log:            log,
+	}
+	for _, r := range routes {
+		rt := &route{Route: r}
+		rt.rp = &httputil.ReverseProxy{
+			Rewrite:        rt.rewrite,
+			Transport:      transportFunc(func(req *http.Request) (*http.Response, error) { return p.Transport.RoundTrip(req) }),
+			FlushInterval:  -1,
+			ModifyResponse: p.modifyResponse,
+			ErrorHandler:   p.errorHandler,
+			ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		p.routes = append(p.routes, rt)
+	}
+	return p
+}
+
+type transportFunc func(*http.Request) (*http.Response, error)
+
+func (f transportFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// NewTransport returns the HTTP transport the gateway uses upstream: many
+// idle connections per host (a gateway talks to few hosts a lot) and no
+// overall timeout, since an LLM response can take minutes.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Match returns the route for path and the upstream path, or false.
+func (p *Proxy) match(path string) (*route, string, bool) {
+	for _, rt := range p.routes {
+		if rest, ok := strings.CutPrefix(path, rt.Prefix); ok && (rest == "" || rest[0] == '/') {
+			return rt, rest, true
+		}
+	}
+	return nil, "", false
+}
+
+// Handles reports whether path belongs to one of the proxy's routes.
+func (p *Proxy) Handles(path string) bool {
+	_, _, ok := p.match(path)
+	return ok
+}
+
+func (rt *route) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(rt.Upstream)
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	for name := range pr.Out.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-tokenmeter-") {
+			delete(pr.Out.Header, name)
+		}
+	}
+	// Let the transport negotiate compression and decode it, so the meter
+	// reads plain bytes; the client receives the decoded body.
+	pr.Out.Header.Del("Accept-Encoding")
+}
+
+type ctxKey struct{}
+
+// ServeHTTP meters and forwards one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, rest, ok := p.match(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	start := p.Now()
+	c := &call{p: p, rt: rt, start: start, id: newID(), ctx: r.Context()}
+
+	body, err := readBody(w, r, p.MaxRequestBody)
+	if err != nil {
+		c.refuse(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	c.prepare(r, rest, &body)
+
+	c.started = p.rec.Submit(c.event(tokenmeter.KindStarted))
+	if p.Durability == DurabilityStrict || !p.rec.Healthy() {
+		if err := c.started.Wait(r.Context()); err != nil && !p.FailOpen {
+			c.ledgerDown(w, err)
+			return
+		}
+	}
+
+	out := r.Clone(context.WithValue(r.Context(), ctxKey{}, c))
+	out.URL.Path, out.URL.RawPath = rest, ""
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	out.Header.Del("Content-Length")
+	defer func() {
+		if !c.done {
+			// Neither the body nor the error handler finished the call: the
+			// handler is unwinding (client gone mid-copy).
+			c.finish(tokenmeter.OutcomeCancelled, "client disconnected", false)
+		}
+	}()
+	rt.rp.ServeHTTP(w, out)
+}
+
+// readBody reads the request body up to limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("request body of %d bytes exceeds the gateway's limit of %d bytes", r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("request body exceeds the gateway's limit of %d bytes", limit)
+	} else if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	return b, nil
+}
+
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	c, _ := resp.Request.Context().Value(ctxKey{}).(*call)
+	if c == nil {
+		return nil
+	}
+	c.status = resp.StatusCode
+	c.ttfb = p.Now().Sub(c.start)
+	c.upstreamID = resp.Header.Get("Request-Id")
+	if c.upstreamID == "" {
+		c.upstreamID = resp.Header.Get("X-Request-Id")
+	}
+	if err := c.started.Wait(resp.Request.Context()); err != nil && !p.FailOpen {
+		return &ledgerError{err: err}
+	}
+	resp.Header.Set(HeaderRequestID, c.id)
+	sse := strings.HasPrefix(strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Type"))), "text/event-stream")
+	resp.Body = newMeteredBody(resp.Body, c, sse)
+	return nil
+}
+
+type ledgerError struct{ err error }
+
+func (e *ledgerError) Error() string { return "ledger unavailable: " + e.err.Error() }
+func (e *ledgerError) Unwrap() error { return e.err }
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	c, _ := r.Context().Value(ctxKey{}).(*call)
+	if c == nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	var le *ledgerError
+	switch {
+	case errors.As(err, &le):
+		p.log.Error("response not relayed: the ledger could not record the call", "provider", c.rt.Name, "request", c.id, "err", le.err)
+		c.done = true
+		c.writeError(w, http.StatusServiceUnavailable, "tokenmeter: the usage ledger cannot record right now, so the response was not relayed")
+	case r.Context().Err() != nil:
+		c.finish(tokenmeter.OutcomeCancelled, "client disconnected before the upstream answered", false)
+	default:
+		c.status = http.StatusBadGateway
+		c.finish(tokenmeter.OutcomeFailed, "upstream unreachable: "+err.Error(), true)
+		p.log.Warn("upstream request failed", "provider", c.rt.Name, "request", c.id, "err", err)
+		c.writeError(w, http.StatusBadGateway, "tokenmeter: the upstream could not be reached")
+	}
+}
+
+// newID returns a random gateway request id.
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "tmr_" + hex.EncodeToString(b[:])
+}
+
+// CredentialHash returns the principal recorded for a pass-through
+// credential: "cred:" and the first 16 hex digits of its SHA-256.
+func CredentialHash(cred string) string {
+	sum := sha256.Sum256([]byte(cred))
+	return "cred:" + hex.EncodeToString(sum[:8])
+}
+
+// principal derives the caller's identity from its credential headers.
+func principal(h http.Header) string {
+	if k := h.Get("X-Api-Key"); k != "" {
+		return CredentialHash(k)
+	}
+	if a := h.Get("Authorization"); a != "" {
+		if tok, ok := strings.CutPrefix(a, "Bearer "); ok {
+			return CredentialHash(strings.TrimSpace(tok))
+		}
+		return CredentialHash(a)
+	}
+	return ""
+}
+
+// cleanLabel bounds a client-supplied label (project, tags) to printable
+// text of reasonable length.
+func cleanLabel(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// meter is what the proxy needs from a provider's response meter.
+type meter interface {
+	Frame(ev sse.Event) (terminal, drop bool)
+	Body(b []byte)
+	Usage() (u tokenmeter.Usage, raw []byte, known bool)
+	Model() string
+	Complete() bool
+	ErrorReason() string
+	Malformed() string
+}
+
+var (
+	_ meter = (*anthropic.Meter)(nil)
+	_ meter = (*openai.Meter)(nil)
+)
