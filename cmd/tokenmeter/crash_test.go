@@ -143,7 +143,7 @@ func TestCrashSafety(t *testing.T) {
 	root := t.TempDir()
 	data := filepath.Join(root, "data")
 	addr := freePort(t)
-	cycles := 8
+	cycles := 20
 	if v, err := strconv.Atoi(os.Getenv("TOKENMETER_CRASH_CYCLES")); err == nil && v > 0 {
 		cycles = v
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -318,7 +319,12 @@ func TestNoSecrets(t *testing.T) {
 	gw := startGateway(t, up.URL, nil)
 	secrets := []string{"sk-ant-api03-SECRETSECRETSECRET", "sk-ant-oat01-OAUTHSECRETTOKEN", "sk-proj-OPENAISECRETKEY"}
 	post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"x-api-key": secrets[0]}, `{"model":"m","max_tokens":5,"stream":true,"messages":[]}`)
-	post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"Authorization": "Bearer " + secrets[1]}, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"[[fake fault=cut]]"}]}`)
+	req, _ := http.NewRequest(http.MethodPost, gw.URL()+"/anthropic/v1/messages", strings.NewReader(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"[[fake fault=cut]]"}]}`))
+	req.Header.Set("Authorization", "Bearer "+secrets[1])
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body) // the upstream cuts this response
+		resp.Body.Close()
+	}
 	resp, _ := post(t, gw.URL()+"/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer " + secrets[2]}, `{"model":"gpt-5","messages":[]}`)
 	gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

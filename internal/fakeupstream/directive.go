@@ -2,6 +2,7 @@ package fakeupstream
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -126,10 +127,10 @@ func (d *directives) set(key, value string) error {
 		return count(&d.retryAfter, maxCount)
 	case "after":
 		var n int64
-		if err := count(&n, MaxOutputTokens+16); err != nil {
+		if err := count(&n, maxCount); err != nil {
 			return err
 		}
-		d.after = int(n)
+		d.after = int(min(n, math.MaxInt32)) // streams are shorter anyway
 	case "status":
 		n, err := strconv.Atoi(value)
 		if err != nil || n < 400 || n > 599 {

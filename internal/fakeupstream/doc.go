@@ -51,6 +51,7 @@
 //     The cache_write and web_search directives do not apply.
 //
 // ExpectedUsage computes the same figures in tokenmeter's categories.
+// Faults and delays do not change them, only what reaches the client.
 // count_tokens answers with the uncached input alone.
 //
 // # Directives
@@ -77,6 +78,8 @@
 //	ttfb=D            sleep D (a Go duration such as 300ms) before sending headers
 //	delay=D           sleep D between stream events, and before the headers of a non-stream reply
 //
+// The count_tokens and models routes honour status, ttfb and delay (and
+// count_tokens input); the other directives apply to the three reply routes.
 // Stream faults happen after K events; K is capped so that at least the
 // last event of the stream is lost.
 //

@@ -107,6 +107,7 @@ type openAIErrorInfo struct {
 
 // writeError answers e in the provider's shape.
 func (s *Server) writeError(w http.ResponseWriter, c *call, e *apiError) {
+	c.inputTokens, c.outputTokens = 0, 0 // a refused request uses no tokens
 	msg := e.message
 	if msg == "" {
 		msg = defaultErrorMessage(c.provider, e.status)

@@ -537,8 +537,11 @@ func FuzzMeter(f *testing.F) {
 			m.Body(b)
 			checkMeter(t, m)
 		}
-		// InjectIncludeUsage gives valid JSON that ParseRequest reads as
-		// include_usage, or an error.
+		// For a request ParseRequest accepts, InjectIncludeUsage gives one
+		// that it reads with IncludeUsage.
+		if _, err := openai.ParseRequest(openai.Chat, b); err != nil {
+			return
+		}
 		if out, err := openai.InjectIncludeUsage(b); err == nil {
 			r, err := openai.ParseRequest(openai.Chat, out)
 			if err != nil || !r.IncludeUsage {

@@ -185,8 +185,11 @@ func FuzzParseRequest(f *testing.F) {
 		if err == nil && r.MaxTokens < 0 {
 			t.Fatalf("ParseRequest(%q).MaxTokens = %d", b, r.MaxTokens)
 		}
-		out, err := openai.InjectIncludeUsage(b)
-		if err != nil {
+		out, injectErr := openai.InjectIncludeUsage(b)
+		if err != nil || injectErr != nil {
+			if err == nil {
+				t.Fatalf("InjectIncludeUsage(%q) error %v for a body ParseRequest accepts", b, injectErr)
+			}
 			return
 		}
 		r2, err := openai.ParseRequest(openai.Chat, out)
@@ -194,11 +197,9 @@ func FuzzParseRequest(f *testing.F) {
 			t.Fatalf("ParseRequest(InjectIncludeUsage(%q) = %q) = %+v, %v", b, out, r2, err)
 		}
 		// Nothing else changes: the other fields read the same.
-		if r, err := openai.ParseRequest(openai.Chat, b); err == nil {
-			r.IncludeUsage = true
-			if r != r2 {
-				t.Fatalf("InjectIncludeUsage(%q) changed the request: %+v, want %+v", b, r2, r)
-			}
+		r.IncludeUsage = true
+		if r != r2 {
+			t.Fatalf("InjectIncludeUsage(%q) changed the request: %+v, want %+v", b, r2, r)
 		}
 		var before, after map[string]json.RawMessage
 		if json.Unmarshal(b, &before) == nil && json.Unmarshal(out, &after) == nil {
@@ -231,4 +232,38 @@ func BenchmarkInjectIncludeUsage(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestStripNullUsage(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"After", "data: {\"id\":\"c\",\"choices\":[],\"usage\":null}\n\n", "data: {\"id\":\"c\",\"choices\":[]}\n\n"},
+		{"Before", "data: {\"usage\":null,\"id\":\"c\"}\n\n", "data: {\"id\":\"c\"}\n\n"},
+		{"FirstOnly", `{"a":1,"usage":null,"b":{"c":2,"usage":null}}`, `{"a":1,"b":{"c":2,"usage":null}}`},
+		{"NonNullKept", `{"choices":[],"usage":{"prompt_tokens":1}}`, `{"choices":[],"usage":{"prompt_tokens":1}}`},
+		{"EscapedInStringKept", `{"content":"x,\"usage\":null"}`, `{"content":"x,\"usage\":null"}`},
+		{"OnlyMemberKept", `{"usage":null}`, `{"usage":null}`},
+		{"SpacedKept", `{"a":1, "usage": null}`, `{"a":1, "usage": null}`},
+	}
+	for _, tt := range tests {
+		if got := string(openai.StripNullUsage([]byte(tt.in))); got != tt.want {
+			t.Errorf("StripNullUsage(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func FuzzStripNullUsage(f *testing.F) {
+	for _, s := range []string{`{"a":1,"usage":null}`, `{"usage":null,"a":[{"usage":null}]}`, `["usage",{"usage":null,"x":null}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		valid := json.Valid(b)
+		in := string(b)
+		out := openai.StripNullUsage(b)
+		if valid && !json.Valid(out) {
+			t.Fatalf("StripNullUsage(%q) = %q, not valid JSON", in, out)
+		}
+		if len(out) != len(in) && len(out) != len(in)-len(`,"usage":null`) {
+			t.Fatalf("StripNullUsage(%q) = %q: removed %d bytes", in, out, len(in)-len(out))
+		}
+	})
 }

@@ -137,10 +137,14 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 		if m := c.meter.Model(); m != "" {
 			ev.Model = m
 		}
-		if er := c.meter.ErrorReason(); er != "" && outcome == tokenmeter.OutcomeOK {
-			outcome, reason = tokenmeter.OutcomeError, er
-		} else if er != "" && reason == "" {
-			reason = er
+		// An error the upstream reported (an error body or an in-stream
+		// error event) explains the end better than the stream's cut.
+		if er := c.meter.ErrorReason(); er != "" {
+			if outcome == tokenmeter.OutcomeOK || outcome == tokenmeter.OutcomeFailed {
+				outcome, reason = tokenmeter.OutcomeError, er
+			} else if reason == "" {
+				reason = er
+			}
 		}
 	}
 	if outcome == tokenmeter.OutcomeOK && c.status >= 400 {
