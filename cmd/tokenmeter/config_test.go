@@ -1,0 +1,88 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestConfigFiles(t *testing.T) {
+	tests := []struct {
+		file    string
+		loadErr string   // substring of the LoadFile error, "" for none
+		invalid []string // substrings of the Validate error, nil for valid
+	}{
+		{file: "valid.yaml"},
+		{file: "empty.yaml"},
+		{file: "unknown-key.yaml", loadErr: "field lisen not found"},
+		{file: "not-yaml.yaml", loadErr: "not-yaml.yaml"},
+		{file: "missing.yaml", loadErr: "no such file"},
+		{file: "bad-values.yaml", invalid: []string{
+			"durability = sometimes", "sync = maybe", "on_ledger_error = shrug", "max_request_body = -1",
+			"log_level = loud", "upstreams.anthropic = ftp://example.com", "upstreams.healthz",
+			"upstreams.Bad Name", "upstreams.openai = (redacted): must not carry credentials",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			c := DefaultConfig()
+			err := c.LoadFile("testdata/config/" + tt.file)
+			if tt.loadErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.loadErr) {
+					t.Fatalf("LoadFile(%s) error = %v, want one mentioning %q", tt.file, err, tt.loadErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadFile(%s): %v", tt.file, err)
+			}
+			err = c.Validate()
+			if tt.invalid == nil && err != nil {
+				t.Fatalf("Validate(%s): %v", tt.file, err)
+			}
+			for _, want := range tt.invalid {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate(%s) error = %v, want it to mention %q", tt.file, err, want)
+				}
+			}
+			if err != nil && strings.Contains(err.Error(), "sk-secret") {
+				t.Errorf("Validate error leaks a credential from an upstream URL: %v", err)
+			}
+		})
+	}
+}
+
+func TestConfigValid(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.LoadFile("testdata/config/valid.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range c.Routes() {
+		got = append(got, r.Name+" "+r.Prefix+" "+r.Wire+" "+r.Upstream.String())
+	}
+	want := []string{
+		"anthropic /anthropic anthropic https://api.anthropic.com",
+		"groq /groq openai https://api.groq.com/openai",
+		"openai /openai openai https://api.openai.com",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Routes() (-want +got):\n%s", diff)
+	}
+	if c.Durability != "strict" || c.Sync != "full" || c.OnLedgerError != "fail-open" || c.MaxRequestBody != 1<<20 {
+		t.Errorf("config = %+v", c)
+	}
+}
+
+func TestUpstreamFlag(t *testing.T) {
+	f := upstreamFlag{}
+	for _, bad := range []string{"", "anthropic", "=http://x", "anthropic="} {
+		if err := f.Set(bad); err == nil {
+			t.Errorf("--upstream %q accepted", bad)
+		}
+	}
+	if err := f.Set("openai=http://127.0.0.1:1/v1=x"); err != nil || f["openai"] != "http://127.0.0.1:1/v1=x" {
+		t.Errorf("--upstream with = in the URL: %v, %v", err, f)
+	}
+}
