@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokenmeter/tokenmeter/internal/report"
+	_ "modernc.org/sqlite"
+)
+
+func run(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := Run(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+// TestReportWhileServing runs report and verify against the data directory
+// of a running gateway, then checks the totals against what was served.
+func TestReportWhileServing(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, nil)
+	const calls = 7
+	var last string
+	for i := range calls {
+		resp, _ := post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"X-Tokenmeter-Project": "proj-a"},
+			fmt.Sprintf(`{"model":"claude-haiku-5-5","max_tokens":100,"messages":[{"role":"user","content":"[[fake output=10 cache_read=5 input=20]] %d"}]}`, i))
+		last = resp.Header.Get(HeaderRequestIDForTest)
+	}
+	gw.waitCompleted(t, last)
+
+	out, stderr, err := run(t, "report", "daily", "--json", "--by", "project", "--data", gw.Config.Data)
+	if err != nil {
+		t.Fatalf("report: %v\n%s", err, stderr)
+	}
+	var rep report.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("report --json output is not JSON: %v\n%s", err, out)
+	}
+	tot := rep.Totals
+	if tot.Requests != calls || tot.InputTokens != 20*calls || tot.OutputTokens != 10*calls || tot.CacheReadInputTokens != 5*calls || tot.CostMicros <= 0 {
+		t.Errorf("report totals %+v; want %d requests, %d input, %d output, %d cache read, a cost", tot, calls, 20*calls, 10*calls, 5*calls)
+	}
+	if len(rep.Rows) != 1 || rep.Rows[0].Key != "proj-a" {
+		t.Errorf("rows %+v; want one row for project proj-a", rep.Rows)
+	}
+	for _, args := range [][]string{{"--csv"}, {"--tz", "UTC"}} {
+		out, _, err := run(t, append([]string{"report", "models", "--data", gw.Config.Data}, args...)...)
+		if err != nil || !strings.Contains(out, "claude-haiku-5-5") {
+			t.Errorf("report models %s: %v\n%s", args, err, out)
+		}
+	}
+	out, _, err = run(t, "verify", "--data", gw.Config.Data)
+	if err != nil || !strings.Contains(out, "ledger OK") {
+		t.Errorf("verify on a live ledger: %v\n%s", err, out)
+	}
+}
+
+// TestVerifyCLI tampers with the database file and checks that verify
+// fails with exit status 3, naming the event.
+func TestVerifyCLI(t *testing.T) {
+	for _, tc := range []struct{ name, sql, want string }{
+		{"edit", `UPDATE events SET output_tokens = 1 WHERE seq = 4`, "event 4"},
+		{"delete", `DELETE FROM events WHERE seq = 3`, "event 3"},
+		{"swap", `UPDATE events SET seq = -1 WHERE seq = 2; UPDATE events SET seq = 2 WHERE seq = 5; UPDATE events SET seq = 5 WHERE seq = -1`, "event 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up, _ := newUpstream(t)
+			gw := startGateway(t, up.URL, nil)
+			var last string
+			for range 3 {
+				resp, _ := post(t, gw.URL()+"/anthropic/v1/messages", nil, `{"model":"claude-haiku-5-5","max_tokens":9,"messages":[]}`)
+				last = resp.Header.Get(HeaderRequestIDForTest)
+			}
+			gw.waitCompleted(t, last)
+			ctx := context.Background()
+			gw.Close(ctx)
+			raw, err := sql.Open("sqlite", "file:"+filepath.Join(gw.Config.Data, LedgerFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := raw.Exec(tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			raw.Close()
+			out, _, err := run(t, "verify", "--data", gw.Config.Data)
+			var ex *exitError
+			if !errors.As(err, &ex) || ex.code != 3 || !strings.Contains(ex.msg, tc.want) {
+				t.Errorf("verify after %s: err %v, out %q; want exit 3 naming %s", tc.name, err, out, tc.want)
+			}
+		})
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"report"}, "report needs one of"},
+		{[]string{"report", "hourly", "--data", dir}, "no ledger"},
+		{[]string{"report", "daily", "--since", "29/11/2026"}, "not YYYY-MM-DD"},
+		{[]string{"report", "daily", "--tz", "Mars/Olympus"}, "unknown time zone"},
+		{[]string{"report", "daily", "--json", "--csv"}, "one of --json and --csv"},
+		{[]string{"report", "daily", "--bogus"}, "flag provided but not defined"},
+		{[]string{"verify", "--data", dir}, "no ledger"},
+		{[]string{"serve", "--durability", "lax", "--data", dir}, "durability = lax"},
+		{[]string{"serve", "--upstream", "nonsense", "--data", dir}, "NAME=URL"},
+	} {
+		_, stderr, err := run(t, tc.args...)
+		msg := ""
+		if err != nil {
+			msg = message(err) + " " + stderr
+		}
+		if err == nil || !strings.Contains(msg, tc.want) {
+			t.Errorf("tokenmeter %s: err %v (stderr %q); want an error mentioning %q", strings.Join(tc.args, " "), err, stderr, tc.want)
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package report_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/report"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/storetest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// fixture is a small ledger: calls on three UTC days, two models, two
+// principals and projects, one crash-cut call and one unpriced model.
+func fixture(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), "ledger.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	d := func(day, hour, min int) time.Time { return time.Date(2026, 11, day, hour, min, 0, 0, time.UTC) }
+	mk := func(id string, at time.Time, model, who, project string, u tokenmeter.Usage, cost int64) tokenmeter.Event {
+		ev := storetest.Event(id, at, u)
+		ev.Model, ev.Principal, ev.Project, ev.Cost = model, who, project, tokenmeter.Micros(cost)
+		return ev
+	}
+	unknown := mk("c5", d(28, 23, 50), "claude-opus-5-5", "cred:aaaa", "", tokenmeter.Usage{InputTokens: 300}, 1200)
+	unknown.Outcome = tokenmeter.OutcomeUnknown
+	unpriced := mk("c6", d(29, 1, 0), "mystery-model", "cred:bbbb", "web", tokenmeter.Usage{InputTokens: 5, OutputTokens: 5}, 0)
+	unpriced.CostKnown = false
+	events := []tokenmeter.Event{
+		mk("c1", d(27, 10, 0), "claude-sonnet-5-5", "cred:aaaa", "api", tokenmeter.Usage{InputTokens: 100, OutputTokens: 200, CacheWrite5mTokens: 10, CacheWrite1hTokens: 20, CacheReadTokens: 1000}, 2_500_000),
+		mk("c2", d(27, 23, 30), "claude-opus-5-5", "cred:bbbb", "api", tokenmeter.Usage{InputTokens: 1, OutputTokens: 2}, 44),
+		mk("c3", d(28, 0, 15), "claude-sonnet-5-5", "cred:aaaa", "web", tokenmeter.Usage{InputTokens: 10, OutputTokens: 20}, 250),
+		mk("c4", d(28, 12, 0), "claude-sonnet-5-5", "cred:bbbb", "web", tokenmeter.Usage{InputTokens: 1_500_000, OutputTokens: 30_000}, 3_450_000),
+		unknown, unpriced,
+	}
+	if _, err := db.Append(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+var now = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+
+func TestGolden(t *testing.T) {
+	db := fixture(t)
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	tests := []struct {
+		name string
+		q    report.Query
+	}{
+		{"daily_utc", report.Query{Kind: report.Daily, Loc: time.UTC}},
+		{"daily_berlin", report.Query{Kind: report.Daily, Loc: berlin}},
+		{"daily_by_model", report.Query{Kind: report.Daily, By: report.ByModel, Loc: time.UTC}},
+		{"weekly", report.Query{Kind: report.Weekly, Loc: time.UTC}},
+		{"monthly_by_key", report.Query{Kind: report.Monthly, By: report.ByKey, Loc: time.UTC}},
+		{"models", report.Query{Kind: report.Models, Loc: time.UTC}},
+		{"daily_since_until", report.Query{Kind: report.Daily, Loc: time.UTC, By: report.ByProject,
+			Since: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := report.Build(context.Background(), db, tt.q, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			out.WriteString("== table\n")
+			report.Table(&out, rep)
+			out.WriteString("== csv\n")
+			report.CSV(&out, rep)
+			out.WriteString("== json\n")
+			report.JSON(&out, rep)
+			golden := filepath.Join("testdata", tt.name+".golden")
+			if *update {
+				os.MkdirAll("testdata", 0o755)
+				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), out.String()); diff != "" {
+				t.Errorf("report %s differs from %s (-want +got):\n%s", tt.name, golden, diff)
+			}
+		})
+	}
+}
+
+// TestTotals checks the sums against the fixture independently of the
+// golden files.
+func TestTotals(t *testing.T) {
+	db := fixture(t)
+	rep, err := report.Build(context.Background(), db, report.Query{Kind: report.Daily, Loc: time.UTC}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rep.Totals
+	if got.InputTokens != 1_500_416 || got.OutputTokens != 30_227 || got.CacheCreationInputTokens != 30 ||
+		got.CacheReadInputTokens != 1000 || got.Requests != 6 || got.CostMicros != 5_951_494 ||
+		got.OutcomeUnknown != 1 || got.CostUnknown != 1 {
+		t.Errorf("totals = %+v", got)
+	}
+	if got.TotalTokens != got.InputTokens+got.OutputTokens+got.CacheCreationInputTokens+got.CacheReadInputTokens {
+		t.Errorf("total_tokens %d is not the sum of the categories", got.TotalTokens)
+	}
+	var sum int64
+	for _, r := range rep.Rows {
+		sum += r.Requests
+	}
+	if sum != got.Requests || len(rep.Rows) != 3 {
+		t.Errorf("%d rows summing to %d requests; want 3 days summing to the totals' %d", len(rep.Rows), sum, got.Requests)
+	}
+	b, _ := json.Marshal(rep)
+	var generic map[string]any
+	json.Unmarshal(b, &generic)
+	for _, key := range []string{"rows", "totals"} {
+		if _, ok := generic[key]; !ok {
+			t.Errorf("report JSON lacks %q", key)
+		}
+	}
+	row := generic["rows"].([]any)[0].(map[string]any)
+	for _, key := range []string{"period", "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "requests", "cost_usd"} {
+		if _, ok := row[key]; !ok {
+			t.Errorf("report row JSON lacks the fixed field %q", key)
+		}
+	}
+	if _, ok := row["cost_usd"].(float64); !ok {
+		t.Errorf("cost_usd is %T, want a number", row["cost_usd"])
+	}
+}
+
+func TestBadQuery(t *testing.T) {
+	db := fixture(t)
+	for _, q := range []report.Query{{Kind: "hourly"}, {Kind: report.Daily, By: "colour"}} {
+		if _, err := report.Build(context.Background(), db, q, now); tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
+			t.Errorf("Build(%+v) error = %v, want EINVALID", q, err)
+		}
+	}
+}
