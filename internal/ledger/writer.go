@@ -40,6 +40,14 @@ type Pending struct {
 	err  error
 }
 
+// Done returns a Pending that has already finished with err, for
+// recorders that commit synchronously.
+func Done(err error) *Pending {
+	p := &Pending{done: make(chan struct{}), err: err}
+	close(p.done)
+	return p
+}
+
 // Wait blocks until the event is durable (nil) or failed, or ctx ends.
 func (p *Pending) Wait(ctx context.Context) error {
 	select {

@@ -187,6 +187,19 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 	return pend.Wait(context.Background())
 }
 
+// prepareMeter gives the call the default meter of its wire if prepare did
+// not choose one.
+func (c *call) prepareMeter() {
+	if c.meter != nil {
+		return
+	}
+	if c.rt.Wire == Anthropic {
+		c.meter = anthropic.NewMeter()
+	} else {
+		c.meter = openai.NewMeter(openai.Chat, false)
+	}
+}
+
 // refuse answers the client without forwarding, recording nothing: the
 // request never left the gateway.
 func (c *call) refuse(w http.ResponseWriter, status int, msg string) {
