@@ -9,6 +9,7 @@
 //	            many responses carried X-Tokenmeter-Request-Id (served)
 //	streams     --c concurrent streaming requests held open for --d (the
 //	            upstream pauses --delay between events), for memory figures
+//	body        print the request body and exit (for cross-checks with wrk)
 //
 // --target is a base URL including the route prefix; /v1/messages is
 // appended: http://127.0.0.1:8787/anthropic for the gateway,
@@ -33,9 +34,11 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -55,33 +58,43 @@ type config struct {
 	delay   time.Duration
 	timeout time.Duration
 	ids     string
+	pids    map[string]int
 }
 
 // result is the JSON line; fields that do not apply to a mode are omitted.
 type result struct {
-	Mode        string  `json:"mode"`
-	Label       string  `json:"label,omitempty"`
-	Target      string  `json:"target"`
-	Stream      bool    `json:"stream"`
-	Conns       int     `json:"conns"`
-	Requests    int64   `json:"requests"`
-	Errors      int64   `json:"errors"`
-	Served      int64   `json:"served"`
-	ServedFull  int64   `json:"served_full"`
-	Seconds     float64 `json:"seconds"`
-	RPS         float64 `json:"rps,omitempty"`
-	P50us       float64 `json:"p50_us,omitempty"`
-	P90us       float64 `json:"p90_us,omitempty"`
-	P99us       float64 `json:"p99_us,omitempty"`
-	MaxUs       float64 `json:"max_us,omitempty"`
-	Open        int64   `json:"open,omitempty"`
-	FirstEvent  int64   `json:"first_event,omitempty"`
-	ErrorSample string  `json:"error_sample,omitempty"`
+	Mode       string  `json:"mode"`
+	Label      string  `json:"label,omitempty"`
+	Target     string  `json:"target"`
+	Stream     bool    `json:"stream"`
+	Conns      int     `json:"conns"`
+	Requests   int64   `json:"requests"`
+	Errors     int64   `json:"errors"`
+	Served     int64   `json:"served"`
+	ServedFull int64   `json:"served_full"`
+	Seconds    float64 `json:"seconds"`
+	RPS        float64 `json:"rps,omitempty"`
+	P50us      float64 `json:"p50_us,omitempty"`
+	P90us      float64 `json:"p90_us,omitempty"`
+	P99us      float64 `json:"p99_us,omitempty"`
+	MaxUs      float64 `json:"max_us,omitempty"`
+	Open       int64   `json:"open,omitempty"`
+	FirstEvent int64   `json:"first_event,omitempty"`
+	// CPU use during the measured phase, in seconds: the load generator's
+	// own, each process named in --pids, and the whole machine (busy and
+	// total, summed over all CPUs). OtherLoad is the fraction of the machine
+	// used by processes outside the benchmark (other work on a shared host).
+	CPUSeconds   float64            `json:"cpu_s"`
+	ProcCPU      map[string]float64 `json:"proc_cpu_s,omitempty"`
+	MachineBusy  float64            `json:"machine_busy_s"`
+	MachineTotal float64            `json:"machine_total_s"`
+	OtherLoad    float64            `json:"other_load"`
+	ErrorSample  string             `json:"error_sample,omitempty"`
 }
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.mode, "mode", "latency", "latency, throughput or streams")
+	flag.StringVar(&cfg.mode, "mode", "latency", "latency, throughput, streams or body")
 	flag.StringVar(&cfg.target, "target", "http://127.0.0.1:8787/anthropic", "base `URL` including the route prefix; /v1/messages is appended")
 	flag.StringVar(&cfg.label, "label", "", "name of the target in the output")
 	flag.IntVar(&cfg.n, "n", 2000, "latency: measured requests")
@@ -93,7 +106,13 @@ func main() {
 	flag.DurationVar(&cfg.delay, "delay", 0, "upstream pause between stream events (streams mode defaults to 1s)")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout (latency and throughput)")
 	flag.StringVar(&cfg.ids, "ids", "", "write gateway request ids of complete 200 responses to this `file`")
+	pids := flag.String("pids", "", "`name=PID,...` of server processes whose CPU time to report (Linux /proc)")
 	flag.Parse()
+	var err error
+	if cfg.pids, err = parsePIDs(*pids); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
@@ -118,8 +137,11 @@ func run(cfg config) error {
 			cfg.delay = time.Second
 		}
 		res, err = streams(cfg)
+	case "body":
+		_, err = os.Stdout.Write(requestBody(cfg.stream))
+		return err
 	default:
-		return fmt.Errorf("unknown --mode %q: want latency, throughput or streams", cfg.mode)
+		return fmt.Errorf("unknown --mode %q: want latency, throughput, streams or body", cfg.mode)
 	}
 	if err != nil {
 		return err
@@ -264,6 +286,7 @@ func latency(cfg config) (result, error) {
 	lats := make([]time.Duration, 0, cfg.n)
 	var res result
 	var ids []string
+	cpu0 := sampleCPU(cfg.pids)
 	start := time.Now()
 	for range cfg.n {
 		o := do(client, q, buf)
@@ -274,6 +297,7 @@ func latency(cfg config) (result, error) {
 		}
 	}
 	res.Seconds = time.Since(start).Seconds()
+	res.cpu(cpu0, sampleCPU(cfg.pids))
 	res.Conns = 1
 	res.percentiles(lats)
 	return res, writeIDs(cfg.ids, ids)
@@ -338,6 +362,7 @@ func throughput(cfg config) (result, error) {
 		res  result
 	}
 	workers := make([]*worker, cfg.c)
+	cpu0 := sampleCPU(cfg.pids)
 	deadline := time.Now().Add(cfg.d)
 	start := time.Now()
 	for i := range workers {
@@ -357,6 +382,7 @@ func throughput(cfg config) (result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1 := sampleCPU(cfg.pids)
 
 	var res result
 	var lats []time.Duration
@@ -373,6 +399,7 @@ func throughput(cfg config) (result, error) {
 		ids = append(ids, w.ids...)
 	}
 	res.Conns = cfg.c
+	res.cpu(cpu0, cpu1)
 	res.Seconds = elapsed.Seconds()
 	res.RPS = float64(res.Requests-res.Errors) / elapsed.Seconds()
 	res.percentiles(lats)
@@ -396,6 +423,7 @@ func streams(cfg config) (result, error) {
 		sample.CompareAndSwap(nil, &s)
 	}
 	var wg sync.WaitGroup
+	cpu0 := sampleCPU(cfg.pids)
 	start := time.Now()
 	for range cfg.c {
 		wg.Go(func() {
@@ -432,6 +460,7 @@ func streams(cfg config) (result, error) {
 	time.Sleep(cfg.d)
 	res := result{Conns: cfg.c, Requests: int64(cfg.c), Open: open.Load(), FirstEvent: first.Load(), Served: served.Load()}
 	res.Seconds = time.Since(start).Seconds()
+	res.cpu(cpu0, sampleCPU(cfg.pids))
 	cancel()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -445,6 +474,84 @@ func streams(cfg config) (result, error) {
 		res.ErrorSample = *p
 	}
 	return res, nil
+}
+
+func parsePIDs(s string) (map[string]int, error) {
+	m := map[string]int{}
+	for _, kv := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		name, v, ok := strings.Cut(kv, "=")
+		pid, err := strconv.Atoi(v)
+		if !ok || err != nil || pid <= 0 {
+			return nil, fmt.Errorf("invalid --pids entry %q: want name=PID", kv)
+		}
+		m[name] = pid
+	}
+	return m, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc CPU times (100 on every Linux
+// architecture Go supports).
+const clockTicks = 100
+
+// cpuSample is a reading of the CPU counters.
+type cpuSample struct {
+	self        float64            // this process, seconds
+	procs       map[string]float64 // watched processes, seconds
+	busy, total float64            // whole machine, seconds summed over CPUs
+}
+
+func sampleCPU(pids map[string]int) cpuSample {
+	s := cpuSample{procs: map[string]float64{}}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	for name, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command name; utime and stime are
+		// the 14th and 15th fields of the whole line.
+		_, rest, _ := strings.Cut(string(b), ") ")
+		f := strings.Fields(rest)
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		s.procs[name] = (ut + st) / clockTicks
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		// cpu user nice system idle iowait irq softirq steal ...
+		for i := 1; i < len(f) && i <= 8; i++ {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			s.total += v / clockTicks
+			if i != 4 && i != 5 {
+				s.busy += v / clockTicks
+			}
+		}
+	}
+	return s
+}
+
+// cpu sets the CPU fields from two samples.
+func (r *result) cpu(a, b cpuSample) {
+	r.CPUSeconds = b.self - a.self
+	r.ProcCPU = map[string]float64{}
+	ours := r.CPUSeconds
+	for name, v := range b.procs {
+		if v0, ok := a.procs[name]; ok {
+			r.ProcCPU[name] = v - v0
+			ours += v - v0
+		}
+	}
+	r.MachineBusy, r.MachineTotal = b.busy-a.busy, b.total-a.total
+	if r.MachineTotal > 0 {
+		r.OtherLoad = max(0, (r.MachineBusy-ours)/r.MachineTotal)
+	}
 }
 
 func writeIDs(path string, ids []string) error {
