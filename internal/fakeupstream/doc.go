@@ -93,7 +93,7 @@
 //     response). On a non-stream request, half of the body is sent first.
 //   - fault=malformed replaces the data of the event that carries the final
 //     usage (Anthropic message_delta, the Chat Completions usage chunk or,
-//     without include_usage, the finish chunk, Responses response.completed)
+//     without include_usage, the finish chunk, the Responses terminal event)
 //     with truncated, invalid JSON, or with after=K the event after the first
 //     K; the stream then goes on. A non-stream reply gets a truncated body.
 //

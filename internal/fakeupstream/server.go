@@ -31,7 +31,8 @@ const (
 
 	// DefaultRequestsPerMinute, DefaultInputTokensPerMinute and
 	// DefaultOutputTokensPerMinute are the rate limits advertised in the
-	// rate-limit headers. The token limit is their sum of input and output.
+	// rate-limit headers. The token limit is the sum of the input and output
+	// limits.
 	DefaultRequestsPerMinute     = 4000
 	DefaultInputTokensPerMinute  = 2_000_000
 	DefaultOutputTokensPerMinute = 400_000

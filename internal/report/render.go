@@ -87,6 +87,9 @@ func Table(w io.Writer, r *Report) error {
 
 func figures(f Figures) []string {
 	cost := fmt.Sprintf("%.2f", tokenmeter.Micros(f.CostMicros).USD())
+	if f.CostMicros < 1_000_000 {
+		cost = fmt.Sprintf("%.4f", tokenmeter.Micros(f.CostMicros).USD())
+	}
 	if f.CostUnknown > 0 {
 		cost += "+?"
 	}
