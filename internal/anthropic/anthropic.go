@@ -31,11 +31,6 @@ type Request struct {
 // max_tokens).
 func ParseRequest(body []byte) (Request, error) {
 	var r Request
-	if !json.Valid(body) {
-		var v any
-		err := json.Unmarshal(body, &v)
-		return r, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, err))
-	}
 	var ferr error
 	err := eachMember(body, func(key []byte, start, end int) {
 		v := body[start:end]
@@ -63,6 +58,11 @@ func ParseRequest(body []byte) (Request, error) {
 		}
 	})
 	if err != nil {
+		// Only now pay for a full parse, to say what is wrong.
+		var v any
+		if jerr := json.Unmarshal(body, &v); jerr != nil {
+			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, jerr))
+		}
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
 	}
 	if ferr != nil {

@@ -38,21 +38,13 @@ func eachMember(obj []byte, fn func(key []byte, start, end int)) error {
 	if i >= len(obj) || obj[i] != '{' {
 		return errNotObject
 	}
-	i++
+	i = skipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return end(obj, i)
+	}
 	for {
-		i = skipSpace(obj, i)
-		if i >= len(obj) {
-			return errNotObject
-		}
-		switch obj[i] {
-		case '}':
-			return nil
-		case ',':
-			i++
-			continue
-		case '"':
-		default:
-			return errNotObject
+		if i >= len(obj) || obj[i] != '"' {
+			return errNotObject // a key must follow '{' or ','
 		}
 		kend := skipString(obj, i)
 		if kend < 0 {
@@ -64,13 +56,32 @@ func eachMember(obj []byte, fn func(key []byte, start, end int)) error {
 			return errNotObject
 		}
 		start := skipSpace(obj, i+1)
-		end := skipValue(obj, start)
-		if end < 0 {
+		stop := skipValue(obj, start)
+		if stop < 0 {
 			return errNotObject
 		}
-		fn(key, start, end)
-		i = end
+		fn(key, start, stop)
+		i = skipSpace(obj, stop)
+		if i >= len(obj) {
+			return errNotObject
+		}
+		switch obj[i] {
+		case '}':
+			return end(obj, i)
+		case ',':
+			i = skipSpace(obj, i+1)
+		default:
+			return errNotObject
+		}
 	}
+}
+
+// end checks that nothing but space follows the object's closing brace at i.
+func end(obj []byte, i int) error {
+	if skipSpace(obj, i+1) != len(obj) {
+		return errNotObject
+	}
+	return nil
 }
 
 // keyIs reports whether the raw key (as passed by eachMember) names want,
@@ -154,6 +165,9 @@ func skipValue(b []byte, i int) int {
 	for j < len(b) {
 		switch b[j] {
 		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			if j == i {
+				return -1 // a missing value, as in {"model":}
+			}
 			return j
 		}
 		j++

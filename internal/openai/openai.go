@@ -62,11 +62,6 @@ type Request struct {
 // a JSON object, or a field has the wrong type.
 func ParseRequest(api API, body []byte) (Request, error) {
 	r := Request{API: api}
-	if !json.Valid(body) {
-		var v any
-		err := json.Unmarshal(body, &v)
-		return r, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, err))
-	}
 	var maxCompletion, maxOutput, maxTokens int64
 	var ferr error
 	setErr := func(err error) {
@@ -109,6 +104,11 @@ func ParseRequest(api API, body []byte) (Request, error) {
 		setErr(err)
 	})
 	if err != nil {
+		// Only now pay for a full parse, to say what is wrong.
+		var v any
+		if jerr := json.Unmarshal(body, &v); jerr != nil {
+			return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, jerr))
+		}
 		return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
 	}
 	if ferr != nil {
