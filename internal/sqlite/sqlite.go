@@ -58,8 +58,9 @@ type DB struct {
 
 	w      *sql.DB // the one writer connection
 	r      *sql.DB // readers
-	insert *sql.Stmt
-	head   *sql.Stmt
+	insert  *sql.Stmt
+	head    *sql.Stmt
+	setHead *sql.Stmt
 }
 
 var _ tokenmeter.Store = (*DB)(nil)
@@ -118,13 +119,18 @@ func (db *DB) Open() error {
 		db.Close()
 		return fmt.Errorf("prepare head: %w", err)
 	}
+	if db.setHead, err = db.w.Prepare(`INSERT INTO meta (name, value) VALUES ('head', ?)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`); err != nil {
+		db.Close()
+		return fmt.Errorf("prepare head update: %w", err)
+	}
 	return nil
 }
 
 // Close closes the database connections.
 func (db *DB) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insert, db.head} {
+	for _, st := range []*sql.Stmt{db.insert, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -259,8 +265,7 @@ func (db *DB) Append(ctx context.Context, events []tokenmeter.Event) (skipped in
 		seq, prev = ev.Seq, ev.Hash
 	}
 	if skipped < len(events) {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('head', ?)
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value`, strconv.FormatInt(seq, 10)+" "+prev); err != nil {
+		if _, err := tx.StmtContext(ctx, db.setHead).ExecContext(ctx, strconv.FormatInt(seq, 10)+" "+prev); err != nil {
 			return 0, FormatError(fmt.Errorf("write chain head: %w", err))
 		}
 	}
@@ -292,7 +297,7 @@ func (db *DB) OpenCalls(ctx context.Context, instances []string) ([]tokenmeter.E
 	query := `SELECT ` + columns + ` FROM events WHERE seq IN (
 		SELECT MAX(s.seq) FROM events s
 		WHERE s.kind IN ('started', 'progress')
-		AND NOT EXISTS (SELECT 1 FROM events c WHERE c.request_key = s.request_key AND c.kind = 'completed')
+		AND NOT EXISTS (SELECT 1 FROM events c WHERE c.key = s.request_key || '/completed')
 		GROUP BY s.request_key) ORDER BY seq`
 	rows, err := db.r.QueryContext(ctx, query)
 	if err != nil {

@@ -38,8 +38,11 @@ CREATE TABLE events (
 	hash                TEXT    NOT NULL
 );
 
+-- Every index is one more page written per commit, so there are few:
+-- reports scan completed events by time; importers match upstream request
+-- ids; open calls are found through the unique key of their completion
+-- (request_key || '/completed').
 CREATE INDEX events_kind_time ON events (kind, time_us);
-CREATE INDEX events_request ON events (request_key);
 CREATE INDEX events_upstream_request ON events (upstream_request_id) WHERE upstream_request_id != '';
 
 -- meta holds the chain head written with every append, so that verify also
