@@ -288,15 +288,23 @@ func TestLedgerFull(t *testing.T) {
 	up, tp := newUpstream(t)
 	gw := startGateway(t, up.URL, func(s *Serve) { s.MaxPageCount = 30 })
 	body := `{"model":"claude-haiku-5-5","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`
-	var last *http.Response
-	for range 200 {
-		last, _ = post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"X-Tokenmeter-Tags": strings.Repeat("t", 190)}, body)
-		if last.StatusCode == http.StatusServiceUnavailable {
-			break
+	// Fill the ledger. The first failed commit may be a call's completion:
+	// then the response is withheld (the client sees it cut), since it
+	// cannot be recorded; later calls are refused with 503.
+	refused := false
+	for i := 0; i < 200 && !refused; i++ {
+		req, _ := http.NewRequest(http.MethodPost, gw.URL()+"/anthropic/v1/messages", strings.NewReader(body))
+		req.Header.Set("X-Tokenmeter-Tags", strings.Repeat("t", 190))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
 		}
+		_, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		refused = resp.StatusCode == http.StatusServiceUnavailable || rerr != nil
 	}
-	if last.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("ledger capped at 30 pages never refused a request (last status %d)", last.StatusCode)
+	if !refused {
+		t.Fatalf("ledger capped at 30 pages never refused or withheld a response")
 	}
 	before := tp.fake.Requests()
 	resp, b := post(t, gw.URL()+"/anthropic/v1/messages", nil, body)
