@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -179,6 +180,11 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 		c.p.Price(&ev)
 	} else if ev.UsageKnown && !c.metered {
 		ev.CostKnown = true
+	}
+	if c.p.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.p.log.Debug("call completed", "request", c.id, "provider", ev.Provider, "model", ev.Model,
+			"principal", ev.Principal, "status", ev.Status, "outcome", ev.Outcome, "reason", ev.Reason,
+			"input", ev.Usage.InputTokens, "output", ev.Usage.OutputTokens, "latency", ev.Latency)
 	}
 	pend := c.p.rec.Submit(ev)
 	if !wait {

@@ -1,0 +1,64 @@
+package tokenmeter_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLayout keeps the package layering true: the root imports only the
+// standard library, wire packages import only the root and sse, storage
+// backends are wired only by cmd, and no production package imports
+// testing helpers or the fake upstream.
+func TestLayout(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	const mod = "github.com/tokenmeter/tokenmeter"
+	rules := []struct {
+		pkg    string // package the rule applies to ("*" = every production package)
+		forbid func(imp string) bool
+		why    string
+	}{
+		{mod, func(i string) bool { return strings.Contains(i, ".") }, "the root package is vocabulary: standard library only"},
+		{mod + "/internal/anthropic", notIn(mod, mod+"/internal/sse"), "wire packages import only the root and sse"},
+		{mod + "/internal/openai", notIn(mod, mod+"/internal/sse"), "wire packages import only the root and sse"},
+		{"*", func(i string) bool { return i == mod+"/internal/sqlite" }, "only cmd/tokenmeter wires a storage backend"},
+		{"*", func(i string) bool { return i == "testing" || i == mod+"/internal/storetest" }, "no test helpers in production code"},
+		{"*", func(i string) bool { return i == mod+"/internal/fakeupstream" }, "only cmd/tokenmeter serves the fake upstream"},
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, imports := fields[0], fields[1:]
+		for _, r := range rules {
+			if r.pkg == "*" && (strings.HasPrefix(pkg, mod+"/cmd/") || pkg == mod+"/internal/storetest" || pkg == mod+"/internal/tools") {
+				continue
+			}
+			if r.pkg != "*" && r.pkg != pkg {
+				continue
+			}
+			for _, imp := range imports {
+				if r.forbid(imp) {
+					t.Errorf("%s imports %s: %s", pkg, imp, r.why)
+				}
+			}
+		}
+	}
+}
+
+// notIn returns a filter that forbids module-internal and third-party
+// imports other than allowed.
+func notIn(allowed ...string) func(string) bool {
+	return func(imp string) bool {
+		if !strings.Contains(imp, ".") {
+			return false // standard library
+		}
+		for _, a := range allowed {
+			if imp == a {
+				return false
+			}
+		}
+		return true
+	}
+}
