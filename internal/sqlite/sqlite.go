@@ -56,8 +56,8 @@ type DB struct {
 	// ReadOnly opens the database for reading only (reports, verify).
 	ReadOnly bool
 
-	w      *sql.DB // the one writer connection
-	r      *sql.DB // readers
+	w       *sql.DB // the one writer connection
+	r       *sql.DB // readers
 	insert  *sql.Stmt
 	head    *sql.Stmt
 	setHead *sql.Stmt
