@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
@@ -35,8 +36,12 @@ type meteredBody struct {
 	chunk  []byte
 }
 
+// chunkPool recycles the read buffers of metered bodies: one per response
+// in flight, so a busy gateway would otherwise allocate 32 KiB per call.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func newMeteredBody(src io.ReadCloser, c *call, isSSE bool) *meteredBody {
-	return &meteredBody{src: src, c: c, sse: isSSE, chunk: make([]byte, 32<<10)}
+	return &meteredBody{src: src, c: c, sse: isSSE, chunk: *chunkPool.Get().(*[]byte)}
 }
 
 // Read implements io.Reader.
@@ -52,6 +57,9 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 		}
 		if b.ended {
 			return 0, b.endErr
+		}
+		if b.chunk == nil {
+			return 0, errors.New("read after close")
 		}
 		n, err := b.src.Read(b.chunk)
 		if n > 0 {
@@ -169,6 +177,11 @@ func (b *meteredBody) end(err error) {
 func (b *meteredBody) Close() error {
 	if !b.c.done {
 		b.c.finish(tokenmeter.OutcomeCancelled, "client disconnected", false)
+	}
+	if b.chunk != nil {
+		buf := b.chunk
+		b.chunk = nil
+		chunkPool.Put(&buf)
 	}
 	return b.src.Close()
 }

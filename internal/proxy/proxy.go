@@ -191,9 +191,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.Now()
 	c := &call{p: p, rt: rt, start: start, id: newID(), ctx: r.Context()}
 
-	body, err := readBody(w, r, p.MaxRequestBody)
+	body, status, err := readBody(w, r, p.MaxRequestBody)
 	if err != nil {
-		c.refuse(w, http.StatusRequestEntityTooLarge, err.Error())
+		c.refuse(w, status, err.Error())
 		return
 	}
 	if rest == "" {
@@ -209,8 +209,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	out := r.Clone(context.WithValue(r.Context(), ctxKey{}, c))
-	out.URL.Path, out.URL.RawPath = rest, ""
+	// ReverseProxy clones the request it forwards, so a shallow copy with
+	// its own URL is enough here.
+	out := r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
+	u := *r.URL
+	u.Path, u.RawPath = rest, ""
+	out.URL = &u
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	out.Header.Del("Content-Length")
@@ -224,22 +228,32 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.rp.ServeHTTP(w, out)
 }
 
-// readBody reads the request body up to limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readBody reads the request body up to limit bytes. On error it returns
+// the status to answer with: 413 for a body over the limit, 400 for one
+// that could not be read.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if r.ContentLength > limit {
-		return nil, fmt.Errorf("request body of %d bytes exceeds the gateway's limit of %d bytes", r.ContentLength, limit)
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes exceeds the gateway's limit of %d bytes", r.ContentLength, limit)
+	}
+	if r.ContentLength > 0 {
+		// The common case: read exactly the declared length, one allocation.
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
+		}
+		return b, 0, nil
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, fmt.Errorf("request body exceeds the gateway's limit of %d bytes", limit)
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds the gateway's limit of %d bytes", limit)
 	} else if err != nil {
-		return nil, fmt.Errorf("read request body: %w", err)
+		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
 	}
-	return b, nil
+	return b, 0, nil
 }
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {
