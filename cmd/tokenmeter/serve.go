@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -118,6 +119,13 @@ func (s *Serve) Close(ctx context.Context) error {
 	if s.server != nil {
 		errs = append(errs, s.server.Close(ctx))
 	}
+	if s.proxy != nil {
+		// Handlers of connections cut above still finish their calls; give
+		// them a moment so their completions reach the ledger.
+		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.proxy.Wait(wctx))
+		cancel()
+	}
 	if s.writer != nil {
 		errs = append(errs, s.writer.Close())
 	}
@@ -208,6 +216,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "  try: export ANTHROPIC_BASE_URL=%s/anthropic OPENAI_BASE_URL=%s/openai/v1\n", s.URL(), s.URL())
 	<-ctx.Done()
+	// A second SIGINT or SIGTERM now ends the process at once.
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
 	s.Log.Info("shutting down; waiting for in-flight calls", "timeout", DefaultShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), DefaultShutdownTimeout)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -96,6 +97,7 @@ type Proxy struct {
 	rec    Recorder
 	log    *slog.Logger
 	routes []*route
+	active sync.WaitGroup // calls being served
 }
 
 type route struct {
@@ -160,6 +162,23 @@ func (p *Proxy) match(path string) (*route, string, bool) {
 	return nil, "", false
 }
 
+// Wait blocks until every call being served has returned (and so has
+// submitted its completion), or ctx ends. Call it after the HTTP server
+// has stopped, before closing the ledger writer.
+func (p *Proxy) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		p.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // Handles reports whether path belongs to one of the proxy's routes.
 func (p *Proxy) Handles(path string) bool {
 	_, _, ok := p.match(path)
@@ -188,6 +207,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	p.active.Add(1)
+	defer p.active.Done()
 	start := p.Now()
 	c := &call{p: p, rt: rt, start: start, id: newID(), ctx: r.Context()}
 

@@ -83,12 +83,18 @@ func (s *Server) Open() error {
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 
 // Close stops accepting requests and waits, until ctx ends, for in-flight
-// requests (streams included) to finish.
+// requests (streams included) to finish. Connections still open then are
+// closed, which ends their handlers (the gateway records those calls as
+// cancelled); Close reports that it had to cut them.
 func (s *Server) Close(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
-	return s.srv.Shutdown(ctx)
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+		return fmt.Errorf("in-flight requests cut at shutdown: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) routes() http.Handler {
