@@ -22,6 +22,7 @@ fuzz:
 	go test -run=^$$ -fuzz=FuzzMeter -fuzztime=$(FUZZTIME) ./internal/openai/
 	go test -run=^$$ -fuzz=FuzzParseRequest -fuzztime=$(FUZZTIME) ./internal/openai/
 	go test -run=^$$ -fuzz=FuzzStripNullUsage -fuzztime=$(FUZZTIME) ./internal/openai/
+	go test -run=^$$ -fuzz=FuzzEachMember -fuzztime=$(FUZZTIME) ./internal/jsonscan/
 	go test -run=^$$ -fuzz=FuzzRelay -fuzztime=$(FUZZTIME) ./internal/proxy/
 	go test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/pricing/
 	go test -run=^$$ -fuzz=FuzzExpectedUsage -fuzztime=$(FUZZTIME) ./internal/fakeupstream/

@@ -22,8 +22,9 @@ func TestLayout(t *testing.T) {
 		why    string
 	}{
 		{mod, func(i string) bool { return strings.Contains(i, ".") }, "the root package is vocabulary: standard library only"},
-		{mod + "/internal/anthropic", notIn(mod, mod+"/internal/sse"), "wire packages import only the root and sse"},
-		{mod + "/internal/openai", notIn(mod, mod+"/internal/sse"), "wire packages import only the root and sse"},
+		{mod + "/internal/anthropic", notIn(mod, mod+"/internal/sse", mod+"/internal/jsonscan"), "wire packages import only the root, sse and jsonscan"},
+		{mod + "/internal/openai", notIn(mod, mod+"/internal/sse", mod+"/internal/jsonscan"), "wire packages import only the root, sse and jsonscan"},
+		{mod + "/internal/jsonscan", func(i string) bool { return strings.Contains(i, ".") }, "jsonscan is a leaf: standard library only"},
 		{"*", func(i string) bool { return i == mod+"/internal/sqlite" }, "only cmd/tokenmeter wires a storage backend"},
 		{"*", func(i string) bool { return i == "testing" || i == mod+"/internal/storetest" }, "no test helpers in production code"},
 		{"*", func(i string) bool { return i == mod+"/internal/fakeupstream" }, "only cmd/tokenmeter serves the fake upstream"},

@@ -7,6 +7,7 @@ package anthropic
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"net/http"
 	"strconv"
 
@@ -26,31 +27,31 @@ type Request struct {
 // of duplicate keys wins.
 //
 // Every error is a *tokenmeter.Error with code EINVALID whose message names
-// the problem and quotes at most a short excerpt of the body: the body is not
+// the problem and quotes at most a short jsonscan.Excerpt of the body: the body is not
 // a JSON object, or a field has the wrong type (e.g. a non-integer or negative
 // max_tokens).
 func ParseRequest(body []byte) (Request, error) {
 	var r Request
 	var ferr error
-	err := eachMember(body, func(key []byte, start, end int) {
+	err := jsonscan.EachMember(body, func(key []byte, start, end int) {
 		v := body[start:end]
 		switch {
-		case keyIs(key, "model"):
+		case jsonscan.KeyIs(key, "model"):
 			r.Model = ""
-			if !isNull(v) && json.Unmarshal(v, &r.Model) != nil {
-				ferr = fmt.Errorf("model is not a string: %s", clip(string(v), 24))
+			if !jsonscan.IsNull(v) && json.Unmarshal(v, &r.Model) != nil {
+				ferr = fmt.Errorf("model is not a string: %s", jsonscan.Clip(string(v), 24))
 			}
-		case keyIs(key, "stream"):
+		case jsonscan.KeyIs(key, "stream"):
 			switch string(v) {
 			case "true":
 				r.Stream = true
 			case "false", "null":
 				r.Stream = false
 			default:
-				ferr = fmt.Errorf("stream is not a boolean: %s", clip(string(v), 24))
+				ferr = fmt.Errorf("stream is not a boolean: %s", jsonscan.Clip(string(v), 24))
 			}
-		case keyIs(key, "max_tokens"):
-			n, err := parseCount("max_tokens", v)
+		case jsonscan.KeyIs(key, "max_tokens"):
+			n, err := jsonscan.ParseCount("max_tokens", v)
 			if err != nil {
 				ferr = err
 			}
@@ -61,7 +62,7 @@ func ParseRequest(body []byte) (Request, error) {
 		// Only now pay for a full parse, to say what is wrong.
 		var v any
 		if jerr := json.Unmarshal(body, &v); jerr != nil {
-			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, jerr))
+			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, jerr))
 		}
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
 	}

@@ -3,6 +3,7 @@ package anthropic
 import (
 	"encoding/json"
 	"errors"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"strings"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -97,9 +98,9 @@ func (m *Meter) messageStart(data []byte) {
 		return
 	}
 	m.started = true
-	m.id = clip(str(v.Message.ID), maxName)
-	m.model = clip(str(v.Message.Model), maxName)
-	if isNull(v.Message.Usage) {
+	m.id = jsonscan.Clip(str(v.Message.ID), maxName)
+	m.model = jsonscan.Clip(str(v.Message.Model), maxName)
+	if jsonscan.IsNull(v.Message.Usage) {
 		m.setMalformed("message_start has no usage")
 		return
 	}
@@ -116,7 +117,7 @@ func (m *Meter) messageDelta(data []byte) {
 		m.setMalformed("message_delta " + describeData(data, err))
 		return
 	}
-	if isNull(v.Usage) {
+	if jsonscan.IsNull(v.Usage) {
 		return // allowed: documented examples show deltas without usage
 	}
 	if err := m.applyUsage(v.Usage, false); err != nil {
@@ -141,13 +142,13 @@ func (m *Meter) Body(b []byte) {
 		m.setMalformed("response body " + describeData(b, err))
 		return
 	}
-	if !isNull(v.Error) || str(v.Type) == "error" {
+	if !jsonscan.IsNull(v.Error) || str(v.Type) == "error" {
 		m.setError(errorText(b))
 		return
 	}
-	m.id = clip(str(v.ID), maxName)
-	m.model = clip(str(v.Model), maxName)
-	if isNull(v.Usage) {
+	m.id = jsonscan.Clip(str(v.ID), maxName)
+	m.model = jsonscan.Clip(str(v.Model), maxName)
+	if jsonscan.IsNull(v.Usage) {
 		m.setMalformed("response body has no usage")
 		return
 	}
@@ -164,7 +165,7 @@ func (m *Meter) Body(b []byte) {
 func (m *Meter) applyUsage(raw json.RawMessage, base bool) error {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return errNotObject
+		return jsonscan.ErrNotObject
 	}
 	c := m.c
 	if base {
@@ -172,18 +173,18 @@ func (m *Meter) applyUsage(raw json.RawMessage, base bool) error {
 	}
 	var err error
 	for k, v := range fields {
-		if isNull(v) {
+		if jsonscan.IsNull(v) {
 			continue // null is absent: zero in a base, unchanged in a delta
 		}
 		switch k {
 		case "input_tokens":
-			c.input, err = parseCount(k, v)
+			c.input, err = jsonscan.ParseCount(k, v)
 		case "output_tokens":
-			c.output, err = parseCount(k, v)
+			c.output, err = jsonscan.ParseCount(k, v)
 		case "cache_read_input_tokens":
-			c.cacheRead, err = parseCount(k, v)
+			c.cacheRead, err = jsonscan.ParseCount(k, v)
 		case "cache_creation_input_tokens":
-			c.cacheWrite, err = parseCount(k, v)
+			c.cacheWrite, err = jsonscan.ParseCount(k, v)
 			c.hasCacheWrite = true
 		case "cache_creation":
 			var s struct {
@@ -194,8 +195,8 @@ func (m *Meter) applyUsage(raw json.RawMessage, base bool) error {
 				return errors.New("cache_creation is not an object")
 			}
 			c.hasSplit = true
-			if c.cache5m, err = parseCount("cache_creation.ephemeral_5m_input_tokens", s.M5); err == nil {
-				c.cache1h, err = parseCount("cache_creation.ephemeral_1h_input_tokens", s.H1)
+			if c.cache5m, err = jsonscan.ParseCount("cache_creation.ephemeral_5m_input_tokens", s.M5); err == nil {
+				c.cache1h, err = jsonscan.ParseCount("cache_creation.ephemeral_1h_input_tokens", s.H1)
 			}
 		case "server_tool_use":
 			// Replaced whole, as the SDK does: both counts are cumulative.
@@ -206,8 +207,8 @@ func (m *Meter) applyUsage(raw json.RawMessage, base bool) error {
 			if json.Unmarshal(v, &s) != nil {
 				return errors.New("server_tool_use is not an object")
 			}
-			if c.webSearch, err = parseCount("server_tool_use.web_search_requests", s.Search); err == nil {
-				c.webFetch, err = parseCount("server_tool_use.web_fetch_requests", s.Fetch)
+			if c.webSearch, err = jsonscan.ParseCount("server_tool_use.web_search_requests", s.Search); err == nil {
+				c.webFetch, err = jsonscan.ParseCount("server_tool_use.web_fetch_requests", s.Fetch)
 			}
 		case "output_tokens_details":
 			var s struct {
@@ -216,7 +217,7 @@ func (m *Meter) applyUsage(raw json.RawMessage, base bool) error {
 			if json.Unmarshal(v, &s) != nil {
 				return errors.New("output_tokens_details is not an object")
 			}
-			c.thinking, err = parseCount("output_tokens_details.thinking_tokens", s.Thinking)
+			c.thinking, err = jsonscan.ParseCount("output_tokens_details.thinking_tokens", s.Thinking)
 		}
 		if err != nil {
 			return err
@@ -235,7 +236,7 @@ func (m *Meter) applyUsage(raw json.RawMessage, base bool) error {
 		}
 	}
 	for k, v := range fields {
-		if !isNull(v) {
+		if !jsonscan.IsNull(v) {
 			m.rawFields[k] = v
 		}
 	}
@@ -319,13 +320,13 @@ func (m *Meter) Malformed() string { return m.malformed }
 
 func (m *Meter) setMalformed(reason string) {
 	if m.malformed == "" {
-		m.malformed = clip(reason, maxReason)
+		m.malformed = jsonscan.Clip(reason, maxReason)
 	}
 }
 
 func (m *Meter) setError(reason string) {
 	if m.errReason == "" {
-		m.errReason = clip(reason, maxReason)
+		m.errReason = jsonscan.Clip(reason, maxReason)
 	}
 }
 
@@ -335,7 +336,7 @@ func errorText(data []byte) string {
 	var v struct {
 		Error json.RawMessage `json:"error"`
 	}
-	if json.Unmarshal(data, &v) != nil || isNull(v.Error) {
+	if json.Unmarshal(data, &v) != nil || jsonscan.IsNull(v.Error) {
 		return "unreadable error"
 	}
 	var e struct {
@@ -367,8 +368,8 @@ func peekType(data []byte) string {
 		return ""
 	}
 	var t string
-	eachMember(data, func(key []byte, start, end int) {
-		if !keyIs(key, "type") {
+	jsonscan.EachMember(data, func(key []byte, start, end int) {
+		if !jsonscan.KeyIs(key, "type") {
 			return
 		}
 		switch string(data[start:end]) {
@@ -405,5 +406,5 @@ func describeData(data []byte, err error) string {
 		}
 		return "is not a JSON object"
 	}
-	return "is " + describeJSONError(data, err)
+	return "is " + jsonscan.DescribeError(data, err)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"strings"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -144,7 +145,7 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 		return false, false
 	}
 	if m.model == "" {
-		m.model = clip(str(c.Model), maxName)
+		m.model = jsonscan.Clip(str(c.Model), maxName)
 	}
 	if c.Error != nil {
 		m.setError("error event: " + errorObjectText(c.Error))
@@ -175,7 +176,7 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 		if m.model == "" {
 			var v responsesEvent
 			if json.Unmarshal(ev.Data, &v) == nil {
-				m.model = clip(str(v.Response.Model), maxName)
+				m.model = jsonscan.Clip(str(v.Response.Model), maxName)
 			}
 		}
 	case "response.completed", "response.incomplete", "response.failed":
@@ -186,7 +187,7 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 			return true
 		}
 		if s := str(v.Response.Model); s != "" {
-			m.model = clip(s, maxName)
+			m.model = jsonscan.Clip(s, maxName)
 		}
 		if name == "response.failed" {
 			m.setError("response failed: " + errorObjectText(v.Response.Error))
@@ -219,7 +220,7 @@ func (m *Meter) Body(b []byte) {
 		m.setMalformed("response body " + describeData(b, err))
 		return
 	}
-	m.model = clip(str(v.Model), maxName)
+	m.model = jsonscan.Clip(str(v.Model), maxName)
 	if v.Error != nil {
 		m.setError(errorObjectText(v.Error))
 	}
@@ -285,7 +286,7 @@ func normalise(raw []byte) (counts, error) {
 		if errors.As(err, &te) && te.Field != "" {
 			return counts{}, fmt.Errorf("%s is not an object", te.Field)
 		}
-		return counts{}, errNotObject
+		return counts{}, jsonscan.ErrNotObject
 	}
 	// Chat naming if either chat count is there, Responses naming otherwise;
 	// each detail from the matching naming, else from the other.
@@ -312,7 +313,7 @@ func normalise(raw []byte) (counts, error) {
 		{"cache_write_tokens", written, &c.CacheWrite5mTokens},
 		{"reasoning_tokens", reasoning, &c.ReasoningTokens},
 	} {
-		if *f.dst, err = parseCount(f.name, f.v); err != nil {
+		if *f.dst, err = jsonscan.ParseCount(f.name, f.v); err != nil {
 			return counts{}, err
 		}
 	}
@@ -375,13 +376,13 @@ func (m *Meter) Malformed() string { return m.malformed }
 
 func (m *Meter) setMalformed(reason string) {
 	if m.malformed == "" {
-		m.malformed = clip(reason, maxReason)
+		m.malformed = jsonscan.Clip(reason, maxReason)
 	}
 }
 
 func (m *Meter) setError(reason string) {
 	if m.errReason == "" {
-		m.errReason = clip(reason, maxReason)
+		m.errReason = jsonscan.Clip(reason, maxReason)
 	}
 }
 
@@ -440,8 +441,8 @@ func peekType(data []byte) string {
 		return ""
 	}
 	var t string
-	eachMember(data, func(key []byte, start, end int) {
-		if !keyIs(key, "type") {
+	jsonscan.EachMember(data, func(key []byte, start, end int) {
+		if !jsonscan.KeyIs(key, "type") {
 			return
 		}
 		switch string(data[start:end]) {
@@ -484,7 +485,7 @@ func (r *rawValue) UnmarshalJSON(b []byte) error {
 type nonEmptyArray bool
 
 func (a *nonEmptyArray) UnmarshalJSON(b []byte) error {
-	*a = len(b) > 0 && b[0] == '[' && skipSpace(b, 1) < len(b) && b[skipSpace(b, 1)] != ']'
+	*a = len(b) > 0 && b[0] == '[' && jsonscan.SkipSpace(b, 1) < len(b) && b[jsonscan.SkipSpace(b, 1)] != ']'
 	return nil
 }
 
@@ -500,7 +501,7 @@ func str(v []byte) string {
 // scalar returns a JSON string's value or a number as written, "" otherwise.
 func scalar(v []byte) string {
 	if len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
-		return clip(string(v), 32)
+		return jsonscan.Clip(string(v), 32)
 	}
 	return str(v)
 }
@@ -514,5 +515,5 @@ func describeData(data []byte, err error) string {
 		}
 		return "is not a JSON object"
 	}
-	return "is " + describeJSONError(data, err)
+	return "is " + jsonscan.DescribeError(data, err)
 }

@@ -8,6 +8,7 @@ package openai
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"net/http"
 	"slices"
 	"strconv"
@@ -58,7 +59,7 @@ type Request struct {
 // exactly, as on the API, and the last of duplicate keys wins.
 //
 // Every error is a *tokenmeter.Error with code EINVALID whose message names
-// the problem and quotes at most a short excerpt of the body: the body is not
+// the problem and quotes at most a short jsonscan.Excerpt of the body: the body is not
 // a JSON object, or a field has the wrong type.
 func ParseRequest(api API, body []byte) (Request, error) {
 	r := Request{API: api}
@@ -69,24 +70,24 @@ func ParseRequest(api API, body []byte) (Request, error) {
 			ferr = err
 		}
 	}
-	err := eachMember(body, func(key []byte, start, end int) {
+	err := jsonscan.EachMember(body, func(key []byte, start, end int) {
 		v := body[start:end]
 		var err error
 		switch {
-		case keyIs(key, "model"):
+		case jsonscan.KeyIs(key, "model"):
 			r.Model = ""
-			if !isNull(v) && json.Unmarshal(v, &r.Model) != nil {
-				err = fmt.Errorf("model is not a string: %s", clip(string(v), 24))
+			if !jsonscan.IsNull(v) && json.Unmarshal(v, &r.Model) != nil {
+				err = fmt.Errorf("model is not a string: %s", jsonscan.Clip(string(v), 24))
 			}
-		case keyIs(key, "stream"):
+		case jsonscan.KeyIs(key, "stream"):
 			r.Stream, err = parseBool("stream", v)
-		case keyIs(key, "stream_options"):
+		case jsonscan.KeyIs(key, "stream_options"):
 			r.IncludeUsage = false
-			if isNull(v) {
+			if jsonscan.IsNull(v) {
 				break
 			}
-			if eachMember(v, func(key []byte, start, end int) {
-				if keyIs(key, "include_usage") {
+			if jsonscan.EachMember(v, func(key []byte, start, end int) {
+				if jsonscan.KeyIs(key, "include_usage") {
 					var e error
 					r.IncludeUsage, e = parseBool("stream_options.include_usage", v[start:end])
 					setErr(e)
@@ -94,12 +95,12 @@ func ParseRequest(api API, body []byte) (Request, error) {
 			}) != nil {
 				err = fmt.Errorf("stream_options is not an object")
 			}
-		case keyIs(key, "max_completion_tokens"):
-			maxCompletion, err = parseCount("max_completion_tokens", v)
-		case keyIs(key, "max_output_tokens"):
-			maxOutput, err = parseCount("max_output_tokens", v)
-		case keyIs(key, "max_tokens"):
-			maxTokens, err = parseCount("max_tokens", v)
+		case jsonscan.KeyIs(key, "max_completion_tokens"):
+			maxCompletion, err = jsonscan.ParseCount("max_completion_tokens", v)
+		case jsonscan.KeyIs(key, "max_output_tokens"):
+			maxOutput, err = jsonscan.ParseCount("max_output_tokens", v)
+		case jsonscan.KeyIs(key, "max_tokens"):
+			maxTokens, err = jsonscan.ParseCount("max_tokens", v)
 		}
 		setErr(err)
 	})
@@ -107,7 +108,7 @@ func ParseRequest(api API, body []byte) (Request, error) {
 		// Only now pay for a full parse, to say what is wrong.
 		var v any
 		if jerr := json.Unmarshal(body, &v); jerr != nil {
-			return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, jerr))
+			return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, jerr))
 		}
 		return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
 	}
@@ -134,7 +135,7 @@ func parseBool(field string, v []byte) (bool, error) {
 	case "false", "null":
 		return false, nil
 	}
-	return false, fmt.Errorf("%s is not a boolean: %s", field, clip(string(v), 24))
+	return false, fmt.Errorf("%s is not a boolean: %s", field, jsonscan.Clip(string(v), 24))
 }
 
 // InjectIncludeUsage returns body with stream_options.include_usage set to
@@ -151,7 +152,7 @@ func InjectIncludeUsage(body []byte) ([]byte, error) {
 	if !json.Valid(body) {
 		var v any
 		err := json.Unmarshal(body, &v)
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", describeJSONError(body, err))
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, err))
 	}
 	type edit struct {
 		start, end int
@@ -160,20 +161,20 @@ func InjectIncludeUsage(body []byte) ([]byte, error) {
 	var edits []edit
 	found, bad := false, false
 	lastEnd := -1
-	err := eachMember(body, func(key []byte, start, end int) {
+	err := jsonscan.EachMember(body, func(key []byte, start, end int) {
 		lastEnd = end
-		if !keyIs(key, "stream_options") {
+		if !jsonscan.KeyIs(key, "stream_options") {
 			return
 		}
 		found = true
 		v := body[start:end]
-		if isNull(v) {
+		if jsonscan.IsNull(v) {
 			edits = append(edits, edit{start, end, `{"include_usage":true}`})
 			return
 		}
 		has := false
-		if eachMember(v, func(key []byte, s, e int) {
-			if keyIs(key, "include_usage") {
+		if jsonscan.EachMember(v, func(key []byte, s, e int) {
+			if jsonscan.KeyIs(key, "include_usage") {
 				has = true
 				if string(v[s:e]) != "true" {
 					edits = append(edits, edit{start + s, start + e, "true"})
@@ -186,7 +187,7 @@ func InjectIncludeUsage(body []byte) ([]byte, error) {
 		if !has {
 			// Insert first, right after the opening brace.
 			text := `"include_usage":true`
-			if o := skipSpace(v, 1); o < len(v) && v[o] != '}' {
+			if o := jsonscan.SkipSpace(v, 1); o < len(v) && v[o] != '}' {
 				text += ","
 			}
 			edits = append(edits, edit{start + 1, start + 1, text})
@@ -198,7 +199,7 @@ func InjectIncludeUsage(body []byte) ([]byte, error) {
 	case bad:
 		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: stream_options is not an object")
 	case !found && lastEnd < 0:
-		open := skipSpace(body, 0) + 1
+		open := jsonscan.SkipSpace(body, 0) + 1
 		edits = append(edits, edit{open, open, `"stream_options":{"include_usage":true}`})
 	case !found:
 		edits = append(edits, edit{lastEnd, lastEnd, `,"stream_options":{"include_usage":true}`})

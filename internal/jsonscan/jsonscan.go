@@ -1,8 +1,10 @@
-package openai
+package jsonscan
 
-// Small JSON helpers shared by the request peek, InjectIncludeUsage and the
-// meter. The anthropic package has its own copy: each provider package imports
-// only tokenmeter and sse.
+// Package jsonscan reads the few fields the gateway needs from JSON without
+// decoding whole documents: it walks the members of an object and skips
+// values at the speed of bytes.IndexByte. It never panics on any input and
+// reports malformed input instead of guessing. Keys match exactly, as the
+// providers' APIs do (encoding/json would match {"Model": ...} to "model").
 
 import (
 	"bytes"
@@ -12,81 +14,78 @@ import (
 	"unicode/utf8"
 )
 
-// maxCount bounds every token or request count the meter accepts. No single
+// MaxCount bounds every token or request count the meter accepts. No single
 // call comes near it (context windows are a few million tokens), so a larger
 // value is garbage, and keeping every field below it keeps sums far from
 // overflow.
-const maxCount = 1_000_000_000
+const MaxCount = 1_000_000_000
 
-// maxReason bounds the length of error and malformed reasons, which may quote
-// provider messages.
-const maxReason = 300
+// ErrNotObject is returned by EachMember for input that is not a
+// well-formed JSON object at its top level.
+var ErrNotObject = errors.New("not a JSON object")
 
-// maxName bounds model names and message ids taken from responses.
-const maxName = 256
-
-var errNotObject = errors.New("not a JSON object")
-
-// eachMember calls fn for each member of the JSON object obj, in order, with
+// EachMember calls fn for each member of the JSON object obj, in order, with
 // the member's key exactly as written (without quotes, escapes not decoded)
-// and the bounds [start, end) of its value in obj. obj must already be known
-// to be valid JSON (json.Valid); eachMember returns errNotObject if it is
-// another kind of value. Unlike encoding/json's struct decoding, callers match
-// keys exactly, as the providers do: {"Model": ...} is not "model".
-func eachMember(obj []byte, fn func(key []byte, start, end int)) error {
-	i := skipSpace(obj, 0)
+// and the bounds [start, end) of its value in obj. It checks the object's
+// own syntax (keys, colons, commas, nothing after the closing brace) and
+// returns ErrNotObject when that is broken or obj is another kind of value;
+// nested values are skipped, not validated. Unlike encoding/json's struct
+// decoding, callers match keys exactly, as the providers do: {"Model": ...}
+// is not "model".
+func EachMember(obj []byte, fn func(key []byte, start, end int)) error {
+	i := SkipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
-		return errNotObject
+		return ErrNotObject
 	}
-	i = skipSpace(obj, i+1)
+	i = SkipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
 		return end(obj, i)
 	}
 	for {
 		if i >= len(obj) || obj[i] != '"' {
-			return errNotObject // a key must follow '{' or ','
+			return ErrNotObject // a key must follow '{' or ','
 		}
-		kend := skipString(obj, i)
+		kend := SkipString(obj, i)
 		if kend < 0 {
-			return errNotObject
+			return ErrNotObject
 		}
 		key := obj[i+1 : kend-1]
-		i = skipSpace(obj, kend)
+		i = SkipSpace(obj, kend)
 		if i >= len(obj) || obj[i] != ':' {
-			return errNotObject
+			return ErrNotObject
 		}
-		start := skipSpace(obj, i+1)
-		stop := skipValue(obj, start)
+		start := SkipSpace(obj, i+1)
+		stop := SkipValue(obj, start)
 		if stop < 0 {
-			return errNotObject
+			return ErrNotObject
 		}
 		fn(key, start, stop)
-		i = skipSpace(obj, stop)
+		i = SkipSpace(obj, stop)
 		if i >= len(obj) {
-			return errNotObject
+			return ErrNotObject
 		}
 		switch obj[i] {
 		case '}':
 			return end(obj, i)
 		case ',':
-			i = skipSpace(obj, i+1)
+			i = SkipSpace(obj, i+1)
 		default:
-			return errNotObject
+			return ErrNotObject
 		}
 	}
 }
 
 // end checks that nothing but space follows the object's closing brace at i.
 func end(obj []byte, i int) error {
-	if skipSpace(obj, i+1) != len(obj) {
-		return errNotObject
+	if SkipSpace(obj, i+1) != len(obj) {
+		return ErrNotObject
 	}
 	return nil
 }
 
-// keyIs reports whether the raw key (as passed by eachMember) names want,
+// KeyIs reports whether the raw key (as passed by EachMember) names want,
 // decoding escapes such as "mod\u0065l" the way a JSON parser would.
-func keyIs(key []byte, want string) bool {
+func KeyIs(key []byte, want string) bool {
 	if bytes.IndexByte(key, '\\') < 0 {
 		return string(key) == want
 	}
@@ -96,7 +95,8 @@ func keyIs(key []byte, want string) bool {
 	return json.Unmarshal(q, &s) == nil && s == want
 }
 
-func skipSpace(b []byte, i int) int {
+// SkipSpace returns the index of the first non-space byte at or after i.
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\r', '\n':
@@ -108,9 +108,9 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipString returns the index just after the string starting at b[i] (a
+// SkipString returns the index just after the string starting at b[i] (a
 // quote), or -1.
-func skipString(b []byte, i int) int {
+func SkipString(b []byte, i int) int {
 	j := i + 1
 	for j < len(b) {
 		q := bytes.IndexByte(b[j:], '"')
@@ -131,21 +131,21 @@ func skipString(b []byte, i int) int {
 	return -1
 }
 
-// skipValue returns the index just after the JSON value starting at b[i], or
+// SkipValue returns the index just after the JSON value starting at b[i], or
 // -1.
-func skipValue(b []byte, i int) int {
+func SkipValue(b []byte, i int) int {
 	if i >= len(b) {
 		return -1
 	}
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return SkipString(b, i)
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
 			switch b[j] {
 			case '"':
-				j = skipString(b, j)
+				j = SkipString(b, j)
 				if j < 0 {
 					return -1
 				}
@@ -175,34 +175,34 @@ func skipValue(b []byte, i int) int {
 	return j
 }
 
-// isNull reports whether the raw JSON value v is absent or null.
-func isNull(v []byte) bool {
+// IsNull reports whether the raw JSON value v is absent or null.
+func IsNull(v []byte) bool {
 	v = bytes.TrimSpace(v)
 	return len(v) == 0 || string(v) == "null"
 }
 
-// parseCount decodes a token or request count: a non-negative JSON integer
-// no larger than maxCount. null counts as zero.
-func parseCount(field string, v []byte) (int64, error) {
-	if isNull(v) {
+// ParseCount decodes a token or request count: a non-negative JSON integer
+// no larger than MaxCount. null counts as zero.
+func ParseCount(field string, v []byte) (int64, error) {
+	if IsNull(v) {
 		return 0, nil
 	}
 	var n int64
 	if err := json.Unmarshal(v, &n); err != nil {
-		return 0, fmt.Errorf("%s is not an integer: %s", field, clip(string(v), 24))
+		return 0, fmt.Errorf("%s is not an integer: %s", field, Clip(string(v), 24))
 	}
 	if n < 0 {
 		return 0, fmt.Errorf("%s is negative (%d)", field, n)
 	}
-	if n > maxCount {
+	if n > MaxCount {
 		return 0, fmt.Errorf("%s is implausibly large (%d)", field, n)
 	}
 	return n, nil
 }
 
-// describeJSONError explains why b is not valid JSON without echoing more than
+// DescribeError explains why b is not valid JSON without echoing more than
 // a short excerpt of it.
-func describeJSONError(b []byte, err error) string {
+func DescribeError(b []byte, err error) string {
 	var se *json.SyntaxError
 	switch {
 	case len(bytes.TrimSpace(b)) == 0:
@@ -212,12 +212,12 @@ func describeJSONError(b []byte, err error) string {
 	case se.Error() == "unexpected end of JSON input":
 		return fmt.Sprintf("truncated after %d bytes", len(b))
 	}
-	return fmt.Sprintf("invalid JSON at byte %d near %s", se.Offset, excerpt(b, int(se.Offset)))
+	return fmt.Sprintf("invalid JSON at byte %d near %s", se.Offset, Excerpt(b, int(se.Offset)))
 }
 
-// excerpt returns a short quoted piece of b around offset off (at most 32
+// Excerpt returns a short quoted piece of b around offset off (at most 32
 // bytes), marking with "…" where it was cut.
-func excerpt(b []byte, off int) string {
+func Excerpt(b []byte, off int) string {
 	const n = 16
 	off = max(0, min(off, len(b)))
 	start, end := max(0, off-n), min(len(b), off+n)
@@ -235,8 +235,8 @@ func excerpt(b []byte, off int) string {
 	return fmt.Sprintf("%q", q)
 }
 
-// clip shortens s to at most n bytes without splitting a UTF-8 sequence.
-func clip(s string, n int) string {
+// Clip shortens s to at most n bytes without splitting a UTF-8 sequence.
+func Clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
