@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/tokenmeter/tokenmeter"
 )
@@ -85,8 +84,6 @@ type Writer struct {
 	// MaxBatch caps a batch; QueueSize bounds the queue. Set before Open.
 	MaxBatch  int
 	QueueSize int
-	// CommitTimeout bounds one commit.
-	CommitTimeout time.Duration
 
 	store appender
 	log   *slog.Logger
@@ -107,11 +104,10 @@ type Writer struct {
 // NewWriter returns a Writer appending to store.
 func NewWriter(store appender, log *slog.Logger) *Writer {
 	return &Writer{
-		MaxBatch:      DefaultMaxBatch,
-		QueueSize:     DefaultQueueSize,
-		CommitTimeout: 30 * time.Second,
-		store:         store,
-		log:           log,
+		MaxBatch:  DefaultMaxBatch,
+		QueueSize: DefaultQueueSize,
+		store:     store,
+		log:       log,
 	}
 }
 
@@ -200,9 +196,11 @@ func (w *Writer) run() {
 }
 
 func (w *Writer) commit(batch []op, events []tokenmeter.Event) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.CommitTimeout)
-	skipped, err := w.store.Append(ctx, events)
-	cancel()
+	// No deadline on the commit: a cancellable context makes database/sql
+	// and the SQLite driver start a watcher goroutine per statement, which
+	// costs more than the insert itself. Lock waits are bounded by the
+	// store's busy timeout instead.
+	skipped, err := w.store.Append(context.Background(), events)
 	if err != nil {
 		w.failed.Add(int64(len(batch)))
 		if !w.unhealthy.Swap(true) {
