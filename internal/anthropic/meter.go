@@ -131,15 +131,31 @@ func (m *Meter) messageDelta(data []byte) {
 // error body ({"type":"error","error":{...}}) sets ErrorReason; anything else
 // sets Malformed. Body keeps no reference to b.
 func (m *Meter) Body(b []byte) {
-	var v struct {
-		Type  json.RawMessage `json:"type"`
-		ID    json.RawMessage `json:"id"`
-		Model json.RawMessage `json:"model"`
-		Usage json.RawMessage `json:"usage"`
-		Error json.RawMessage `json:"error"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		m.setMalformed("response body " + describeData(b, err))
+	// Read the top level only: the content, often most of the body, is
+	// skipped rather than decoded.
+	var v struct{ Type, ID, Model, Usage, Error json.RawMessage }
+	err := jsonscan.EachMember(b, func(key []byte, start, end int) {
+		val := json.RawMessage(b[start:end])
+		switch string(key) {
+		case "type":
+			v.Type = val
+		case "id":
+			v.ID = val
+		case "model":
+			v.Model = val
+		case "usage":
+			v.Usage = val
+		case "error":
+			v.Error = val
+		}
+	})
+	if err != nil {
+		var raw json.RawMessage
+		if jerr := json.Unmarshal(b, &raw); jerr != nil {
+			m.setMalformed("response body " + describeData(b, jerr))
+		} else {
+			m.setMalformed("response body is not a JSON object")
+		}
 		return
 	}
 	if !jsonscan.IsNull(v.Error) || str(v.Type) == "error" {

@@ -187,6 +187,24 @@ func ParseCount(field string, v []byte) (int64, error) {
 	if IsNull(v) {
 		return 0, nil
 	}
+	// Fast path: a plain run of at most 10 digits, as providers send.
+	if len(v) > 0 && len(v) <= 10 && (v[0] != '0' || len(v) == 1) {
+		var n int64
+		digits := true
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				digits = false
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if digits {
+			if n > MaxCount {
+				return 0, fmt.Errorf("%s is implausibly large (%d)", field, n)
+			}
+			return n, nil
+		}
+	}
 	var n int64
 	if err := json.Unmarshal(v, &n); err != nil {
 		return 0, fmt.Errorf("%s is not an integer: %s", field, Clip(string(v), 24))
