@@ -39,6 +39,16 @@ const (
 	SyncFull = "full"
 )
 
+// DefaultCheckpointInterval is how often the background checkpointer copies
+// the WAL into the database file. Commits never checkpoint themselves, so a
+// checkpoint's fsyncs never stall a call.
+const DefaultCheckpointInterval = time.Second
+
+// DefaultMaxWALPages is the WAL size (in pages) past which the checkpointer
+// briefly blocks writers to restart the WAL, so it cannot grow without bound
+// under constant load.
+const DefaultMaxWALPages = 16384
+
 // DefaultBusyTimeout is how long a connection waits for a lock held by
 // another process (a report, an importer) before failing.
 const DefaultBusyTimeout = 10 * time.Second
@@ -56,6 +66,12 @@ type DB struct {
 	// ReadOnly opens the database for reading only (reports, verify).
 	ReadOnly bool
 
+	// CheckpointInterval and MaxWALPages tune the background checkpointer.
+	CheckpointInterval time.Duration
+	MaxWALPages        int
+
+	stop, stopped chan struct{} // the checkpointer's
+
 	w       *sql.DB // the one writer connection
 	r       *sql.DB // readers
 	insert  *sql.Stmt
@@ -66,7 +82,9 @@ type DB struct {
 var _ tokenmeter.Store = (*DB)(nil)
 
 // NewDB returns a DB for the file at path; call Open before use.
-func NewDB(path string) *DB { return &DB{Path: path, Sync: SyncNormal} }
+func NewDB(path string) *DB {
+	return &DB{Path: path, Sync: SyncNormal, CheckpointInterval: DefaultCheckpointInterval, MaxWALPages: DefaultMaxWALPages}
+}
 
 // Open opens (creating if needed) the database and applies migrations.
 func (db *DB) Open() error {
@@ -100,7 +118,10 @@ func (db *DB) Open() error {
 	if db.ReadOnly {
 		return db.r.Ping()
 	}
-	if db.w, err = sql.Open("sqlite", dsn); err != nil {
+	// The writer never checkpoints on commit; checkpoint() does, off the
+	// commit path.
+	q.Add("_pragma", "wal_autocheckpoint(0)")
+	if db.w, err = sql.Open("sqlite", "file:"+filepath.ToSlash(db.Path)+"?"+q.Encode()); err != nil {
 		return fmt.Errorf("open %s: %w", db.Path, err)
 	}
 	db.w.SetMaxOpenConns(1)
@@ -124,11 +145,24 @@ func (db *DB) Open() error {
 		db.Close()
 		return fmt.Errorf("prepare head update: %w", err)
 	}
+	if db.CheckpointInterval <= 0 {
+		db.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if db.MaxWALPages <= 0 {
+		db.MaxWALPages = DefaultMaxWALPages
+	}
+	db.stop, db.stopped = make(chan struct{}), make(chan struct{})
+	go db.checkpoint()
 	return nil
 }
 
 // Close closes the database connections.
 func (db *DB) Close() error {
+	if db.stop != nil {
+		close(db.stop)
+		<-db.stopped
+		db.stop = nil
+	}
 	var errs []error
 	for _, st := range []*sql.Stmt{db.insert, db.head, db.setHead} {
 		if st != nil {
@@ -141,6 +175,32 @@ func (db *DB) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkpoint copies the WAL into the database file every
+// CheckpointInterval until Close, on a reader connection, without blocking
+// the writer (PASSIVE). When the WAL has grown past MaxWALPages it restarts
+// it (RESTART waits for the writer's current commit). A final checkpoint
+// runs at Close.
+func (db *DB) checkpoint() {
+	defer close(db.stopped)
+	t := time.NewTicker(db.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			db.r.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+			return
+		case <-t.C:
+		}
+		var busy, logPages, done int
+		if err := db.r.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logPages, &done); err != nil {
+			continue // a transient failure; the next tick tries again
+		}
+		if logPages > db.MaxWALPages {
+			db.r.Exec(`PRAGMA wal_checkpoint(RESTART)`)
+		}
+	}
 }
 
 // migrate applies the embedded migrations that the database has not seen,
