@@ -47,6 +47,16 @@ func Done(err error) *Pending {
 	return p
 }
 
+// NewPending returns a Pending and the function that finishes it, for
+// recorders that commit by other means (and tests that control timing).
+func NewPending() (*Pending, func(error)) {
+	p := &Pending{done: make(chan struct{})}
+	return p, func(err error) {
+		p.err = err
+		close(p.done)
+	}
+}
+
 // Wait blocks until the event is durable (nil) or failed, or ctx ends.
 func (p *Pending) Wait(ctx context.Context) error {
 	select {

@@ -224,8 +224,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	c.started = p.rec.Submit(c.event(tokenmeter.KindStarted))
 	if p.Durability == DurabilityStrict || !p.rec.Healthy() {
-		if err := c.started.Wait(r.Context()); err != nil && !p.FailOpen {
+		// Wait for the commit itself, not for the client: a client that
+		// leaves now must not be mistaken for a ledger failure.
+		if err := c.started.Wait(context.Background()); err != nil && !p.FailOpen {
 			c.ledgerDown(w, err)
+			return
+		}
+		if r.Context().Err() != nil {
+			c.finish(tokenmeter.OutcomeCancelled, "client disconnected before the request was forwarded", false)
 			return
 		}
 	}
@@ -288,7 +294,10 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if c.upstreamID == "" {
 		c.upstreamID = resp.Header.Get("X-Request-Id")
 	}
-	if err := c.started.Wait(resp.Request.Context()); err != nil && !p.FailOpen {
+	// The commit is bounded by the store's busy timeout; waiting on the
+	// client's context instead would turn a client leaving into a false
+	// ledger failure and leave the call open.
+	if err := c.started.Wait(context.Background()); err != nil && !p.FailOpen {
 		return &ledgerError{err: err}
 	}
 	resp.Header.Set(HeaderRequestID, c.id)
