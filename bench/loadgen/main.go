@@ -58,6 +58,7 @@ type config struct {
 	delay   time.Duration
 	timeout time.Duration
 	ids     string
+	rep     int
 	pids    map[string]int
 }
 
@@ -65,9 +66,11 @@ type config struct {
 type result struct {
 	Mode       string  `json:"mode"`
 	Label      string  `json:"label,omitempty"`
+	Rep        int     `json:"rep,omitempty"`
 	Target     string  `json:"target"`
 	Stream     bool    `json:"stream"`
 	Conns      int     `json:"conns"`
+	Warmup     int64   `json:"warmup"` // warm-up requests sent (all answered 200), not measured
 	Requests   int64   `json:"requests"`
 	Errors     int64   `json:"errors"`
 	Served     int64   `json:"served"`
@@ -97,6 +100,7 @@ func main() {
 	flag.StringVar(&cfg.mode, "mode", "latency", "latency, throughput, streams or body")
 	flag.StringVar(&cfg.target, "target", "http://127.0.0.1:8787/anthropic", "base `URL` including the route prefix; /v1/messages is appended")
 	flag.StringVar(&cfg.label, "label", "", "name of the target in the output")
+	flag.IntVar(&cfg.rep, "rep", 0, "repetition number, copied to the output")
 	flag.IntVar(&cfg.n, "n", 2000, "latency: measured requests")
 	flag.IntVar(&cfg.warmup, "warmup", 200, "latency and throughput: warm-up requests (not measured)")
 	flag.IntVar(&cfg.c, "c", 64, "throughput and streams: concurrent connections")
@@ -146,7 +150,7 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	res.Mode, res.Label, res.Target, res.Stream = cfg.mode, cfg.label, cfg.target, cfg.stream
+	res.Mode, res.Label, res.Rep, res.Target, res.Stream = cfg.mode, cfg.label, cfg.rep, cfg.target, cfg.stream
 	line, _ := json.Marshal(res)
 	fmt.Println(string(line))
 	fmt.Fprintln(os.Stderr, human(res))
@@ -298,7 +302,7 @@ func latency(cfg config) (result, error) {
 	}
 	res.Seconds = time.Since(start).Seconds()
 	res.cpu(cpu0, sampleCPU(cfg.pids))
-	res.Conns = 1
+	res.Conns, res.Warmup = 1, int64(cfg.warmup)
 	res.percentiles(lats)
 	return res, writeIDs(cfg.ids, ids)
 }
@@ -398,7 +402,7 @@ func throughput(cfg config) (result, error) {
 		lats = append(lats, w.lats...)
 		ids = append(ids, w.ids...)
 	}
-	res.Conns = cfg.c
+	res.Conns, res.Warmup = cfg.c, int64(per*cfg.c)
 	res.cpu(cpu0, cpu1)
 	res.Seconds = elapsed.Seconds()
 	res.RPS = float64(res.Requests-res.Errors) / elapsed.Seconds()
