@@ -69,6 +69,9 @@ func TestVerifyCLI(t *testing.T) {
 	for _, tc := range []struct{ name, sql, want string }{
 		{"edit", `UPDATE events SET output_tokens = 1 WHERE seq = 4`, "event 4"},
 		{"delete", `DELETE FROM events WHERE seq = 3`, "event 3"},
+		// The head is recorded lazily while serving and exactly at Close,
+		// so removing the newest events after a clean stop shows too.
+		{"delete-last", `DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)`, "removed from the end"},
 		{"swap", `UPDATE events SET seq = -1 WHERE seq = 2; UPDATE events SET seq = 2 WHERE seq = 5; UPDATE events SET seq = 5 WHERE seq = -1`, "event 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,7 @@ func mustOpen(t *testing.T) (*sqlite.DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	db := sqlite.NewDB(path)
+	db.HeadInterval = 0 // record the head with every commit, so every removal shows
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +167,7 @@ func TestVerifyTamper(t *testing.T) {
 		{"EditTime", `UPDATE events SET time_us = time_us - 1000000 WHERE seq = 4`, 4, "altered"},
 		{"Delete", `DELETE FROM events WHERE seq = 2`, 2, "missing"},
 		{"DeleteLast", `DELETE FROM events WHERE seq = 5`, 5, "removed from the end"},
+		{"DeleteLastTwo", `DELETE FROM events WHERE seq >= 4`, 4, "removed from the end"},
 		{"Swap", `UPDATE events SET seq = CASE seq WHEN 2 THEN 3 WHEN 3 THEN 2 END WHERE seq IN (2, 3)`, 2, "does not link"},
 		{"SwapContent", `UPDATE events SET key = key || 'x' WHERE seq = 1`, 1, "altered"},
 	}

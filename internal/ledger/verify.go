@@ -40,6 +40,16 @@ type VerifyResult struct {
 // inserted or reordered (a link to the wrong predecessor).
 func Verify(ctx context.Context, store tokenmeter.Store) (VerifyResult, error) {
 	var res VerifyResult
+	// The recorded head is read first: the chain may grow past it while
+	// the walk runs, never shrink below it.
+	headSeq, headHash := int64(-1), ""
+	hr, hasHead := store.(headReader)
+	if hasHead {
+		var err error
+		if headSeq, headHash, err = hr.Head(ctx); err != nil {
+			return res, err
+		}
+	}
 	prevSeq, prevHash := int64(0), tokenmeter.GenesisHash
 	err := store.Scan(ctx, 0, func(ev *tokenmeter.Event) error {
 		switch {
@@ -50,6 +60,9 @@ func Verify(ctx context.Context, store tokenmeter.Store) (VerifyResult, error) {
 		case tokenmeter.ChainHash(ev) != ev.Hash:
 			return &VerifyError{Seq: ev.Seq, Key: ev.Key, Problem: "content does not match its hash (altered)"}
 		}
+		if ev.Seq == headSeq && ev.Hash != headHash {
+			return &VerifyError{Seq: ev.Seq, Key: ev.Key, Problem: "differs from the chain head recorded when it was written (altered or replaced)"}
+		}
 		prevSeq, prevHash = ev.Seq, ev.Hash
 		res.Events++
 		return nil
@@ -58,14 +71,8 @@ func Verify(ctx context.Context, store tokenmeter.Store) (VerifyResult, error) {
 		return res, err
 	}
 	res.Head = prevHash
-	if hr, ok := store.(headReader); ok {
-		seq, hash, err := hr.Head(ctx)
-		if err != nil {
-			return res, err
-		}
-		if seq != prevSeq || hash != prevHash {
-			return res, &VerifyError{Seq: seq, Problem: fmt.Sprintf("the recorded chain head is event %d but the ledger ends at event %d (events removed from the end?)", seq, prevSeq)}
-		}
+	if hasHead && headSeq > prevSeq {
+		return res, &VerifyError{Seq: prevSeq + 1, Problem: fmt.Sprintf("the recorded chain head is event %d but the ledger ends at event %d (events removed from the end)", headSeq, prevSeq)}
 	}
 	return res, nil
 }

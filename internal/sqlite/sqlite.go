@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -49,6 +50,12 @@ const DefaultCheckpointInterval = time.Second
 // under constant load.
 const DefaultMaxWALPages = 16384
 
+// DefaultHeadInterval is how often, at most, a commit also records the
+// chain head in the meta table. Recording it with every commit costs one
+// more page per commit; verify detects events removed from the end of the
+// chain up to the last recorded head.
+const DefaultHeadInterval = 100 * time.Millisecond
+
 // DefaultBusyTimeout is how long a connection waits for a lock held by
 // another process (a report, an importer) before failing.
 const DefaultBusyTimeout = 10 * time.Second
@@ -66,11 +73,21 @@ type DB struct {
 	// ReadOnly opens the database for reading only (reports, verify).
 	ReadOnly bool
 
+	// HeadInterval is how often, at most, the chain head is recorded; zero
+	// records it with every commit. Close always records the final head.
+	HeadInterval time.Duration
+
 	// CheckpointInterval and MaxWALPages tune the background checkpointer.
 	CheckpointInterval time.Duration
 	MaxWALPages        int
 
 	stop, stopped chan struct{} // the checkpointer's
+
+	headMu      sync.Mutex // guards the fields below
+	headWritten time.Time  // when the head was last recorded
+	headSeq     int64      // the newest head, recorded or not
+	headHash    string
+	headDirty   bool // headSeq is newer than the recorded head
 
 	w       *sql.DB // the one writer connection
 	r       *sql.DB // readers
@@ -83,7 +100,8 @@ var _ tokenmeter.Store = (*DB)(nil)
 
 // NewDB returns a DB for the file at path; call Open before use.
 func NewDB(path string) *DB {
-	return &DB{Path: path, Sync: SyncNormal, CheckpointInterval: DefaultCheckpointInterval, MaxWALPages: DefaultMaxWALPages}
+	return &DB{Path: path, Sync: SyncNormal, HeadInterval: DefaultHeadInterval,
+		CheckpointInterval: DefaultCheckpointInterval, MaxWALPages: DefaultMaxWALPages}
 }
 
 // Open opens (creating if needed) the database and applies migrations.
@@ -158,6 +176,12 @@ func (db *DB) Open() error {
 
 // Close closes the database connections.
 func (db *DB) Close() error {
+	db.headMu.Lock()
+	if db.headDirty && db.setHead != nil {
+		db.setHead.Exec(strconv.FormatInt(db.headSeq, 10) + " " + db.headHash)
+		db.headDirty = false
+	}
+	db.headMu.Unlock()
 	if db.stop != nil {
 		close(db.stop)
 		<-db.stopped
@@ -324,7 +348,11 @@ func (db *DB) Append(ctx context.Context, events []tokenmeter.Event) (skipped in
 		}
 		seq, prev = ev.Seq, ev.Hash
 	}
-	if skipped < len(events) {
+	db.headMu.Lock()
+	defer db.headMu.Unlock()
+	now := time.Now()
+	recordHead := skipped < len(events) && now.Sub(db.headWritten) >= db.HeadInterval
+	if recordHead {
 		if _, err := tx.StmtContext(ctx, db.setHead).ExecContext(ctx, strconv.FormatInt(seq, 10)+" "+prev); err != nil {
 			return 0, FormatError(fmt.Errorf("write chain head: %w", err))
 		}
@@ -332,11 +360,17 @@ func (db *DB) Append(ctx context.Context, events []tokenmeter.Event) (skipped in
 	if err := tx.Commit(); err != nil {
 		return 0, FormatError(fmt.Errorf("commit: %w", err))
 	}
+	if skipped < len(events) {
+		db.headSeq, db.headHash, db.headDirty = seq, prev, !recordHead
+		if recordHead {
+			db.headWritten = now
+		}
+	}
 	return skipped, nil
 }
 
-// Head returns the chain head recorded by the last append: its sequence
-// number and hash, or 0 and GenesisHash for an empty ledger.
+// Head returns the chain head last recorded (see HeadInterval): its
+// sequence number and hash, or 0 and GenesisHash for an empty ledger.
 func (db *DB) Head(ctx context.Context) (seq int64, hash string, err error) {
 	var v string
 	err = db.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'head'`).Scan(&v)
