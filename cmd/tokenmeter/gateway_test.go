@@ -344,6 +344,30 @@ func testLedgerFull(t *testing.T, durability string) {
 	}
 }
 
+// TestLedgerFullFailOpen: with --on-ledger-error=fail-open the gateway
+// keeps serving when the ledger cannot record, and says so in its log.
+func TestLedgerFullFailOpen(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, func(s *Serve) { s.MaxPageCount = 30; s.Config.OnLedgerError = "fail-open" })
+	body := `{"model":"claude-haiku-5-5","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`
+	for i := range 100 {
+		req, _ := http.NewRequest(http.MethodPost, gw.URL()+"/anthropic/v1/messages", strings.NewReader(body))
+		req.Header.Set("X-Tokenmeter-Tags", strings.Repeat("t", 190))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !json.Valid(b) {
+			t.Fatalf("call %d in fail-open mode: status %d, read error %v; want every call served", i, resp.StatusCode, err)
+		}
+	}
+	if !strings.Contains(gw.logs.String(), "ledger commit failed") {
+		t.Errorf("the ledger never failed: the test proves nothing (logs: %.300s)", gw.logs.String())
+	}
+}
+
 // TestNoSecrets runs calls with known secrets and searches the data
 // directory and the logs for them (G6).
 func TestNoSecrets(t *testing.T) {
