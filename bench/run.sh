@@ -149,9 +149,10 @@ say "building"
 	go build -o "$BIN/summarize" ./bench/summarize)
 
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-# The commit measured; "+changes" when files outside bench/ differ from it.
+# The commit measured; "+changes" when files that go into the binaries
+# differ from it (bench/, tests and Markdown do not count).
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain -- . ':!bench' ':!docs/benchmarks.md' 2>/dev/null)" ]; then commit="$commit+changes"; fi
+if [ -n "$(git -C "$ROOT" status --porcelain -- . ':!bench' ':!*_test.go' ':!*.md' 2>/dev/null)" ]; then commit="$commit+changes"; fi
 printf '{"mode":"machine","cpu":"%s","nproc":%d,"kernel":"%s","go_version":"%s","commit":"%s","pin":"%s","params":"R=%s N=%s C=%s D=%ss STREAMS=%s HOLD=%ss","started":"%s","loadavg":"%s"}\n' \
 	"$cpu" "$(nproc)" "$(uname -sr)" "$(go version | awk '{print $3}')" "$commit" "$PIN" "$R" "$N" "$C" "$D" "$STREAMS" "$HOLD" \
 	"$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RES"

@@ -18,7 +18,9 @@
 // The result goes to stdout as one JSON line; a human-readable line goes to
 // stderr. With --ids FILE, the gateway request id of every response that
 // reached the client in full with status 200 is written to FILE, one a line,
-// so the ledger can be checked request by request.
+// so the ledger can be checked request by request. With --trace FILE
+// (latency mode), each measured request's start offset and latency are
+// written to FILE, to match slow requests with events such as fsyncs.
 package main
 
 import (
@@ -58,6 +60,7 @@ type config struct {
 	delay   time.Duration
 	timeout time.Duration
 	ids     string
+	trace   string
 	rep     int
 	pids    map[string]int
 }
@@ -110,6 +113,7 @@ func main() {
 	flag.DurationVar(&cfg.delay, "delay", 0, "upstream pause between stream events (streams mode defaults to 1s)")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout (latency and throughput)")
 	flag.StringVar(&cfg.ids, "ids", "", "write gateway request ids of complete 200 responses to this `file`")
+	flag.StringVar(&cfg.trace, "trace", "", "latency: write one line per measured request, start offset and latency in µs, to this `file`")
 	pids := flag.String("pids", "", "`name=PID,...` of server processes whose CPU time to report (Linux /proc)")
 	flag.Parse()
 	var err error
@@ -290,8 +294,12 @@ func latency(cfg config) (result, error) {
 	lats := make([]time.Duration, 0, cfg.n)
 	var res result
 	var ids []string
+	var trace []byte
 	cpu0 := sampleCPU(cfg.pids)
 	start := time.Now()
+	if cfg.trace != "" {
+		trace = fmt.Appendf(trace, "# start %d (Unix µs); then per request: start offset µs, latency µs\n", start.UnixMicro())
+	}
 	for range cfg.n {
 		o := do(client, q, buf)
 		res.Requests++
@@ -299,11 +307,19 @@ func latency(cfg config) (result, error) {
 		if o.err == nil {
 			lats = append(lats, o.lat)
 		}
+		if cfg.trace != "" {
+			trace = fmt.Appendf(trace, "%d %d\n", (time.Since(start) - o.lat).Microseconds(), o.lat.Microseconds())
+		}
 	}
 	res.Seconds = time.Since(start).Seconds()
 	res.cpu(cpu0, sampleCPU(cfg.pids))
 	res.Conns, res.Warmup = 1, int64(cfg.warmup)
 	res.percentiles(lats)
+	if cfg.trace != "" {
+		if err := os.WriteFile(cfg.trace, trace, 0o644); err != nil {
+			return res, err
+		}
+	}
 	return res, writeIDs(cfg.ids, ids)
 }
 
