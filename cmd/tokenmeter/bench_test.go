@@ -42,6 +42,7 @@ func benchCalls(b *testing.B, base string, stream bool) {
 			}
 		}
 	})
+	b.StopTimer() // the servers' shutdown is not part of a call
 }
 
 // BenchmarkGateway compares a call straight to fake-upstream, through a
