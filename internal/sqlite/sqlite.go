@@ -123,6 +123,9 @@ func (db *DB) Open() error {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
+	// 64 MiB of page cache per connection (SQLite's default is 2 MiB):
+	// the indexes of a ledger with millions of events stay in memory.
+	q.Add("_pragma", "cache_size(-65536)")
 	if db.MaxPageCount > 0 {
 		q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", db.MaxPageCount))
 	}
