@@ -123,9 +123,6 @@ func (db *DB) Open() error {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous("+sync+")")
-	// 64 MiB of page cache per connection (SQLite's default is 2 MiB):
-	// the indexes of a ledger with millions of events stay in memory.
-	q.Add("_pragma", "cache_size(-65536)")
 	if db.MaxPageCount > 0 {
 		q.Add("_pragma", fmt.Sprintf("max_page_count(%d)", db.MaxPageCount))
 	}
@@ -147,6 +144,10 @@ func (db *DB) Open() error {
 		db.MaxWALPages = DefaultMaxWALPages
 	}
 	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", db.MaxWALPages))
+	// The writer gets 64 MiB of page cache (SQLite's default is 2 MiB), so
+	// the indexes it updates stay in memory as the ledger grows; readers
+	// keep the default.
+	q.Add("_pragma", "cache_size(-65536)")
 	if db.w, err = sql.Open("sqlite", "file:"+filepath.ToSlash(db.Path)+"?"+q.Encode()); err != nil {
 		return fmt.Errorf("open %s: %w", db.Path, err)
 	}
