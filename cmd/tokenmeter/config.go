@@ -38,6 +38,9 @@ type Config struct {
 	MaxRequestBody int64 `yaml:"max_request_body"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Prices is a JSON price file (the format of internal/pricing's
+	// prices.json) whose rows override or extend the embedded table.
+	Prices string `yaml:"prices"`
 }
 
 // Default upstream base URLs.

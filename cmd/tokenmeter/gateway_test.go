@@ -413,3 +413,29 @@ func TestNoSecrets(t *testing.T) {
 		t.Errorf("no logs captured; the check above proves nothing")
 	}
 }
+
+// TestPriceFile: --prices extends the embedded table, so a private model is
+// priced; a bad price file stops serve with a clear error.
+func TestPriceFile(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, func(s *Serve) { s.Config.Prices = "testdata/prices/acme.json" })
+	resp, _ := post(t, gw.URL()+"/anthropic/v1/messages", nil,
+		`{"model":"acme-private-model","max_tokens":100,"messages":[{"role":"user","content":"[[fake input=1000 output=50 cache_read=2000]]"}]}`)
+	ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
+	// 1000 × $1 + 50 × $2 + 2000 × $0.10 per million tokens.
+	if want := tokenmeter.Micros(1000 + 100 + 200); !ev.CostKnown || ev.Cost != want {
+		t.Errorf("cost of the private model = %d (known %v), want %d", ev.Cost, ev.CostKnown, want)
+	}
+	resp, _ = post(t, gw.URL()+"/anthropic/v1/messages", nil, `{"model":"nobody-knows-me","max_tokens":10,"messages":[]}`)
+	if ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest)); ev.CostKnown {
+		t.Errorf("an unknown model was priced at %d; it must stay unknown, never zero", ev.Cost)
+	}
+
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.Data, cfg.Prices = "127.0.0.1:0", t.TempDir(), "testdata/prices/bad.json"
+	s := &Serve{Config: cfg, Log: gw.Log}
+	if err := s.Open(context.Background()); err == nil || !strings.Contains(err.Error(), "bad.json") {
+		s.Close(context.Background())
+		t.Errorf("serve with a bad price file: %v; want an error naming the file", err)
+	}
+}

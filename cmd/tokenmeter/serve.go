@@ -71,7 +71,11 @@ func (s *Serve) Open(ctx context.Context) error {
 		s.Close(ctx)
 		return fmt.Errorf("open ledger: %w", err)
 	}
-	prices := pricing.Default()
+	prices, err := loadPrices(c.Prices)
+	if err != nil {
+		s.Close(ctx)
+		return err
+	}
 	price := func(ev *tokenmeter.Event) { ev.Cost, ev.CostKnown = prices.Cost(ev.Model, ev.Time, ev.Usage, false) }
 	n, err := ledger.Recover(ctx, s.store, nil, time.Now(), price)
 	if err != nil {
@@ -138,6 +142,24 @@ func (s *Serve) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// loadPrices returns the embedded price table, with the rows of the file
+// at path (if any) overriding or extending it.
+func loadPrices(path string) (*pricing.Table, error) {
+	if path == "" {
+		return pricing.Default(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("price file: %w", err)
+	}
+	defer f.Close()
+	override, err := pricing.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("price file %s: %w", path, err)
+	}
+	return pricing.Default().Merge(override), nil
+}
+
 // lockDir takes an exclusive lock on the data directory, so that two
 // gateways never write one ledger (each would close the other's calls).
 func lockDir(dir string) (*os.File, error) {
@@ -176,6 +198,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	onErr := fs.String("on-ledger-error", "", "fail-closed (503) or fail-open when the ledger cannot record")
 	maxBody := fs.Int64("max-request-body", 0, "largest client request body in `bytes`")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	prices := fs.String("prices", "", "JSON price `file` overriding or extending the embedded table")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -201,6 +224,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.MaxRequestBody = *maxBody
 		case "log-level":
 			cfg.LogLevel = *logLevel
+		case "prices":
+			cfg.Prices = *prices
 		}
 	})
 	for n, u := range ups {
