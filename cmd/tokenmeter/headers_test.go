@@ -16,13 +16,17 @@ import (
 // removed; and that endpoints without usage are counted as requests.
 func TestPassThrough(t *testing.T) {
 	type seen struct {
-		Method, Path, Query, Body string
-		Header                    http.Header
+		Method, Path, RawPath, Query, Body string
+		Header                             http.Header
 	}
 	got := make(chan seen, 10)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.Path, r.URL.RawQuery, string(b), r.Header.Clone()}
+		h := r.Header.Clone()
+		if len(r.TransferEncoding) > 0 {
+			h.Set("Transfer-Encoding", strings.Join(r.TransferEncoding, ","))
+		}
+		got <- seen{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, string(b), h}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Request-Id", "req_echo")
 		w.Write([]byte(`{"data":[],"has_more":false}`))
@@ -72,7 +76,7 @@ func TestPassThrough(t *testing.T) {
 	}
 
 	// Endpoints without usage pass through and count as requests only.
-	for _, path := range []string{"/anthropic/v1/models", "/openai/v1/models?limit=5"} {
+	for _, path := range []string{"/anthropic/v1/models", "/openai/v1/models?limit=5", "/openai/v1/models/ft%2Fmine"} {
 		resp, err := http.Get(gw.URL() + path)
 		if err != nil {
 			t.Fatal(err)
@@ -80,11 +84,17 @@ func TestPassThrough(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		s := <-got
+		if te := s.Header.Get("Transfer-Encoding"); te != "" || s.Body != "" {
+			t.Errorf("GET %s reached upstream with a body (%q, transfer-encoding %q)", path, s.Body, te)
+		}
 		if resp.StatusCode != 200 || !json.Valid(b) || s.Method != "GET" {
 			t.Errorf("GET %s: %d %s (upstream saw %s %s)", path, resp.StatusCode, b, s.Method, s.Path)
 		}
+		if strings.Contains(path, "%2F") && s.RawPath != "/v1/models/ft%2Fmine" {
+			t.Errorf("GET %s reached upstream as raw path %q, want the client's escaping kept", path, s.RawPath)
+		}
 		ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
-		if ev.Outcome != tokenmeter.OutcomeOK || !ev.UsageKnown || !ev.Usage.IsZero() || ev.Endpoint != "/v1/models" {
+		if ev.Outcome != tokenmeter.OutcomeOK || !ev.UsageKnown || !ev.Usage.IsZero() || !strings.HasPrefix(ev.Endpoint, "/v1/models") {
 			t.Errorf("GET %s recorded as %+v; want ok with zero usage", path, ev)
 		}
 	}

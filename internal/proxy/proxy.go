@@ -242,10 +242,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out := r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
 	u := *r.URL
 	u.Path, u.RawPath = rest, ""
+	if r.URL.RawPath != "" { // keep the client's escaping, e.g. %2F
+		u.RawPath = strings.TrimPrefix(r.URL.RawPath, rt.Prefix)
+	}
 	out.URL = &u
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.ContentLength = int64(len(body))
 	out.Header.Del("Content-Length")
+	if len(body) == 0 {
+		// No body: send none, not an empty chunked one (a GET with a body
+		// is refused by some upstreams).
+		out.Body, out.ContentLength = http.NoBody, 0
+	} else {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+	}
 	defer func() {
 		if !c.done {
 			// Neither the body nor the error handler finished the call: the
