@@ -84,10 +84,10 @@ func (b *meteredBody) consume(data []byte) error {
 				b.copy = append(b.copy, data...)
 			}
 		}
-		// Hold back the last byte until the call is recorded.
-		b.buf = append(b.buf, data...)
-		b.out = append(b.out, b.buf[:len(b.buf)-1]...)
-		b.buf = append(b.buf[:0], b.buf[len(b.buf)-1])
+		// Release the byte held so far and all new bytes but the last,
+		// which is held until the call is recorded.
+		b.out = append(append(b.out, b.buf...), data[:len(data)-1]...)
+		b.buf = append(b.buf[:0], data[len(data)-1])
 		return nil
 	}
 	b.buf = append(b.buf, data...)
