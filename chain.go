@@ -65,6 +65,12 @@ func ChainHash(ev *Event) string {
 	num(ev.TTFB.Microseconds())
 	num(int64(ev.Cost))
 	flag(ev.CostKnown)
+	// Fields added after v1 are hashed only when set, so events written
+	// before they existed keep their hashes.
+	if ev.Session != "" {
+		str("session")
+		str(ev.Session)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -37,7 +37,9 @@ const (
 type Source string
 
 const (
-	SourceProxy Source = "proxy"
+	SourceProxy      Source = "proxy"       // recorded by the gateway
+	SourceClaudeCode Source = "claude-code" // imported from Claude Code transcripts
+	SourceCodex      Source = "codex"       // imported from Codex CLI sessions
 )
 
 // Event is one append-only record in the ledger.
@@ -70,7 +72,10 @@ type Event struct {
 	// "cred:HASHPREFIX" for a pass-through credential, "" if none was sent.
 	Principal string `json:"principal,omitempty"`
 	Project   string `json:"project,omitempty"`
-	Tags      string `json:"tags,omitempty"`
+	// Session groups the calls of one client session (a Claude Code or
+	// Codex session id); empty when unknown.
+	Session string `json:"session,omitempty"`
+	Tags    string `json:"tags,omitempty"`
 	// UpstreamRequestID is the provider's request id (request-id or
 	// x-request-id), used to recognise the same call seen by an importer.
 	UpstreamRequestID string `json:"upstream_request_id,omitempty"`

@@ -35,26 +35,55 @@ type Store interface {
 	// grouped by provider, model, principal, project and outcome.
 	Usage(ctx context.Context, q UsageQuery) ([]UsageBucket, error)
 
+	// Import is Append for importers. An event is skipped as a duplicate
+	// when its Key is in the ledger, and as recorded when the ledger holds
+	// an event of another call with the same non-empty UpstreamRequestID
+	// (the gateway metered the call the log describes). The files' import
+	// state is saved in the same transaction as the events.
+	Import(ctx context.Context, events []Event, files []ImportFile) (ImportResult, error)
+
+	// ImportFiles returns the import state saved for source's files.
+	ImportFiles(ctx context.Context, source Source) ([]ImportFile, error)
+
 	// Close releases the store. It does not wait for callers of Append.
 	Close() error
 }
 
 // UsageQuery selects completed events for aggregation. A zero Since or Until
-// leaves that side open. Bucket must be a positive multiple of a minute;
-// 15 minutes lets callers roll buckets up into days in any time zone.
+// leaves that side open. Bucket must be zero (one bucket for the whole
+// span, its Start left zero) or a positive multiple of a minute; 15 minutes
+// lets callers roll buckets up into days in any time zone.
+//
+// Stores may answer from aggregates they maintain with every append (the
+// SQLite store keeps 15-minute rollups) when the query allows it; the
+// answer is the same as summing the events. FromEvents forces summing the
+// events, which verify uses to check the aggregates.
 type UsageQuery struct {
 	Since, Until time.Time
 	Bucket       time.Duration
+	// BySession also groups by Session (always summed from events).
+	BySession  bool
+	FromEvents bool
 }
+
+// RollupBucket is the width of the pre-aggregated buckets a store may
+// keep; queries whose Since, Until and Bucket are multiples of it can be
+// answered from them.
+const RollupBucket = 15 * time.Minute
 
 // UsageBucket is the sum of the completed events in one bucket and group.
 type UsageBucket struct {
 	Start     time.Time
+	Source    Source
 	Provider  string
 	Model     string
 	Principal string
 	Project   string
 	Outcome   Outcome
+	Session   string // only with UsageQuery.BySession
+
+	// First and Last are the times of the earliest and latest event summed.
+	First, Last time.Time
 
 	Requests int64
 	Usage    Usage

@@ -170,6 +170,8 @@ func TestVerifyTamper(t *testing.T) {
 		{"DeleteLastTwo", `DELETE FROM events WHERE seq >= 4`, 4, "removed from the end"},
 		{"Swap", `UPDATE events SET seq = CASE seq WHEN 2 THEN 3 WHEN 3 THEN 2 END WHERE seq IN (2, 3)`, 2, "does not link"},
 		{"SwapContent", `UPDATE events SET key = key || 'x' WHERE seq = 1`, 1, "altered"},
+		{"EditRollup", `UPDATE usage_rollup SET output_tokens = output_tokens + 1`, 0, "aggregates were altered"},
+		{"DeleteRollup", `DELETE FROM usage_rollup`, 0, "missing from the aggregated usage"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

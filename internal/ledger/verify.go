@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tokenmeter/tokenmeter"
 )
@@ -74,7 +75,53 @@ func Verify(ctx context.Context, store tokenmeter.Store) (VerifyResult, error) {
 	if hasHead && headSeq > prevSeq {
 		return res, &VerifyError{Seq: prevSeq + 1, Problem: fmt.Sprintf("the recorded chain head is event %d but the ledger ends at event %d (events removed from the end)", headSeq, prevSeq)}
 	}
-	return res, nil
+	return res, verifyAggregates(ctx, store)
+}
+
+// verifyAggregates checks that the usage a store answers from its own
+// aggregates equals the sum of the events. A write between the two reads
+// can make them differ, so a difference is confirmed by reading again.
+func verifyAggregates(ctx context.Context, store tokenmeter.Store) error {
+	var problem string
+	for attempt := 0; attempt < 3; attempt++ {
+		fast, err := store.Usage(ctx, tokenmeter.UsageQuery{Bucket: tokenmeter.RollupBucket})
+		if err != nil {
+			return err
+		}
+		exact, err := store.Usage(ctx, tokenmeter.UsageQuery{Bucket: tokenmeter.RollupBucket, FromEvents: true})
+		if err != nil {
+			return err
+		}
+		if problem = diffBuckets(fast, exact); problem == "" {
+			return nil
+		}
+	}
+	return &VerifyError{Problem: problem}
+}
+
+func diffBuckets(fast, exact []tokenmeter.UsageBucket) string {
+	key := func(b tokenmeter.UsageBucket) tokenmeter.UsageBucket {
+		b.Requests, b.Usage, b.Cost, b.UsageUnknown, b.CostUnknown, b.First, b.Last = 0, tokenmeter.Usage{}, 0, 0, 0, time.Time{}, time.Time{}
+		return b
+	}
+	want := make(map[tokenmeter.UsageBucket]tokenmeter.UsageBucket, len(exact))
+	for _, b := range exact {
+		want[key(b)] = b
+	}
+	for _, b := range fast {
+		w, ok := want[key(b)]
+		delete(want, key(b))
+		if !ok || w.Requests != b.Requests || w.Usage != b.Usage || w.Cost != b.Cost || w.UsageUnknown != b.UsageUnknown ||
+			w.CostUnknown != b.CostUnknown || !w.First.Equal(b.First) || !w.Last.Equal(b.Last) {
+			return fmt.Sprintf("aggregated usage of %s %s/%s at %s (%d requests) does not match its events (%d requests): the aggregates were altered",
+				b.Source, b.Provider, b.Model, b.Start.Format(time.RFC3339), b.Requests, w.Requests)
+		}
+	}
+	for k, w := range want {
+		return fmt.Sprintf("events of %s %s/%s at %s (%d requests) are missing from the aggregated usage: the aggregates were altered",
+			k.Source, k.Provider, k.Model, k.Start.Format(time.RFC3339), w.Requests)
+	}
+	return ""
 }
 
 // IsVerifyError reports whether err is a broken chain (as opposed to an

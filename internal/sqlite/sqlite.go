@@ -91,11 +91,14 @@ type DB struct {
 	headHash    string
 	headDirty   bool // headSeq is newer than the recorded head
 
-	w       *sql.DB // the one writer connection
-	r       *sql.DB // readers
-	insert  *sql.Stmt
-	head    *sql.Stmt
-	setHead *sql.Stmt
+	w         *sql.DB // the one writer connection
+	r         *sql.DB // readers
+	insert    *sql.Stmt
+	importIns *sql.Stmt
+	rollup    *sql.Stmt
+	saveFile  *sql.Stmt
+	head      *sql.Stmt
+	setHead   *sql.Stmt
 }
 
 var _ tokenmeter.Store = (*DB)(nil)
@@ -159,9 +162,21 @@ func (db *DB) Open() error {
 		db.Close()
 		return err
 	}
-	if db.insert, err = db.w.Prepare(insertSQL); err != nil {
-		db.Close()
-		return fmt.Errorf("prepare insert: %w", err)
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&db.insert, insertSQL},
+		{&db.importIns, importSQL},
+		{&db.rollup, rollupSQL},
+		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, state) VALUES (?,?,?,?,?,?,?)
+			ON CONFLICT (source, path) DO UPDATE SET identity = excluded.identity, size = excluded.size,
+			mod_us = excluded.mod_us, offset = excluded.offset, state = excluded.state`},
+	} {
+		if *p.st, err = db.w.Prepare(p.sql); err != nil {
+			db.Close()
+			return fmt.Errorf("prepare %q: %w", p.sql[:30], err)
+		}
 	}
 	if db.head, err = db.w.Prepare(`SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1`); err != nil {
 		db.Close()
@@ -194,7 +209,7 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insert, db.head, db.setHead} {
+	for _, st := range []*sql.Stmt{db.insert, db.importIns, db.rollup, db.saveFile, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -269,10 +284,39 @@ func (db *DB) migrate(ctx context.Context) error {
 const columns = `seq, key, request_key, kind, time_us, source, instance, provider, endpoint, model, stream,
 	principal, project, tags, upstream_request_id, status, outcome, reason,
 	input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch,
-	usage_known, raw_usage, latency_us, ttfb_us, cost_micros, cost_known, prev_hash, hash`
+	usage_known, raw_usage, latency_us, ttfb_us, cost_micros, cost_known, prev_hash, hash, session`
+
+const nColumns = 35
 
 var insertSQL = `INSERT INTO events (` + columns + `) VALUES (` +
-	strings.TrimSuffix(strings.Repeat("?,", 34), ",") + `) ON CONFLICT (key) DO NOTHING`
+	strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + `) ON CONFLICT (key) DO NOTHING`
+
+// importSQL inserts an imported event unless the key exists or another
+// call carries the same upstream request id (?15; ?3 is request_key).
+var importSQL = `INSERT INTO events (` + columns + `) SELECT ` +
+	strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + ` WHERE ?15 = '' OR NOT EXISTS (
+		SELECT 1 FROM events WHERE upstream_request_id = ?15 AND upstream_request_id != '' AND request_key != ?3)
+	ON CONFLICT (key) DO NOTHING`
+
+const rollupSQL = `INSERT INTO usage_rollup (bucket_us, source, provider, model, principal, project, outcome,
+	requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens,
+	web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	ON CONFLICT (bucket_us, source, provider, model, principal, project, outcome) DO UPDATE SET
+	requests = requests + excluded.requests,
+	input_tokens = input_tokens + excluded.input_tokens,
+	output_tokens = output_tokens + excluded.output_tokens,
+	cache_write_5m = cache_write_5m + excluded.cache_write_5m,
+	cache_write_1h = cache_write_1h + excluded.cache_write_1h,
+	cache_read = cache_read + excluded.cache_read,
+	reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+	web_search = web_search + excluded.web_search,
+	web_fetch = web_fetch + excluded.web_fetch,
+	cost_micros = cost_micros + excluded.cost_micros,
+	usage_unknown = usage_unknown + excluded.usage_unknown,
+	cost_unknown = cost_unknown + excluded.cost_unknown,
+	first_us = MIN(first_us, excluded.first_us),
+	last_us = MAX(last_us, excluded.last_us)`
 
 func args(ev *tokenmeter.Event) []any {
 	u := ev.Usage
@@ -282,7 +326,7 @@ func args(ev *tokenmeter.Event) []any {
 		u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
 		u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests,
 		ev.UsageKnown, string(ev.RawUsage), ev.Latency.Microseconds(), ev.TTFB.Microseconds(),
-		int64(ev.Cost), ev.CostKnown, ev.PrevHash, ev.Hash}
+		int64(ev.Cost), ev.CostKnown, ev.PrevHash, ev.Hash, ev.Session}
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -298,7 +342,7 @@ func scanEvent(s scanner, ev *tokenmeter.Event) error {
 		&ev.Principal, &ev.Project, &ev.Tags, &ev.UpstreamRequestID, &ev.Status, &outcome, &ev.Reason,
 		&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
 		&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests,
-		&ev.UsageKnown, &raw, &latUS, &ttfbUS, &cost, &ev.CostKnown, &ev.PrevHash, &ev.Hash)
+		&ev.UsageKnown, &raw, &latUS, &ttfbUS, &cost, &ev.CostKnown, &ev.PrevHash, &ev.Hash, &ev.Session)
 	if err != nil {
 		return err
 	}
@@ -317,56 +361,160 @@ func scanEvent(s scanner, ev *tokenmeter.Event) error {
 // inside one immediate transaction; events whose key exists are skipped
 // without consuming a sequence number.
 func (db *DB) Append(ctx context.Context, events []tokenmeter.Event) (skipped int, err error) {
+	res, err := db.write(ctx, events, nil, false)
+	return res.Duplicates, err
+}
+
+// Import implements tokenmeter.Store.
+func (db *DB) Import(ctx context.Context, events []tokenmeter.Event, files []tokenmeter.ImportFile) (tokenmeter.ImportResult, error) {
+	return db.write(ctx, events, files, true)
+}
+
+// write appends events (through importSQL when imported) and saves files'
+// import state in one transaction, updating the rollups and the chain head.
+func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []tokenmeter.ImportFile, imported bool) (res tokenmeter.ImportResult, err error) {
 	if db.w == nil {
-		return 0, errors.New("sqlite: database opened read-only")
+		return res, errors.New("sqlite: database opened read-only")
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, FormatError(fmt.Errorf("begin: %w", err))
+		return res, FormatError(fmt.Errorf("begin: %w", err))
 	}
 	defer func() {
 		if err != nil {
 			tx.Rollback()
+			res = tokenmeter.ImportResult{}
 		}
 	}()
 	seq, prev := int64(0), tokenmeter.GenesisHash
-	if err := tx.StmtContext(ctx, db.head).QueryRowContext(ctx).Scan(&seq, &prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, FormatError(fmt.Errorf("read chain head: %w", err))
+	if len(events) > 0 {
+		if err := tx.StmtContext(ctx, db.head).QueryRowContext(ctx).Scan(&seq, &prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return res, FormatError(fmt.Errorf("read chain head: %w", err))
+		}
 	}
 	ins := tx.StmtContext(ctx, db.insert)
+	if imported {
+		ins = tx.StmtContext(ctx, db.importIns)
+	}
+	sums := make(map[rollupKey]*rollupRow)
 	for i := range events {
 		ev := &events[i]
 		tokenmeter.Seal(ev, seq+1, prev)
-		res, err := ins.ExecContext(ctx, args(ev)...)
+		r, err := ins.ExecContext(ctx, args(ev)...)
 		if err != nil {
-			return 0, FormatError(fmt.Errorf("insert event %s: %w", ev.Key, err))
+			return res, FormatError(fmt.Errorf("insert event %s: %w", ev.Key, err))
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			skipped++
+		if n, _ := r.RowsAffected(); n == 0 {
+			if imported && ev.UpstreamRequestID != "" && !db.keyExists(ctx, tx, ev.Key) {
+				res.Recorded++
+			} else {
+				res.Duplicates++
+			}
 			ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
 			continue
 		}
+		res.Added++
 		seq, prev = ev.Seq, ev.Hash
+		if ev.Kind == tokenmeter.KindCompleted {
+			addRollup(sums, ev)
+		}
+	}
+	if len(sums) > 0 {
+		up := tx.StmtContext(ctx, db.rollup)
+		for k, r := range sums {
+			u := r.usage
+			if _, err := up.ExecContext(ctx, k.bucket, k.source, k.provider, k.model, k.principal, k.project, k.outcome,
+				r.requests, u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
+				u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests, r.cost, r.usageUnknown, r.costUnknown,
+				r.first, r.last); err != nil {
+				return res, FormatError(fmt.Errorf("update usage rollup: %w", err))
+			}
+		}
+	}
+	if len(files) > 0 {
+		st := tx.StmtContext(ctx, db.saveFile)
+		for _, f := range files {
+			if _, err := st.ExecContext(ctx, string(f.Source), f.Path, f.Identity, f.Size, f.ModTime.UnixMicro(), f.Offset, f.State); err != nil {
+				return res, FormatError(fmt.Errorf("save import state of %s: %w", f.Path, err))
+			}
+		}
 	}
 	db.headMu.Lock()
 	defer db.headMu.Unlock()
 	now := time.Now()
-	recordHead := skipped < len(events) && now.Sub(db.headWritten) >= db.HeadInterval
+	recordHead := res.Added > 0 && now.Sub(db.headWritten) >= db.HeadInterval
 	if recordHead {
 		if _, err := tx.StmtContext(ctx, db.setHead).ExecContext(ctx, strconv.FormatInt(seq, 10)+" "+prev); err != nil {
-			return 0, FormatError(fmt.Errorf("write chain head: %w", err))
+			return res, FormatError(fmt.Errorf("write chain head: %w", err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, FormatError(fmt.Errorf("commit: %w", err))
+		return res, FormatError(fmt.Errorf("commit: %w", err))
 	}
-	if skipped < len(events) {
+	if res.Added > 0 {
 		db.headSeq, db.headHash, db.headDirty = seq, prev, !recordHead
 		if recordHead {
 			db.headWritten = now
 		}
 	}
-	return skipped, nil
+	return res, nil
+}
+
+func (db *DB) keyExists(ctx context.Context, tx *sql.Tx, key string) bool {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE key = ?`, key).Scan(&one)
+	return err == nil
+}
+
+type rollupKey struct {
+	bucket                                               int64
+	source, provider, model, principal, project, outcome string
+}
+
+type rollupRow struct {
+	requests, cost, usageUnknown, costUnknown, first, last int64
+	usage                                                  tokenmeter.Usage
+}
+
+var rollupWidth = tokenmeter.RollupBucket.Microseconds()
+
+func addRollup(sums map[rollupKey]*rollupRow, ev *tokenmeter.Event) {
+	t := ev.Time.UnixMicro()
+	k := rollupKey{(t / rollupWidth) * rollupWidth, string(ev.Source), ev.Provider, ev.Model, ev.Principal, ev.Project, string(ev.Outcome)}
+	r := sums[k]
+	if r == nil {
+		r = &rollupRow{first: t, last: t}
+		sums[k] = r
+	}
+	r.requests++
+	r.usage = r.usage.Add(ev.Usage)
+	r.cost += int64(ev.Cost)
+	if !ev.UsageKnown {
+		r.usageUnknown++
+	} else if !ev.CostKnown {
+		r.costUnknown++
+	}
+	r.first, r.last = min(r.first, t), max(r.last, t)
+}
+
+// ImportFiles implements tokenmeter.Store.
+func (db *DB) ImportFiles(ctx context.Context, source tokenmeter.Source) ([]tokenmeter.ImportFile, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT path, identity, size, mod_us, offset, state FROM import_files WHERE source = ? ORDER BY path`, string(source))
+	if err != nil {
+		return nil, fmt.Errorf("query import state: %w", err)
+	}
+	defer rows.Close()
+	var out []tokenmeter.ImportFile
+	for rows.Next() {
+		f := tokenmeter.ImportFile{Source: source}
+		var mod int64
+		if err := rows.Scan(&f.Path, &f.Identity, &f.Size, &mod, &f.Offset, &f.State); err != nil {
+			return nil, fmt.Errorf("scan import state: %w", err)
+		}
+		f.ModTime = time.UnixMicro(mod).UTC()
+		out = append(out, f)
+	}
+	return out, rows.Err()
 }
 
 // Head returns the chain head last recorded (see HeadInterval): its
@@ -440,12 +588,17 @@ func (db *DB) Scan(ctx context.Context, afterSeq int64, fn func(*tokenmeter.Even
 	return rows.Err()
 }
 
-// Usage implements tokenmeter.Store.
+// Usage implements tokenmeter.Store. Queries on the 15-minute grid are
+// answered from usage_rollup; the rest (and FromEvents, BySession) sum the
+// events.
 func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error) {
-	if q.Bucket < time.Minute || q.Bucket%time.Minute != 0 {
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "usage bucket %v must be a positive whole number of minutes", q.Bucket)
+	if q.Bucket < 0 || q.Bucket%time.Minute != 0 {
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "usage bucket %v must be zero or a positive whole number of minutes", q.Bucket)
 	}
 	bucket := q.Bucket.Microseconds()
+	if bucket == 0 {
+		bucket = 1 << 62 // one bucket, starting at 0
+	}
 	since, until := int64(-1<<62), int64(1<<62)
 	if !q.Since.IsZero() {
 		since = q.Since.UnixMicro()
@@ -453,12 +606,28 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	if !q.Until.IsZero() {
 		until = q.Until.UnixMicro()
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT (time_us / ?1) * ?1 AS b, provider, model, principal, project, outcome,
+	onGrid := func(v int64) bool { return v%rollupWidth == 0 }
+	var query string
+	if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (bucket%rollupWidth == 0) {
+		query = `SELECT (bucket_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, '',
+		SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
+		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
+		SUM(usage_unknown), SUM(cost_unknown), MIN(first_us), MAX(last_us)
+		FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < ?3
+		GROUP BY b, source, provider, model, principal, project, outcome ORDER BY b`
+	} else {
+		session := "''"
+		if q.BySession {
+			session = "session"
+		}
+		query = `SELECT (time_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, ` + session + `,
 		COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
-		SUM(usage_known = 0), SUM(usage_known = 1 AND cost_known = 0)
+		SUM(usage_known = 0), SUM(usage_known = 1 AND cost_known = 0), MIN(time_us), MAX(time_us)
 		FROM events WHERE kind = 'completed' AND time_us >= ?2 AND time_us < ?3
-		GROUP BY b, provider, model, principal, project, outcome ORDER BY b`, bucket, since, until)
+		GROUP BY b, source, provider, model, principal, project, outcome, 8 ORDER BY b`
+	}
+	rows, err := db.r.QueryContext(ctx, query, bucket, since, until)
 	if err != nil {
 		return nil, fmt.Errorf("query usage: %w", err)
 	}
@@ -466,15 +635,20 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	var out []tokenmeter.UsageBucket
 	for rows.Next() {
 		var b tokenmeter.UsageBucket
-		var start, cost int64
-		var outcome string
+		var start, cost, first, last int64
+		var source, outcome string
 		u := &b.Usage
-		if err := rows.Scan(&start, &b.Provider, &b.Model, &b.Principal, &b.Project, &outcome, &b.Requests,
+		if err := rows.Scan(&start, &source, &b.Provider, &b.Model, &b.Principal, &b.Project, &outcome, &b.Session, &b.Requests,
 			&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
-			&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests, &cost, &b.UsageUnknown, &b.CostUnknown); err != nil {
+			&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests, &cost, &b.UsageUnknown, &b.CostUnknown,
+			&first, &last); err != nil {
 			return nil, fmt.Errorf("scan usage: %w", err)
 		}
-		b.Start, b.Outcome, b.Cost = time.UnixMicro(start).UTC(), tokenmeter.Outcome(outcome), tokenmeter.Micros(cost)
+		if q.Bucket > 0 {
+			b.Start = time.UnixMicro(start).UTC()
+		}
+		b.Source, b.Outcome, b.Cost = tokenmeter.Source(source), tokenmeter.Outcome(outcome), tokenmeter.Micros(cost)
+		b.First, b.Last = time.UnixMicro(first).UTC(), time.UnixMicro(last).UTC()
 		out = append(out, b)
 	}
 	return out, rows.Err()

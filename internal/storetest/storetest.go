@@ -135,13 +135,36 @@ func Run(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 		want := []tokenmeter.UsageBucket{
-			{Start: day, Provider: "anthropic", Model: "claude-sonnet-5-5", Principal: "cred:0123456789abcdef", Outcome: "ok",
+			{Start: day, Source: "proxy", Provider: "anthropic", Model: "claude-sonnet-5-5", Principal: "cred:0123456789abcdef", Outcome: "ok",
+				First: a.Time, Last: b.Time,
 				Requests: 2, Usage: tokenmeter.Usage{InputTokens: 11, OutputTokens: 22, CacheReadTokens: 7}, Cost: 84},
-			{Start: day.Add(15 * time.Minute), Provider: "anthropic", Model: "claude-sonnet-5-5", Principal: "cred:0123456789abcdef", Outcome: "ok",
+			{Start: day.Add(15 * time.Minute), Source: "proxy", Provider: "anthropic", Model: "claude-sonnet-5-5", Principal: "cred:0123456789abcdef", Outcome: "ok",
+				First: c.Time, Last: d.Time,
 				Requests: 2, Usage: tokenmeter.Usage{InputTokens: 1100}, Cost: 42, UsageUnknown: 1, CostUnknown: 1},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Usage (-want +got):\n%s", diff)
+		}
+		// The same figures summed from the events, off the rollup grid, and
+		// in a single bucket.
+		for _, q := range []tokenmeter.UsageQuery{
+			{Since: day, Until: day.Add(time.Hour), Bucket: 15 * time.Minute, FromEvents: true},
+			{Since: day.Add(-time.Second), Until: day.Add(time.Hour), Bucket: 15 * time.Minute},
+		} {
+			got, err := s.Usage(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Usage(%+v) (-want +got):\n%s", q, diff)
+			}
+		}
+		for _, fromEvents := range []bool{false, true} {
+			got, err = s.Usage(ctx, tokenmeter.UsageQuery{FromEvents: fromEvents})
+			if err != nil || len(got) != 1 || got[0].Requests != 4 || got[0].Usage.InputTokens != 1111 || !got[0].Start.IsZero() ||
+				!got[0].First.Equal(a.Time) || !got[0].Last.Equal(d.Time) {
+				t.Errorf("Usage(one bucket, from events %v) = %+v, %v; want 4 requests, 1111 input, %v..%v", fromEvents, got, err, a.Time, d.Time)
+			}
 		}
 		got, err = s.Usage(ctx, tokenmeter.UsageQuery{Since: day.Add(15 * time.Minute), Bucket: time.Hour})
 		if err != nil || len(got) != 1 || got[0].Requests != 2 {
@@ -151,4 +174,100 @@ func Run(t *testing.T, open Opener) {
 			t.Errorf("Usage(bucket 1s) error = %v, want EINVALID", err)
 		}
 	})
+
+	t.Run("UsageBySession", func(t *testing.T) {
+		s := mustOpen(t)
+		a := Event("a", t0, tokenmeter.Usage{InputTokens: 1})
+		b := Event("b", t0.Add(time.Minute), tokenmeter.Usage{InputTokens: 2})
+		c := Event("c", t0.Add(2*time.Minute), tokenmeter.Usage{InputTokens: 4})
+		a.Session, b.Session, c.Session = "s1", "s1", "s2"
+		if _, err := s.Append(ctx, []tokenmeter.Event{a, b, c}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Usage(ctx, tokenmeter.UsageQuery{BySession: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := map[string]int64{}
+		for _, g := range got {
+			sums[g.Session] += g.Usage.InputTokens
+		}
+		if diff := cmp.Diff(map[string]int64{"s1": 3, "s2": 4}, sums); diff != "" {
+			t.Errorf("Usage by session (-want +got):\n%s", diff)
+		}
+		if ev := scanAll(t, s); ev[0].Session != "s1" || ev[2].Session != "s2" {
+			t.Errorf("sessions did not round-trip: %q %q", ev[0].Session, ev[2].Session)
+		}
+	})
+
+	t.Run("Import", func(t *testing.T) {
+		s := mustOpen(t)
+		// A call the gateway recorded, with its upstream request id.
+		proxied := Event("tmr_1", t0, tokenmeter.Usage{InputTokens: 5})
+		proxied.UpstreamRequestID = "req_A"
+		if _, err := s.Append(ctx, []tokenmeter.Event{proxied}); err != nil {
+			t.Fatal(err)
+		}
+		imp := func(req, upstream string, in int64) tokenmeter.Event {
+			ev := Event(req, t0.Add(time.Minute), tokenmeter.Usage{InputTokens: in})
+			ev.Source, ev.UpstreamRequestID = tokenmeter.SourceClaudeCode, upstream
+			return ev
+		}
+		f1 := tokenmeter.ImportFile{Source: tokenmeter.SourceClaudeCode, Path: "/p/a.jsonl", Identity: "1:2:abc", Size: 100,
+			ModTime: t0.Truncate(time.Microsecond), Offset: 90, State: `{"x":1}`}
+		res, err := s.Import(ctx, []tokenmeter.Event{
+			imp("claude-code:m1", "req_A", 5), // the gateway's call: recorded
+			imp("claude-code:m2", "req_B", 7), // new
+			imp("claude-code:m2", "req_B", 7), // duplicate within the batch
+			imp("claude-code:m3", "", 9),      // no request id: new
+		}, []tokenmeter.ImportFile{f1})
+		if want := (tokenmeter.ImportResult{Added: 2, Duplicates: 1, Recorded: 1}); err != nil || res != want {
+			t.Fatalf("Import = %+v, %v; want %+v", res, err, want)
+		}
+		res, err = s.Import(ctx, []tokenmeter.Event{imp("claude-code:m2", "req_B", 7), imp("claude-code:m3", "", 9)}, nil)
+		if want := (tokenmeter.ImportResult{Duplicates: 2}); err != nil || res != want {
+			t.Fatalf("re-Import = %+v, %v; want %+v", res, err, want)
+		}
+		files, err := s.ImportFiles(ctx, tokenmeter.SourceClaudeCode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]tokenmeter.ImportFile{f1}, files); diff != "" {
+			t.Errorf("ImportFiles (-want +got):\n%s", diff)
+		}
+		f1.Offset, f1.Size = 100, 120
+		if _, err := s.Import(ctx, nil, []tokenmeter.ImportFile{f1}); err != nil {
+			t.Fatal(err)
+		}
+		if files, _ := s.ImportFiles(ctx, tokenmeter.SourceClaudeCode); len(files) != 1 || files[0].Offset != 100 {
+			t.Errorf("ImportFiles after update = %+v; want offset 100", files)
+		}
+		if files, _ := s.ImportFiles(ctx, tokenmeter.SourceCodex); len(files) != 0 {
+			t.Errorf("ImportFiles(codex) = %+v; want none", files)
+		}
+		got, err := s.Usage(ctx, tokenmeter.UsageQuery{})
+		var total int64
+		for _, b := range got {
+			total += b.Usage.InputTokens
+		}
+		if err != nil || total != 5+7+9 {
+			t.Errorf("Usage after import: input %d, %v; want %d", total, err, 5+7+9)
+		}
+		if evs := scanAll(t, s); len(evs) != 3 {
+			t.Errorf("ledger holds %d events, want 3", len(evs))
+		} else if err := checkChain(evs); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func checkChain(evs []tokenmeter.Event) error {
+	prev := tokenmeter.GenesisHash
+	for i, ev := range evs {
+		if ev.Seq != int64(i+1) || ev.PrevHash != prev || tokenmeter.ChainHash(&ev) != ev.Hash {
+			return fmt.Errorf("event %d (%s) breaks the chain", i, ev.Key)
+		}
+		prev = ev.Hash
+	}
+	return nil
 }
