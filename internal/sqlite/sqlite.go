@@ -606,7 +606,7 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	if !q.Until.IsZero() {
 		until = q.Until.UnixMicro()
 	}
-	onGrid := func(v int64) bool { return v%rollupWidth == 0 }
+	onGrid := func(v int64) bool { return v%rollupWidth == 0 || v == -1<<62 || v == 1<<62 }
 	var query string
 	if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (bucket%rollupWidth == 0) {
 		query = `SELECT (bucket_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, '',
