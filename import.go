@@ -18,6 +18,9 @@ type ImportFile struct {
 	// Offset is where the next read starts: just past the last line that
 	// was consumed. A line still being written lies beyond it.
 	Offset int64 `json:"offset"`
+	// Line is the number of lines before Offset, for warnings that name
+	// a line.
+	Line int64 `json:"line"`
 	// State is the importer's own resume data for the file (for example
 	// Codex's cumulative totals), opaque to the store.
 	State string `json:"state,omitempty"`

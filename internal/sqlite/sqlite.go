@@ -169,9 +169,9 @@ func (db *DB) Open() error {
 		{&db.insert, insertSQL},
 		{&db.importIns, importSQL},
 		{&db.rollup, rollupSQL},
-		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, state) VALUES (?,?,?,?,?,?,?)
+		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, line, state) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT (source, path) DO UPDATE SET identity = excluded.identity, size = excluded.size,
-			mod_us = excluded.mod_us, offset = excluded.offset, state = excluded.state`},
+			mod_us = excluded.mod_us, offset = excluded.offset, line = excluded.line, state = excluded.state`},
 	} {
 		if *p.st, err = db.w.Prepare(p.sql); err != nil {
 			db.Close()
@@ -434,7 +434,7 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 	if len(files) > 0 {
 		st := tx.StmtContext(ctx, db.saveFile)
 		for _, f := range files {
-			if _, err := st.ExecContext(ctx, string(f.Source), f.Path, f.Identity, f.Size, f.ModTime.UnixMicro(), f.Offset, f.State); err != nil {
+			if _, err := st.ExecContext(ctx, string(f.Source), f.Path, f.Identity, f.Size, f.ModTime.UnixMicro(), f.Offset, f.Line, f.State); err != nil {
 				return res, FormatError(fmt.Errorf("save import state of %s: %w", f.Path, err))
 			}
 		}
@@ -499,7 +499,7 @@ func addRollup(sums map[rollupKey]*rollupRow, ev *tokenmeter.Event) {
 
 // ImportFiles implements tokenmeter.Store.
 func (db *DB) ImportFiles(ctx context.Context, source tokenmeter.Source) ([]tokenmeter.ImportFile, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT path, identity, size, mod_us, offset, state FROM import_files WHERE source = ? ORDER BY path`, string(source))
+	rows, err := db.r.QueryContext(ctx, `SELECT path, identity, size, mod_us, offset, line, state FROM import_files WHERE source = ? ORDER BY path`, string(source))
 	if err != nil {
 		return nil, fmt.Errorf("query import state: %w", err)
 	}
@@ -508,7 +508,7 @@ func (db *DB) ImportFiles(ctx context.Context, source tokenmeter.Source) ([]toke
 	for rows.Next() {
 		f := tokenmeter.ImportFile{Source: source}
 		var mod int64
-		if err := rows.Scan(&f.Path, &f.Identity, &f.Size, &mod, &f.Offset, &f.State); err != nil {
+		if err := rows.Scan(&f.Path, &f.Identity, &f.Size, &mod, &f.Offset, &f.Line, &f.State); err != nil {
 			return nil, fmt.Errorf("scan import state: %w", err)
 		}
 		f.ModTime = time.UnixMicro(mod).UTC()

@@ -214,7 +214,7 @@ func Run(t *testing.T, open Opener) {
 			return ev
 		}
 		f1 := tokenmeter.ImportFile{Source: tokenmeter.SourceClaudeCode, Path: "/p/a.jsonl", Identity: "1:2:abc", Size: 100,
-			ModTime: t0.Truncate(time.Microsecond), Offset: 90, State: `{"x":1}`}
+			ModTime: t0.Truncate(time.Microsecond), Offset: 90, Line: 3, State: `{"x":1}`}
 		res, err := s.Import(ctx, []tokenmeter.Event{
 			imp("claude-code:m1", "req_A", 5), // the gateway's call: recorded
 			imp("claude-code:m2", "req_B", 7), // new

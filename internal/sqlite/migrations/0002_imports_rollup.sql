@@ -8,6 +8,7 @@ CREATE TABLE import_files (
 	size     INTEGER NOT NULL,
 	mod_us   INTEGER NOT NULL,
 	offset   INTEGER NOT NULL,
+	line     INTEGER NOT NULL,
 	state    TEXT    NOT NULL DEFAULT '',
 	PRIMARY KEY (source, path)
 ) WITHOUT ROWID;
