@@ -59,6 +59,7 @@ const usage = `tokenmeter: your own count of every LLM API call.
 Usage:
   tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]...
   tokenmeter report <daily|weekly|monthly|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv]
+  tokenmeter import <claude-code|codex> [--dir DIR]... [--watch] [--data DIR] [--json]
   tokenmeter verify [--data DIR]
   tokenmeter fake-upstream [--listen ADDR]
   tokenmeter version
@@ -80,6 +81,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runReport(ctx, rest, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
 	case "fake-upstream":
 		return runFakeUpstream(ctx, rest, stdout, stderr)
 	case "version":

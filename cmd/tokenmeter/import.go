@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter/internal/importer"
+	"github.com/tokenmeter/tokenmeter/internal/importer/claudecode"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+)
+
+// ExitWarnings is import's exit status when it imported what it could but
+// skipped files or lines it could not read.
+const ExitWarnings = 4
+
+// maxPrintedWarnings bounds the warnings import prints one by one.
+const maxPrintedWarnings = 50
+
+// importFormat returns the importer for a log kind and its default dirs.
+func importFormat(kind string) (importer.Format, []string, error) {
+	home, _ := os.UserHomeDir()
+	switch kind {
+	case "claude-code":
+		return claudecode.Format{}, claudecode.DefaultDirs(os.Getenv, home), nil
+	case "codex":
+		return nil, nil, &exitError{code: 2, msg: "codex import: not yet available"} // TODO(codex): wire internal/importer/codex
+	}
+	return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("unknown log kind %q (want claude-code or codex)", kind)}
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("import", stderr)
+	data := fs.String("data", defaultDataDir(), "data `directory`")
+	var dirs stringList
+	fs.Var(&dirs, "dir", "search this `directory` for logs instead of the default ones (repeatable)")
+	watch := fs.Bool("watch", false, "keep running and import new lines as they are written")
+	asJSON := fs.Bool("json", false, "write the summary as JSON")
+	prices := fs.String("prices", "", "price `file` overriding or extending the embedded table")
+	quiet := fs.Bool("quiet", false, "print only warnings and errors")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return &exitError{code: 2, msg: "import needs one of claude-code, codex"}
+	}
+	format, defaults, err := importFormat(pos[0])
+	if err != nil {
+		return err
+	}
+	explicit := len(dirs) > 0
+	if !explicit {
+		dirs = existing(defaults)
+		if len(dirs) == 0 {
+			return fmt.Errorf("no %s logs found (looked in %s); pass --dir DIR", pos[0], strings.Join(defaults, ", "))
+		}
+	} else {
+		for _, d := range dirs {
+			if st, err := os.Stat(d); err != nil || !st.IsDir() {
+				return &exitError{code: 2, msg: fmt.Sprintf("--dir %s: not a readable directory", d)}
+			}
+		}
+	}
+	table, err := loadPrices(*prices)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*data, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	db := sqlite.NewDB(filepath.Join(*data, LedgerFile))
+	if err := db.Open(); err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	defer db.Close()
+
+	var (
+		mu      sync.Mutex
+		printed int
+	)
+	opts := importer.Options{Store: db, Prices: table, Dirs: dirs, Warn: func(w importer.Warning) {
+		mu.Lock()
+		defer mu.Unlock()
+		if printed < maxPrintedWarnings {
+			fmt.Fprintln(stderr, "tokenmeter: warning:", w)
+		}
+		printed++
+	}}
+	if *watch {
+		return importer.Watch(ctx, format, opts, func(st importer.Stats) {
+			if st.Added > 0 || !*quiet {
+				printImportSummary(stdout, pos[0], st, *asJSON, time.Now())
+			}
+		})
+	}
+	start := time.Now()
+	st, err := importer.Run(ctx, format, opts)
+	if err != nil {
+		return err
+	}
+	if !*quiet || *asJSON {
+		printImportSummary(stdout, pos[0], st, *asJSON, start)
+	}
+	if st.Warnings > 0 {
+		msg := fmt.Sprintf("%d warnings", st.Warnings)
+		if st.Warnings > maxPrintedWarnings {
+			msg += fmt.Sprintf(" (the first %d shown)", maxPrintedWarnings)
+		}
+		return &exitError{code: ExitWarnings, msg: msg + ": the rest was imported"}
+	}
+	return nil
+}
+
+func existing(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func printImportSummary(w io.Writer, kind string, st importer.Stats, asJSON bool, start time.Time) {
+	if asJSON {
+		json.NewEncoder(w).Encode(st)
+		return
+	}
+	fmt.Fprintf(w, "%s: %d files (%d read, %d unchanged), %d lines, %d calls found: %d new",
+		kind, st.Files, st.Read, st.Unchanged, st.Lines, st.Events, st.Added)
+	if st.Duplicates > 0 {
+		fmt.Fprintf(w, ", %d already imported", st.Duplicates)
+	}
+	if st.Recorded > 0 {
+		fmt.Fprintf(w, ", %d recorded by the gateway", st.Recorded)
+	}
+	if st.UnknownPrice > 0 {
+		fmt.Fprintf(w, ", %d with no price for their model", st.UnknownPrice)
+	}
+	fmt.Fprintf(w, " (%s)\n", time.Since(start).Round(time.Millisecond))
+}

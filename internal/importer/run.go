@@ -1,0 +1,457 @@
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/pricing"
+)
+
+// MaxLine is the longest line a parser is given. Longer lines (Claude Code
+// writes file-history snapshots of hundreds of megabytes) are skipped
+// without being held in memory, with a warning.
+const MaxLine = 16 << 20
+
+// DefaultSettle is how long a file must have been left alone before a
+// parser may treat its last lines as final.
+const DefaultSettle = 10 * time.Second
+
+// headBytes is how much of a file's beginning its identity covers, so that
+// a file replaced under the same path (and the same inode) is noticed.
+const headBytes = 1024
+
+// Options configure an import.
+type Options struct {
+	Store  tokenmeter.Store
+	Prices *pricing.Table // nil: the embedded table
+	// Dirs are searched recursively for the format's files. A missing
+	// directory is a warning, not an error.
+	Dirs []string
+	// Settle: see DefaultSettle. Zero means DefaultSettle.
+	Settle time.Duration
+	// Workers read files in parallel; zero means GOMAXPROCS.
+	Workers int
+	// BatchEvents is how many events, at most, are written per ledger
+	// transaction (whole files are never split); zero means 20000.
+	BatchEvents int
+	// Warn receives each warning as it happens; nil discards them (they
+	// are counted in Stats either way).
+	Warn func(Warning)
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Stats summarises an import.
+type Stats struct {
+	Files     int   `json:"files"`           // log files found
+	Read      int   `json:"files_read"`      // files with new bytes that were read
+	Unchanged int   `json:"files_unchanged"` // files skipped without reading
+	Reread    int   `json:"files_reread"`    // files truncated or replaced, read again from the start
+	Lines     int64 `json:"lines"`           // complete lines read
+	Bytes     int64 `json:"bytes"`           // bytes read
+	Events    int   `json:"events"`          // usage events found in the new lines
+	Added     int   `json:"events_added"`    // events new to the ledger
+	// Duplicates were in the ledger already (read before, or the same
+	// response in another file); Recorded were metered by the gateway.
+	Duplicates   int   `json:"duplicates"`
+	Recorded     int   `json:"already_recorded"`
+	UnknownPrice int   `json:"unknown_price_events"` // added events whose model has no price
+	HeldBack     int64 `json:"bytes_held_back"`      // bytes left for the next run (lines still being written)
+	Warnings     int   `json:"warnings"`
+}
+
+func (s *Stats) add(o Stats) {
+	s.Files += o.Files
+	s.Read += o.Read
+	s.Unchanged += o.Unchanged
+	s.Reread += o.Reread
+	s.Lines += o.Lines
+	s.Bytes += o.Bytes
+	s.Events += o.Events
+	s.Added += o.Added
+	s.Duplicates += o.Duplicates
+	s.Recorded += o.Recorded
+	s.UnknownPrice += o.UnknownPrice
+	s.HeldBack += o.HeldBack
+	s.Warnings += o.Warnings
+}
+
+// fileResult is one file's new events and position, written together.
+type fileResult struct {
+	events []tokenmeter.Event
+	state  tokenmeter.ImportFile
+	stats  Stats
+}
+
+// Run imports every file of format f under opts.Dirs once. It returns an
+// error only when the import could not proceed (the ledger failed, or ctx
+// was cancelled); problems with single files and lines are warnings.
+func Run(ctx context.Context, f Format, opts Options) (Stats, error) {
+	im := newRun(f, opts)
+	paths := im.discover(ctx)
+	return im.importFiles(ctx, paths)
+}
+
+type run struct {
+	f      Format
+	o      Options
+	prior  map[string]tokenmeter.ImportFile
+	warnMu sync.Mutex
+	warns  int
+}
+
+func newRun(f Format, o Options) *run {
+	if o.Prices == nil {
+		o.Prices = pricing.Default()
+	}
+	if o.Settle <= 0 {
+		o.Settle = DefaultSettle
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = 20000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &run{f: f, o: o}
+}
+
+func (im *run) warn(w Warning) {
+	im.warnMu.Lock()
+	im.warns++
+	im.warnMu.Unlock()
+	if im.o.Warn != nil {
+		im.o.Warn(w)
+	}
+}
+
+// discover walks the directories and returns the format's files, sorted.
+// Broken symbolic links and unreadable directories are warnings.
+func (im *run) discover(ctx context.Context) []string {
+	var paths []string
+	seen := make(map[string]bool)
+	for _, dir := range im.o.Dirs {
+		if _, err := os.Stat(dir); err != nil {
+			im.warn(Warning{Path: dir, Msg: "cannot read directory: " + pathError(err)})
+			continue
+		}
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) && path != dir {
+					return nil // removed while we walked
+				}
+				im.warn(Warning{Path: path, Msg: "cannot read: " + pathError(err)})
+				return nil
+			}
+			if d.IsDir() || !im.f.Match(path) {
+				return nil
+			}
+			if d.Type()&fs.ModeSymlink != 0 {
+				if st, err := os.Stat(path); err != nil {
+					im.warn(Warning{Path: path, Msg: "broken symbolic link: " + pathError(err)})
+					return nil
+				} else if st.IsDir() {
+					return nil
+				}
+			} else if !d.Type().IsRegular() {
+				return nil
+			}
+			if !seen[path] {
+				seen[path] = true
+				paths = append(paths, path)
+			}
+			return nil
+		})
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+// pathError describes a file system error without repeating the path.
+func pathError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// importFiles reads paths on Workers goroutines and writes their results
+// on this one, in batches.
+func (im *run) importFiles(ctx context.Context, paths []string) (Stats, error) {
+	var total Stats
+	total.Files = len(paths)
+	if im.prior == nil {
+		files, err := im.o.Store.ImportFiles(ctx, im.f.Source())
+		if err != nil {
+			return total, err
+		}
+		im.prior = make(map[string]tokenmeter.ImportFile, len(files))
+		for _, f := range files {
+			im.prior[f.Path] = f
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan string)
+	results := make(chan fileResult, 2*im.o.Workers)
+	var wg sync.WaitGroup
+	for range im.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range jobs {
+				r, ok := im.readFile(p)
+				if ok {
+					select {
+					case results <- r:
+					case <-ctx.Done():
+						return
+					}
+				} else {
+					select {
+					case results <- fileResult{stats: r.stats}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for _, p := range paths {
+			select {
+			case jobs <- p:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(results) }()
+
+	var (
+		events []tokenmeter.Event
+		files  []tokenmeter.ImportFile
+		err    error
+	)
+	flush := func() {
+		if err != nil || (len(events) == 0 && len(files) == 0) {
+			return
+		}
+		var res tokenmeter.ImportResult
+		if res, err = im.o.Store.Import(ctx, events, files); err != nil {
+			err = fmt.Errorf("write to the ledger: %w", err)
+			cancel()
+			return
+		}
+		total.Added += res.Added
+		total.Duplicates += res.Duplicates
+		total.Recorded += res.Recorded
+		for i := range events {
+			if events[i].Seq != 0 && !events[i].CostKnown && events[i].UsageKnown {
+				total.UnknownPrice++
+			}
+		}
+		for _, f := range files {
+			im.prior[f.Path] = f
+		}
+		events, files = events[:0], files[:0]
+	}
+	for r := range results {
+		total.add(r.stats)
+		if r.state.Path == "" {
+			continue
+		}
+		events = append(events, r.events...)
+		files = append(files, r.state)
+		if len(events) >= im.o.BatchEvents || len(files) >= 4096 {
+			flush()
+		}
+	}
+	flush()
+	if err == nil {
+		err = ctx.Err()
+	}
+	total.Warnings = im.warns
+	return total, err
+}
+
+// readFile reads one file's new lines. ok is false when there is nothing
+// to write (the file is unchanged or could not be read).
+func (im *run) readFile(path string) (r fileResult, ok bool) {
+	fh, err := os.Open(path)
+	if err != nil {
+		im.warn(Warning{Path: path, Msg: "cannot open: " + pathError(err)})
+		return r, false
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		im.warn(Warning{Path: path, Msg: "cannot stat: " + pathError(err)})
+		return r, false
+	}
+	size, mod := st.Size(), st.ModTime().UTC().Truncate(time.Microsecond)
+	node := fileNode(st)
+	prior, havePrior := im.prior[path]
+	if havePrior && prior.Size == size && prior.ModTime.Equal(mod) && prior.Offset == size && strings.HasPrefix(prior.Identity, node+":") {
+		r.stats.Unchanged++
+		return r, false
+	}
+	headLen := min(size, headBytes)
+	head := make([]byte, headLen)
+	if _, err := io.ReadFull(fh, head); err != nil {
+		im.warn(Warning{Path: path, Msg: "cannot read: " + pathError(err)})
+		return r, false
+	}
+	identity := func(n int64) string {
+		sum := sha256.Sum256(head[:n])
+		return node + ":" + strconv.FormatInt(n, 10) + ":" + hex.EncodeToString(sum[:8])
+	}
+	offset, line, state := int64(0), int64(0), ""
+	if havePrior {
+		// Resume if this is the same file, grown: the same node, at least
+		// as long as what was consumed, with the same first bytes.
+		var n int64
+		if parts := strings.Split(prior.Identity, ":"); len(parts) >= 3 {
+			n, _ = strconv.ParseInt(parts[len(parts)-2], 10, 64)
+		}
+		if n <= headLen && prior.Identity == identity(n) && size >= prior.Offset {
+			offset, line, state = prior.Offset, prior.Line, prior.State
+		} else {
+			r.stats.Reread++
+		}
+	}
+	if _, err := fh.Seek(offset, io.SeekStart); err != nil {
+		im.warn(Warning{Path: path, Msg: "cannot seek: " + pathError(err)})
+		return r, false
+	}
+	r.stats.Read++
+	p := im.f.Open(path, state)
+	next, lineNo, err := im.scan(fh, path, offset, line, p, &r.stats)
+	if err != nil {
+		// Keep what was read before the error; the next run resumes there.
+		im.warn(Warning{Path: path, Line: lineNo + 1, Msg: "read error: " + pathError(err)})
+	}
+	settled := im.o.Now().Sub(st.ModTime()) >= im.o.Settle
+	events, resume, newState := p.End(next, settled)
+	if resume > next || resume < offset {
+		resume = next // a parser may only hold back what it was given
+	}
+	if resume < next {
+		// Lines held back are re-read next time; count them from there.
+		lineNo -= countLines(path, resume, next)
+	}
+	r.stats.HeldBack += size - resume
+	for i := range events {
+		ev := &events[i]
+		if ev.UsageKnown {
+			ev.Cost, ev.CostKnown = im.o.Prices.Cost(ev.Model, ev.Time, ev.Usage, false)
+		}
+	}
+	r.stats.Events += len(events)
+	r.events = events
+	r.state = tokenmeter.ImportFile{Source: im.f.Source(), Path: path, Identity: identity(min(resume, headLen)),
+		Size: size, ModTime: mod, Offset: resume, Line: lineNo, State: newState}
+	return r, true
+}
+
+// scan hands the complete lines after offset to p. It returns the offset
+// just past the last complete line and its number.
+func (im *run) scan(rd io.Reader, path string, offset, lineNo int64, p Parser, stats *Stats) (next, n int64, err error) {
+	br := bufio.NewReaderSize(rd, 256<<10)
+	var long []byte // a line longer than the buffer, being assembled
+	tooLong := false
+	pos := offset
+	for {
+		chunk, rerr := br.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull {
+			if !tooLong {
+				if len(long)+len(chunk) > MaxLine {
+					tooLong, long = true, nil
+				} else {
+					long = append(long, chunk...)
+				}
+			}
+			pos += int64(len(chunk))
+			continue
+		}
+		if rerr != nil {
+			// EOF (or an error) before a newline: the partial line stays
+			// for the next run.
+			if rerr == io.EOF {
+				rerr = nil
+			}
+			return offset, lineNo, rerr
+		}
+		pos += int64(len(chunk))
+		lineNo++
+		stats.Lines++
+		stats.Bytes += pos - offset
+		switch {
+		case tooLong:
+			im.warn(Warning{Path: path, Line: lineNo, Msg: fmt.Sprintf("line longer than %d MiB skipped", MaxLine>>20)})
+		case long != nil:
+			long = append(long, chunk...)
+			if w := p.Line(trimEOL(long), lineNo, offset); w != "" {
+				im.warn(Warning{Path: path, Line: lineNo, Msg: w})
+			}
+		default:
+			if w := p.Line(trimEOL(chunk), lineNo, offset); w != "" {
+				im.warn(Warning{Path: path, Line: lineNo, Msg: w})
+			}
+		}
+		long, tooLong = nil, false
+		offset = pos
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	b = b[:len(b)-1]
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// countLines counts the newlines in path's bytes [from, to).
+func countLines(path string, from, to int64) int64 {
+	fh, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer fh.Close()
+	buf := make([]byte, 64<<10)
+	var n int64
+	for from < to {
+		k, err := fh.ReadAt(buf[:min(int64(len(buf)), to-from)], from)
+		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		from += int64(k)
+		if err != nil {
+			break
+		}
+	}
+	return n
+}
