@@ -41,6 +41,9 @@ type Config struct {
 	// Prices is a JSON price file (the format of internal/pricing's
 	// prices.json) whose rows override or extend the embedded table.
 	Prices string `yaml:"prices"`
+	// Import lists the local logs serve imports continuously, as
+	// `tokenmeter import KIND --watch` does: claude-code, codex.
+	Import []string `yaml:"import"`
 }
 
 // Default upstream base URLs.
@@ -141,6 +144,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBody <= 0 {
 		bad("max_request_body", c.MaxRequestBody, "must be a positive number of bytes")
+	}
+	for _, kind := range c.Import {
+		if _, _, err := importFormat(kind); err != nil {
+			bad("import", kind, "must be claude-code or codex")
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

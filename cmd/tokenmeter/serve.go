@@ -13,10 +13,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/importer"
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
 	"github.com/tokenmeter/tokenmeter/internal/pricing"
 	"github.com/tokenmeter/tokenmeter/internal/proxy"
@@ -46,6 +48,9 @@ type Serve struct {
 	writer *ledger.Writer
 	proxy  *proxy.Proxy
 	server *server.Server
+
+	stopImports context.CancelFunc // the importers' owner
+	imports     sync.WaitGroup
 }
 
 // Open takes the data directory, recovers calls left open by a previous
@@ -110,7 +115,36 @@ func (s *Serve) Open(ctx context.Context) error {
 		s.Close(ctx)
 		return err
 	}
+	s.startImports(prices)
 	return nil
+}
+
+// startImports runs the configured importers until Close. An importer that
+// stops on an error (the ledger failed) is logged; the gateway goes on.
+func (s *Serve) startImports(prices *pricing.Table) {
+	ictx, cancel := context.WithCancel(context.Background())
+	s.stopImports = cancel
+	for _, kind := range s.Config.Import {
+		format, dirs, _ := importFormat(kind) // validated
+		log := s.Log.With("import", kind)
+		s.imports.Add(1)
+		go func() {
+			defer s.imports.Done()
+			if found := existing(dirs); len(found) < len(dirs) {
+				log.Info("watching for logs", "dirs", dirs, "present", found)
+			}
+			opts := importer.Options{Store: s.store, Prices: prices, Dirs: dirs, Workers: 1,
+				Warn: func(w importer.Warning) { log.Warn("skipped", "where", w.String()) }}
+			err := importer.Watch(ictx, format, opts, func(st importer.Stats) {
+				if st.Added > 0 {
+					log.Info("imported", "calls", st.Added, "files", st.Read, "already_recorded", st.Recorded)
+				}
+			})
+			if err != nil {
+				log.Error("importer stopped", "err", err)
+			}
+		}()
+	}
 }
 
 // URL returns the gateway's base URL.
@@ -120,6 +154,10 @@ func (s *Serve) URL() string { return s.server.URL() }
 // then commits what the writer holds, then closes the ledger.
 func (s *Serve) Close(ctx context.Context) error {
 	var errs []error
+	if s.stopImports != nil {
+		s.stopImports()
+		s.imports.Wait()
+	}
 	if s.server != nil {
 		errs = append(errs, s.server.Close(ctx))
 	}
@@ -199,6 +237,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxBody := fs.Int64("max-request-body", 0, "largest client request body in `bytes`")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	prices := fs.String("prices", "", "JSON price `file` overriding or extending the embedded table")
+	var imports stringList
+	fs.Var(&imports, "import", "also import these local logs continuously: claude-code or codex (repeatable)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -226,6 +266,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.LogLevel = *logLevel
 		case "prices":
 			cfg.Prices = *prices
+		case "import":
+			cfg.Import = imports
 		}
 	})
 	for n, u := range ups {
