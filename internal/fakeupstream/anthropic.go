@@ -5,19 +5,48 @@ import "net/http"
 // Anthropic Messages wire types, in the field order of the real API.
 
 type anthropicMessage struct {
-	ID           string                  `json:"id"`
-	Type         string                  `json:"type"`
-	Role         string                  `json:"role"`
-	Model        string                  `json:"model"`
-	Content      []anthropicContentBlock `json:"content"`
-	StopReason   *string                 `json:"stop_reason"`
-	StopSequence *string                 `json:"stop_sequence"`
-	Usage        anthropicUsage          `json:"usage"`
+	ID           string         `json:"id"`
+	Type         string         `json:"type"`
+	Role         string         `json:"role"`
+	Model        string         `json:"model"`
+	Content      []any          `json:"content"` // anthropicThinkingBlock, anthropicContentBlock
+	StopReason   *string        `json:"stop_reason"`
+	StopSequence *string        `json:"stop_sequence"`
+	Usage        anthropicUsage `json:"usage"`
 }
 
 type anthropicContentBlock struct {
 	Type string `json:"type"`
 	Text string `json:"text"`
+}
+
+type anthropicThinkingBlock struct {
+	Type      string `json:"type"`
+	Thinking  string `json:"thinking"`
+	Signature string `json:"signature"`
+}
+
+// thinkingWords returns the number of words of thinking text rp shows:
+// one per reasoning token, at most MaxOutputTokens, none when omitted.
+func (rp reply) thinkingWords() int {
+	if !rp.thinkingShown {
+		return 0
+	}
+	return int(min(rp.reasoning, MaxOutputTokens))
+}
+
+// signature returns the signature of the thinking block of call c. Real
+// signatures are opaque and verified by the API; this one is neither.
+func (c *call) signature() string { return "fakeupstream-signature-" + c.id }
+
+// anthropicContent returns the content blocks of rp's reply: a thinking
+// block if rp has one, then the text block.
+func anthropicContent(c *call, rp reply) []any {
+	var content []any
+	if rp.thinking {
+		content = append(content, anthropicThinkingBlock{Type: "thinking", Thinking: OutputText(rp.thinkingWords()), Signature: c.signature()})
+	}
+	return append(content, anthropicContentBlock{Type: "text", Text: OutputText(rp.words)})
 }
 
 type anthropicUsage struct {
@@ -80,7 +109,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, c *call)
 	if err != nil {
 		return err
 	}
-	c.inputTokens, c.outputTokens = rp.input+rp.cacheWrite5m+rp.cacheWrite1h, rp.output()
+	c.plan(rp, rp.input+rp.cacheWrite5m+rp.cacheWrite1h)
 	if !rp.stream {
 		stop := rp.anthropicStopReason()
 		return s.writeBody(w, r, c, anthropicMessage{
@@ -88,7 +117,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, c *call)
 			Type:       "message",
 			Role:       "assistant",
 			Model:      rp.model,
-			Content:    []anthropicContentBlock{{Type: "text", Text: OutputText(rp.words)}},
+			Content:    anthropicContent(c, rp),
 			StopReason: &stop,
 			Usage:      anthropicUsageOf(rp, rp.output(), true),
 		})
@@ -97,8 +126,9 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, c *call)
 }
 
 // anthropicStream returns the Messages event stream of rp: message_start,
-// ping, one text block with a delta per word, message_delta with the
-// cumulative usage, message_stop.
+// ping, a thinking block if rp has one (a thinking_delta per word shown,
+// then a signature_delta), one text block with a delta per word,
+// message_delta with the cumulative usage, message_stop.
 func anthropicStream(c *call, rp reply) stream {
 	type startEvent struct {
 		Type    string           `json:"type"`
@@ -108,18 +138,26 @@ func anthropicStream(c *call, rp reply) stream {
 		Type string `json:"type"`
 	}
 	type blockStart struct {
-		Type         string                `json:"type"`
-		Index        int                   `json:"index"`
-		ContentBlock anthropicContentBlock `json:"content_block"`
+		Type         string `json:"type"`
+		Index        int    `json:"index"`
+		ContentBlock any    `json:"content_block"`
 	}
 	type textDelta struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
 	}
+	type thinkingDelta struct {
+		Type     string `json:"type"`
+		Thinking string `json:"thinking"`
+	}
+	type signatureDelta struct {
+		Type      string `json:"type"`
+		Signature string `json:"signature"`
+	}
 	type blockDelta struct {
-		Type  string    `json:"type"`
-		Index int       `json:"index"`
-		Delta textDelta `json:"delta"`
+		Type  string `json:"type"`
+		Index int    `json:"index"`
+		Delta any    `json:"delta"`
 	}
 	type blockStop struct {
 		Type  string `json:"type"`
@@ -138,26 +176,45 @@ func anthropicStream(c *call, rp reply) stream {
 		Error anthropicErrorInfo `json:"error"`
 	}
 
-	frames := make([]frame, 0, rp.words+6)
+	frames := make([]frame, 0, rp.words+rp.thinkingWords()+9)
 	frames = append(frames,
 		newFrame("message_start", startEvent{Type: "message_start", Message: anthropicMessage{
 			ID:      "msg_" + c.id,
 			Type:    "message",
 			Role:    "assistant",
 			Model:   rp.model,
-			Content: []anthropicContentBlock{},
+			Content: []any{},
 			Usage:   anthropicUsageOf(rp, min(1, rp.output()), true),
 		}}),
 		newFrame("ping", typeOnly{Type: "ping"}),
-		newFrame("content_block_start", blockStart{Type: "content_block_start", ContentBlock: anthropicContentBlock{Type: "text"}}),
 	)
+	index := 0
+	if rp.thinking {
+		frames = append(frames, newFrame("content_block_start", blockStart{Type: "content_block_start", ContentBlock: anthropicThinkingBlock{Type: "thinking"}}))
+		for i := range rp.thinkingWords() {
+			frames = append(frames, newFrame("content_block_delta", blockDelta{
+				Type:  "content_block_delta",
+				Delta: thinkingDelta{Type: "thinking_delta", Thinking: word(i)},
+			}))
+		}
+		frames = append(frames,
+			newFrame("content_block_delta", blockDelta{
+				Type:  "content_block_delta",
+				Delta: signatureDelta{Type: "signature_delta", Signature: c.signature()},
+			}),
+			newFrame("content_block_stop", blockStop{Type: "content_block_stop"}),
+		)
+		index = 1
+	}
+	frames = append(frames, newFrame("content_block_start", blockStart{Type: "content_block_start", Index: index, ContentBlock: anthropicContentBlock{Type: "text"}}))
 	for i := range rp.words {
 		frames = append(frames, newFrame("content_block_delta", blockDelta{
 			Type:  "content_block_delta",
+			Index: index,
 			Delta: textDelta{Type: "text_delta", Text: word(i)},
 		}))
 	}
-	frames = append(frames, newFrame("content_block_stop", blockStop{Type: "content_block_stop"}))
+	frames = append(frames, newFrame("content_block_stop", blockStop{Type: "content_block_stop", Index: index}))
 	md := messageDelta{Type: "message_delta", Usage: anthropicUsageOf(rp, rp.output(), false)}
 	md.Delta.StopReason = rp.anthropicStopReason()
 	usageAt := len(frames)

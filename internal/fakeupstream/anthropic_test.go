@@ -285,6 +285,125 @@ func TestMessagesStreamEvents(t *testing.T) {
 	}
 }
 
+// TestMessagesThinkingSDK checks the thinking block a request that enables
+// thinking gets when it has reasoning tokens, as the SDK reads it.
+func TestMessagesThinkingSDK(t *testing.T) {
+	adaptive := func(display anthropicsdk.ThinkingConfigAdaptiveDisplay) anthropicsdk.ThinkingConfigParamUnion {
+		return anthropicsdk.ThinkingConfigParamUnion{OfAdaptive: &anthropicsdk.ThinkingConfigAdaptiveParam{Display: display}}
+	}
+	tests := []struct {
+		name     string
+		thinking anthropicsdk.ThinkingConfigParamUnion
+		prompt   string
+		// wantThinking is the thinking block's text; nil means no block.
+		wantThinking *string
+	}{
+		{"AdaptiveOmitted", adaptive(anthropicsdk.ThinkingConfigAdaptiveDisplayOmitted), "[[fake output=2 reasoning=3]]", new("")},
+		{"AdaptiveShown", adaptive(""), "[[fake output=2 reasoning=3]]", new(fakeupstream.OutputText(3))},
+		{"EnabledShown", anthropicsdk.ThinkingConfigParamOfEnabled(1024), "[[fake output=2 reasoning=4]]", new(fakeupstream.OutputText(4))},
+		{"EnabledNoReasoning", anthropicsdk.ThinkingConfigParamOfEnabled(1024), "[[fake output=2]]", nil},
+		{"NotEnabled", anthropicsdk.ThinkingConfigParamUnion{}, "[[fake output=2 reasoning=3]]", nil},
+	}
+	for _, tt := range tests {
+		params := anthropicsdk.MessageNewParams{
+			Model:     "claude-opus-5-5",
+			MaxTokens: 2048,
+			Thinking:  tt.thinking,
+			Messages:  []anthropicsdk.MessageParam{anthropicsdk.NewUserMessage(anthropicsdk.NewTextBlock(tt.prompt))},
+		}
+		check := func(t *testing.T, rec *recorder, msg *anthropicsdk.Message) {
+			t.Helper()
+			want, err := fakeupstream.ExpectedUsage("/v1/messages", "", rec.lastBody())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, anthropicUsage(msg.Usage)); diff != "" {
+				t.Errorf("usage mismatch (-want +got):\n%s", diff)
+			}
+			var types []string
+			for _, b := range msg.Content {
+				types = append(types, b.Type)
+			}
+			wantTypes := []string{"text"}
+			if tt.wantThinking != nil {
+				wantTypes = []string{"thinking", "text"}
+			}
+			if diff := cmp.Diff(wantTypes, types); diff != "" {
+				t.Fatalf("content block types mismatch (-want +got):\n%s", diff)
+			}
+			if tt.wantThinking != nil {
+				th := msg.Content[0]
+				if th.Thinking != *tt.wantThinking || !strings.HasPrefix(th.Signature, "fakeupstream-signature-") {
+					t.Errorf("thinking block = {thinking %q, signature %q}, want {thinking %q, signature fakeupstream-signature-...}", th.Thinking, th.Signature, *tt.wantThinking)
+				}
+			}
+			if got := msg.Content[len(msg.Content)-1].Text; got != fakeupstream.OutputText(2) {
+				t.Errorf("text = %q, want %q", got, fakeupstream.OutputText(2))
+			}
+		}
+		t.Run(tt.name+"/JSON", func(t *testing.T) {
+			rec := mustServeRecorded(t)
+			client := anthropicClient(rec)
+			msg, err := client.Messages.New(context.Background(), params)
+			if err != nil {
+				t.Fatalf("Messages.New: %v", err)
+			}
+			check(t, rec, msg)
+		})
+		t.Run(tt.name+"/Stream", func(t *testing.T) {
+			rec := mustServeRecorded(t)
+			client := anthropicClient(rec)
+			stream := client.Messages.NewStreaming(context.Background(), params)
+			var msg anthropicsdk.Message
+			for stream.Next() {
+				if err := msg.Accumulate(stream.Current()); err != nil {
+					t.Fatalf("Accumulate: %v", err)
+				}
+			}
+			if err := stream.Err(); err != nil {
+				t.Fatalf("stream: %v", err)
+			}
+			check(t, rec, &msg)
+		})
+	}
+}
+
+// TestMessagesThinkingStreamEvents checks the raw events of a stream with
+// a thinking block: the text block comes second, at index 1.
+func TestMessagesThinkingStreamEvents(t *testing.T) {
+	_, srv := mustServe(t)
+	body := `{"model":"claude-opus-5-5","max_tokens":100,"stream":true,"thinking":{"type":"adaptive","display":"omitted"},"messages":[{"role":"user","content":"[[fake output=2 reasoning=7]]"}]}`
+	resp, raw := mustDo(t, srv, request{path: "/v1/messages", body: body})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200; body %s", resp.StatusCode, raw)
+	}
+	events := parseSSE(t, raw)
+	type ev struct {
+		Name, Type string
+		Index      int64
+	}
+	var got []ev
+	for _, e := range events {
+		typ, _ := field(t, e.data, "content_block.type").(string)
+		if d, ok := field(t, e.data, "delta.type").(string); ok {
+			typ = d
+		}
+		got = append(got, ev{e.name, typ, num(t, e.data, "index")})
+	}
+	want := []ev{
+		{"message_start", "", -1}, {"ping", "", -1},
+		{"content_block_start", "thinking", 0}, {"content_block_delta", "signature_delta", 0}, {"content_block_stop", "", 0},
+		{"content_block_start", "text", 1}, {"content_block_delta", "text_delta", 1}, {"content_block_delta", "text_delta", 1}, {"content_block_stop", "", 1},
+		{"message_delta", "", -1}, {"message_stop", "", -1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events mismatch (-want +got):\n%s", diff)
+	}
+	if got := num(t, events[len(events)-2].data, "usage.output_tokens"); got != 9 {
+		t.Errorf("message_delta output_tokens = %d, want 9 (2 words + 7 reasoning)", got)
+	}
+}
+
 func TestCountTokensSDK(t *testing.T) {
 	rec := mustServeRecorded(t)
 	client := anthropicClient(rec)

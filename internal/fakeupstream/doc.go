@@ -12,6 +12,7 @@
 //	POST /v1/messages               Anthropic Messages, JSON or SSE ("stream": true); ?beta=true is accepted
 //	POST /v1/messages/count_tokens  {"input_tokens": N}
 //	GET  /v1/models                 Anthropic list if the request has an anthropic-version header, else OpenAI list
+//	GET  /api/hello                 200 {} (also HEAD): the connectivity check Claude Code sends to its base URL
 //	POST /v1/chat/completions       OpenAI Chat Completions, JSON or SSE, with or without stream_options.include_usage
 //	POST /v1/responses              OpenAI Responses, JSON or SSE
 //
@@ -40,6 +41,13 @@
 //     output_tokens_details.thinking_tokens (Anthropic),
 //     completion_tokens_details.reasoning_tokens (Chat Completions) or
 //     output_tokens_details.reasoning_tokens (Responses).
+//   - An Anthropic request that enables thinking ("thinking" with type
+//     "enabled" or "adaptive", as Claude Code sends) and has reasoning
+//     tokens gets a thinking block before the text block: one word per
+//     reasoning token (at most MaxOutputTokens), or no text with display
+//     "omitted", and a signature "fakeupstream-signature-..." that nothing
+//     verifies. Streams send it as thinking_delta events and a
+//     signature_delta, and the text block then has index 1.
 //   - Anthropic: input_tokens is the uncached input;
 //     cache_creation_input_tokens = cache_write_5m + cache_write_1h, split in
 //     cache_creation.ephemeral_5m_input_tokens and ephemeral_1h_input_tokens;
@@ -78,7 +86,7 @@
 //	ttfb=D            sleep D (a Go duration such as 300ms) before sending headers
 //	delay=D           sleep D between stream events, and before the headers of a non-stream reply
 //
-// The count_tokens and models routes honour status, ttfb and delay (and
+// The count_tokens, models and hello routes honour status, ttfb and delay (and
 // count_tokens input); the other directives apply to the three reply routes.
 // Stream faults happen after K events; K is capped so that at least the
 // last event of the stream is lost.
@@ -108,6 +116,10 @@
 // the counters report, they never refuse a request. Streams use
 // Content-Type text/event-stream; charset=utf-8 and are flushed after every
 // event. When the client goes away, the handler stops at the next event.
+//
+// Options.Observe sees every request once it is served, as a Call: route,
+// request id, model, status and the usage the fake computed, so a test can
+// compare a gateway's ledger with what the upstream really answered.
 //
 // A Server is safe for concurrent use.
 package fakeupstream

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/tokenmeter/tokenmeter"
 )
 
 // apiError is an error answered to the client in the provider's shape. The
@@ -108,6 +110,7 @@ type openAIErrorInfo struct {
 // writeError answers e in the provider's shape.
 func (s *Server) writeError(w http.ResponseWriter, c *call, e *apiError) {
 	c.inputTokens, c.outputTokens = 0, 0 // a refused request uses no tokens
+	c.usage = tokenmeter.Usage{}
 	msg := e.message
 	if msg == "" {
 		msg = defaultErrorMessage(c.provider, e.status)

@@ -99,7 +99,7 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request, c
 	if err != nil {
 		return err
 	}
-	c.inputTokens, c.outputTokens = rp.input+rp.cacheRead, rp.output()
+	c.plan(rp, rp.input+rp.cacheRead)
 	if !rp.stream {
 		return s.writeBody(w, r, c, chatCompletion{
 			ID:      "chatcmpl-" + c.id,
@@ -320,7 +320,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request, c *call
 	if err != nil {
 		return err
 	}
-	c.inputTokens, c.outputTokens = rp.input+rp.cacheRead, rp.output()
+	c.plan(rp, rp.input+rp.cacheRead)
 	if !rp.stream {
 		status, _ := rp.responseStatus()
 		o := newResponse(c, rp, status, []responseItem{responseMessage(c, status, OutputText(rp.words), true)})

@@ -60,6 +60,22 @@ type request struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	// Thinking is Anthropic's thinking configuration, read by thinkingOf.
+	Thinking json.RawMessage `json:"thinking"`
+}
+
+// thinkingOf reports whether an Anthropic request enables thinking and
+// whether it wants the thinking text shown. A thinking member that is not
+// an object enables nothing: the fake does not validate it.
+func thinkingOf(raw json.RawMessage) (enabled, shown bool) {
+	var th struct {
+		Type    string `json:"type"`
+		Display string `json:"display"`
+	}
+	if json.Unmarshal(raw, &th) != nil {
+		return false, false
+	}
+	return th.Type == "enabled" || th.Type == "adaptive", th.Display != "omitted"
 }
 
 // reply is what the fake answers to one request, derived from its body and
@@ -71,6 +87,12 @@ type reply struct {
 	maxOutput    int64 // the request's output cap, 0 if none
 	words        int   // reply words (output tokens besides reasoning)
 	capped       bool  // words were cut by the output cap
+	// thinking is set when an Anthropic reply starts with a thinking
+	// block: the request enables thinking and has reasoning tokens.
+	// thinkingShown is false when the request asks for the thinking text
+	// to be omitted (display "omitted"): the block then carries only its
+	// signature.
+	thinking, thinkingShown bool
 
 	input, reasoning, cacheRead           int64
 	cacheWrite5m, cacheWrite1h, webSearch int64
@@ -142,6 +164,9 @@ func planReply(ep endpoint, body []byte, d directives) (reply, error) {
 	switch ep {
 	case endpointMessages:
 		rp.cacheWrite5m, rp.cacheWrite1h, rp.webSearch = d.cacheWrite5m, d.cacheWrite1h, d.webSearch
+		if enabled, shown := thinkingOf(req.Thinking); enabled && rp.reasoning > 0 {
+			rp.thinking, rp.thinkingShown = true, shown
+		}
 	case endpointChat:
 		rp.includeUsage = req.Stream && req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	}
@@ -181,6 +206,11 @@ func ExpectedUsage(path, header string, body []byte) (tokenmeter.Usage, error) {
 	if err != nil {
 		return tokenmeter.Usage{}, fmt.Errorf("expected usage of %s: %w", path, err)
 	}
+	return rp.usage(), nil
+}
+
+// usage returns the usage rp reports, in tokenmeter's categories.
+func (rp reply) usage() tokenmeter.Usage {
 	return tokenmeter.Usage{
 		InputTokens:        rp.input,
 		OutputTokens:       rp.output(),
@@ -189,5 +219,5 @@ func ExpectedUsage(path, header string, body []byte) (tokenmeter.Usage, error) {
 		CacheReadTokens:    rp.cacheRead,
 		ReasoningTokens:    rp.reasoning,
 		WebSearchRequests:  rp.webSearch,
-	}, nil
+	}
 }

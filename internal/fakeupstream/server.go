@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/tokenmeter/tokenmeter"
 )
 
 // Defaults and limits of the fake.
@@ -52,6 +54,10 @@ type Options struct {
 	// Logger receives one line per request; nil discards. Credentials
 	// are never logged.
 	Logger *slog.Logger
+	// Observe, if set, is called once for every request, after it was
+	// served (also when it was cut or the client went away), on the
+	// request's goroutine. It must be safe for concurrent use.
+	Observe func(Call)
 
 	// RequestsPerMinute, InputTokensPerMinute and OutputTokensPerMinute are
 	// the limits advertised in rate-limit headers; zero means the Default*
@@ -61,11 +67,39 @@ type Options struct {
 	OutputTokensPerMinute int64
 }
 
+// Call is what the fake answered to one request, as Options.Observe sees
+// it.
+type Call struct {
+	Method string
+	Path   string // without the query
+	// Provider is "anthropic" or "openai": the shape of the answer.
+	Provider string
+	// RequestID is the request id the response carried (request-id or
+	// x-request-id).
+	RequestID string
+	// Model is the request's on the three reply routes, empty when the
+	// request was refused before its reply was planned (a bad body, an
+	// injected status). Stream reports that an event stream was sent.
+	Model  string
+	Stream bool
+	// Status is the HTTP status sent; 0 if the client went away before
+	// the headers.
+	Status int
+	// Usage is the usage of the reply the fake planned (ExpectedUsage's
+	// figures), as the response reports it when nothing is injected:
+	// faults and delays do not change it, an error status zeroes it. It
+	// is zero on the routes that are not metered.
+	Usage tokenmeter.Usage
+	// Fault is the fault directive, if any.
+	Fault string
+}
+
 // Server is the fake upstream. It implements http.Handler and is safe for
 // concurrent use. It starts no goroutines and needs no Close.
 type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
+	observe  func(Call)
 	mux      *http.ServeMux
 	limits   *limiter
 	instance string // random per Server, so ids never repeat across instances
@@ -75,8 +109,9 @@ type Server struct {
 // New returns a Server configured by opts.
 func New(opts Options) *Server {
 	s := &Server{
-		now: opts.Now,
-		log: opts.Logger,
+		now:     opts.Now,
+		log:     opts.Logger,
+		observe: opts.Observe,
 		limits: newLimiter(
 			orDefault(opts.RequestsPerMinute, DefaultRequestsPerMinute),
 			orDefault(opts.InputTokensPerMinute, DefaultInputTokensPerMinute),
@@ -109,6 +144,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("POST /v1/messages", s.handle(providerAnthropic, s.handleMessages))
 	mux.Handle("POST /v1/messages/count_tokens", s.handle(providerAnthropic, s.handleCountTokens))
 	mux.Handle("GET /v1/models", s.handle(providerByHeader, s.handleModels))
+	mux.Handle("GET /api/hello", s.handle(providerAnthropic, s.handleHello))
 	mux.Handle("POST /v1/chat/completions", s.handle(providerOpenAI, s.handleChatCompletions))
 	mux.Handle("POST /v1/responses", s.handle(providerOpenAI, s.handleResponses))
 	mux.Handle("/", s.handle(providerByRoute, s.handleNotFound))
@@ -172,6 +208,16 @@ type call struct {
 	inputTokens, outputTokens int64
 	status                    int // 0 until the headers are written
 	stream                    bool
+	// model and usage are those of the planned reply (reply routes only).
+	model string
+	usage tokenmeter.Usage
+}
+
+// plan records rp as the reply c answers with, and the tokens it charges
+// to the rate-limit counters.
+func (c *call) plan(rp reply, inputTokens int64) {
+	c.model, c.usage = rp.model, rp.usage()
+	c.inputTokens, c.outputTokens = inputTokens, rp.output()
 }
 
 func (c *call) requestID() string { return "req_" + c.id }
@@ -188,6 +234,17 @@ func (s *Server) handle(p provider, h handlerFunc) http.Handler {
 		n := s.requests.Add(1)
 		c := &call{provider: resolveProvider(p, r), start: s.now()}
 		c.principal = c.provider.String() + ":" + credentialHash(r)
+		if s.observe != nil {
+			// Deferred, so that calls cut with http.ErrAbortHandler are
+			// observed too.
+			defer func() {
+				s.observe(Call{
+					Method: r.Method, Path: r.URL.Path, Provider: c.provider.String(),
+					RequestID: c.requestID(), Model: c.model, Stream: c.stream,
+					Status: c.status, Usage: c.usage, Fault: c.dir.fault,
+				})
+			}()
+		}
 		body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 		c.body = body
 		c.id = s.newID(n, body)
@@ -219,7 +276,8 @@ func (s *Server) handle(p provider, h handlerFunc) http.Handler {
 		}
 		s.log.Info("request served",
 			"method", r.Method, "path", r.URL.Path, "provider", c.provider.String(),
-			"status", c.status, "stream", c.stream, "request_id", c.requestID(),
+			"status", c.status, "model", c.model, "stream", c.stream, "request_id", c.requestID(),
+			"input_tokens", c.usage.InputTokens, "output_tokens", c.usage.OutputTokens,
 			"fault", c.dir.fault, "duration", time.Since(began))
 	})
 }
@@ -253,6 +311,18 @@ func (s *Server) injectedStatus(ctx context.Context, c *call) error {
 		return err
 	}
 	return &apiError{status: c.dir.status}
+}
+
+// handleHello serves GET (and HEAD) /api/hello, the connectivity check
+// Claude Code sends to its base URL at start-up to open a connection early
+// (not when CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set). It answers
+// 200 with an empty JSON object.
+func (s *Server) handleHello(w http.ResponseWriter, r *http.Request, c *call) error {
+	if err := sleep(r.Context(), c.dir.ttfb+c.dir.delay); err != nil {
+		return err
+	}
+	s.writeJSON(w, c, http.StatusOK, struct{}{})
+	return nil
 }
 
 // handleNotFound answers every path that is not a route.

@@ -673,3 +673,62 @@ func TestLoggerNeverSeesCredential(t *testing.T) {
 		t.Errorf("log contains a credential:\n%s", buf.String())
 	}
 }
+
+func TestObserve(t *testing.T) {
+	calls := make(chan fakeupstream.Call, 1)
+	fs := fakeupstream.New(fakeupstream.Options{Now: func() time.Time { return t0 }, Observe: func(c fakeupstream.Call) { calls <- c }})
+	srv := httptest.NewServer(fs)
+	t.Cleanup(srv.Close)
+	usage := func(path, header, body string) tokenmeter.Usage {
+		u, err := fakeupstream.ExpectedUsage(path, header, []byte(body))
+		if err != nil {
+			t.Fatalf("ExpectedUsage(%s): %v", path, err)
+		}
+		return u
+	}
+	msgStream := fmt.Sprintf(messagesBody, `,"stream":true,"system":"[[fake output=4 cache_read=9]]"`)
+	chat := fmt.Sprintf(chatBody, "")
+	tests := []struct {
+		name string
+		req  request
+		want fakeupstream.Call // RequestID is checked against the response
+	}{
+		{"MessagesStream", request{path: "/v1/messages?beta=true", body: msgStream},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream)}},
+		{"MessagesCut", request{path: "/v1/messages", body: msgStream, header: map[string]string{fakeupstream.DirectiveHeader: "fault=cut"}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream), Fault: "cut"}},
+		{"ChatJSON", request{path: "/v1/chat/completions", body: chat},
+			fakeupstream.Call{Method: "POST", Path: "/v1/chat/completions", Provider: "openai", Model: "gpt-5.4", Status: 200, Usage: usage("/v1/chat/completions", "", chat)}},
+		{"InjectedStatus", request{path: "/v1/responses", body: fmt.Sprintf(responsesBody, ""), header: map[string]string{fakeupstream.DirectiveHeader: "status=429"}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/responses", Provider: "openai", Status: 429}},
+		{"ErrorAfterPlan", request{path: "/v1/messages", body: fmt.Sprintf(messagesBody, ""), header: map[string]string{fakeupstream.DirectiveHeader: "fault=error_event"}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Status: 529, Fault: "error_event"}},
+		{"CountTokens", request{path: "/v1/messages/count_tokens", body: "{}"},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages/count_tokens", Provider: "anthropic", Status: 200}},
+		{"HelloHead", request{method: http.MethodHead, path: "/api/hello"},
+			fakeupstream.Call{Method: "HEAD", Path: "/api/hello", Provider: "anthropic", Status: 200}},
+		{"HelloGet", request{method: http.MethodGet, path: "/api/hello"},
+			fakeupstream.Call{Method: "GET", Path: "/api/hello", Provider: "anthropic", Status: 200}},
+		{"NotFound", request{path: "/v1/nowhere", body: "{}"},
+			fakeupstream.Call{Method: "POST", Path: "/v1/nowhere", Provider: "openai", Status: 404}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _, _ := do(t, srv, tt.req) // the cut call's body fails to read
+			var got fakeupstream.Call
+			select {
+			case got = <-calls:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s %s: Observe not called", tt.req.method, tt.req.path)
+			}
+			want := tt.want
+			want.RequestID = resp.Header.Get("request-id") + resp.Header.Get("x-request-id")
+			if want.RequestID == "" {
+				t.Errorf("%s %s: response has no request id", tt.req.method, tt.req.path)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s %s: observed call mismatch (-want +got):\n%s", tt.req.method, tt.req.path, diff)
+			}
+		})
+	}
+}
