@@ -58,7 +58,9 @@ const usage = `tokenmeter: your own count of every LLM API call.
 
 Usage:
   tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]...
-  tokenmeter report <daily|weekly|monthly|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv]
+  tokenmeter report <daily|weekly|monthly|session|blocks|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv]
+  tokenmeter status [--json] [--data DIR] [--tz ZONE]
+  tokenmeter statusline [--data DIR] [--tz ZONE]   (Claude Code's statusLine command)
   tokenmeter import <claude-code|codex> [--dir DIR]... [--watch] [--data DIR] [--json]
   tokenmeter verify [--data DIR]
   tokenmeter fake-upstream [--listen ADDR]
@@ -79,6 +81,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServe(ctx, rest, stdout, stderr)
 	case "report":
 		return runReport(ctx, rest, stdout, stderr)
+	case "status":
+		return runStatus(ctx, rest, stdout, stderr)
+	case "statusline":
+		return runStatusline(ctx, rest, stdin, stdout, stderr)
 	case "verify":
 		return runVerify(ctx, rest, stdout, stderr)
 	case "import":

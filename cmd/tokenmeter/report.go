@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"time"
 
@@ -14,7 +13,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	data := fs.String("data", defaultDataDir(), "data `directory`")
 	since := fs.String("since", "", "first `date` (YYYY-MM-DD, inclusive)")
 	until := fs.String("until", "", "last `date` (YYYY-MM-DD, inclusive)")
-	by := fs.String("by", "", "group rows by model, key or project")
+	by := fs.String("by", "", "group rows by model, key or project (not blocks)")
 	tz := fs.String("tz", "", "time `zone` for periods, e.g. Europe/Berlin (default local)")
 	asJSON := fs.Bool("json", false, "write JSON")
 	asCSV := fs.Bool("csv", false, "write CSV")
@@ -23,16 +22,14 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if len(pos) != 1 {
-		return &exitError{code: 2, msg: "report needs one of daily, weekly, monthly, models"}
+		return &exitError{code: 2, msg: "report needs one of daily, weekly, monthly, session, blocks, models"}
 	}
 	if *asJSON && *asCSV {
 		return &exitError{code: 2, msg: "choose one of --json and --csv"}
 	}
-	loc := time.Local
-	if *tz != "" {
-		if loc, err = time.LoadLocation(*tz); err != nil {
-			return &exitError{code: 2, msg: fmt.Sprintf("unknown time zone %q", *tz)}
-		}
+	loc, err := loadZone(*tz)
+	if err != nil {
+		return err
 	}
 	q := report.Query{Kind: pos[0], By: *by, Loc: loc}
 	if *since != "" {

@@ -1,7 +1,7 @@
 // Package report turns the ledger's completed events into usage reports:
-// per day, week or month (in a chosen time zone) or per model, optionally
-// grouped by model, key (principal) or project, rendered as a table for
-// people or as JSON and CSV for machines.
+// per day, week or month (in a chosen time zone), per model, per session or
+// per 5-hour block, optionally grouped by model, key (principal) or
+// project, rendered as a table for people or as JSON and CSV for machines.
 //
 // Every figure is summed from the ledger at the time of the report; the
 // package keeps no state. Token and money sums are exact integers; cost_usd
@@ -23,6 +23,8 @@ const (
 	Weekly  = "weekly"
 	Monthly = "monthly"
 	Models  = "models"
+	Session = "session"
+	Blocks  = "blocks"
 )
 
 // Groupings.
@@ -68,7 +70,8 @@ type Figures struct {
 	Errors         int64 `json:"error_requests"`
 }
 
-func (f *Figures) add(b tokenmeter.UsageBucket) {
+// Add adds the bucket b to the figures.
+func (f *Figures) Add(b tokenmeter.UsageBucket) {
 	f.InputTokens += b.Usage.InputTokens
 	f.OutputTokens += b.Usage.OutputTokens
 	f.CacheCreation5mTokens += b.Usage.CacheWrite5mTokens
@@ -94,9 +97,36 @@ func (f *Figures) add(b tokenmeter.UsageBucket) {
 type Row struct {
 	Period string `json:"period,omitempty"`
 	Key    string `json:"key,omitempty"`
+	// SessionInfo is set on the rows of a session report, BlockInfo on
+	// those of a blocks report.
+	*SessionInfo
+	*BlockInfo
+	// FirstActivity and LastActivity are the times of the row's earliest
+	// and latest call (session and blocks reports).
+	FirstActivity time.Time `json:"first_activity,omitzero"`
+	LastActivity  time.Time `json:"last_activity,omitzero"`
 	// Models lists the models in the row, for reports not grouped by model.
 	Models []string `json:"models,omitempty"`
 	Figures
+}
+
+// SessionInfo names the session of a session report's row.
+type SessionInfo struct {
+	// Session is the client's session id; empty for calls that carry none
+	// (gateway calls), which share one row keyed "(no session)".
+	Session string `json:"session"`
+	// Project is the session's project; several are joined with ", ".
+	Project string `json:"project"`
+}
+
+// BlockInfo describes the block of a blocks report's row.
+type BlockInfo struct {
+	Start      time.Time   `json:"start"`
+	End        time.Time   `json:"end"`
+	Active     bool        `json:"active"`
+	Gap        bool        `json:"gap"`
+	BurnRate   *BurnRate   `json:"burn_rate"`
+	Projection *Projection `json:"projection"`
 }
 
 // Report is a computed report. Its JSON form is the fixed interface that
@@ -111,6 +141,8 @@ type Report struct {
 	Totals   Figures   `json:"totals"`
 	Unpriced []string  `json:"unpriced_models,omitempty"`
 	Created  time.Time `json:"generated_at"`
+
+	loc *time.Location // the zone of Build's query
 }
 
 // usageSource is the part of tokenmeter.Store a report reads.
@@ -124,17 +156,20 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 		q.Loc = time.Local
 	}
 	switch q.Kind {
-	case Daily, Weekly, Monthly, Models:
+	case Daily, Weekly, Monthly, Models, Session, Blocks:
 	default:
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly or models)", q.Kind)
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly, session, blocks or models)", q.Kind)
 	}
 	switch q.By {
 	case ByNone, ByModel, ByKey, ByProject:
 	default:
 		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key or project)", q.By)
 	}
+	if q.Kind == Blocks && q.By != ByNone {
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "the blocks report cannot be grouped (--by): a block spans every model, key and project")
+	}
 	uq := tokenmeter.UsageQuery{Bucket: bucket}
-	rep := &Report{Kind: q.Kind, By: q.By, TimeZone: q.Loc.String(), Created: now.UTC()}
+	rep := &Report{Kind: q.Kind, By: q.By, TimeZone: q.Loc.String(), Created: now.UTC(), loc: q.Loc}
 	if !q.Since.IsZero() {
 		uq.Since = dayStart(q.Since, q.Loc)
 		rep.Since = uq.Since.Format(time.DateOnly)
@@ -143,9 +178,20 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 		uq.Until = dayStart(q.Until, q.Loc).AddDate(0, 0, 1)
 		rep.Until = dayStart(q.Until, q.Loc).Format(time.DateOnly)
 	}
+	if q.Kind == Session {
+		uq.Bucket, uq.BySession = 0, true
+	}
 	buckets, err := store.Usage(ctx, uq)
 	if err != nil {
 		return nil, err
+	}
+	switch q.Kind {
+	case Session:
+		buildSessions(rep, q, buckets)
+		return rep, nil
+	case Blocks:
+		buildBlocks(rep, q, buckets, now)
+		return rep, nil
 	}
 	type rowKey struct{ period, key string }
 	rows := map[rowKey]*Row{}
@@ -162,8 +208,8 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 			rows[k] = r
 			models[k] = map[string]bool{}
 		}
-		r.add(b)
-		rep.Totals.add(b)
+		r.Add(b)
+		rep.Totals.Add(b)
 		if b.Model != "" {
 			models[k][b.Model] = true
 		}
@@ -222,13 +268,21 @@ func period(kind string, t time.Time) string {
 	switch kind {
 	case Weekly:
 		// Weeks start on Monday; the period is named by its Monday.
-		d := dayStart(t, t.Location())
-		offset := (int(d.Weekday()) + 6) % 7
-		return d.AddDate(0, 0, -offset).Format(time.DateOnly)
+		return WeekStart(t, t.Location()).Format(time.DateOnly)
 	case Monthly:
 		return t.Format("2006-01")
 	}
 	return t.Format(time.DateOnly)
+}
+
+// DayStart returns the start of t's day in loc.
+func DayStart(t time.Time, loc *time.Location) time.Time { return dayStart(t.In(loc), loc) }
+
+// WeekStart returns the start of t's week in loc. Weeks start on Monday,
+// as in the weekly report.
+func WeekStart(t time.Time, loc *time.Location) time.Time {
+	d := DayStart(t, loc)
+	return d.AddDate(0, 0, -((int(d.Weekday()) + 6) % 7))
 }
 
 func dayStart(t time.Time, loc *time.Location) time.Time {

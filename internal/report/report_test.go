@@ -7,8 +7,10 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/tokenmeter/tokenmeter"
@@ -20,7 +22,8 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // fixture is a small ledger: calls on three UTC days, two models, two
-// principals and projects, one crash-cut call and one unpriced model.
+// principals and three projects, three sessions and calls without one, one
+// crash-cut call and one unpriced model.
 func fixture(t *testing.T) *sqlite.DB {
 	t.Helper()
 	db := sqlite.NewDB(filepath.Join(t.TempDir(), "ledger.db"))
@@ -38,10 +41,15 @@ func fixture(t *testing.T) *sqlite.DB {
 	unknown.Outcome = tokenmeter.OutcomeUnknown
 	unpriced := mk("c6", d(29, 1, 0), "mystery-model", "cred:bbbb", "web", tokenmeter.Usage{InputTokens: 5, OutputTokens: 5}, 0)
 	unpriced.CostKnown = false
+	unknown.Session, unpriced.Session = "77aa1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b", "77aa1b2c-3d4e-4f50-8a6b-7c8d9e0f1a2b"
+	c1 := mk("c1", d(27, 10, 0), "claude-sonnet-5-5", "cred:aaaa", "api", tokenmeter.Usage{InputTokens: 100, OutputTokens: 200, CacheWrite5mTokens: 10, CacheWrite1hTokens: 20, CacheReadTokens: 1000}, 2_500_000)
+	c2 := mk("c2", d(27, 23, 30), "claude-opus-5-5", "cred:bbbb", "api", tokenmeter.Usage{InputTokens: 1, OutputTokens: 2}, 44)
+	c3 := mk("c3", d(28, 0, 15), "claude-sonnet-5-5", "cred:aaaa", "web", tokenmeter.Usage{InputTokens: 10, OutputTokens: 20}, 250)
+	c1.Session, c3.Session = "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "4f1c2d3e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+	c2.Session = "9b8a7c6d-0000-4111-8222-333344445555"
+	c2.Project = "/home/dev/src/github.com/example/a-rather-long-project-name"
 	events := []tokenmeter.Event{
-		mk("c1", d(27, 10, 0), "claude-sonnet-5-5", "cred:aaaa", "api", tokenmeter.Usage{InputTokens: 100, OutputTokens: 200, CacheWrite5mTokens: 10, CacheWrite1hTokens: 20, CacheReadTokens: 1000}, 2_500_000),
-		mk("c2", d(27, 23, 30), "claude-opus-5-5", "cred:bbbb", "api", tokenmeter.Usage{InputTokens: 1, OutputTokens: 2}, 44),
-		mk("c3", d(28, 0, 15), "claude-sonnet-5-5", "cred:aaaa", "web", tokenmeter.Usage{InputTokens: 10, OutputTokens: 20}, 250),
+		c1, c2, c3,
 		mk("c4", d(28, 12, 0), "claude-sonnet-5-5", "cred:bbbb", "web", tokenmeter.Usage{InputTokens: 1_500_000, OutputTokens: 30_000}, 3_450_000),
 		unknown, unpriced,
 	}
@@ -53,25 +61,34 @@ func fixture(t *testing.T) *sqlite.DB {
 
 var now = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 
+// blocksNow is inside the fixture's last block, which is then active.
+var blocksNow = time.Date(2026, 11, 29, 2, 0, 0, 0, time.UTC)
+
 func TestGolden(t *testing.T) {
 	db := fixture(t)
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	tests := []struct {
 		name string
 		q    report.Query
+		now  time.Time
 	}{
-		{"daily_utc", report.Query{Kind: report.Daily, Loc: time.UTC}},
-		{"daily_berlin", report.Query{Kind: report.Daily, Loc: berlin}},
-		{"daily_by_model", report.Query{Kind: report.Daily, By: report.ByModel, Loc: time.UTC}},
-		{"weekly", report.Query{Kind: report.Weekly, Loc: time.UTC}},
-		{"monthly_by_key", report.Query{Kind: report.Monthly, By: report.ByKey, Loc: time.UTC}},
-		{"models", report.Query{Kind: report.Models, Loc: time.UTC}},
+		{"daily_utc", report.Query{Kind: report.Daily, Loc: time.UTC}, now},
+		{"daily_berlin", report.Query{Kind: report.Daily, Loc: berlin}, now},
+		{"daily_by_model", report.Query{Kind: report.Daily, By: report.ByModel, Loc: time.UTC}, now},
+		{"weekly", report.Query{Kind: report.Weekly, Loc: time.UTC}, now},
+		{"monthly_by_key", report.Query{Kind: report.Monthly, By: report.ByKey, Loc: time.UTC}, now},
+		{"models", report.Query{Kind: report.Models, Loc: time.UTC}, now},
 		{"daily_since_until", report.Query{Kind: report.Daily, Loc: time.UTC, By: report.ByProject,
-			Since: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)}},
+			Since: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)}, now},
+		{"session", report.Query{Kind: report.Session, Loc: time.UTC}, now},
+		{"session_by_model", report.Query{Kind: report.Session, By: report.ByModel, Loc: berlin}, now},
+		{"session_since", report.Query{Kind: report.Session, Loc: time.UTC, Since: time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)}, now},
+		{"blocks", report.Query{Kind: report.Blocks, Loc: time.UTC}, blocksNow},
+		{"blocks_berlin_done", report.Query{Kind: report.Blocks, Loc: berlin}, now},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rep, err := report.Build(context.Background(), db, tt.q, now)
+			rep, err := report.Build(context.Background(), db, tt.q, tt.now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,9 +160,36 @@ func TestTotals(t *testing.T) {
 	}
 }
 
+// TestTableWidth checks that every table in the golden files fits 80
+// columns.
+func TestTableWidth(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.golden"))
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		table, _, ok := strings.Cut(string(b), "== csv\n")
+		if !ok {
+			continue
+		}
+		for n, line := range strings.Split(table, "\n") {
+			if w := utf8.RuneCountInString(line); w > report.Width {
+				t.Errorf("%s:%d is %d characters wide, more than %d:\n%s", f, n+1, w, report.Width, line)
+			}
+			if strings.HasSuffix(line, " ") {
+				t.Errorf("%s:%d has trailing spaces", f, n+1)
+			}
+		}
+	}
+}
+
 func TestBadQuery(t *testing.T) {
 	db := fixture(t)
-	for _, q := range []report.Query{{Kind: "hourly"}, {Kind: report.Daily, By: "colour"}} {
+	for _, q := range []report.Query{{Kind: "hourly"}, {Kind: report.Daily, By: "colour"}, {Kind: report.Blocks, By: report.ByModel}} {
 		if _, err := report.Build(context.Background(), db, q, now); tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
 			t.Errorf("Build(%+v) error = %v, want EINVALID", q, err)
 		}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/status"
+)
+
+// Status line limits: Claude Code runs the command on every update and
+// shows whatever it prints, so it must answer fast and always print a line.
+const (
+	// hookReadTimeout bounds the wait for the hook's JSON on stdin (Claude
+	// Code writes it at once and closes the pipe).
+	hookReadTimeout = 200 * time.Millisecond
+	// maxHook bounds the hook's JSON.
+	maxHook = 1 << 20
+	// statuslineTimeout bounds the ledger queries.
+	statuslineTimeout = 2 * time.Second
+)
+
+// runStatusline prints one short line for Claude Code's statusLine hook
+// from the hook's JSON on stdin and the ledger, opened read-only. Whatever
+// goes wrong it prints a line and exits 0: a failing status line command
+// only blanks the line, which tells the user nothing.
+func runStatusline(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	fs := newFlagSet("statusline", stderr)
+	data := fs.String("data", defaultDataDir(), "data `directory`")
+	tz := fs.String("tz", "", "time `zone` for today, e.g. Europe/Berlin (default local)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	loc, err := loadZone(*tz)
+	if err != nil {
+		return err
+	}
+	hook := status.ParseHook(readHook(stdin))
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintln(stderr, "tokenmeter statusline:", p)
+			fmt.Fprintln(stdout, status.Line(nil, hook, "tokenmeter: internal error"))
+			err = nil
+		}
+	}()
+	line, err := statusline(ctx, *data, loc, hook, time.Now())
+	if err != nil {
+		fmt.Fprintln(stderr, "tokenmeter statusline:", err)
+	}
+	_, werr := fmt.Fprintln(stdout, line)
+	return werr
+}
+
+// statusline computes the line. The error, if any, is for stderr: the
+// line then says briefly what is wrong.
+func statusline(ctx context.Context, data string, loc *time.Location, hook status.Hook, now time.Time) (string, error) {
+	path := filepath.Join(data, LedgerFile)
+	if _, err := os.Stat(path); err != nil {
+		return status.Line(nil, hook, "no ledger: run tokenmeter import claude-code"), nil
+	}
+	db := sqlite.NewDB(path)
+	db.ReadOnly = true
+	if err := db.Open(); err != nil {
+		return status.Line(nil, hook, "tokenmeter: ledger unreadable"), fmt.Errorf("open ledger: %w", err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, statuslineTimeout)
+	defer cancel()
+	r := &status.Reader{Store: db, Loc: loc}
+	st, err := r.Read(ctx, now, false)
+	if err != nil {
+		return status.Line(nil, hook, "tokenmeter: ledger unreadable"), err
+	}
+	return status.Line(st, hook, ""), nil
+}
+
+// readHook reads the hook's JSON, giving up after hookReadTimeout (a
+// terminal, or a writer that never closes the pipe) and reading nothing
+// from a terminal.
+func readHook(stdin io.Reader) []byte {
+	if f, ok := stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return nil
+		}
+	}
+	done := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(stdin, maxHook))
+		done <- b
+	}()
+	select {
+	case b := <-done:
+		return b
+	case <-time.After(hookReadTimeout):
+		return nil
+	}
+}
