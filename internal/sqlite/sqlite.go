@@ -91,14 +91,14 @@ type DB struct {
 	headHash    string
 	headDirty   bool // headSeq is newer than the recorded head
 
-	w         *sql.DB // the one writer connection
-	r         *sql.DB // readers
-	insert    *sql.Stmt
-	importIns *sql.Stmt
-	rollup    *sql.Stmt
-	saveFile  *sql.Stmt
-	head      *sql.Stmt
-	setHead   *sql.Stmt
+	w        *sql.DB // the one writer connection
+	r        *sql.DB // readers
+	insert   *sql.Stmt
+	recorded *sql.Stmt
+	rollup   *sql.Stmt
+	saveFile *sql.Stmt
+	head     *sql.Stmt
+	setHead  *sql.Stmt
 }
 
 var _ tokenmeter.Store = (*DB)(nil)
@@ -151,6 +151,9 @@ func (db *DB) Open() error {
 	// the indexes it updates stay in memory as the ledger grows; readers
 	// keep the default.
 	q.Add("_pragma", "cache_size(-65536)")
+	// Statement journals (an INSERT ... SELECT ... ON CONFLICT keeps one)
+	// stay in memory instead of temporary files.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if db.w, err = sql.Open("sqlite", "file:"+filepath.ToSlash(db.Path)+"?"+q.Encode()); err != nil {
 		return fmt.Errorf("open %s: %w", db.Path, err)
 	}
@@ -167,7 +170,7 @@ func (db *DB) Open() error {
 		sql string
 	}{
 		{&db.insert, insertSQL},
-		{&db.importIns, importSQL},
+		{&db.recorded, recordedSQL},
 		{&db.rollup, rollupSQL},
 		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, line, state) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT (source, path) DO UPDATE SET identity = excluded.identity, size = excluded.size,
@@ -209,7 +212,7 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insert, db.importIns, db.rollup, db.saveFile, db.head, db.setHead} {
+	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.rollup, db.saveFile, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -291,12 +294,9 @@ const nColumns = 35
 var insertSQL = `INSERT INTO events (` + columns + `) VALUES (` +
 	strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + `) ON CONFLICT (key) DO NOTHING`
 
-// importSQL inserts an imported event unless the key exists or another
-// call carries the same upstream request id (?15; ?3 is request_key).
-var importSQL = `INSERT INTO events (` + columns + `) SELECT ` +
-	strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + ` WHERE ?15 = '' OR NOT EXISTS (
-		SELECT 1 FROM events WHERE upstream_request_id = ?15 AND upstream_request_id != '' AND request_key != ?3)
-	ON CONFLICT (key) DO NOTHING`
+// recordedSQL finds a call the gateway recorded under an upstream request
+// id (through the partial index events_proxy_upstream).
+const recordedSQL = `SELECT 1 FROM events WHERE upstream_request_id = ? AND upstream_request_id != '' AND source = 'proxy' LIMIT 1`
 
 const rollupSQL = `INSERT INTO usage_rollup (bucket_us, source, provider, model, principal, project, outcome,
 	requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens,
@@ -393,23 +393,40 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		}
 	}
 	ins := tx.StmtContext(ctx, db.insert)
+	var recorded *sql.Stmt
 	if imported {
-		ins = tx.StmtContext(ctx, db.importIns)
+		// Looking every imported call up among the gateway's is needed
+		// only if the gateway has recorded any (the transaction holds the
+		// write lock, so none can appear meanwhile).
+		var any bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE upstream_request_id != '' AND source = 'proxy')`).Scan(&any); err != nil {
+			return res, FormatError(fmt.Errorf("look for proxied calls: %w", err))
+		}
+		if any {
+			recorded = tx.StmtContext(ctx, db.recorded)
+		}
 	}
 	sums := make(map[rollupKey]*rollupRow)
 	for i := range events {
 		ev := &events[i]
+		if recorded != nil && ev.UpstreamRequestID != "" {
+			var one int
+			err := recorded.QueryRowContext(ctx, ev.UpstreamRequestID).Scan(&one)
+			if err == nil {
+				res.Recorded++
+				ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
+				continue
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return res, FormatError(fmt.Errorf("look up upstream request %s: %w", ev.UpstreamRequestID, err))
+			}
+		}
 		tokenmeter.Seal(ev, seq+1, prev)
 		r, err := ins.ExecContext(ctx, args(ev)...)
 		if err != nil {
 			return res, FormatError(fmt.Errorf("insert event %s: %w", ev.Key, err))
 		}
 		if n, _ := r.RowsAffected(); n == 0 {
-			if imported && ev.UpstreamRequestID != "" && !db.keyExists(ctx, tx, ev.Key) {
-				res.Recorded++
-			} else {
-				res.Duplicates++
-			}
+			res.Duplicates++
 			ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
 			continue
 		}
@@ -458,12 +475,6 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		}
 	}
 	return res, nil
-}
-
-func (db *DB) keyExists(ctx context.Context, tx *sql.Tx, key string) bool {
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE key = ?`, key).Scan(&one)
-	return err == nil
 }
 
 type rollupKey struct {
