@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter/internal/importer"
 	"github.com/tokenmeter/tokenmeter/internal/importer/claudecode"
+	"github.com/tokenmeter/tokenmeter/internal/importer/codex"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 )
 
@@ -30,7 +31,7 @@ func importFormat(kind string) (importer.Format, []string, error) {
 	case "claude-code":
 		return claudecode.Format{}, claudecode.DefaultDirs(os.Getenv, home), nil
 	case "codex":
-		return nil, nil, &exitError{code: 2, msg: "codex import: not yet available"} // TODO(codex): wire internal/importer/codex
+		return codex.Format{}, codex.DefaultDirs(os.Getenv, home), nil
 	}
 	return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("unknown log kind %q (want claude-code or codex)", kind)}
 }

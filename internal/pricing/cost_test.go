@@ -27,6 +27,13 @@ func TestCost(t *testing.T) {
 			want: 45000,
 		},
 		{
+			// Codex's default model at gpt-5's rates, ccusage's worked
+			// example: 1800×1.25 + 1200×0.125 + 300×10 = 2250 + 150 + 3000.
+			name: "gpt-5-codex", model: "gpt-5-codex", at: "2025-10-06",
+			u:    tokenmeter.Usage{InputTokens: 1800, CacheReadTokens: 1200, OutputTokens: 300},
+			want: 5400,
+		},
+		{
 			name: "batch halves every category", model: "claude-opus-4-5", at: "2026-11-29",
 			u:     tokenmeter.Usage{InputTokens: 1000, OutputTokens: 500, CacheWrite5mTokens: 2000, CacheWrite1hTokens: 1000, CacheReadTokens: 10000},
 			batch: true, want: 22500,
