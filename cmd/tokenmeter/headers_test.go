@@ -71,8 +71,8 @@ func TestPassThrough(t *testing.T) {
 		}
 	}
 	ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
-	if ev.Project != "p1" || ev.Tags != "a,b" || ev.Principal != "cred:"+tokenHash("sk-ant-pass") {
-		t.Errorf("recorded project %q tags %q principal %q", ev.Project, ev.Tags, ev.Principal)
+	if ev.Project != "p1" || ev.Tags != "a,b" || ev.Principal != "cred:"+tokenHash("sk-ant-pass") || ev.Session != "sess-1" {
+		t.Errorf("recorded project %q tags %q principal %q session %q", ev.Project, ev.Tags, ev.Principal, ev.Session)
 	}
 
 	// Endpoints without usage pass through and count as requests only.

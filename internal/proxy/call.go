@@ -28,6 +28,7 @@ type call struct {
 	principal string
 	project   string
 	tags      string
+	session   string
 	// metered says the endpoint reports usage; other endpoints (models,
 	// count_tokens) are counted as requests with zero usage.
 	metered bool
@@ -52,6 +53,10 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 	c.principal = principal(r.Header)
 	c.project = cleanLabel(r.Header.Get(HeaderProject))
 	c.tags = cleanLabel(r.Header.Get(HeaderTags))
+	c.session = cleanLabel(r.Header.Get(HeaderSession))
+	if c.session == "" {
+		c.session = cleanLabel(r.Header.Get(HeaderClaudeSession))
+	}
 	post := r.Method == http.MethodPost
 	switch c.rt.Wire {
 	case Anthropic:
@@ -101,6 +106,7 @@ func (c *call) event(kind tokenmeter.Kind) tokenmeter.Event {
 		Stream:            c.stream,
 		Principal:         c.principal,
 		Project:           c.project,
+		Session:           c.session,
 		Tags:              c.tags,
 		UpstreamRequestID: c.upstreamID,
 		Status:            c.status,

@@ -53,6 +53,11 @@ const (
 	HeaderProject   = "X-Tokenmeter-Project"
 	HeaderTags      = "X-Tokenmeter-Tags"
 	HeaderRequestID = "X-Tokenmeter-Request-Id"
+	// HeaderSession names the client session a call belongs to. Claude
+	// Code sends X-Claude-Code-Session-Id (its transcripts' sessionId); it
+	// is recorded and forwarded unchanged.
+	HeaderSession       = "X-Tokenmeter-Session"
+	HeaderClaudeSession = "X-Claude-Code-Session-Id"
 )
 
 // Route maps a path prefix of the gateway to an upstream.
