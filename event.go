@@ -20,6 +20,14 @@ const (
 	// KindCompleted is the one terminal event of a call. Usage and cost in
 	// reports come from completed events only.
 	KindCompleted Kind = "completed"
+	// KindRevised corrects a completed call's usage upwards when a later,
+	// larger reading of it turns up (an importer that finds the final line
+	// of a response after importing an earlier copy of it). It carries the
+	// difference, category by category, and the original's Time; reports
+	// add it to the call's usage and cost but do not count it as a request.
+	// Its key is derived from the corrected total, so re-reading the same
+	// line revises nothing twice.
+	KindRevised Kind = "revised"
 )
 
 // Outcome says how a completed call ended.

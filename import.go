@@ -35,4 +35,7 @@ type ImportResult struct {
 	// Recorded were already in the ledger as another call with the same
 	// upstream request id: the gateway metered them.
 	Recorded int `json:"recorded"`
+	// Revised were in the ledger with less usage than this reading of
+	// them: a revision event adds the difference.
+	Revised int `json:"revised"`
 }

@@ -30,16 +30,18 @@ type Store interface {
 	// returns an error or the events run out. It is how verify walks the chain.
 	Scan(ctx context.Context, afterSeq int64, fn func(*Event) error) error
 
-	// Usage aggregates completed events whose Time is in [q.Since, q.Until)
+	// Usage aggregates completed (and revised) events whose Time is in [q.Since, q.Until)
 	// into buckets of q.Bucket width (aligned to the Unix epoch in UTC),
 	// grouped by provider, model, principal, project and outcome.
 	Usage(ctx context.Context, q UsageQuery) ([]UsageBucket, error)
 
-	// Import is Append for importers. An event is skipped as a duplicate
-	// when its Key is in the ledger, and as recorded when the ledger holds
-	// an event of another call with the same non-empty UpstreamRequestID
-	// (the gateway metered the call the log describes). The files' import
-	// state is saved in the same transaction as the events.
+	// Import is Append for importers, with completed events only. An event
+	// is skipped as recorded when the gateway metered the call (an event of
+	// another call carries the same non-empty UpstreamRequestID). When its
+	// Key is in the ledger it is a duplicate, unless its usage covers (see
+	// Usage.Covers) what the ledger holds for the call: then a KindRevised
+	// event with the difference is appended. The files' import state is
+	// saved in the same transaction as the events.
 	Import(ctx context.Context, events []Event, files []ImportFile) (ImportResult, error)
 
 	// ImportFiles returns the import state saved for source's files.

@@ -52,5 +52,27 @@ func (u Usage) Add(v Usage) Usage {
 	}
 }
 
+// Sub returns u minus v, category by category.
+func (u Usage) Sub(v Usage) Usage {
+	return Usage{
+		InputTokens:        u.InputTokens - v.InputTokens,
+		OutputTokens:       u.OutputTokens - v.OutputTokens,
+		CacheWrite5mTokens: u.CacheWrite5mTokens - v.CacheWrite5mTokens,
+		CacheWrite1hTokens: u.CacheWrite1hTokens - v.CacheWrite1hTokens,
+		CacheReadTokens:    u.CacheReadTokens - v.CacheReadTokens,
+		ReasoningTokens:    u.ReasoningTokens - v.ReasoningTokens,
+		WebSearchRequests:  u.WebSearchRequests - v.WebSearchRequests,
+		WebFetchRequests:   u.WebFetchRequests - v.WebFetchRequests,
+	}
+}
+
+// Covers reports whether u is at least v in every category and more in
+// some: a later, fuller reading of the same call.
+func (u Usage) Covers(v Usage) bool {
+	d := u.Sub(v)
+	return d.InputTokens >= 0 && d.OutputTokens >= 0 && d.CacheWrite5mTokens >= 0 && d.CacheWrite1hTokens >= 0 &&
+		d.CacheReadTokens >= 0 && d.ReasoningTokens >= 0 && d.WebSearchRequests >= 0 && d.WebFetchRequests >= 0 && !d.IsZero()
+}
+
 // IsZero reports whether every count is zero.
 func (u Usage) IsZero() bool { return u == Usage{} }

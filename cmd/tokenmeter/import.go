@@ -145,6 +145,9 @@ func printImportSummary(w io.Writer, kind string, st importer.Stats, asJSON bool
 	if st.Duplicates > 0 {
 		fmt.Fprintf(w, ", %d already imported", st.Duplicates)
 	}
+	if st.Revised > 0 {
+		fmt.Fprintf(w, ", %d revised upwards", st.Revised)
+	}
 	if st.Recorded > 0 {
 		fmt.Fprintf(w, ", %d recorded by the gateway", st.Recorded)
 	}

@@ -71,6 +71,7 @@ type Stats struct {
 	// response in another file); Recorded were metered by the gateway.
 	Duplicates   int   `json:"duplicates"`
 	Recorded     int   `json:"already_recorded"`
+	Revised      int   `json:"revised"` // imported before with less usage: the difference was added
 	UnknownPrice int   `json:"unknown_price_events"` // added events whose model has no price
 	HeldBack     int64 `json:"bytes_held_back"`      // bytes left for the next run (lines still being written)
 	Warnings     int   `json:"warnings"`
@@ -87,6 +88,7 @@ func (s *Stats) add(o Stats) {
 	s.Added += o.Added
 	s.Duplicates += o.Duplicates
 	s.Recorded += o.Recorded
+	s.Revised += o.Revised
 	s.UnknownPrice += o.UnknownPrice
 	s.HeldBack += o.HeldBack
 	s.Warnings += o.Warnings
@@ -109,11 +111,12 @@ func Run(ctx context.Context, f Format, opts Options) (Stats, error) {
 }
 
 type run struct {
-	f      Format
-	o      Options
-	prior  map[string]tokenmeter.ImportFile
-	warnMu sync.Mutex
-	warns  int
+	f       Format
+	o       Options
+	priorMu sync.Mutex // guards prior
+	prior   map[string]tokenmeter.ImportFile
+	warnMu  sync.Mutex
+	warns   int
 }
 
 func newRun(f Format, o Options) *run {
@@ -127,7 +130,7 @@ func newRun(f Format, o Options) *run {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	if o.BatchEvents <= 0 {
-		o.BatchEvents = 20000
+		o.BatchEvents = 10000
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -252,46 +255,90 @@ func (im *run) importFiles(ctx context.Context, paths []string) (Stats, error) {
 	}()
 	go func() { wg.Wait(); close(results) }()
 
-	var (
+	// The ledger writer runs on its own goroutine, one batch behind the
+	// collector, so files are read while the previous batch is written.
+	type batch struct {
 		events []tokenmeter.Event
 		files  []tokenmeter.ImportFile
-		err    error
+	}
+	batches := make(chan batch, 1)
+	var (
+		werr    error
+		written Stats
+		wdone   = make(chan struct{})
 	)
-	flush := func() {
-		if err != nil || (len(events) == 0 && len(files) == 0) {
-			return
-		}
-		var res tokenmeter.ImportResult
-		if res, err = im.o.Store.Import(ctx, events, files); err != nil {
-			err = fmt.Errorf("write to the ledger: %w", err)
-			cancel()
-			return
-		}
-		total.Added += res.Added
-		total.Duplicates += res.Duplicates
-		total.Recorded += res.Recorded
-		for i := range events {
-			if events[i].Seq != 0 && !events[i].CostKnown && events[i].UsageKnown {
-				total.UnknownPrice++
+	go func() {
+		defer close(wdone)
+		for b := range batches {
+			if werr != nil {
+				continue // drain
 			}
+			res, err := im.o.Store.Import(ctx, b.events, b.files)
+			if err != nil {
+				werr = fmt.Errorf("write to the ledger: %w", err)
+				cancel()
+				continue
+			}
+			written.Added += res.Added
+			written.Duplicates += res.Duplicates
+			written.Recorded += res.Recorded
+			written.Revised += res.Revised
+			for i := range b.events {
+				if b.events[i].Seq != 0 && !b.events[i].CostKnown && b.events[i].UsageKnown {
+					written.UnknownPrice++
+				}
+			}
+			im.priorMu.Lock()
+			for _, f := range b.files {
+				im.prior[f.Path] = f
+			}
+			im.priorMu.Unlock()
 		}
-		for _, f := range files {
-			im.prior[f.Path] = f
+	}()
+	var cur batch
+	flush := func() {
+		if len(cur.events) == 0 && len(cur.files) == 0 {
+			return
 		}
-		events, files = events[:0], files[:0]
+		// Within a batch, events go in key order: the key index is then
+		// updated page by page rather than at random. Copies of one
+		// response from several files become one, the fullest reading.
+		sort.SliceStable(cur.events, func(i, j int) bool { return cur.events[i].Key < cur.events[j].Key })
+		out := cur.events[:0]
+		for _, ev := range cur.events {
+			if n := len(out); n > 0 && out[n-1].Key == ev.Key {
+				if ev.Usage.Covers(out[n-1].Usage) {
+					out[n-1] = ev
+				}
+				total.Duplicates++
+				continue
+			}
+			out = append(out, ev)
+		}
+		cur.events = out
+		select {
+		case batches <- cur:
+		case <-ctx.Done():
+		}
+		cur = batch{}
 	}
 	for r := range results {
 		total.add(r.stats)
 		if r.state.Path == "" {
 			continue
 		}
-		events = append(events, r.events...)
-		files = append(files, r.state)
-		if len(events) >= im.o.BatchEvents || len(files) >= 4096 {
+		cur.events = append(cur.events, r.events...)
+		cur.files = append(cur.files, r.state)
+		if len(cur.events) >= im.o.BatchEvents || len(cur.files) >= 4096 {
 			flush()
 		}
 	}
 	flush()
+	close(batches)
+	<-wdone
+	total.Added, total.Recorded, total.Revised, total.UnknownPrice = written.Added, written.Recorded, written.Revised, written.UnknownPrice
+	total.Duplicates += written.Duplicates
+	err := werr
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -315,7 +362,9 @@ func (im *run) readFile(path string) (r fileResult, ok bool) {
 	}
 	size, mod := st.Size(), st.ModTime().UTC().Truncate(time.Microsecond)
 	node := fileNode(st)
+	im.priorMu.Lock()
 	prior, havePrior := im.prior[path]
+	im.priorMu.Unlock()
 	if havePrior && prior.Size == size && prior.ModTime.Equal(mod) && prior.Offset == size && strings.HasPrefix(prior.Identity, node+":") {
 		r.stats.Unchanged++
 		return r, false

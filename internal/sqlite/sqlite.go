@@ -95,6 +95,7 @@ type DB struct {
 	r        *sql.DB // readers
 	insert   *sql.Stmt
 	recorded *sql.Stmt
+	held     *sql.Stmt
 	rollup   *sql.Stmt
 	saveFile *sql.Stmt
 	head     *sql.Stmt
@@ -171,6 +172,7 @@ func (db *DB) Open() error {
 	}{
 		{&db.insert, insertSQL},
 		{&db.recorded, recordedSQL},
+		{&db.held, heldSQL},
 		{&db.rollup, rollupSQL},
 		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, line, state) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT (source, path) DO UPDATE SET identity = excluded.identity, size = excluded.size,
@@ -212,7 +214,7 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.rollup, db.saveFile, db.head, db.setHead} {
+	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.saveFile, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -426,13 +428,34 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 			return res, FormatError(fmt.Errorf("insert event %s: %w", ev.Key, err))
 		}
 		if n, _ := r.RowsAffected(); n == 0 {
-			res.Duplicates++
 			ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
+			if !imported || ev.Kind != tokenmeter.KindCompleted {
+				res.Duplicates++
+				continue
+			}
+			rev, ok, err := db.revision(ctx, tx, ev)
+			if err != nil {
+				return res, err
+			}
+			if !ok {
+				res.Duplicates++
+				continue
+			}
+			tokenmeter.Seal(&rev, seq+1, prev)
+			if r, err := ins.ExecContext(ctx, args(&rev)...); err != nil {
+				return res, FormatError(fmt.Errorf("insert event %s: %w", rev.Key, err))
+			} else if n, _ := r.RowsAffected(); n == 0 {
+				res.Duplicates++
+				continue
+			}
+			res.Revised++
+			seq, prev = rev.Seq, rev.Hash
+			addRollup(sums, &rev)
 			continue
 		}
 		res.Added++
 		seq, prev = ev.Seq, ev.Hash
-		if ev.Kind == tokenmeter.KindCompleted {
+		if ev.Kind == tokenmeter.KindCompleted || ev.Kind == tokenmeter.KindRevised {
 			addRollup(sums, ev)
 		}
 	}
@@ -477,6 +500,41 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 	return res, nil
 }
 
+// revision returns the KindRevised event that brings the call of ev, which
+// is in the ledger already, up to ev's usage, if ev's usage covers what the
+// ledger holds for it.
+func (db *DB) revision(ctx context.Context, tx *sql.Tx, ev *tokenmeter.Event) (tokenmeter.Event, bool, error) {
+	var (
+		held            tokenmeter.Usage
+		cost, timeUS, n int64
+	)
+	err := tx.StmtContext(ctx, db.held).QueryRowContext(ctx, ev.RequestKey+"/", ev.RequestKey+"0").Scan(&n,
+		&held.InputTokens, &held.OutputTokens, &held.CacheWrite5mTokens, &held.CacheWrite1hTokens, &held.CacheReadTokens,
+		&held.ReasoningTokens, &held.WebSearchRequests, &held.WebFetchRequests, &cost, &timeUS)
+	if err != nil {
+		return tokenmeter.Event{}, false, FormatError(fmt.Errorf("read usage of %s: %w", ev.RequestKey, err))
+	}
+	if n == 0 || !ev.Usage.Covers(held) {
+		return tokenmeter.Event{}, false, nil
+	}
+	rev := *ev
+	rev.Kind = tokenmeter.KindRevised
+	rev.Key = ev.RequestKey + "/revised-" + strconv.FormatInt(ev.Usage.TotalTokens()+ev.Usage.WebSearchRequests+ev.Usage.WebFetchRequests, 10)
+	rev.Time = time.UnixMicro(timeUS).UTC() // the call's own bucket and day
+	rev.Usage = ev.Usage.Sub(held)
+	rev.Cost = ev.Cost - tokenmeter.Micros(cost)
+	return rev, true, nil
+}
+
+// heldSQL sums what the ledger holds for one call: its completed event and
+// revisions, found through the key index ([call/, call0) are the keys of
+// the call's events).
+const heldSQL = `SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+	COALESCE(SUM(cache_write_5m), 0), COALESCE(SUM(cache_write_1h), 0), COALESCE(SUM(cache_read), 0),
+	COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(web_search), 0), COALESCE(SUM(web_fetch), 0),
+	COALESCE(SUM(cost_micros), 0), COALESCE(MIN(time_us), 0)
+	FROM events WHERE key >= ? AND key < ? AND kind IN ('completed', 'revised')`
+
 type rollupKey struct {
 	bucket                                               int64
 	source, provider, model, principal, project, outcome string
@@ -497,10 +555,14 @@ func addRollup(sums map[rollupKey]*rollupRow, ev *tokenmeter.Event) {
 		r = &rollupRow{first: t, last: t}
 		sums[k] = r
 	}
-	r.requests++
+	if ev.Kind == tokenmeter.KindCompleted {
+		r.requests++
+	}
 	r.usage = r.usage.Add(ev.Usage)
 	r.cost += int64(ev.Cost)
-	if !ev.UsageKnown {
+	if ev.Kind != tokenmeter.KindCompleted {
+		// A revision's call is counted by its completed event.
+	} else if !ev.UsageKnown {
 		r.usageUnknown++
 	} else if !ev.CostKnown {
 		r.costUnknown++
@@ -632,10 +694,10 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 			session = "session"
 		}
 		query = `SELECT (time_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, ` + session + `,
-		COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
+		SUM(kind = 'completed'), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
-		SUM(usage_known = 0), SUM(usage_known = 1 AND cost_known = 0), MIN(time_us), MAX(time_us)
-		FROM events WHERE kind = 'completed' AND time_us >= ?2 AND time_us < ?3
+		SUM(kind = 'completed' AND usage_known = 0), SUM(kind = 'completed' AND usage_known = 1 AND cost_known = 0), MIN(time_us), MAX(time_us)
+		FROM events WHERE kind IN ('completed', 'revised') AND time_us >= ?2 AND time_us < ?3
 		GROUP BY b, source, provider, model, principal, project, outcome, 8 ORDER BY b`
 	}
 	rows, err := db.r.QueryContext(ctx, query, bucket, since, until)

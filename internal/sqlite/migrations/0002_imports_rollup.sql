@@ -4,6 +4,12 @@ ALTER TABLE events ADD COLUMN session TEXT NOT NULL DEFAULT '';
 -- Importers look up the gateway's calls by upstream request id; imported
 -- events need not be in that index, which saves a write per imported call.
 DROP INDEX events_upstream_request;
+
+-- Reports read completed events from usage_rollup now; only the open calls
+-- that recovery looks for need an index by kind. Completed events (every
+-- imported one among them) skip it.
+DROP INDEX events_kind_time;
+CREATE INDEX events_open ON events (request_key) WHERE kind IN ('started', 'progress');
 CREATE INDEX events_proxy_upstream ON events (upstream_request_id) WHERE upstream_request_id != '' AND source = 'proxy';
 
 CREATE TABLE import_files (
@@ -18,7 +24,7 @@ CREATE TABLE import_files (
 	PRIMARY KEY (source, path)
 ) WITHOUT ROWID;
 
--- usage_rollup is derived data: the completed events summed per 15-minute
+-- usage_rollup is derived data: the completed (and revised) events summed per 15-minute
 -- bucket and group, updated in the transaction that appends them, so that
 -- reports, status and the status line do not scan every event. verify
 -- checks it against the events.
@@ -49,7 +55,7 @@ CREATE TABLE usage_rollup (
 
 INSERT INTO usage_rollup
 SELECT (time_us / 900000000) * 900000000, source, provider, model, principal, project, outcome,
-	COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
+	SUM(kind = 'completed'), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 	SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
 	SUM(usage_known = 0), SUM(usage_known = 1 AND cost_known = 0), MIN(time_us), MAX(time_us)
 FROM events WHERE kind = 'completed'
