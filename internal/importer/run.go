@@ -71,7 +71,7 @@ type Stats struct {
 	// response in another file); Recorded were metered by the gateway.
 	Duplicates   int   `json:"duplicates"`
 	Recorded     int   `json:"already_recorded"`
-	Revised      int   `json:"revised"` // imported before with less usage: the difference was added
+	Revised      int   `json:"revised"`              // imported before with less usage: the difference was added
 	UnknownPrice int   `json:"unknown_price_events"` // added events whose model has no price
 	HeldBack     int64 `json:"bytes_held_back"`      // bytes left for the next run (lines still being written)
 	Warnings     int   `json:"warnings"`
