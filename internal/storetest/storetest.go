@@ -259,6 +259,52 @@ func Run(t *testing.T, open Opener) {
 			t.Error(err)
 		}
 	})
+
+	t.Run("ImportRevision", func(t *testing.T) {
+		s := mustOpen(t)
+		reading := func(output int64, cost tokenmeter.Micros, at time.Time) tokenmeter.Event {
+			ev := Event("claude-code:m1", at, tokenmeter.Usage{InputTokens: 10, OutputTokens: output, CacheReadTokens: 100})
+			ev.Source, ev.Cost = tokenmeter.SourceClaudeCode, cost
+			return ev
+		}
+		if res, err := s.Import(ctx, []tokenmeter.Event{reading(3, 30, t0)}, nil); err != nil || res.Added != 1 {
+			t.Fatalf("first reading: %+v, %v", res, err)
+		}
+		// A fuller reading, seen later (in another file, a day later by its
+		// own clock): the difference is added, in the call's own bucket.
+		if res, err := s.Import(ctx, []tokenmeter.Event{reading(250, 300, t0.Add(24*time.Hour))}, nil); err != nil || res.Revised != 1 || res.Added != 0 {
+			t.Fatalf("fuller reading: %+v, %v; want one revision", res, err)
+		}
+		// The same reading again, a smaller one, or one that is not a
+		// superset of what is held: nothing.
+		for _, ev := range []tokenmeter.Event{reading(250, 300, t0), reading(100, 100, t0), func() tokenmeter.Event {
+			e := reading(400, 400, t0)
+			e.Usage.CacheReadTokens = 50
+			return e
+		}()} {
+			if res, err := s.Import(ctx, []tokenmeter.Event{ev}, nil); err != nil || res.Duplicates != 1 || res.Revised != 0 {
+				t.Errorf("reading with output %d: %+v, %v; want a duplicate", ev.Usage.OutputTokens, res, err)
+			}
+		}
+		for _, fromEvents := range []bool{false, true} {
+			got, err := s.Usage(ctx, tokenmeter.UsageQuery{Bucket: 24 * time.Hour, FromEvents: fromEvents})
+			if err != nil || len(got) != 1 {
+				t.Fatalf("Usage(from events %v) = %+v, %v; want one bucket", fromEvents, got, err)
+			}
+			b := got[0]
+			if b.Requests != 1 || b.Usage.OutputTokens != 250 || b.Usage.InputTokens != 10 || b.Usage.CacheReadTokens != 100 || b.Cost != 300 ||
+				!b.Start.Equal(t0.Truncate(24*time.Hour)) {
+				t.Errorf("Usage(from events %v) = %+v; want 1 request, output 250, cost 300 on the call's day", fromEvents, b)
+			}
+		}
+		evs := scanAll(t, s)
+		if len(evs) != 2 || evs[1].Kind != tokenmeter.KindRevised || evs[1].Usage.OutputTokens != 247 || !evs[1].Time.Equal(t0.Truncate(time.Microsecond)) {
+			t.Errorf("events = %+v; want the completed event and a revision of +247 output at the call's time", evs)
+		}
+		if err := checkChain(evs); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func checkChain(evs []tokenmeter.Event) error {
