@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,6 +85,13 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	db := sqlite.NewDB(filepath.Join(*data, LedgerFile))
+	db.CacheKiB = cacheKiB()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Batches of events are short-lived garbage: collecting sooner
+		// keeps the import's footprint small at little cost (the ledger
+		// writer, not the parsers, sets the pace).
+		debug.SetMemoryLimit(64 << 20)
+	}
 	if err := db.Open(); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
@@ -123,6 +132,15 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: ExitWarnings, msg: msg + ": the rest was imported"}
 	}
 	return nil
+}
+
+// cacheKiB is the import's SQLite page cache: a one-off import is a short
+// burst and keeps its memory small. TOKENMETER_CACHE_KIB overrides it.
+func cacheKiB() int {
+	if v, err := strconv.Atoi(os.Getenv("TOKENMETER_CACHE_KIB")); err == nil && v > 0 {
+		return v
+	}
+	return 16 << 10
 }
 
 func existing(dirs []string) []string {

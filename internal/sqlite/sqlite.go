@@ -61,6 +61,10 @@ const DefaultHeadInterval = 100 * time.Millisecond
 // another process (a report, an importer) before failing.
 const DefaultBusyTimeout = 10 * time.Second
 
+// DefaultCacheKiB is the writer's page cache (SQLite's default is 2 MiB):
+// enough that the indexes a busy gateway updates stay in memory.
+const DefaultCacheKiB = 64 << 10
+
 // DB is a tokenmeter.Store on one SQLite database file.
 type DB struct {
 	// Path is the database file. Required.
@@ -73,6 +77,8 @@ type DB struct {
 	MaxPageCount int64
 	// ReadOnly opens the database for reading only (reports, verify).
 	ReadOnly bool
+	// CacheKiB is the writer's page cache; zero means DefaultCacheKiB.
+	CacheKiB int
 
 	// HeadInterval is how often, at most, the chain head is recorded; zero
 	// records it with every commit. Close always records the final head.
@@ -151,7 +157,11 @@ func (db *DB) Open() error {
 	// The writer gets 64 MiB of page cache (SQLite's default is 2 MiB), so
 	// the indexes it updates stay in memory as the ledger grows; readers
 	// keep the default.
-	q.Add("_pragma", "cache_size(-65536)")
+	cacheKiB := db.CacheKiB
+	if cacheKiB <= 0 {
+		cacheKiB = DefaultCacheKiB
+	}
+	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
 	// Statement journals (an INSERT ... SELECT ... ON CONFLICT keeps one)
 	// stay in memory instead of temporary files.
 	q.Add("_pragma", "temp_store(MEMORY)")
