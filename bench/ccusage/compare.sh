@@ -14,6 +14,8 @@
 #   SEED   seed of a generated corpus                                  [1]
 #   END    last day of a generated corpus                              [2026-11-20]
 #   OUT    folder for the corpus, reports and timings        [a new /tmp folder]
+#   TIMER  auto: GNU time if installed, else bench/ccusage/measure;   [auto]
+#          measure: always bench/ccusage/measure
 #
 # ccusage is installed once with npm into
 # ${XDG_CACHE_HOME:-$HOME/.cache}/tokenmeter-bench/ccusage-20.0.24 (20.0.26,
@@ -43,11 +45,11 @@ say() { printf '%s\n' "$*" >&2; }
 # median prints the median of its arguments (numbers).
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# timed FILE CMD...: run CMD, append "SECONDS MAXRSS_KB" to FILE (GNU time
-# also appends a line when CMD fails), and return CMD's exit status. GNU time
-# when it is there, else bench/ccusage/measure.
-if /usr/bin/time -f '%e %M' -o /dev/null true 2>/dev/null; then
-	timed() { local f=$1; shift; /usr/bin/time -f '%e %M' -a -o "$f" "$@"; }
+# timed FILE CMD...: run CMD, append "WALL_S MAXRSS_KB USER_S SYS_S" to FILE
+# (GNU time also appends a line when CMD fails), and return CMD's exit
+# status. GNU time when it is there, else bench/ccusage/measure.
+if [ "${TIMER:-auto}" != measure ] && /usr/bin/time -f '%e %M %U %S' -o /dev/null true 2>/dev/null; then
+	timed() { local f=$1; shift; /usr/bin/time -f '%e %M %U %S' -a -o "$f" "$@"; }
 else
 	(cd "$ROOT" && go build -o "$BIN/measure" ./bench/ccusage/measure)
 	timed() {
@@ -57,14 +59,16 @@ else
 	}
 fi
 
-# summary FILE LABEL: print the median wall time and peak RSS of FILE's runs.
+# summary FILE LABEL: print the medians of FILE's runs: wall time, CPU time
+# (user + system) and peak RSS.
 summary() {
-	local f=$1 label=$2
+	local f=$1 label=$2 re='^[0-9.]+ [0-9]+ [0-9.]+ [0-9.]+$'
 	# shellcheck disable=SC2046
-	printf '%-36s %8.2f s %8.0f MiB   (%d runs)\n' "$label" \
-		"$(median $(awk '/^[0-9.]+ [0-9]+$/ {print $1}' "$f"))" \
-		"$(median $(awk '/^[0-9.]+ [0-9]+$/ {print $2 / 1024}' "$f"))" \
-		"$(grep -cE '^[0-9.]+ [0-9]+$' "$f")"
+	printf '%-34s %8.2f s wall %8.2f s CPU %6.0f MiB  (%d runs)\n' "$label" \
+		"$(median $(awk "/$re/ {print \$1}" "$f"))" \
+		"$(median $(awk "/$re/ {print \$3 + \$4}" "$f"))" \
+		"$(median $(awk "/$re/ {print \$2 / 1024}" "$f"))" \
+		"$(grep -cE "$re" "$f")"
 }
 
 # 1. ccusage, installed once outside the repository.

@@ -3,10 +3,10 @@
 //
 //	measure [-o FILE] -- COMMAND [ARG...]
 //
-// It writes "SECONDS MAXRSS_KB" (the format of GNU time -f '%e %M') to FILE,
-// or to stderr, and exits with the command's exit code. The peak RSS is the
-// largest of the command and the descendants it waited for
-// (getrusage's ru_maxrss).
+// It writes "WALL_S MAXRSS_KB USER_S SYS_S" (the format of GNU time
+// -f '%e %M %U %S') to FILE, or to stderr, and exits with the command's exit
+// code. The peak RSS is the largest of the command and the descendants it
+// waited for (getrusage's ru_maxrss).
 package main
 
 import (
@@ -46,6 +46,7 @@ func main() {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = int64(ru.Maxrss) // KiB on Linux
 	}
+	user, sys := cmd.ProcessState.UserTime(), cmd.ProcessState.SystemTime()
 	var w io.Writer = os.Stderr
 	if *outPath != "" {
 		f, err := os.Create(*outPath)
@@ -56,7 +57,7 @@ func main() {
 		defer f.Close()
 		w = f
 	}
-	fmt.Fprintf(w, "%.2f %d\n", wall.Seconds(), rss)
+	fmt.Fprintf(w, "%.2f %d %.2f %.2f\n", wall.Seconds(), rss, user.Seconds(), sys.Seconds())
 	if code != 0 {
 		if f, ok := w.(*os.File); ok && f != os.Stderr {
 			f.Close()
