@@ -146,7 +146,18 @@ func (db *DB) Open() error {
 	db.r.SetMaxOpenConns(4)
 	db.r.SetConnMaxIdleTime(time.Minute)
 	if db.ReadOnly {
-		return db.r.Ping()
+		// A reader cannot migrate: a ledger written by an older tokenmeter
+		// must be opened for writing once (serve or import do).
+		names, _ := fs.Glob(migrations, "migrations/*.sql")
+		var version int
+		if err := db.r.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+			return FormatError(fmt.Errorf("open %s: %w", db.Path, err))
+		}
+		if version != len(names) {
+			return tokenmeter.Errorf(tokenmeter.EINVALID, "%s has schema version %d and this tokenmeter reads version %d: "+
+				"run `tokenmeter serve` or `tokenmeter import` once to upgrade it", db.Path, version, len(names))
+		}
+		return nil
 	}
 	// The writer checkpoints on commit only when the WAL reaches
 	// MaxWALPages; checkpoint() does the bulk of the copying beforehand.
