@@ -358,15 +358,11 @@ func (im *run) importFiles(ctx context.Context, paths []string) (Stats, error) {
 // readFile reads one file's new lines. ok is false when there is nothing
 // to write (the file is unchanged or could not be read).
 func (im *run) readFile(path string) (r fileResult, ok bool) {
-	fh, err := os.Open(path)
+	// Most files are unchanged since the last run: a stat tells, without
+	// opening them.
+	st, err := os.Stat(path)
 	if err != nil {
 		im.warn(Warning{Path: path, Msg: "cannot open: " + pathError(err)})
-		return r, false
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		im.warn(Warning{Path: path, Msg: "cannot stat: " + pathError(err)})
 		return r, false
 	}
 	size, mod := st.Size(), st.ModTime().UTC().Truncate(time.Microsecond)
@@ -378,6 +374,17 @@ func (im *run) readFile(path string) (r fileResult, ok bool) {
 		r.stats.Unchanged++
 		return r, false
 	}
+	fh, err := os.Open(path)
+	if err != nil {
+		im.warn(Warning{Path: path, Msg: "cannot open: " + pathError(err)})
+		return r, false
+	}
+	defer fh.Close()
+	if st, err = fh.Stat(); err != nil {
+		im.warn(Warning{Path: path, Msg: "cannot stat: " + pathError(err)})
+		return r, false
+	}
+	size, mod, node = st.Size(), st.ModTime().UTC().Truncate(time.Microsecond), fileNode(st)
 	headLen := min(size, headBytes)
 	head := make([]byte, headLen)
 	if _, err := io.ReadFull(fh, head); err != nil {

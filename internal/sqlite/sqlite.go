@@ -702,7 +702,13 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	}
 	onGrid := func(v int64) bool { return v%rollupWidth == 0 || v == -1<<62 || v == 1<<62 }
 	var query string
-	if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (bucket%rollupWidth == 0) {
+	if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && bucket == rollupWidth {
+		// The rollup's own grid: its rows are the answer, in key order.
+		query = `SELECT bucket_us, source, provider, model, principal, project, outcome, '',
+		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
+		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us
+		FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < ?3 AND ?1 > 0 ORDER BY bucket_us`
+	} else if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (bucket%rollupWidth == 0) {
 		query = `SELECT (bucket_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, '',
 		SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
