@@ -117,11 +117,13 @@ type Parser struct {
 	session, project string
 	dirProject       string
 	events           []tokenmeter.Event
-	resp             []response     // parallel to events
-	index            map[string]int // response key → index in events
-	last             int            // index of the response of the last usage line, -1 if none
-	lastFinal        bool           // that line had a stop_reason
-	scratch          line           // reused per line
+	resp             []response        // parallel to events
+	index            map[string]int    // response key → index in events
+	last             int               // index of the response of the last usage line, -1 if none
+	lastFinal        bool              // that line had a stop_reason
+	scratch          line              // reused per line
+	names            map[string]string // interned models and sessions
+	keyBuf           []byte
 }
 
 type response struct {
@@ -130,13 +132,40 @@ type response struct {
 	first     int64 // offset of its first line in this read
 }
 
-// line is what one transcript line says about usage.
+// line is what one transcript line says about usage. The string members
+// are raw JSON values (quotes included), decoded only when an event needs
+// them: most lines of a transcript repeat a response already seen.
 type line struct {
-	typ, session, cwd, requestID, uuid, timestamp string
+	typ, session, cwd, requestID, uuid, timestamp []byte
 	sidechain, apiError, final                    bool
-	msgID, model                                  string
+	msgID, model                                  []byte
 	usage                                         tokenmeter.Usage
 	hasUsage                                      bool
+}
+
+// is reports whether the raw JSON string v is want.
+func is(v []byte, want string) bool {
+	if len(v) == len(want)+2 && v[0] == '"' && string(v[1:len(v)-1]) == want {
+		return true
+	}
+	return bytes.IndexByte(v, '\\') >= 0 && str(v) == want
+}
+
+// nonEmpty reports whether v is a JSON string with something in it.
+func nonEmpty(v []byte) bool { return len(v) > 2 && v[0] == '"' && v[len(v)-1] == '"' }
+
+// intern returns the decoded raw JSON string v, sharing one copy between
+// the many events that name the same model or session.
+func (p *Parser) intern(v []byte) string {
+	if s, ok := p.names[string(v)]; ok {
+		return s
+	}
+	s := str(v)
+	if p.names == nil {
+		p.names = make(map[string]string)
+	}
+	p.names[string(v)] = s
+	return s
 }
 
 var usageKey = []byte(`"usage"`)
@@ -167,57 +196,112 @@ func (p *Parser) Line(b []byte, n, off int64) string {
 	if err := parseLine(t, l); err != "" {
 		return err
 	}
-	if !l.hasUsage || l.apiError || l.model == "<synthetic>" {
+	if !l.hasUsage || l.apiError || is(l.model, "<synthetic>") {
 		return ""
 	}
 	if l.usage.TotalTokens() == 0 && l.usage.WebSearchRequests == 0 && l.usage.WebFetchRequests == 0 {
 		return ""
 	}
-	at, err := time.Parse(time.RFC3339Nano, l.timestamp)
-	if err != nil {
-		return "usage line without a valid timestamp (skipped)"
-	}
-	key := l.msgID
+	// The response's key: its message id, else its request id, else the
+	// line's uuid. The lookup does not allocate; only a new key is kept.
+	kb := p.keyBuf[:0]
 	switch {
-	case key != "":
-	case l.requestID != "":
-		key = "req:" + l.requestID
-	case l.uuid != "":
-		key = "line:" + l.uuid
+	case nonEmpty(l.msgID):
+		kb = append(kb, l.msgID...)
+	case nonEmpty(l.requestID):
+		kb = append(append(kb, "req:"...), l.requestID...)
+	case nonEmpty(l.uuid):
+		kb = append(append(kb, "line:"...), l.uuid...)
 	default:
 		return "usage line without message id, request id or uuid (skipped)"
 	}
-	if l.cwd != "" && p.project == "" {
-		p.project = l.cwd
-	}
-	session := l.session
-	if session == "" {
-		session = p.session
-	}
+	p.keyBuf = kb
 	total := l.usage.TotalTokens()
-	if i, ok := p.index[key]; ok {
+	i, seen := p.index[string(kb)]
+	if seen {
 		r := &p.resp[i]
+		p.last, p.lastFinal = i, l.final
 		// Keep the line with the largest total; on a tie prefer the
 		// parent's line to a sidechain replay of it.
-		if total > r.total || (total == r.total && r.sidechain && !l.sidechain) {
-			ev := &p.events[i]
-			ev.Usage, ev.Time, ev.Model, ev.UpstreamRequestID, ev.Session = l.usage, at, l.model, l.requestID, session
-			r.total, r.sidechain = total, l.sidechain
+		if !(total > r.total || (total == r.total && r.sidechain && !l.sidechain)) {
+			return ""
 		}
-		p.last, p.lastFinal = i, l.final
+	}
+	at, ok := parseTime(l.timestamp)
+	if !ok {
+		if seen {
+			return ""
+		}
+		return "usage line without a valid timestamp (skipped)"
+	}
+	if nonEmpty(l.cwd) && p.project == "" {
+		p.project = str(l.cwd)
+	}
+	session := p.session
+	if nonEmpty(l.session) {
+		session = p.intern(l.session)
+	}
+	model := p.intern(l.model)
+	if seen {
+		ev, r := &p.events[i], &p.resp[i]
+		ev.Usage, ev.Time, ev.Model, ev.UpstreamRequestID, ev.Session = l.usage, at, model, str(l.requestID), session
+		r.total, r.sidechain = total, l.sidechain
 		return ""
+	}
+	var key string
+	switch {
+	case kb[0] == '"':
+		key = str(kb)
+	case kb[0] == 'r':
+		key = "req:" + str(kb[4:])
+	default:
+		key = "line:" + str(kb[5:])
 	}
 	rk := "claude-code:" + key
 	p.events = append(p.events, tokenmeter.Event{
 		Key: tokenmeter.EventKey(rk, tokenmeter.KindCompleted), RequestKey: rk, Kind: tokenmeter.KindCompleted,
 		Time: at, Source: tokenmeter.SourceClaudeCode, Provider: "anthropic", Endpoint: "/v1/messages",
-		Model: l.model, Session: session, UpstreamRequestID: l.requestID,
+		Model: model, Session: session, UpstreamRequestID: str(l.requestID),
 		Outcome: tokenmeter.OutcomeOK, Usage: l.usage, UsageKnown: true,
 	})
 	p.resp = append(p.resp, response{total: total, sidechain: l.sidechain, first: off})
-	p.index[key] = len(p.events) - 1
+	p.index[string(kb)] = len(p.events) - 1
 	p.last, p.lastFinal = len(p.events)-1, l.final
 	return ""
+}
+
+// parseTime reads an ISO-8601 timestamp. Claude Code writes UTC with
+// milliseconds ("2026-11-20T10:00:01.500Z"), which is read without
+// allocating; anything else goes through time.Parse.
+func parseTime(v []byte) (time.Time, bool) {
+	if len(v) == 26 && v[0] == '"' && v[25] == '"' && v[11] == 'T' && v[20] == '.' && v[24] == 'Z' &&
+		v[5] == '-' && v[8] == '-' && v[14] == ':' && v[17] == ':' {
+		num := func(b []byte) (int, bool) {
+			n := 0
+			for _, c := range b {
+				if c < '0' || c > '9' {
+					return 0, false
+				}
+				n = n*10 + int(c-'0')
+			}
+			return n, true
+		}
+		y, ok1 := num(v[1:5])
+		mo, ok2 := num(v[6:8])
+		d, ok3 := num(v[9:11])
+		h, ok4 := num(v[12:14])
+		mi, ok5 := num(v[15:17])
+		sec, ok6 := num(v[18:20])
+		ms, ok7 := num(v[21:24])
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && sec < 60 {
+			t := time.Date(y, time.Month(mo), d, h, mi, sec, ms*int(time.Millisecond), time.UTC)
+			if t.Day() == d { // not 31 February
+				return t, true
+			}
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, str(v))
+	return t, err == nil
 }
 
 // End implements importer.Parser.
@@ -249,17 +333,17 @@ func parseLine(b []byte, l *line) string {
 		v := b[s:e]
 		switch string(k) {
 		case "type":
-			l.typ = str(v)
+			l.typ = v
 		case "sessionId":
-			l.session = str(v)
+			l.session = v
 		case "cwd":
-			l.cwd = str(v)
+			l.cwd = v
 		case "requestId":
-			l.requestID = str(v)
+			l.requestID = v
 		case "uuid":
-			l.uuid = str(v)
+			l.uuid = v
 		case "timestamp":
-			l.timestamp = str(v)
+			l.timestamp = v
 		case "isSidechain":
 			l.sidechain = string(v) == "true"
 		case "isApiErrorMessage":
@@ -274,9 +358,9 @@ func parseLine(b []byte, l *line) string {
 		return "not a JSON object (skipped)"
 	}
 	switch {
-	case l.typ == "assistant" && msg != nil:
+	case is(l.typ, "assistant") && msg != nil:
 		return parseMessage(msg, l)
-	case l.typ == "progress" && data != nil:
+	case is(l.typ, "progress") && data != nil:
 		return parseProgress(data, l)
 	}
 	return ""
@@ -304,10 +388,10 @@ func parseProgress(data []byte, l *line) string {
 	if !sub.hasUsage {
 		return ""
 	}
-	if sub.session == "" {
+	if sub.session == nil {
 		sub.session = l.session
 	}
-	if sub.cwd == "" {
+	if sub.cwd == nil {
 		sub.cwd = l.cwd
 	}
 	sub.sidechain = true
@@ -324,9 +408,9 @@ func parseMessage(msg []byte, l *line) string {
 		v := msg[s:e]
 		switch string(k) {
 		case "id":
-			l.msgID = str(v)
+			l.msgID = v
 		case "model":
-			l.model = str(v)
+			l.model = v
 		case "usage":
 			usage = v
 		case "stop_reason":
