@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,14 +33,16 @@ func runStatusline(ctx context.Context, args []string, stdin io.Reader, stdout, 
 	fs := newFlagSet("statusline", stderr)
 	data := fs.String("data", defaultDataDir(), "data `directory`")
 	tz := fs.String("tz", "", "time `zone` for today, e.g. Europe/Berlin (default local)")
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	loc, err := loadZone(*tz)
-	if err != nil {
-		return err
-	}
+	_, ferr := parseFlags(fs, args)
+	loc, zerr := loadZone(*tz)
 	hook := status.ParseHook(readHook(stdin))
+	if ferr != nil || zerr != nil {
+		// A wrong statusLine command in settings.json: say so on the
+		// line itself, where the user looks, and on stderr.
+		fmt.Fprintln(stderr, "tokenmeter statusline:", errors.Join(ferr, zerr))
+		_, err := fmt.Fprintln(stdout, status.Line(nil, hook, "tokenmeter: bad statusline flags"))
+		return err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			fmt.Fprintln(stderr, "tokenmeter statusline:", p)
@@ -86,7 +89,16 @@ func readHook(stdin io.Reader) []byte {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			return nil
 		}
+		// A pipe takes a deadline: the read ends by itself, and no
+		// goroutine is left blocked on it.
+		if f.SetReadDeadline(time.Now().Add(hookReadTimeout)) == nil {
+			b, _ := io.ReadAll(io.LimitReader(f, maxHook))
+			f.SetReadDeadline(time.Time{})
+			return b
+		}
 	}
+	// Other readers (a file, tests): read in a goroutine that ends with
+	// the reader; the caller stops waiting after hookReadTimeout.
 	done := make(chan []byte, 1)
 	go func() {
 		b, _ := io.ReadAll(io.LimitReader(stdin, maxHook))

@@ -2,7 +2,6 @@ package status
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -69,19 +68,62 @@ func (l *RateLimit) Resets() time.Time {
 	return time.Time{}
 }
 
-// ParseHook reads the hook's JSON as far as it can: malformed input, or
-// fields of an unexpected type, leave the affected fields zero.
+// ParseHook reads the hook's JSON as far as it can: malformed input leaves
+// everything zero, and a field of an unexpected type (a cost that is a
+// string) leaves that field zero or nil, never a made-up value.
 func ParseHook(data []byte) Hook {
 	var h Hook
-	if err := json.Unmarshal(data, &h); err != nil {
-		// A type mismatch leaves the rest decoded; a syntax error (or not
-		// an object at all) leaves nothing worth trusting.
-		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) {
-			return Hook{}
-		}
+	top := object(data)
+	if top == nil {
+		return Hook{}
 	}
+	leaf(top, "session_id", &h.SessionID)
+	leaf(top, "transcript_path", &h.TranscriptPath)
+	leaf(top, "cwd", &h.Cwd)
+	leaf(top, "version", &h.Version)
+	m := object(top["model"])
+	leaf(m, "id", &h.Model.ID)
+	leaf(m, "display_name", &h.Model.DisplayName)
+	w := object(top["workspace"])
+	leaf(w, "current_dir", &h.Workspace.CurrentDir)
+	leaf(w, "project_dir", &h.Workspace.ProjectDir)
+	c := object(top["cost"])
+	leaf(c, "total_cost_usd", &h.Cost.TotalCostUSD)
+	leaf(c, "total_duration_ms", &h.Cost.TotalDurationMS)
+	rl := object(top["rate_limits"])
+	h.RateLimits.FiveHour = rateLimit(object(rl["five_hour"]))
+	h.RateLimits.SevenDay = rateLimit(object(rl["seven_day"]))
 	return h
+}
+
+// object decodes a JSON object into its members; anything else is nil.
+func object(raw json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if len(raw) == 0 || json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// leaf decodes member k of m into dst if it has dst's type.
+func leaf[T any](m map[string]json.RawMessage, k string, dst *T) {
+	var v T
+	if raw, ok := m[k]; ok && json.Unmarshal(raw, &v) == nil {
+		*dst = v
+	}
+}
+
+func rateLimit(m map[string]json.RawMessage) *RateLimit {
+	if m == nil {
+		return nil
+	}
+	l := &RateLimit{}
+	leaf(m, "used_percentage", &l.UsedPercentage)
+	l.ResetsAt = m["resets_at"]
+	if l.UsedPercentage == nil && len(l.ResetsAt) == 0 {
+		return nil
+	}
+	return l
 }
 
 // part is a piece of the line.

@@ -136,6 +136,19 @@ func (r *Reader) Read(ctx context.Context, now time.Time, week bool) (*Status, e
 		blocks = report.SplitBlocks(append(more, buckets...), now)
 		exact = startExact(blocks, older)
 	}
+	if len(blocks) == 0 && lookback > FirstLookback {
+		// Nothing in the first look-back: the last call, if any, is older.
+		older := now.Add(-lookback).Truncate(BlockBucket)
+		more, err := r.Store.Usage(ctx, tokenmeter.UsageQuery{Since: older, Until: since, Bucket: 0})
+		if err != nil {
+			return nil, fmt.Errorf("read last activity: %w", err)
+		}
+		for _, b := range more {
+			if b.Requests > 0 && b.Last.After(st.LastActivity) {
+				st.LastActivity = b.Last.UTC()
+			}
+		}
+	}
 	if n := len(blocks); n > 0 {
 		last := blocks[n-1]
 		st.LastActivity = last.Last.UTC()

@@ -86,7 +86,7 @@ func TestReadLookback(t *testing.T) {
 			}
 			for _, q := range c.queries {
 				onGrid := func(t time.Time) bool { return t.IsZero() || t.UnixMicro()%tokenmeter.RollupBucket.Microseconds() == 0 }
-				if q.BySession || q.FromEvents || q.Bucket <= 0 || q.Bucket%tokenmeter.RollupBucket != 0 || !onGrid(q.Since) || !onGrid(q.Until) {
+				if q.BySession || q.FromEvents || q.Bucket < 0 || q.Bucket%tokenmeter.RollupBucket != 0 || !onGrid(q.Since) || !onGrid(q.Until) {
 					t.Errorf("query %+v is not answered from the rollups", q)
 				}
 			}
@@ -122,6 +122,24 @@ func TestReadLookback(t *testing.T) {
 				t.Errorf("today %d calls, want %d", st.Today.Requests, today)
 			}
 		})
+	}
+}
+
+// TestReadLastActivity: with no call in the first look-back, status still
+// names the last call if it lies within DefaultLookback.
+func TestReadLastActivity(t *testing.T) {
+	last := now.Add(-30 * time.Hour)
+	db := ledger(t, []time.Time{now.Add(-31 * time.Hour), last})
+	st, err := (&status.Reader{Store: db, Loc: time.UTC}).Read(context.Background(), now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Block != nil || !st.LastActivity.Equal(last) {
+		t.Errorf("block %+v, last activity %v; want no block and %v", st.Block, st.LastActivity, last)
+	}
+	db = ledger(t, []time.Time{now.Add(-80 * time.Hour)})
+	if st, err := (&status.Reader{Store: db, Loc: time.UTC}).Read(context.Background(), now, false); err != nil || !st.LastActivity.IsZero() {
+		t.Errorf("a call beyond the look-back: last activity %v, %v; want none", st.LastActivity, err)
 	}
 }
 
