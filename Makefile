@@ -26,6 +26,9 @@ fuzz:
 	go test -run=^$$ -fuzz=FuzzRelay -fuzztime=$(FUZZTIME) ./internal/proxy/
 	go test -run=^$$ -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/pricing/
 	go test -run=^$$ -fuzz=FuzzExpectedUsage -fuzztime=$(FUZZTIME) ./internal/fakeupstream/
+	go test -run=^$$ -fuzz=FuzzLine -fuzztime=$(FUZZTIME) ./internal/importer/claudecode/
+	go test -run=^$$ -fuzz=FuzzLine -fuzztime=$(FUZZTIME) ./internal/importer/codex/
+	go test -run=^$$ -fuzz=FuzzParseHook -fuzztime=$(FUZZTIME) ./internal/status/
 
 bench:
 	go test -run=^$$ -bench=. -benchmem ./...

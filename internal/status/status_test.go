@@ -249,3 +249,24 @@ func TestLine(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseHook feeds arbitrary status-line hook input: no panic, and the
+// line never exceeds LineWidth characters or carries control characters.
+func FuzzParseHook(f *testing.F) {
+	f.Add([]byte(`{"session_id":"s","model":{"display_name":"Opus 4.5"},"cost":{"total_cost_usd":1.25},"rate_limits":{"five_hour":{"used_percentage":42,"resets_at":1764400000}}}`))
+	f.Add([]byte(`{"cost":{"total_cost_usd":"abc"},"rate_limits":{"five_hour":{"used_percentage":"x","resets_at":"2026-11-29T12:00:00Z"}}}`))
+	f.Add([]byte("{\"model\":{\"display_name\":\"\\u001b[31mred\\u0007\"}}"))
+	f.Add([]byte(`[1,2,3]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h := status.ParseHook(b)
+		line := status.Line(nil, h, "")
+		if n := utf8.RuneCountInString(line); n > status.LineWidth {
+			t.Fatalf("line of %d characters: %q", n, line)
+		}
+		for _, r := range line {
+			if r < 0x20 || r == 0x7f {
+				t.Fatalf("control character %U in %q", r, line)
+			}
+		}
+	})
+}
