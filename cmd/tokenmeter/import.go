@@ -52,6 +52,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	watch := fs.Bool("watch", false, "keep running and import new lines as they are written")
 	asJSON := fs.Bool("json", false, "write the summary as JSON")
 	prices := fs.String("prices", "", "price `file` overriding or extending the embedded table")
+	cfgPath := fs.String("config", "", "YAML config `file` (its prices: file applies, as for serve)")
 	quiet := fs.Bool("quiet", false, "print only warnings and errors")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
@@ -68,7 +69,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !explicit {
 		dirs = existing(defaults)
 		if len(dirs) == 0 {
-			return fmt.Errorf("no %s logs found (looked in %s); pass --dir DIR", pos[0], strings.Join(defaults, ", "))
+			where := "no default directory: HOME is not set"
+			if len(defaults) > 0 {
+				where = "looked in " + strings.Join(defaults, ", ")
+			}
+			return fmt.Errorf("no %s logs found (%s); pass --dir DIR", pos[0], where)
 		}
 	} else {
 		for _, d := range dirs {
@@ -77,7 +82,15 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	}
-	table, err := loadPrices(*prices)
+	pricePath := *prices
+	if *cfgPath != "" && pricePath == "" {
+		cfg := DefaultConfig()
+		if err := cfg.LoadFile(*cfgPath); err != nil {
+			return err
+		}
+		pricePath = cfg.Prices
+	}
+	table, err := loadPrices(pricePath)
 	if err != nil {
 		return err
 	}
@@ -90,7 +103,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// Batches of events are short-lived garbage: collecting sooner
 		// keeps the import's footprint small at little cost (the ledger
 		// writer, not the parsers, sets the pace).
-		debug.SetMemoryLimit(64 << 20)
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(64 << 20))
 	}
 	if err := db.Open(); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
@@ -118,6 +131,12 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	start := time.Now()
 	st, err := importer.Run(ctx, format, opts)
+	if err != nil && ctx.Err() != nil {
+		// Interrupted: what was committed stays, and the next run resumes
+		// exactly there.
+		printImportSummary(stdout, pos[0], st, *asJSON, start)
+		return &exitError{code: 130, msg: "interrupted; what was imported is kept, and the next import resumes where this one stopped"}
+	}
 	if err != nil {
 		return err
 	}

@@ -115,6 +115,7 @@ type run struct {
 	o       Options
 	priorMu sync.Mutex // guards prior
 	prior   map[string]tokenmeter.ImportFile
+	missing map[string]bool // directories already reported missing
 	warnMu  sync.Mutex
 	warns   int
 }
@@ -154,9 +155,18 @@ func (im *run) discover(ctx context.Context) []string {
 	seen := make(map[string]bool)
 	for _, dir := range im.o.Dirs {
 		if _, err := os.Stat(dir); err != nil {
-			im.warn(Warning{Path: dir, Msg: "cannot read directory: " + pathError(err)})
+			// Said once per run or watch: a default directory that does
+			// not exist (yet) is not news every minute.
+			if !im.missing[dir] {
+				if im.missing == nil {
+					im.missing = make(map[string]bool)
+				}
+				im.missing[dir] = true
+				im.warn(Warning{Path: dir, Msg: "cannot read directory: " + pathError(err)})
+			}
 			continue
 		}
+		delete(im.missing, dir)
 		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {
 				return ctx.Err()

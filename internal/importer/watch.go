@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -90,7 +91,7 @@ func Watch(ctx context.Context, f Format, opts Options, report func(Stats)) erro
 			if !ok {
 				return nil
 			}
-			im.warn(Warning{Path: im.o.Dirs[0], Msg: "file notifications: " + err.Error()})
+			im.warn(Warning{Path: strings.Join(im.o.Dirs, ","), Msg: "file notifications: " + err.Error()})
 		case now := <-tick.C:
 			var paths []string
 			for p := range dirty {

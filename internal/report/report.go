@@ -168,6 +168,9 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 	if q.Kind == Blocks && q.By != ByNone {
 		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "the blocks report cannot be grouped (--by): a block spans every model, key and project")
 	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "--until %s is before --since %s", q.Until.Format(time.DateOnly), q.Since.Format(time.DateOnly))
+	}
 	uq := tokenmeter.UsageQuery{Bucket: bucket}
 	rep := &Report{Kind: q.Kind, By: q.By, TimeZone: q.Loc.String(), Created: now.UTC(), loc: q.Loc}
 	if !q.Since.IsZero() {

@@ -189,7 +189,8 @@ func TestTableWidth(t *testing.T) {
 
 func TestBadQuery(t *testing.T) {
 	db := fixture(t)
-	for _, q := range []report.Query{{Kind: "hourly"}, {Kind: report.Daily, By: "colour"}, {Kind: report.Blocks, By: report.ByModel}} {
+	for _, q := range []report.Query{{Kind: "hourly"}, {Kind: report.Daily, By: "colour"}, {Kind: report.Blocks, By: report.ByModel},
+		{Kind: report.Daily, Since: now, Until: now.AddDate(0, 0, -1)}} {
 		if _, err := report.Build(context.Background(), db, q, now); tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
 			t.Errorf("Build(%+v) error = %v, want EINVALID", q, err)
 		}

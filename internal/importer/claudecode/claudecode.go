@@ -51,13 +51,22 @@ func DefaultDirs(getenv func(string) string, home string) []string {
 			}
 			dirs = append(dirs, d)
 		}
-		return dirs
+		if len(dirs) > 0 {
+			return dirs
+		}
 	}
+	var dirs []string
 	xdg := getenv("XDG_CONFIG_HOME")
-	if xdg == "" {
+	if xdg == "" && home != "" {
 		xdg = filepath.Join(home, ".config")
 	}
-	return []string{filepath.Join(xdg, "claude", "projects"), filepath.Join(home, ".claude", "projects")}
+	if xdg != "" {
+		dirs = append(dirs, filepath.Join(xdg, "claude", "projects"))
+	}
+	if home != "" {
+		dirs = append(dirs, filepath.Join(home, ".claude", "projects"))
+	}
+	return dirs
 }
 
 // Format is the Claude Code transcript format.
