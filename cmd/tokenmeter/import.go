@@ -103,7 +103,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// Batches of events are short-lived garbage: collecting sooner
 		// keeps the import's footprint small at little cost (the ledger
 		// writer, not the parsers, sets the pace).
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(64 << 20))
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(48 << 20))
 	}
 	if err := db.Open(); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
@@ -159,7 +159,7 @@ func cacheKiB() int {
 	if v, err := strconv.Atoi(os.Getenv("TOKENMETER_CACHE_KIB")); err == nil && v > 0 {
 		return v
 	}
-	return 16 << 10
+	return 8 << 10
 }
 
 func existing(dirs []string) []string {
