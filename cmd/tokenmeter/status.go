@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter/internal/status"
@@ -44,9 +46,34 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // loadZone loads a --tz flag value; empty means the local zone.
+// localZone is the system's zone under its IANA name when it can be
+// found ($TZ, /etc/timezone, the /etc/localtime link), so reports say
+// "Europe/Berlin" rather than "Local"; else time.Local.
+func localZone() *time.Location {
+	name := os.Getenv("TZ")
+	if name == "" {
+		if b, err := os.ReadFile("/etc/timezone"); err == nil {
+			name = strings.TrimSpace(string(b))
+		}
+	}
+	if name == "" {
+		if target, err := os.Readlink("/etc/localtime"); err == nil {
+			if i := strings.Index(target, "zoneinfo/"); i >= 0 {
+				name = target[i+len("zoneinfo/"):]
+			}
+		}
+	}
+	if name != "" && !strings.HasPrefix(name, ":") {
+		if loc, err := time.LoadLocation(name); err == nil {
+			return loc
+		}
+	}
+	return time.Local
+}
+
 func loadZone(name string) (*time.Location, error) {
 	if name == "" {
-		return time.Local, nil
+		return localZone(), nil
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
