@@ -47,8 +47,38 @@ type Store interface {
 	// ImportFiles returns the import state saved for source's files.
 	ImportFiles(ctx context.Context, source Source) ([]ImportFile, error)
 
+	KeyStore
+
 	// Close releases the store. It does not wait for callers of Append.
 	Close() error
+}
+
+// KeyStore keeps the virtual keys (see VirtualKey): their hashes, never
+// their secrets. It is part of Store.
+type KeyStore interface {
+	// CreateKey adds a key. It returns EINVALID for a key that fails
+	// VirtualKey.Validate and ECONFLICT when the name (revoked keys
+	// included) or the hash is taken.
+	CreateKey(ctx context.Context, k VirtualKey) error
+
+	// Keys returns every key, revoked ones included, by name.
+	Keys(ctx context.Context) ([]VirtualKey, error)
+
+	// KeyByHash returns the key whose current secret hashes to hash (see
+	// HashKey), revoked or expired ones included; ENOTFOUND if none does
+	// (a rotated key's old hash among them).
+	KeyByHash(ctx context.Context, hash string) (VirtualKey, error)
+
+	// RevokeKey marks the key named name revoked at at. It returns
+	// ENOTFOUND for an unknown name and ECONFLICT for a key already revoked.
+	RevokeKey(ctx context.Context, name string, at time.Time) error
+
+	// RotateKey replaces the key's hash and prefix (the old secret stops
+	// working at once) and records at as its rotation time. It returns
+	// ENOTFOUND for an unknown name, ECONFLICT for a revoked or expired
+	// (at at) key or a hash already taken, and EINVALID for a malformed
+	// hash or prefix.
+	RotateKey(ctx context.Context, name, newHash, newPrefix string, at time.Time) error
 }
 
 // UsageQuery selects completed events for aggregation. A zero Since or Until

@@ -305,6 +305,103 @@ func Run(t *testing.T, open Opener) {
 			t.Error(err)
 		}
 	})
+
+	t.Run("Keys", func(t *testing.T) { runKeys(t, mustOpen(t)) })
+}
+
+// Key returns a new virtual key named name for tests, with its secret.
+func Key(name, project string, created time.Time) (tokenmeter.VirtualKey, string) {
+	secret := tokenmeter.NewKeySecret()
+	return tokenmeter.VirtualKey{Name: name, Prefix: tokenmeter.KeyDisplayPrefix(secret), Hash: tokenmeter.HashKey(secret),
+		Project: project, Created: created}, secret
+}
+
+func runKeys(t *testing.T, s tokenmeter.Store) {
+	ctx := context.Background()
+	wantCode := func(t *testing.T, what string, err error, code string) {
+		t.Helper()
+		if got := tokenmeter.ErrorCode(err); got != code {
+			t.Errorf("%s: error %v (code %q), want code %q", what, err, got, code)
+		}
+	}
+
+	a, _ := Key("alice", "proj-a", t0)
+	a.Expires = t0.Add(30 * 24 * time.Hour)
+	b, _ := Key("ci.build-1", "", t0.Add(time.Minute))
+	for _, k := range []tokenmeter.VirtualKey{b, a} {
+		if err := s.CreateKey(ctx, k); err != nil {
+			t.Fatalf("CreateKey(%s): %v", k.Name, err)
+		}
+	}
+	// Round trip, ordered by name; times to the microsecond.
+	a.Created, a.Expires = a.Created.Truncate(time.Microsecond), a.Expires.Truncate(time.Microsecond)
+	b.Created = b.Created.Truncate(time.Microsecond)
+	got, err := s.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]tokenmeter.VirtualKey{a, b}, got); diff != "" {
+		t.Errorf("Keys() (-want +got):\n%s", diff)
+	}
+	if k, err := s.KeyByHash(ctx, a.Hash); err != nil || !cmp.Equal(k, a) {
+		t.Errorf("KeyByHash(alice) = %+v, %v; want %+v", k, err, a)
+	}
+	_, err = s.KeyByHash(ctx, tokenmeter.HashKey("tm-unknown"))
+	wantCode(t, "KeyByHash(unknown)", err, tokenmeter.ENOTFOUND)
+
+	// Names and secrets are unique; malformed keys are refused.
+	dupName, _ := Key("alice", "", t0)
+	wantCode(t, "CreateKey(same name)", s.CreateKey(ctx, dupName), tokenmeter.ECONFLICT)
+	dupHash, _ := Key("bob", "", t0)
+	dupHash.Hash = a.Hash
+	wantCode(t, "CreateKey(same hash)", s.CreateKey(ctx, dupHash), tokenmeter.ECONFLICT)
+	for _, bad := range []func(*tokenmeter.VirtualKey){
+		func(k *tokenmeter.VirtualKey) { k.Name = "" },
+		func(k *tokenmeter.VirtualKey) { k.Name = "has space" },
+		func(k *tokenmeter.VirtualKey) { k.Hash = "tm-not-a-hash" },
+		func(k *tokenmeter.VirtualKey) { k.Prefix = "sk-abc" },
+		func(k *tokenmeter.VirtualKey) { k.Created = time.Time{} },
+		func(k *tokenmeter.VirtualKey) { k.Project = "a\nb" },
+	} {
+		k, _ := Key("carol", "", t0)
+		bad(&k)
+		wantCode(t, fmt.Sprintf("CreateKey(%+v)", k), s.CreateKey(ctx, k), tokenmeter.EINVALID)
+	}
+
+	// Revoke: the key is still found by its hash, marked revoked; a second
+	// revocation and unknown names are errors.
+	at := t0.Add(time.Hour)
+	if err := s.RevokeKey(ctx, "ci.build-1", at); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	if k, err := s.KeyByHash(ctx, b.Hash); err != nil || !k.Revoked.Equal(at.Truncate(time.Microsecond)) || k.Status(at) != tokenmeter.KeyRevoked {
+		t.Errorf("KeyByHash(revoked) = %+v, %v; want it revoked at %v", k, err, at)
+	}
+	wantCode(t, "RevokeKey(again)", s.RevokeKey(ctx, "ci.build-1", at), tokenmeter.ECONFLICT)
+	wantCode(t, "RevokeKey(unknown)", s.RevokeKey(ctx, "nobody", at), tokenmeter.ENOTFOUND)
+	dupRevoked, _ := Key("ci.build-1", "", t0)
+	wantCode(t, "CreateKey(name of a revoked key)", s.CreateKey(ctx, dupRevoked), tokenmeter.ECONFLICT)
+
+	// Rotate: the old hash is gone, the new one finds the same key.
+	secret := tokenmeter.NewKeySecret()
+	if err := s.RotateKey(ctx, "alice", tokenmeter.HashKey(secret), tokenmeter.KeyDisplayPrefix(secret), at); err != nil {
+		t.Fatalf("RotateKey: %v", err)
+	}
+	_, err = s.KeyByHash(ctx, a.Hash)
+	wantCode(t, "KeyByHash(hash before rotation)", err, tokenmeter.ENOTFOUND)
+	k, err := s.KeyByHash(ctx, tokenmeter.HashKey(secret))
+	if err != nil || k.Name != "alice" || k.Project != "proj-a" || k.Prefix != tokenmeter.KeyDisplayPrefix(secret) ||
+		!k.Rotated.Equal(at.Truncate(time.Microsecond)) || !k.Created.Equal(a.Created) || !k.Expires.Equal(a.Expires) {
+		t.Errorf("KeyByHash(rotated) = %+v, %v; want alice with the new prefix, rotated at %v, created and expiry kept", k, err, at)
+	}
+	wantCode(t, "RotateKey(revoked)", s.RotateKey(ctx, "ci.build-1", tokenmeter.HashKey("x"), "tm-x", at), tokenmeter.ECONFLICT)
+	wantCode(t, "RotateKey(unknown)", s.RotateKey(ctx, "nobody", tokenmeter.HashKey("x"), "tm-x", at), tokenmeter.ENOTFOUND)
+	wantCode(t, "RotateKey(expired)", s.RotateKey(ctx, "alice", tokenmeter.HashKey("y"), "tm-y", a.Expires), tokenmeter.ECONFLICT)
+	wantCode(t, "RotateKey(hash taken)", s.RotateKey(ctx, "alice", b.Hash, "tm-y", at), tokenmeter.ECONFLICT)
+	wantCode(t, "RotateKey(bad hash)", s.RotateKey(ctx, "alice", "nothex", "tm-y", at), tokenmeter.EINVALID)
+	if k, err := s.KeyByHash(ctx, tokenmeter.HashKey(secret)); err != nil || k.Name != "alice" {
+		t.Errorf("a refused rotation changed the key: %+v, %v", k, err)
+	}
 }
 
 func checkChain(evs []tokenmeter.Event) error {
