@@ -528,10 +528,13 @@ func (db *DB) revision(ctx context.Context, tx *sql.Tx, ev *tokenmeter.Event) (t
 	var (
 		held            tokenmeter.Usage
 		cost, timeUS, n int64
+		source          string
+		orig            tokenmeter.Event
 	)
 	err := tx.StmtContext(ctx, db.held).QueryRowContext(ctx, ev.RequestKey+"/", ev.RequestKey+"0").Scan(&n,
 		&held.InputTokens, &held.OutputTokens, &held.CacheWrite5mTokens, &held.CacheWrite1hTokens, &held.CacheReadTokens,
-		&held.ReasoningTokens, &held.WebSearchRequests, &held.WebFetchRequests, &cost, &timeUS)
+		&held.ReasoningTokens, &held.WebSearchRequests, &held.WebFetchRequests, &cost, &timeUS,
+		&source, &orig.Provider, &orig.Model, &orig.Principal, &orig.Project, &orig.Session, &orig.Outcome)
 	if err != nil {
 		return tokenmeter.Event{}, false, FormatError(fmt.Errorf("read usage of %s: %w", ev.RequestKey, err))
 	}
@@ -541,7 +544,11 @@ func (db *DB) revision(ctx context.Context, tx *sql.Tx, ev *tokenmeter.Event) (t
 	rev := *ev
 	rev.Kind = tokenmeter.KindRevised
 	rev.Key = ev.RequestKey + "/revised-" + strconv.FormatInt(ev.Usage.TotalTokens()+ev.Usage.WebSearchRequests+ev.Usage.WebFetchRequests, 10)
-	rev.Time = time.UnixMicro(timeUS).UTC() // the call's own bucket and day
+	// The revision belongs where the call is counted: its time, bucket,
+	// model, project and session, whichever copy the fuller reading came from.
+	rev.Time = time.UnixMicro(timeUS).UTC()
+	rev.Source, rev.Provider, rev.Model, rev.Principal = tokenmeter.Source(source), orig.Provider, orig.Model, orig.Principal
+	rev.Project, rev.Session, rev.Outcome = orig.Project, orig.Session, orig.Outcome
 	rev.Usage = ev.Usage.Sub(held)
 	rev.Cost = ev.Cost - tokenmeter.Micros(cost)
 	return rev, true, nil
@@ -553,7 +560,14 @@ func (db *DB) revision(ctx context.Context, tx *sql.Tx, ev *tokenmeter.Event) (t
 const heldSQL = `SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
 	COALESCE(SUM(cache_write_5m), 0), COALESCE(SUM(cache_write_1h), 0), COALESCE(SUM(cache_read), 0),
 	COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(web_search), 0), COALESCE(SUM(web_fetch), 0),
-	COALESCE(SUM(cost_micros), 0), COALESCE(MIN(time_us), 0)
+	COALESCE(SUM(cost_micros), 0), COALESCE(MIN(time_us), 0),
+	COALESCE(MAX(CASE WHEN kind = 'completed' THEN source END), ''),
+	COALESCE(MAX(CASE WHEN kind = 'completed' THEN provider END), ''),
+	COALESCE(MAX(CASE WHEN kind = 'completed' THEN model END), ''),
+	COALESCE(MAX(CASE WHEN kind = 'completed' THEN principal END), ''),
+	COALESCE(MAX(CASE WHEN kind = 'completed' THEN project END), ''),
+	COALESCE(MAX(CASE WHEN kind = 'completed' THEN session END), ''),
+	COALESCE(MAX(CASE WHEN kind = 'completed' THEN outcome END), '')
 	FROM events WHERE key >= ? AND key < ? AND kind IN ('completed', 'revised')`
 
 type rollupKey struct {

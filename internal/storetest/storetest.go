@@ -272,7 +272,9 @@ func Run(t *testing.T, open Opener) {
 		}
 		// A fuller reading, seen later (in another file, a day later by its
 		// own clock): the difference is added, in the call's own bucket.
-		if res, err := s.Import(ctx, []tokenmeter.Event{reading(250, 300, t0.Add(24*time.Hour))}, nil); err != nil || res.Revised != 1 || res.Added != 0 {
+		fuller := reading(250, 300, t0.Add(24*time.Hour))
+		fuller.Session, fuller.Project = "resumed-session", "elsewhere" // a copy in another file
+		if res, err := s.Import(ctx, []tokenmeter.Event{fuller}, nil); err != nil || res.Revised != 1 || res.Added != 0 {
 			t.Fatalf("fuller reading: %+v, %v; want one revision", res, err)
 		}
 		// The same reading again, a smaller one, or one that is not a
@@ -298,8 +300,9 @@ func Run(t *testing.T, open Opener) {
 			}
 		}
 		evs := scanAll(t, s)
-		if len(evs) != 2 || evs[1].Kind != tokenmeter.KindRevised || evs[1].Usage.OutputTokens != 247 || !evs[1].Time.Equal(t0.Truncate(time.Microsecond)) {
-			t.Errorf("events = %+v; want the completed event and a revision of +247 output at the call's time", evs)
+		if len(evs) != 2 || evs[1].Kind != tokenmeter.KindRevised || evs[1].Usage.OutputTokens != 247 || !evs[1].Time.Equal(t0.Truncate(time.Microsecond)) ||
+			evs[1].Session != evs[0].Session || evs[1].Project != evs[0].Project {
+			t.Errorf("events = %+v; want the completed event and a revision of +247 output at the call's time, session and project", evs)
 		}
 		if err := checkChain(evs); err != nil {
 			t.Error(err)
