@@ -83,8 +83,12 @@ func (k VirtualKey) Validate() error {
 }
 
 // ValidateKeyName checks a virtual key's name: 1 to 64 letters, digits,
-// '.', '_' or '-', starting with a letter or digit.
+// '.', '_' or '-', starting with a letter or digit, and not with "tm-" (a
+// key pasted where its name belongs is refused without being echoed).
 func ValidateKeyName(name string) error {
+	if strings.HasPrefix(name, KeyPrefix) {
+		return Errorf(EINVALID, "%s… looks like a virtual key, not a key name (names must not start with %q)", KeyDisplayPrefix(name), KeyPrefix)
+	}
 	ok := len(name) > 0 && len(name) <= 64
 	for i, r := range name {
 		switch {

@@ -44,6 +44,29 @@ type Config struct {
 	// Import lists the local logs serve imports continuously, as
 	// `tokenmeter import KIND --watch` does: claude-code, codex.
 	Import []string `yaml:"import"`
+	// RequireVirtualKey refuses (401) requests that carry no tokenmeter
+	// virtual key, so pass-through credentials stop working (team set-ups).
+	RequireVirtualKey bool `yaml:"require_virtual_key"`
+	// Credentials maps a route name to the name of the environment variable
+	// holding the provider credential that replaces a virtual key on that
+	// route. anthropic defaults to ANTHROPIC_API_KEY and openai to
+	// OPENAI_API_KEY. The file names variables only, never secrets.
+	Credentials map[string]string `yaml:"credentials"`
+}
+
+// DefaultCredentialEnv names the environment variables that hold the
+// provider credentials of the built-in routes.
+var DefaultCredentialEnv = map[string]string{"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// CredentialEnv returns the environment variable holding route's provider
+// credential, or "" if none is configured.
+func (c *Config) CredentialEnv(route string) string {
+	if v, ok := c.Credentials[route]; ok {
+		return v
+	}
+	return DefaultCredentialEnv[route]
 }
 
 // Default upstream base URLs.
@@ -148,6 +171,15 @@ func (c *Config) Validate() error {
 	for _, kind := range c.Import {
 		if _, _, err := importFormat(kind); err != nil {
 			bad("import", kind, "must be claude-code or codex")
+		}
+	}
+	for route, env := range c.Credentials {
+		if _, ok := c.Upstreams[route]; !ok {
+			bad("credentials."+route, env, "no upstream has this name")
+		}
+		if !envName.MatchString(env) {
+			// Never echo it: it may be the secret itself.
+			bad("credentials."+route, "(redacted)", "must be the name of an environment variable holding the credential, not the credential")
 		}
 	}
 	switch c.LogLevel {

@@ -66,12 +66,13 @@ func message(err error) string {
 const usage = `tokenmeter: your own count of every LLM API call.
 
 Usage:
-  tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]...
+  tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]... [--require-virtual-key]
   tokenmeter report <daily|weekly|monthly|session|blocks|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv]
   tokenmeter status [--json] [--data DIR] [--tz ZONE]
   tokenmeter statusline [--data DIR] [--tz ZONE]   (Claude Code's statusLine command)
   tokenmeter import <claude-code|codex> [--dir DIR]... [--watch] [--data DIR] [--json]
   tokenmeter verify [--data DIR]
+  tokenmeter keys <create|list|revoke|rotate> [NAME] [--name NAME] [--project P] [--expires DATE] [--json] [--data DIR]
   tokenmeter fake-upstream [--listen ADDR]
   tokenmeter version
 
@@ -98,6 +99,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runVerify(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, stdout, stderr)
 	case "fake-upstream":
 		return runFakeUpstream(ctx, rest, stdout, stderr)
 	case "version":

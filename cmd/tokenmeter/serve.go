@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +43,9 @@ type Serve struct {
 	Transport http.RoundTripper
 	// MaxPageCount caps the ledger size (tests of a full disk).
 	MaxPageCount int64
+	// Getenv reads the provider credentials' environment variables; nil
+	// means os.Getenv.
+	Getenv func(string) string
 
 	lock   *os.File
 	store  *sqlite.DB
@@ -103,6 +107,9 @@ func (s *Serve) Open(ctx context.Context) error {
 	if s.Transport != nil {
 		s.proxy.Transport = s.Transport
 	}
+	s.proxy.Keys = s.store
+	s.proxy.RequireVirtualKey = c.RequireVirtualKey
+	s.proxy.Credentials = s.credentials(ctx)
 
 	s.server = server.New(s.Log)
 	s.server.Addr = c.Listen
@@ -117,6 +124,34 @@ func (s *Serve) Open(ctx context.Context) error {
 	}
 	s.startImports(prices)
 	return nil
+}
+
+// credentials reads each route's provider credential from its environment
+// variable (see Config.CredentialEnv), logging (by variable name only) the
+// routes that have none: virtual keys are refused on those.
+func (s *Serve) credentials(ctx context.Context) map[string]string {
+	getenv := s.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	level := slog.LevelInfo
+	if keys, err := s.store.Keys(ctx); err == nil && len(keys) > 0 {
+		level = slog.LevelWarn
+	}
+	out := make(map[string]string)
+	for _, r := range s.Config.Routes() {
+		env := s.Config.CredentialEnv(r.Name)
+		if v := strings.TrimSpace(getenv(env)); env != "" && v != "" {
+			out[r.Name] = v
+			continue
+		}
+		how := "set $" + env
+		if env == "" {
+			how = "name its variable under credentials: in the config file"
+		}
+		s.Log.Log(ctx, level, "no provider credential for route: virtual keys are refused on it", "route", r.Name, "fix", how)
+	}
+	return out
 }
 
 // startImports runs the configured importers until Close. An importer that
@@ -237,6 +272,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxBody := fs.Int64("max-request-body", 0, "largest client request body in `bytes`")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	prices := fs.String("prices", "", "JSON price `file` overriding or extending the embedded table")
+	requireKey := fs.Bool("require-virtual-key", false, "refuse requests without a tokenmeter virtual key (tm-...)")
 	var imports stringList
 	fs.Var(&imports, "import", "also import these local logs continuously: claude-code or codex (repeatable)")
 	if _, err := parseFlags(fs, args); err != nil {
@@ -268,6 +304,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.Prices = *prices
 		case "import":
 			cfg.Import = imports
+		case "require-virtual-key":
+			cfg.RequireVirtualKey = *requireKey
 		}
 	})
 	for n, u := range ups {

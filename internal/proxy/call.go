@@ -27,8 +27,14 @@ type call struct {
 	stream    bool
 	principal string
 	project   string
-	tags      string
-	session   string
+	// virtual says the request carried a valid virtual key: principal is
+	// "key:NAME", keyProject the key's project, and upstreamCred the
+	// provider credential sent in place of the key.
+	virtual      bool
+	keyProject   string
+	upstreamCred string
+	tags         string
+	session      string
 	// metered says the endpoint reports usage; other endpoints (models,
 	// count_tokens) are counted as requests with zero usage.
 	metered bool
@@ -50,8 +56,14 @@ type call struct {
 // streams without usage, asks upstream for it by rewriting *body.
 func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 	c.endpoint = path
-	c.principal = principal(r.Header)
+	if !c.virtual {
+		c.principal = principal(r.Header)
+	}
 	c.project = cleanLabel(r.Header.Get(HeaderProject))
+	if c.keyProject != "" {
+		// A key's project is fixed: its holder cannot book calls elsewhere.
+		c.project = c.keyProject
+	}
 	c.tags = cleanLabel(r.Header.Get(HeaderTags))
 	c.session = cleanLabel(r.Header.Get(HeaderSession))
 	if c.session == "" {
@@ -231,6 +243,8 @@ func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 	if c.rt.Wire == Anthropic {
 		typ := "api_error"
 		switch status {
+		case http.StatusUnauthorized:
+			typ = "authentication_error"
 		case http.StatusRequestEntityTooLarge:
 			typ = "request_too_large"
 		case http.StatusNotFound:
@@ -243,6 +257,8 @@ func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 	}
 	typ, code := "server_error", ""
 	switch status {
+	case http.StatusUnauthorized:
+		typ, code = "invalid_request_error", "invalid_api_key"
 	case http.StatusRequestEntityTooLarge:
 		typ, code = "invalid_request_error", "request_too_large"
 	case http.StatusNotFound:

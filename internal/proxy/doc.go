@@ -20,5 +20,10 @@
 //   - When the ledger cannot record, requests are refused with 503 in the
 //     provider's error shape (fail-closed) unless FailOpen is set.
 //   - Client credentials are forwarded untouched and recorded only as a
-//     truncated SHA-256 hash.
+//     truncated SHA-256 hash, except a tokenmeter virtual key (tm-..., see
+//     auth.go and docs/keys.md): it is checked against the key store, the
+//     call is recorded as "key:NAME", and the upstream receives the route's
+//     provider credential instead of the key. Unknown, revoked and expired
+//     keys are refused with 401 in the provider's error shape, naming the
+//     key by its prefix only.
 package proxy

@@ -100,10 +100,28 @@ type Proxy struct {
 	// Transport carries requests upstream.
 	Transport http.RoundTripper
 
+	// Keys looks up virtual keys (tm-...); nil refuses every request that
+	// carries one. See docs/keys.md.
+	Keys KeyLookup
+	// KeyCacheTTL is how long a looked-up key is reused without asking Keys
+	// again, so the longest a revocation takes to reach this gateway. Zero
+	// means DefaultKeyCacheTTL; negative disables the cache.
+	KeyCacheTTL time.Duration
+	// Credentials maps a route name to the provider credential sent
+	// upstream in place of a virtual key. A route without one refuses
+	// virtual keys with 500.
+	Credentials map[string]string
+	// RequireVirtualKey refuses, with 401, requests that carry no virtual
+	// key (pass-through credentials, or none).
+	RequireVirtualKey bool
+
 	rec    Recorder
 	log    *slog.Logger
 	routes []*route
 	active sync.WaitGroup // calls being served
+
+	keyMu    sync.Mutex
+	keyCache map[string]cachedKey // by hash
 }
 
 type route struct {
@@ -120,6 +138,7 @@ func New(routes []Route, rec Recorder, log *slog.Logger) *Proxy {
 		MaxMeteredBody: DefaultMaxMeteredBody,
 		Now:            time.Now,
 		Transport:      NewTransport(),
+		KeyCacheTTL:    DefaultKeyCacheTTL,
 		rec:            rec,
 		log:            log,
 	}
@@ -199,6 +218,10 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 			delete(pr.Out.Header, name)
 		}
 	}
+	if c, _ := pr.In.Context().Value(ctxKey{}).(*call); c != nil && c.virtual {
+		// The virtual key stops here: the upstream gets the provider's.
+		setCredential(pr.Out.Header, rt.Wire, c.upstreamCred)
+	}
 	// Let the transport negotiate compression and decode it, so the meter
 	// reads plain bytes; the client receives the decoded body.
 	pr.Out.Header.Del("Accept-Encoding")
@@ -217,6 +240,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.active.Done()
 	start := p.Now()
 	c := &call{p: p, rt: rt, start: start, id: newID(), ctx: r.Context()}
+	if !p.authenticate(w, r, c) {
+		return
+	}
 
 	body, status, err := readBody(w, r, p.MaxRequestBody)
 	if err != nil {

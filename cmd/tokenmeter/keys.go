@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+)
+
+const keysUsage = `Usage:
+  tokenmeter keys create --name NAME [--project P] [--expires YYYY-MM-DD] [--json] [--data DIR]
+  tokenmeter keys list [--json] [--data DIR]
+  tokenmeter keys revoke NAME [--data DIR]
+  tokenmeter keys rotate NAME [--json] [--data DIR]
+
+A virtual key (tm-...) is shown once, when created or rotated; the ledger keeps
+only its SHA-256. See docs/keys.md.
+`
+
+// runKeys manages virtual keys in the data directory's ledger.
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, keysUsage)
+		return &exitError{code: 2, msg: "keys needs one of create, list, revoke, rotate"}
+	}
+	sub, rest := args[0], args[1:]
+	k := &keysCmd{stdout: stdout, stderr: stderr, now: time.Now}
+	switch sub {
+	case "create":
+		return k.create(ctx, rest)
+	case "list":
+		return k.list(ctx, rest)
+	case "revoke":
+		return k.revoke(ctx, rest)
+	case "rotate":
+		return k.rotate(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, keysUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, keysUsage)
+	return &exitError{code: 2, msg: fmt.Sprintf("unknown keys command %q (want create, list, revoke or rotate)", sub)}
+}
+
+type keysCmd struct {
+	stdout, stderr io.Writer
+	now            func() time.Time
+}
+
+// flags returns a FlagSet for "keys name" that reports a bad flag in one
+// line (the usage only on -h) and its --data flag.
+func (k *keysCmd) flags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("tokenmeter keys "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	data := fs.String("data", defaultDataDir(), "data `directory`")
+	return fs, data
+}
+
+// parse parses args and returns the positional ones, failing with a
+// one-line error.
+func (k *keysCmd) parse(fs *flag.FlagSet, name string, args []string) ([]string, error) {
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(k.stderr)
+		fmt.Fprint(k.stderr, keysUsage+"\nFlags of keys "+name+":\n")
+		fs.PrintDefaults()
+		return nil, err
+	}
+	var ex *exitError
+	if errors.As(err, &ex) {
+		return nil, usageError(name, "%s", ex.msg)
+	}
+	return pos, err
+}
+
+func usageError(cmd, format string, args ...any) error {
+	return &exitError{code: 2, msg: "keys " + cmd + ": " + fmt.Sprintf(format, args...)}
+}
+
+// openKeys opens the ledger in dir for writing (migrating it if need be);
+// create makes the directory and the ledger if they are missing.
+func openKeys(dir string, create bool) (*sqlite.DB, error) {
+	path := filepath.Join(dir, LedgerFile)
+	if create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	} else if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no ledger at %s (create a key with tokenmeter keys create, or pass --data DIR)", path)
+	}
+	db := sqlite.NewDB(path)
+	if err := db.Open(); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	return db, nil
+}
+
+// keyJSON is a key as keys list --json (and create, rotate) write it.
+type keyJSON struct {
+	Name    string `json:"name"`
+	Key     string `json:"key,omitempty"` // create and rotate only
+	Prefix  string `json:"prefix"`
+	Project string `json:"project"`
+	Created string `json:"created"`
+	Expires string `json:"expires,omitempty"`
+	Revoked string `json:"revoked,omitempty"`
+	Rotated string `json:"rotated,omitempty"`
+	Status  string `json:"status"`
+}
+
+func toJSON(v tokenmeter.VirtualKey, now time.Time) keyJSON {
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	return keyJSON{Name: v.Name, Prefix: v.Prefix, Project: v.Project, Created: ts(v.Created), Expires: ts(v.Expires),
+		Revoked: ts(v.Revoked), Rotated: ts(v.Rotated), Status: v.Status(now)}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (k *keysCmd) create(ctx context.Context, args []string) error {
+	fs, data := k.flags("create")
+	name := fs.String("name", "", "the key's `name`, recorded as principal key:NAME (required)")
+	project := fs.String("project", "", "`project` recorded for every call made with the key")
+	expires := fs.String("expires", "", "`date` the key stops working: YYYY-MM-DD (00:00 UTC) or an RFC 3339 time")
+	asJSON := fs.Bool("json", false, "write JSON")
+	pos, err := k.parse(fs, "create", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("create", "unexpected argument %q (the name goes in --name)", pos[0])
+	}
+	if *name == "" {
+		return usageError("create", "--name is required")
+	}
+	if err := tokenmeter.ValidateKeyName(*name); err != nil {
+		return usageError("create", "--name: %s", tokenmeter.ErrorMessage(err))
+	}
+	if err := tokenmeter.ValidateProject(*project); err != nil {
+		return usageError("create", "--project: %s", tokenmeter.ErrorMessage(err))
+	}
+	now := k.now().UTC()
+	var exp time.Time
+	if *expires != "" {
+		if exp, err = tokenmeter.ParseKeyExpiry(*expires); err != nil {
+			return usageError("create", "--expires: %s", tokenmeter.ErrorMessage(err))
+		}
+		if !exp.After(now) {
+			return usageError("create", "--expires %s is in the past", *expires)
+		}
+	}
+	db, err := openKeys(*data, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	secret := tokenmeter.NewKeySecret()
+	v := tokenmeter.VirtualKey{Name: *name, Prefix: tokenmeter.KeyDisplayPrefix(secret), Hash: tokenmeter.HashKey(secret),
+		Project: *project, Created: now, Expires: exp}
+	if err := db.CreateKey(ctx, v); err != nil {
+		return fmt.Errorf("keys create: %w", err)
+	}
+	return k.show(v, secret, *asJSON, "Created")
+}
+
+// show prints a new secret, the one time it is ever shown.
+func (k *keysCmd) show(v tokenmeter.VirtualKey, secret string, asJSON bool, what string) error {
+	if asJSON {
+		j := toJSON(v, k.now())
+		j.Key = secret
+		return writeJSON(k.stdout, j)
+	}
+	w := k.stdout
+	fmt.Fprintf(w, "%s virtual key %q", what, v.Name)
+	if v.Project != "" {
+		fmt.Fprintf(w, " (project %s)", v.Project)
+	}
+	if !v.Expires.IsZero() {
+		fmt.Fprintf(w, ", expires %s", v.Expires.Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, ". It is shown this once; tokenmeter keeps only its hash:\n\n  %s\n\n", secret)
+	fmt.Fprintf(w, "Use it in place of the provider key, with the gateway as base URL, e.g.\n"+
+		"  ANTHROPIC_BASE_URL=http://127.0.0.1:8787/anthropic ANTHROPIC_API_KEY=<the key>\n"+
+		"  OPENAI_BASE_URL=http://127.0.0.1:8787/openai/v1 OPENAI_API_KEY=<the key>\n"+
+		"The gateway sends the provider credential from its own environment (ANTHROPIC_API_KEY, OPENAI_API_KEY).\n")
+	return nil
+}
+
+func (k *keysCmd) list(ctx context.Context, args []string) error {
+	fs, data := k.flags("list")
+	asJSON := fs.Bool("json", false, "write JSON")
+	pos, err := k.parse(fs, "list", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError("list", "unexpected argument %q", pos[0])
+	}
+	var keys []tokenmeter.VirtualKey
+	if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
+		db, err := openKeys(*data, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if keys, err = db.Keys(ctx); err != nil {
+			return fmt.Errorf("keys list: %w", err)
+		}
+	}
+	now := k.now()
+	if *asJSON {
+		out := struct {
+			Keys []keyJSON `json:"keys"`
+		}{Keys: []keyJSON{}}
+		for _, v := range keys {
+			out.Keys = append(out.Keys, toJSON(v, now))
+		}
+		return writeJSON(k.stdout, out)
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(k.stdout, "no virtual keys (create one with: tokenmeter keys create --name NAME)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(k.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tPREFIX\tPROJECT\tCREATED\tEXPIRES\tSTATUS")
+	for _, v := range keys {
+		j := toJSON(v, now)
+		exp := j.Expires
+		if exp == "" {
+			exp = "never"
+		}
+		proj := v.Project
+		if proj == "" {
+			proj = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", v.Name, v.Prefix, proj, j.Created, exp, j.Status)
+	}
+	return tw.Flush()
+}
+
+// nameArg returns the one positional argument naming a key.
+func nameArg(cmd string, pos []string) (string, error) {
+	switch {
+	case len(pos) == 0:
+		return "", usageError(cmd, "name the key (see tokenmeter keys list)")
+	case len(pos) > 1:
+		return "", usageError(cmd, "unexpected argument %q (one key at a time)", pos[1])
+	}
+	if err := tokenmeter.ValidateKeyName(pos[0]); err != nil {
+		return "", usageError(cmd, "%s", tokenmeter.ErrorMessage(err))
+	}
+	return pos[0], nil
+}
+
+func (k *keysCmd) revoke(ctx context.Context, args []string) error {
+	fs, data := k.flags("revoke")
+	pos, err := k.parse(fs, "revoke", args)
+	if err != nil {
+		return err
+	}
+	name, err := nameArg("revoke", pos)
+	if err != nil {
+		return err
+	}
+	db, err := openKeys(*data, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.RevokeKey(ctx, name, k.now().UTC()); err != nil {
+		return fmt.Errorf("keys revoke: %w", err)
+	}
+	fmt.Fprintf(k.stdout, "Revoked virtual key %q; running gateways refuse it within a second.\n", name)
+	return nil
+}
+
+func (k *keysCmd) rotate(ctx context.Context, args []string) error {
+	fs, data := k.flags("rotate")
+	asJSON := fs.Bool("json", false, "write JSON")
+	pos, err := k.parse(fs, "rotate", args)
+	if err != nil {
+		return err
+	}
+	name, err := nameArg("rotate", pos)
+	if err != nil {
+		return err
+	}
+	db, err := openKeys(*data, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	secret := tokenmeter.NewKeySecret()
+	now := k.now().UTC()
+	if err := db.RotateKey(ctx, name, tokenmeter.HashKey(secret), tokenmeter.KeyDisplayPrefix(secret), now); err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	v, err := db.KeyByHash(ctx, tokenmeter.HashKey(secret))
+	if err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
+	}
+	if !*asJSON {
+		fmt.Fprintf(k.stdout, "The old key of %q stops working within a second.\n", name)
+	}
+	return k.show(v, secret, *asJSON, "Rotated")
+}
