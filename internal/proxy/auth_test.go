@@ -78,7 +78,7 @@ func TestKeyCache(t *testing.T) {
 	secret := tokenmeter.NewKeySecret()
 	keys := &countingKeys{key: tokenmeter.VirtualKey{Name: "k", Prefix: tokenmeter.KeyDisplayPrefix(secret), Hash: tokenmeter.HashKey(secret), Created: time.Now()}}
 	p := New([]Route{{Name: "openai", Prefix: "/openai", Wire: OpenAI, Upstream: u}}, nopRecorder{}, slog.New(slog.DiscardHandler))
-	p.Keys, p.Credentials, p.KeyCacheTTL = keys, map[string]string{"openai": "sk-upstream"}, 200*time.Millisecond
+	p.Keys, p.Credentials, p.KeyCacheTTL = keys, map[string]string{"openai": "sk-upstream"}, time.Second
 	call := func(cred string) int {
 		req := httptest.NewRequest(http.MethodPost, "/openai/v1/chat/completions", strings.NewReader(`{"model":"m","messages":[]}`))
 		req.Header.Set("Authorization", "Bearer "+cred)
@@ -106,7 +106,7 @@ func TestKeyCache(t *testing.T) {
 	keys.mu.Lock()
 	keys.key.Revoked = time.Now()
 	keys.mu.Unlock()
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	if code := call(secret); code != http.StatusUnauthorized {
 		t.Errorf("revoked key after the TTL: %d, want 401", code)
 	}
