@@ -2,7 +2,9 @@
 // over: 5-hour blocks, rolling windows, and hours, days, weeks and months in
 // a time zone. Fixed windows tile time with no gap or overlap and start and
 // end exactly at their configured boundary in their zone, across DST changes,
-// month ends and leap days; everything is a pure function of its arguments.
+// month ends and leap days. Everything is a pure function of its arguments
+// (no clock, no state), so a restart in the middle of a window finds the same
+// window (G3).
 //
 // # Window kinds
 //

@@ -503,3 +503,21 @@ func TestResolveSkippedDay(t *testing.T) {
 		t.Errorf("%s.At(...) end = %s, want %s (the 31st, 00:00 +14)", s, end.UTC(), want)
 	}
 }
+
+func BenchmarkAt(b *testing.B) {
+	for _, tt := range []struct{ window, reset, tz string }{
+		{"hour", "", "UTC"},
+		{"day", "02:30", "America/New_York"},
+		{"week", "sun 09:00", "Australia/Lord_Howe"},
+		{"month", "", "Europe/Berlin"},
+		{"rolling:7d", "", ""},
+	} {
+		s := mustParse(b, tt.window, tt.reset, tt.tz)
+		now := time.Date(2026, 11, 1, 6, 30, 0, 0, time.UTC)
+		b.Run(strings.ReplaceAll(s.String(), "/", "_"), func(b *testing.B) {
+			for b.Loop() {
+				s.At(now)
+			}
+		})
+	}
+}
