@@ -174,12 +174,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	for route, env := range c.Credentials {
-		if _, ok := c.Upstreams[route]; !ok {
-			bad("credentials."+route, env, "no upstream has this name")
-		}
 		if !envName.MatchString(env) {
 			// Never echo it: it may be the secret itself.
 			bad("credentials."+route, "(redacted)", "must be the name of an environment variable holding the credential, not the credential")
+		} else if _, ok := c.Upstreams[route]; !ok {
+			bad("credentials."+route, env, "no upstream has this name")
 		}
 	}
 	switch c.LogLevel {

@@ -443,11 +443,12 @@ func TestCredentialConfig(t *testing.T) {
 		t.Errorf("config %+v", c)
 	}
 	c = DefaultConfig()
-	if err := c.LoadFile(write("credentials:\n  anthropic: sk-ant-api03-oops-secret\n  nosuch: X\n")); err != nil {
+	if err := c.LoadFile(write("credentials:\n  anthropic: sk-ant-api03-oops-secret\n  nosuch: X\n  other: sk-proj-oops-secret\n")); err != nil {
 		t.Fatal(err)
 	}
 	err := c.Validate()
-	if err == nil || !strings.Contains(err.Error(), "credentials.anthropic = (redacted)") || !strings.Contains(err.Error(), "credentials.nosuch = X: no upstream") {
+	if err == nil || !strings.Contains(err.Error(), "credentials.anthropic = (redacted)") || !strings.Contains(err.Error(), "credentials.nosuch = X: no upstream") ||
+		!strings.Contains(err.Error(), "credentials.other = (redacted)") {
 		t.Errorf("Validate = %v; want the inline secret and the unknown route refused", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "oops-secret") {
