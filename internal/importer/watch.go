@@ -23,6 +23,12 @@ const DefaultRescan = time.Minute
 // streaming is imported. report is called after every pass that read
 // something. Watch returns when ctx ends (nil) or the ledger fails.
 func Watch(ctx context.Context, f Format, opts Options, report func(Stats)) error {
+	if opts.BatchEvents == 0 {
+		// A watcher usually shares the ledger with the gateway (serve
+		// --import): short transactions keep the gateway's commits waiting
+		// for milliseconds, not for a whole batch of a big first pass.
+		opts.BatchEvents = 1000
+	}
 	im := newRun(f, opts)
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
