@@ -48,6 +48,7 @@ type Store interface {
 	ImportFiles(ctx context.Context, source Source) ([]ImportFile, error)
 
 	KeyStore
+	LimitStore
 
 	// Close releases the store. It does not wait for callers of Append.
 	Close() error

@@ -104,6 +104,7 @@ type DB struct {
 	held     *sql.Stmt
 	rollup   *sql.Stmt
 	saveFile *sql.Stmt
+	release  *sql.Stmt
 	head     *sql.Stmt
 	setHead  *sql.Stmt
 }
@@ -195,6 +196,7 @@ func (db *DB) Open() error {
 		{&db.recorded, recordedSQL},
 		{&db.held, heldSQL},
 		{&db.rollup, rollupSQL},
+		{&db.release, `DELETE FROM limit_reservations WHERE request_key = ?`},
 		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, line, state) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT (source, path) DO UPDATE SET identity = excluded.identity, size = excluded.size,
 			mod_us = excluded.mod_us, offset = excluded.offset, line = excluded.line, state = excluded.state`},
@@ -235,7 +237,7 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.saveFile, db.head, db.setHead} {
+	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.saveFile, db.release, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -430,6 +432,7 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		}
 	}
 	sums := make(map[rollupKey]*rollupRow)
+	var release *sql.Stmt
 	for i := range events {
 		ev := &events[i]
 		if recorded != nil && ev.UpstreamRequestID != "" {
@@ -478,6 +481,16 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		seq, prev = ev.Seq, ev.Hash
 		if ev.Kind == tokenmeter.KindCompleted || ev.Kind == tokenmeter.KindRevised {
 			addRollup(sums, ev)
+		}
+		if ev.Kind == tokenmeter.KindCompleted && ev.Source == tokenmeter.SourceProxy {
+			// The call's actual usage replaces its reservation in the same
+			// transaction: it never counts twice nor not at all.
+			if release == nil {
+				release = tx.StmtContext(ctx, db.release)
+			}
+			if _, err := release.ExecContext(ctx, ev.RequestKey); err != nil {
+				return res, FormatError(fmt.Errorf("release reservation of %s: %w", ev.RequestKey, err))
+			}
 		}
 	}
 	if len(sums) > 0 {

@@ -310,6 +310,7 @@ func Run(t *testing.T, open Opener) {
 	})
 
 	t.Run("Keys", func(t *testing.T) { runKeys(t, mustOpen(t)) })
+	t.Run("Limits", func(t *testing.T) { runLimits(t, mustOpen(t)) })
 }
 
 // Key returns a new virtual key named name for tests, with its secret.
@@ -416,4 +417,132 @@ func checkChain(evs []tokenmeter.Event) error {
 		prev = ev.Hash
 	}
 	return nil
+}
+
+func runLimits(t *testing.T, s tokenmeter.Store) {
+	ctx := context.Background()
+	code := func(t *testing.T, what string, err error, want string) {
+		t.Helper()
+		if got := tokenmeter.ErrorCode(err); got != want {
+			t.Errorf("%s: error %v (code %q), want code %q", what, err, got, want)
+		}
+	}
+	tok := tokenmeter.Limit{Name: "alice-day", Scope: "key:alice", Metric: tokenmeter.MetricTokens, Max: 1000,
+		Window: "day 00:00 UTC", Mode: tokenmeter.LimitHard, Created: t0.Truncate(time.Microsecond)}
+	cost := tokenmeter.Limit{Name: "all-cost", Scope: "global", Metric: tokenmeter.MetricCost, Max: 500,
+		Window: "rolling:1h", Mode: tokenmeter.LimitSoft, Created: t0.Truncate(time.Microsecond)}
+	for _, l := range []tokenmeter.Limit{tok, cost} {
+		if err := s.SetLimit(ctx, l); err != nil {
+			t.Fatalf("SetLimit(%s): %v", l.Name, err)
+		}
+	}
+	// Setting an existing name replaces it and keeps its creation time.
+	tok.Max = 900
+	changed := tok
+	changed.Created = t0.Add(time.Hour)
+	if err := s.SetLimit(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Limits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]tokenmeter.Limit{tok, cost}, got); diff != "" {
+		t.Errorf("Limits() (-want +got):\n%s", diff)
+	}
+	for _, bad := range []func(*tokenmeter.Limit){
+		func(l *tokenmeter.Limit) { l.Name = "" },
+		func(l *tokenmeter.Limit) { l.Scope = "team:x" },
+		func(l *tokenmeter.Limit) { l.Scope = "key:" },
+		func(l *tokenmeter.Limit) { l.Metric = "bytes" },
+		func(l *tokenmeter.Limit) { l.Max = 0 },
+		func(l *tokenmeter.Limit) { l.Mode = "strict" },
+		func(l *tokenmeter.Limit) { l.Window = "" },
+	} {
+		l := tok
+		l.Name = "bad"
+		bad(&l)
+		code(t, fmt.Sprintf("SetLimit(%+v)", l), s.SetLimit(ctx, l), tokenmeter.EINVALID)
+	}
+	code(t, "DeleteLimit(unknown)", s.DeleteLimit(ctx, "nobody"), tokenmeter.ENOTFOUND)
+	if err := s.DeleteLimit(ctx, "all-cost"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Limits(ctx); len(got) != 1 || got[0].Name != "alice-day" {
+		t.Errorf("Limits() after delete = %+v, want alice-day only", got)
+	}
+
+	// Reserve: usage in the window + reservations + the new worst case
+	// must stay within Max (900).
+	ev := Event("done1", t0, tokenmeter.Usage{InputTokens: 100, OutputTokens: 200, CacheReadTokens: 50, CacheWrite5mTokens: 50})
+	ev.Principal = "key:alice"
+	old := Event("old", t0.Add(-24*time.Hour), tokenmeter.Usage{InputTokens: 5000})
+	old.Principal = "key:alice"
+	other := Event("bob", t0, tokenmeter.Usage{InputTokens: 5000})
+	other.Principal = "key:bob"
+	if _, err := s.Append(ctx, []tokenmeter.Event{ev, old, other}); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	checks := []tokenmeter.LimitCheck{{Limit: tok, Since: day}}
+	res := func(key string, out int64) tokenmeter.Reservation {
+		return tokenmeter.Reservation{RequestKey: key, Instance: "i1", Time: t0, Principal: "key:alice",
+			Usage: tokenmeter.Usage{InputTokens: 10, OutputTokens: out}}
+	}
+	st, ok, err := s.Reserve(ctx, res("r1", 190), checks)
+	if err != nil || !ok || len(st) != 1 || st[0].Used != 400 || st[0].Reserved != 0 {
+		t.Fatalf("Reserve(r1, 200 of 500 left) = %+v, %v, %v; want ok with used 400, reserved 0", st, ok, err)
+	}
+	st, ok, err = s.Reserve(ctx, res("r2", 301), checks)
+	if err != nil || ok || st[0].Used != 400 || st[0].Reserved != 200 || st[0].Remaining() != 300 {
+		t.Fatalf("Reserve(r2, 311 of 300 left) = %+v, %v, %v; want refused with used 400, reserved 200", st, ok, err)
+	}
+	if _, ok, err = s.Reserve(ctx, res("r2", 290), checks); err != nil || !ok {
+		t.Fatalf("Reserve(r2, 300 of 300 left) = %v, %v; want ok", ok, err)
+	}
+	// Completing r1 replaces its reservation by its usage (50 tokens).
+	done := Event("r1", t0.Add(time.Minute), tokenmeter.Usage{InputTokens: 10, OutputTokens: 40})
+	done.Principal = "key:alice"
+	if _, err := s.Append(ctx, []tokenmeter.Event{done}); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok, _ = s.Reserve(ctx, res("r3", 140), checks); !ok || st[0].Used != 450 || st[0].Reserved != 300 {
+		t.Fatalf("Reserve(r3) after r1 completed = %+v, %v; want ok with used 450, reserved 300", st, ok)
+	}
+	if err := s.ReleaseReservation(ctx, "r3"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ReleaseReservations(ctx, []string{"other"}); err != nil || n != 0 {
+		t.Errorf("ReleaseReservations(other) = %d, %v; want 0", n, err)
+	}
+	if n, err := s.ReleaseReservations(ctx, nil); err != nil || n != 1 {
+		t.Errorf("ReleaseReservations(nil) = %d, %v; want 1 (r2)", n, err)
+	}
+	if st, ok, _ = s.Reserve(ctx, res("r4", 440), checks); !ok || st[0].Reserved != 0 {
+		t.Errorf("Reserve(r4) after release = %+v, %v; want ok with nothing reserved", st, ok)
+	}
+	// Other scopes and metrics count what they select.
+	for _, c := range []struct {
+		scope  string
+		metric tokenmeter.LimitMetric
+		want   int64
+	}{
+		{"global", tokenmeter.MetricRequests, 3},
+		{"key:bob", tokenmeter.MetricInputTokens, 5000},
+		{"model:claude-sonnet-5-5", tokenmeter.MetricOutputTokens, 240},
+		{"model:other", tokenmeter.MetricTokens, 0},
+		{"project:", tokenmeter.MetricTokens, -1},
+		{"global", tokenmeter.MetricCost, 3 * 42},
+	} {
+		l := tok
+		l.Scope, l.Metric, l.Max = c.scope, c.metric, 1<<40
+		st, _, err := s.Reserve(ctx, tokenmeter.Reservation{RequestKey: "x-" + c.scope + string(c.metric), Time: t0}, []tokenmeter.LimitCheck{{Limit: l, Since: day}})
+		if c.want < 0 {
+			code(t, "Reserve(bad scope)", err, tokenmeter.EINVALID)
+			continue
+		}
+		if err != nil || st[0].Used != c.want {
+			t.Errorf("Reserve(%s %s) used = %+v, %v; want %d", c.scope, c.metric, st, err, c.want)
+		}
+	}
 }
