@@ -101,6 +101,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runImport(ctx, rest, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, stdout, stderr)
+	case "limits":
+		return runLimits(ctx, rest, stdout, stderr)
 	case "fake-upstream":
 		return runFakeUpstream(ctx, rest, stdout, stderr)
 	case "version":

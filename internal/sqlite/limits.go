@@ -139,26 +139,6 @@ func limitState(ctx context.Context, tx *sql.Tx, c tokenmeter.LimitCheck) (token
 	return st, nil
 }
 
-// LimitStates returns the state of each check, read outside any write
-// transaction (for limits list).
-func (db *DB) LimitStates(ctx context.Context, checks []tokenmeter.LimitCheck) ([]tokenmeter.LimitState, error) {
-	conn := db.r
-	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, FormatError(fmt.Errorf("read limits: %w", err))
-	}
-	defer tx.Rollback()
-	out := make([]tokenmeter.LimitState, 0, len(checks))
-	for _, c := range checks {
-		st, err := limitState(ctx, tx, c)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
 // Reserve implements tokenmeter.LimitStore.
 func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []tokenmeter.LimitCheck) (states []tokenmeter.LimitState, ok bool, err error) {
 	err = db.keyTx(ctx, "reserve", func(tx *sql.Tx) error {

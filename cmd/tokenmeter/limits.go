@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/limits"
+	"github.com/tokenmeter/tokenmeter/internal/window"
+)
+
+const limitsUsage = `Usage:
+  tokenmeter limits set NAME --scope global|key:NAME|project:NAME|model:NAME
+      --metric tokens|input_tokens|output_tokens|requests|cost_usd --max N
+      --window 5h-block|rolling:DURATION|hour|day|week|month [--reset-at HH:MM] [--tz ZONE]
+      [--mode soft|hard] [--data DIR]
+  tokenmeter limits list [--json] [--data DIR]
+  tokenmeter limits delete NAME [--data DIR]
+
+tokens counts input + output + cache write + cache read; --max of cost_usd is
+in dollars (e.g. 25 or 0.50). Hard limits refuse requests with 429 before they
+can cross the limit; soft limits never refuse. See docs/limits.md.
+`
+
+// runLimits manages limits in the data directory's ledger.
+func runLimits(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, limitsUsage)
+		return &exitError{code: 2, msg: "limits needs one of set, list, delete"}
+	}
+	sub, rest := args[0], args[1:]
+	l := &limitsCmd{stdout: stdout, stderr: stderr, now: time.Now}
+	switch sub {
+	case "set":
+		return l.set(ctx, rest)
+	case "list":
+		return l.list(ctx, rest)
+	case "delete":
+		return l.delete(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, limitsUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, limitsUsage)
+	return &exitError{code: 2, msg: fmt.Sprintf("unknown limits command %q (want set, list or delete)", sub)}
+}
+
+type limitsCmd struct {
+	stdout, stderr io.Writer
+	now            func() time.Time
+}
+
+func limitsError(cmd, format string, args ...any) error {
+	return &exitError{code: 2, msg: "limits " + cmd + ": " + fmt.Sprintf(format, args...)}
+}
+
+// parse parses args and returns the positional ones, failing with a
+// one-line error (the usage only on -h).
+func (l *limitsCmd) parse(fs *flag.FlagSet, name string, args []string) ([]string, error) {
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(l.stderr)
+		fmt.Fprint(l.stderr, limitsUsage+"\nFlags of limits "+name+":\n")
+		fs.PrintDefaults()
+		return nil, err
+	}
+	var ex *exitError
+	if errors.As(err, &ex) {
+		return nil, limitsError(name, "%s", ex.msg)
+	}
+	return pos, err
+}
+
+func (l *limitsCmd) flags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("tokenmeter limits "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	data := fs.String("data", defaultDataDir(), "data `directory`")
+	return fs, data
+}
+
+// limitName returns the one positional argument naming a limit.
+func limitName(cmd string, pos []string) (string, error) {
+	switch {
+	case len(pos) == 0:
+		return "", limitsError(cmd, "name the limit (e.g. tokenmeter limits %s daily-tokens ...)", cmd)
+	case len(pos) > 1:
+		return "", limitsError(cmd, "unexpected argument %q (one limit at a time; flags start with --)", pos[1])
+	}
+	if err := tokenmeter.ValidateKeyName(pos[0]); err != nil {
+		return "", limitsError(cmd, "limit name %q must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", pos[0])
+	}
+	return pos[0], nil
+}
+
+// parseMax parses --max: a positive whole number, or for cost_usd a
+// positive amount of dollars with at most 6 decimals (kept in micros).
+func parseMax(metric tokenmeter.LimitMetric, s string) (int64, error) {
+	s = strings.TrimSpace(strings.ReplaceAll(s, "_", ""))
+	if s == "" {
+		return 0, errors.New("--max: missing (the most the window may hold)")
+	}
+	if metric == tokenmeter.MetricCost {
+		s = strings.TrimPrefix(s, "$")
+		r, ok := new(big.Rat).SetString(s)
+		if !ok || strings.ContainsAny(s, "eE/") {
+			return 0, fmt.Errorf("--max: %q is not an amount of dollars (like 25 or 0.50)", s)
+		}
+		r.Mul(r, big.NewRat(1_000_000, 1))
+		if !r.IsInt() {
+			return 0, fmt.Errorf("--max: %q has more than 6 decimals (amounts are kept in micro-dollars)", s)
+		}
+		if r.Sign() <= 0 || !r.Num().IsInt64() {
+			return 0, fmt.Errorf("--max: %q must be a positive amount of dollars", s)
+		}
+		return r.Num().Int64(), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("--max: %q is not a whole number of %s", s, metric)
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("--max: %d must be positive", n)
+	}
+	return n, nil
+}
+
+func (l *limitsCmd) set(ctx context.Context, args []string) error {
+	fs, data := l.flags("set")
+	scope := fs.String("scope", "", "what the limit counts: global, key:NAME, project:NAME or model:NAME (required)")
+	metric := fs.String("metric", "", "tokens, input_tokens, output_tokens, requests or cost_usd (required)")
+	maxS := fs.String("max", "", "the most the window may hold; dollars for cost_usd (required)")
+	win := fs.String("window", "", "5h-block, rolling:DURATION, hour, day, week or month (required)")
+	resetAt := fs.String("reset-at", "", "`HH:MM` (and weekday for week windows) at which day, week and month windows start")
+	tz := fs.String("tz", "", "time `zone` of hour, day, week and month windows (default local)")
+	mode := fs.String("mode", string(tokenmeter.LimitSoft), "soft (alert only) or hard (refuse with 429)")
+	pos, err := l.parse(fs, "set", args)
+	if err != nil {
+		return err
+	}
+	name, err := limitName("set", pos)
+	if err != nil {
+		return err
+	}
+	if *scope == "" {
+		return limitsError("set", "--scope: missing (global, key:NAME, project:NAME or model:NAME)")
+	}
+	if _, _, err := tokenmeter.ParseScope(*scope); err != nil {
+		return limitsError("set", "%s", tokenmeter.ErrorMessage(err))
+	}
+	m := tokenmeter.LimitMetric(*metric)
+	switch m {
+	case tokenmeter.MetricTokens, tokenmeter.MetricInputTokens, tokenmeter.MetricOutputTokens, tokenmeter.MetricRequests, tokenmeter.MetricCost:
+	case "":
+		return limitsError("set", "--metric: missing (tokens, input_tokens, output_tokens, requests or cost_usd)")
+	default:
+		return limitsError("set", "--metric: unknown metric %q (want tokens, input_tokens, output_tokens, requests or cost_usd)", *metric)
+	}
+	n, err := parseMax(m, *maxS)
+	if err != nil {
+		return limitsError("set", "%s", err)
+	}
+	spec, err := window.Parse(*win, *resetAt, *tz)
+	if err != nil {
+		return limitsError("set", "%s", err)
+	}
+	md := tokenmeter.LimitMode(*mode)
+	if md != tokenmeter.LimitSoft && md != tokenmeter.LimitHard {
+		return limitsError("set", "--mode: unknown mode %q (want soft or hard)", *mode)
+	}
+	lim := tokenmeter.Limit{Name: name, Scope: *scope, Metric: m, Max: n, Window: spec.String(), Mode: md, Created: l.now().UTC()}
+	if err := lim.Validate(); err != nil {
+		return limitsError("set", "%s", tokenmeter.ErrorMessage(err))
+	}
+	db, err := openKeys(*data, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.SetLimit(ctx, lim); err != nil {
+		return fmt.Errorf("limits set: %w", err)
+	}
+	_, reset, err := limits.Window(ctx, db, lim, spec, l.now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(l.stdout, "Set %s limit %q: %s %s per %s for %s; the current window resets at %s.\n",
+		lim.Mode, lim.Name, formatAmount(m, n), m, lim.Window, lim.Scope, formatTime(reset, spec))
+	return nil
+}
+
+// limitJSON is a limit as limits list --json writes it. Amounts of
+// cost_usd are dollars.
+type limitJSON struct {
+	Name        string  `json:"name"`
+	Scope       string  `json:"scope"`
+	Metric      string  `json:"metric"`
+	Mode        string  `json:"mode"`
+	Window      string  `json:"window"`
+	Max         float64 `json:"max"`
+	Used        float64 `json:"used"`
+	Remaining   float64 `json:"remaining"`
+	WindowStart string  `json:"window_start"`
+	Reset       string  `json:"reset"`
+	Created     string  `json:"created"`
+}
+
+func amount(m tokenmeter.LimitMetric, n int64) float64 {
+	if m == tokenmeter.MetricCost {
+		return tokenmeter.Micros(n).USD()
+	}
+	return float64(n)
+}
+
+// formatAmount prints n in the metric's unit: dollars for cost_usd.
+func formatAmount(m tokenmeter.LimitMetric, n int64) string {
+	if m == tokenmeter.MetricCost {
+		return "$" + tokenmeter.Micros(n).String()
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// formatTime prints t in the window's zone (UTC for rolling windows and
+// 5-hour blocks).
+func formatTime(t time.Time, spec window.Spec) string {
+	if spec.Kind.Fixed() && spec.Location != nil {
+		t = t.In(spec.Location)
+	} else {
+		t = t.UTC()
+	}
+	return t.Format(time.RFC3339)
+}
+
+func (l *limitsCmd) list(ctx context.Context, args []string) error {
+	fs, data := l.flags("list")
+	asJSON := fs.Bool("json", false, "write JSON")
+	pos, err := l.parse(fs, "list", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return limitsError("list", "unexpected argument %q", pos[0])
+	}
+	out := struct {
+		Limits []limitJSON `json:"limits"`
+	}{Limits: []limitJSON{}}
+	if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
+		db, err := openKeys(*data, false)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		all, err := db.Limits(ctx)
+		if err != nil {
+			return fmt.Errorf("limits list: %w", err)
+		}
+		now := l.now()
+		for _, lim := range all {
+			spec, err := limits.Compile(lim)
+			if err != nil {
+				return err
+			}
+			start, reset, err := limits.Window(ctx, db, lim, spec, now)
+			if err != nil {
+				return err
+			}
+			used, err := limits.Used(ctx, db, lim, start, now)
+			if err != nil {
+				return err
+			}
+			out.Limits = append(out.Limits, limitJSON{Name: lim.Name, Scope: lim.Scope, Metric: string(lim.Metric),
+				Mode: string(lim.Mode), Window: lim.Window, Max: amount(lim.Metric, lim.Max), Used: amount(lim.Metric, used),
+				Remaining: amount(lim.Metric, max(0, lim.Max-used)), WindowStart: formatTime(start, spec),
+				Reset: formatTime(reset, spec), Created: lim.Created.UTC().Format(time.RFC3339)})
+		}
+	}
+	if *asJSON {
+		return writeJSON(l.stdout, out)
+	}
+	if len(out.Limits) == 0 {
+		fmt.Fprintln(l.stdout, "no limits (set one with: tokenmeter limits set NAME --scope ... --metric ... --max ... --window ...)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(l.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSCOPE\tMETRIC\tMODE\tWINDOW\tUSED\tMAX\tREMAINING\tWINDOW START\tRESET")
+	for _, j := range out.Limits {
+		m := tokenmeter.LimitMetric(j.Metric)
+		f := func(v float64) string {
+			if m == tokenmeter.MetricCost {
+				return fmt.Sprintf("$%.2f", v)
+			}
+			return strconv.FormatFloat(v, 'f', 0, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.Scope, j.Metric, j.Mode, j.Window,
+			f(j.Used), f(j.Max), f(j.Remaining), j.WindowStart, j.Reset)
+	}
+	return tw.Flush()
+}
+
+func (l *limitsCmd) delete(ctx context.Context, args []string) error {
+	fs, data := l.flags("delete")
+	pos, err := l.parse(fs, "delete", args)
+	if err != nil {
+		return err
+	}
+	name, err := limitName("delete", pos)
+	if err != nil {
+		return err
+	}
+	db, err := openKeys(*data, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.DeleteLimit(ctx, name); err != nil {
+		return fmt.Errorf("limits delete: %w", err)
+	}
+	fmt.Fprintf(l.stdout, "Deleted limit %q; running gateways stop enforcing it within a second.\n", name)
+	return nil
+}

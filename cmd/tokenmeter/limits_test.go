@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/storetest"
+)
+
+// appendUsage appends completed proxied calls at now to the ledger in data.
+func appendUsage(t *testing.T, data string, events ...tokenmeter.Event) {
+	t.Helper()
+	db := sqlite.NewDB(filepath.Join(data, LedgerFile))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Append(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLimitsCLI(t *testing.T) {
+	data := t.TempDir()
+	if out, _, err := run(t, "limits", "list", "--json", "--data", data); err != nil || !strings.Contains(out, `"limits": []`) {
+		t.Errorf("limits list of an empty data dir: %v %s", err, out)
+	}
+	for _, args := range [][]string{
+		{"alice-day", "--scope", "key:alice", "--metric", "tokens", "--max", "1_000_000", "--window", "day", "--reset-at", "09:00", "--tz", "Europe/Berlin", "--mode", "hard"},
+		{"web-cost", "--scope", "project:web", "--metric", "cost_usd", "--max", "2.50", "--window", "rolling:24h"},
+		{"all-req", "--scope", "global", "--metric", "requests", "--max", "10", "--window", "5h-block"},
+		{"sonnet-out", "--scope", "model:claude-sonnet-5-5", "--metric", "output_tokens", "--max", "100", "--window", "month", "--tz", "UTC"},
+	} {
+		out, stderr, err := run(t, append([]string{"limits", "set", "--data", data}, args...)...)
+		if err != nil || !strings.Contains(out, "Set ") || !strings.Contains(out, "resets at") {
+			t.Fatalf("limits set %s: %v %s %s", args, err, out, stderr)
+		}
+	}
+	now := time.Now().UTC()
+	a := storetest.Event("c1", now.Add(-time.Second), tokenmeter.Usage{InputTokens: 100, OutputTokens: 20, CacheReadTokens: 3, CacheWrite1hTokens: 4})
+	a.Principal, a.Project, a.Cost = "key:alice", "web", 1_250_000
+	b := storetest.Event("c2", now.Add(-time.Second), tokenmeter.Usage{InputTokens: 1, OutputTokens: 2})
+	appendUsage(t, data, a, b)
+
+	out, _, err := run(t, "limits", "list", "--json", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Limits []limitJSON }
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Limits) != 4 {
+		t.Fatalf("limits list --json: %v\n%s", err, out)
+	}
+	want := map[string][3]float64{ // used, max, remaining
+		"alice-day":  {127, 1_000_000, 1_000_000 - 127},
+		"web-cost":   {1.25, 2.5, 1.25},
+		"all-req":    {2, 10, 8},
+		"sonnet-out": {22, 100, 78},
+	}
+	for _, l := range list.Limits {
+		w := want[l.Name]
+		if l.Used != w[0] || l.Max != w[1] || l.Remaining != w[2] {
+			t.Errorf("limit %s: used %v, max %v, remaining %v; want %v", l.Name, l.Used, l.Max, l.Remaining, w)
+		}
+		start, err1 := time.Parse(time.RFC3339, l.WindowStart)
+		reset, err2 := time.Parse(time.RFC3339, l.Reset)
+		if err1 != nil || err2 != nil || !start.Before(now) || !reset.After(now) {
+			t.Errorf("limit %s: window %s to %s does not hold now (%v)", l.Name, l.WindowStart, l.Reset, now)
+		}
+	}
+	if l := list.Limits[0]; l.Name != "alice-day" || l.Window != "day 09:00 Europe/Berlin" || l.Mode != "hard" || l.Scope != "key:alice" ||
+		!(strings.HasSuffix(l.Reset, "+01:00") || strings.HasSuffix(l.Reset, "+02:00")) || !strings.Contains(l.Reset, "T09:00:00") {
+		t.Errorf("limits list: first limit %+v; want alice-day, day 09:00 Europe/Berlin, reset at 09:00 Berlin time", l)
+	}
+	if l := list.Limits[1]; l.Name != "all-req" || l.Window != "5h-block" || l.WindowStart != now.Add(-time.Second).Truncate(time.Hour).Format(time.RFC3339) {
+		t.Errorf("5h-block limit %+v: want the block started by the calls (at the hour)", l)
+	}
+
+	out, _, err = run(t, "limits", "list", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.Contains(lines[0], "REMAINING") || !strings.Contains(lines[0], "RESET") ||
+		!strings.Contains(out, "$1.25") || !strings.Contains(out, "999873") {
+		t.Errorf("limits list:\n%s", out)
+	}
+
+	// set replaces a limit of the same name; delete removes it.
+	if _, _, err := run(t, "limits", "set", "all-req", "--scope", "global", "--metric", "requests", "--max", "20", "--window", "hour", "--data", data); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, "limits", "delete", "web-cost", "--data", data); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ = run(t, "limits", "list", "--json", "--data", data)
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Limits) != 3 || list.Limits[1].Max != 20 || list.Limits[1].Window != "hour Local" {
+		t.Errorf("after set and delete: %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "limits", "delete", "web-cost", "--data", data); err == nil || !strings.Contains(message(err), `no limit named "web-cost"`) {
+		t.Errorf("limits delete of a deleted limit: %v", err)
+	}
+}
+
+// TestLimitsSetErrors: every invalid limits set gets a one-line error that
+// names the bad flag (or argument), and nothing is stored.
+func TestLimitsSetErrors(t *testing.T) {
+	data := t.TempDir()
+	ok := []string{"--scope", "global", "--metric", "tokens", "--max", "100", "--window", "day"}
+	with := func(flag, value string) []string {
+		out := []string{"limits", "set", "x", "--data", data}
+		for i := 0; i < len(ok); i += 2 {
+			if ok[i] != flag {
+				out = append(out, ok[i], ok[i+1])
+			}
+		}
+		if value != "\x00" {
+			out = append(out, flag, value)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"limits"}, "limits needs one of set, list, delete"},
+		{[]string{"limits", "show"}, `unknown limits command "show"`},
+		{[]string{"limits", "set", "--scope", "global"}, "limits set: name the limit"},
+		{[]string{"limits", "set", "a b", "--scope", "global"}, `limits set: limit name "a b" must be`},
+		{[]string{"limits", "set", "x", "y"}, `limits set: unexpected argument "y"`},
+		{[]string{"limits", "set", "x", "--scpe", "global"}, "limits set: flag provided but not defined: -scpe"},
+		{[]string{"limits", "set", "x", "--max"}, "limits set: flag needs an argument: -max"},
+		{with("--scope", "\x00"), "limits set: --scope: missing"},
+		{with("--scope", "team:x"), `limits set: --scope: "team:x" is not global, key:NAME, project:NAME or model:NAME`},
+		{with("--scope", "key:"), `limits set: --scope: "key:" names no key`},
+		{with("--scope", "key:a b"), `limits set: --scope: key name "a b" must be`},
+		{with("--scope", "project:a\tb"), "limits set: --scope: project name must be"},
+		{with("--scope", "global:x"), `limits set: --scope: "global:x" is not global`},
+		{with("--metric", "\x00"), "limits set: --metric: missing"},
+		{with("--metric", "bytes"), `limits set: --metric: unknown metric "bytes"`},
+		{with("--max", "\x00"), "limits set: --max: missing"},
+		{with("--max", "0"), "limits set: --max: 0 must be positive"},
+		{with("--max", "-5"), "limits set: --max: -5 must be positive"},
+		{with("--max", "1.5"), `limits set: --max: "1.5" is not a whole number of tokens`},
+		{with("--max", "lots"), `limits set: --max: "lots" is not a whole number of tokens`},
+		{with("--max", "99999999999999999999"), `limits set: --max: "99999999999999999999" is not a whole number`},
+		{[]string{"limits", "set", "x", "--data", data, "--scope", "global", "--metric", "cost_usd", "--window", "day", "--max", "0.0000001"}, "limits set: --max: \"0.0000001\" has more than 6 decimals"},
+		{[]string{"limits", "set", "x", "--data", data, "--scope", "global", "--metric", "cost_usd", "--window", "day", "--max", "ten"}, `limits set: --max: "ten" is not an amount of dollars`},
+		{[]string{"limits", "set", "x", "--data", data, "--scope", "global", "--metric", "cost_usd", "--window", "day", "--max", "1e3"}, `limits set: --max: "1e3" is not an amount of dollars`},
+		{[]string{"limits", "set", "x", "--data", data, "--scope", "global", "--metric", "cost_usd", "--window", "day", "--max", "-1"}, `limits set: --max: "-1" must be a positive amount`},
+		{with("--window", "\x00"), "limits set: --window: missing"},
+		{with("--window", "fortnight"), `limits set: --window: unknown window "fortnight"`},
+		{with("--window", "rolling"), `limits set: --window: "rolling" needs a duration`},
+		{with("--window", "rolling:10s"), "limits set: --window:"},
+		{append(with("--window", "hour"), "--reset-at", "09:00"), "limits set: --reset-at: only day, week and month windows"},
+		{append(with("--window", "5h-block"), "--tz", "UTC"), "limits set: --tz: 5h-block windows do not depend on a time zone"},
+		{append(with("--window", "day"), "--reset-at", "25:00"), "limits set: --reset-at:"},
+		{append(with("--window", "day"), "--reset-at", "mon 09:00"), "limits set: --reset-at: \"mon 09:00\" names a weekday"},
+		{append(with("--window", "day"), "--tz", "Mars/Base"), "limits set: --tz:"},
+		{append(with("--mode", "\x00"), "--mode", "strict"), `limits set: --mode: unknown mode "strict" (want soft or hard)`},
+		{[]string{"limits", "delete"}, "limits delete: name the limit"},
+		{[]string{"limits", "delete", "a", "b"}, `limits delete: unexpected argument "b"`},
+		{[]string{"limits", "list", "x"}, `limits list: unexpected argument "x"`},
+	} {
+		_, _, err := run(t, tt.args...)
+		if err == nil {
+			t.Errorf("%q: no error, want %q", tt.args, tt.want)
+			continue
+		}
+		msg := message(err)
+		if !strings.HasPrefix(msg, tt.want) || strings.Contains(msg, "\n") {
+			t.Errorf("%q: error %q, want one line starting %q", tt.args, msg, tt.want)
+		}
+	}
+	if out, _, err := run(t, "limits", "list", "--json", "--data", data); err != nil || !strings.Contains(out, `"limits": []`) {
+		t.Errorf("a refused limits set stored something: %v %s", err, out)
+	}
+}
