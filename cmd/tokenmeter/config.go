@@ -52,6 +52,11 @@ type Config struct {
 	// route. anthropic defaults to ANTHROPIC_API_KEY and openai to
 	// OPENAI_API_KEY. The file names variables only, never secrets.
 	Credentials map[string]string `yaml:"credentials"`
+	// AdminToken is the token that opens the admin API (/api/*); prefer
+	// $TOKENMETER_ADMIN_TOKEN, which overrides it. Empty: a token is
+	// generated at first start, shown once, and its hash kept in the data
+	// directory (see docs/admin-api.md).
+	AdminToken string `yaml:"admin_token"`
 }
 
 // DefaultCredentialEnv names the environment variables that hold the

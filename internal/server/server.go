@@ -46,6 +46,9 @@ type Server struct {
 	Health Health
 	// Prefixes lists the gateway's route prefixes, for the 404 message.
 	Prefixes []string
+	// Admin serves the admin API under /api/ (it authenticates requests
+	// itself); nil leaves /api/ unrouted.
+	Admin http.Handler
 
 	log *slog.Logger
 	ln  net.Listener
@@ -100,6 +103,9 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	if s.Admin != nil {
+		mux.Handle("/api/", s.Admin)
+	}
 	mux.HandleFunc("/", s.handleRest)
 	return mux
 }
@@ -113,8 +119,16 @@ func (s *Server) handleRest(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{
 		"type":    "not_found",
-		"message": fmt.Sprintf("no route for %s %s; tokenmeter serves %v, /healthz", r.Method, r.URL.Path, s.Prefixes),
+		"message": fmt.Sprintf("no route for %s %s; tokenmeter serves %v, %s", r.Method, r.URL.Path, s.Prefixes, s.own()),
 	}})
+}
+
+// own lists tokenmeter's own routes, for the 404 message.
+func (s *Server) own() string {
+	if s.Admin != nil {
+		return "/healthz, /api/*"
+	}
+	return "/healthz"
 }
 
 // handleHealth serves GET /healthz: 200 when the ledger records, 503 when
