@@ -9,6 +9,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/anthropic"
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
+	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
 )
 
@@ -43,6 +44,12 @@ type call struct {
 	// stripNullUsage: the gateway added include_usage to an OpenAI chat
 	// stream, so the usage members it causes are removed from the chunks.
 	stripNullUsage bool
+	// maxOutput is the request's max_tokens (or OpenAI's equivalents); 0 if
+	// absent.
+	maxOutput int64
+	// limit is the outcome of hard-limit enforcement; limit.Reserved says
+	// a reservation awaits the call's completed event.
+	limit limits.Decision
 
 	started    *ledger.Pending
 	progressed bool
@@ -80,7 +87,7 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 				c.reason = "request body unreadable: " + err.Error()
 				return
 			}
-			c.model, c.stream = req.Model, req.Stream
+			c.model, c.stream, c.maxOutput = req.Model, req.Stream, req.MaxTokens
 		}
 	case OpenAI:
 		api := openai.APIForPath(path)
@@ -91,7 +98,7 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 			if err != nil {
 				c.reason = "request body unreadable: " + err.Error()
 			} else {
-				c.model, c.stream = req.Model, req.Stream
+				c.model, c.stream, c.maxOutput = req.Model, req.Stream, req.MaxTokens
 				if api == openai.Chat && req.Stream && !req.IncludeUsage {
 					if nb, err := openai.InjectIncludeUsage(*body); err == nil {
 						*body, strip, c.stripNullUsage = nb, true, true
@@ -233,6 +240,7 @@ func (c *call) refuse(w http.ResponseWriter, status int, msg string) {
 
 func (c *call) ledgerDown(w http.ResponseWriter, err error) {
 	c.done = true
+	c.release()
 	c.p.log.Error("request refused: the ledger cannot record", "provider", c.rt.Name, "request", c.id, "err", err)
 	c.writeError(w, http.StatusServiceUnavailable, "tokenmeter: the usage ledger cannot record right now, so the request was not forwarded (see the gateway log; --on-ledger-error=fail-open forwards anyway)")
 }
@@ -251,6 +259,8 @@ func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 			typ = "not_found_error"
 		case http.StatusBadRequest:
 			typ = "invalid_request_error"
+		case http.StatusTooManyRequests:
+			typ = "rate_limit_error"
 		}
 		anthropic.WriteError(w, status, typ, msg)
 		return
@@ -263,6 +273,8 @@ func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 		typ, code = "invalid_request_error", "request_too_large"
 	case http.StatusNotFound:
 		typ = "invalid_request_error"
+	case http.StatusTooManyRequests:
+		typ, code = "requests", "rate_limit_exceeded"
 	}
 	openai.WriteError(w, status, typ, code, msg)
 }

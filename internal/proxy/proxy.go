@@ -22,6 +22,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/anthropic"
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
+	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
 	"github.com/tokenmeter/tokenmeter/internal/sse"
 )
@@ -114,6 +115,17 @@ type Proxy struct {
 	// RequireVirtualKey refuses, with 401, requests that carry no virtual
 	// key (pass-through credentials, or none).
 	RequireVirtualKey bool
+
+	// Limits enforces hard limits before forwarding; nil enforces none.
+	// See docs/limits.md.
+	Limits *limits.Enforcer
+	// BytesPerToken divides the request body's size into the input
+	// estimate reserved against hard limits; zero means
+	// limits.DefaultBytesPerToken.
+	BytesPerToken int
+	// DefaultMaxOutput is the output reserved for a request that sets no
+	// maximum; zero means limits.DefaultMaxOutput.
+	DefaultMaxOutput int64
 
 	rec    Recorder
 	log    *slog.Logger
@@ -253,6 +265,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rest = "/"
 	}
 	c.prepare(r, rest, &body)
+	if p.Limits != nil && !p.reserve(w, c, len(body)) {
+		return
+	}
 
 	c.started = p.rec.Submit(c.event(tokenmeter.KindStarted))
 	if p.Durability == DurabilityStrict || !p.rec.Healthy() {
@@ -342,6 +357,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return &ledgerError{err: err}
 	}
 	resp.Header.Set(HeaderRequestID, c.id)
+	limitHeaders(resp.Header, c.limit)
 	sse := strings.HasPrefix(strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Type"))), "text/event-stream")
 	resp.Body = newMeteredBody(resp.Body, c, sse)
 	return nil
@@ -363,6 +379,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.As(err, &le):
 		p.log.Error("response not relayed: the ledger could not record the call", "provider", c.rt.Name, "request", c.id, "err", le.err)
 		c.done = true
+		c.release()
 		c.writeError(w, http.StatusServiceUnavailable, "tokenmeter: the usage ledger cannot record right now, so the response was not relayed")
 	case r.Context().Err() != nil:
 		c.finish(tokenmeter.OutcomeCancelled, "client disconnected before the upstream answered", false)

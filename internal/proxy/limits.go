@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/limits"
+)
+
+// Headers that report the tightest hard limit (or the refusing one).
+const (
+	HeaderLimit     = "X-Tokenmeter-Limit"
+	HeaderRemaining = "X-Tokenmeter-Remaining"
+	HeaderReset     = "X-Tokenmeter-Reset"
+)
+
+// reserve enforces the hard limits that apply to the call before it is
+// forwarded: it reserves the call's worst case (see limits.WorstCase) and
+// answers 429 when a limit would be crossed. It returns false when the
+// call was answered and must not be forwarded.
+func (p *Proxy) reserve(w http.ResponseWriter, c *call, bodyLen int) bool {
+	var worst tokenmeter.Usage
+	var cost tokenmeter.Micros
+	if c.metered {
+		worst = limits.WorstCase(bodyLen, c.maxOutput, p.BytesPerToken, p.defaultMaxOutput())
+		if p.Price != nil && c.model != "" {
+			ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: worst, Provider: c.rt.Name}
+			p.Price(&ev)
+			cost = ev.Cost
+		}
+	}
+	d, err := p.Limits.Reserve(c.ctx, limits.Request{RequestKey: c.id, Instance: p.Instance,
+		Principal: c.principal, Project: c.project, Model: c.model, Usage: worst, Cost: cost})
+	if err != nil {
+		if p.FailOpen {
+			p.log.Warn("limits not enforced: the ledger cannot reserve", "provider", c.rt.Name, "request", c.id, "err", err)
+			return true
+		}
+		c.ledgerDown(w, err)
+		return false
+	}
+	c.limit = d
+	if !d.Allowed {
+		c.done = true
+		limitHeaders(w.Header(), d)
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((d.RetryAfter+time.Second-1)/time.Second), 10))
+		c.writeError(w, http.StatusTooManyRequests, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+" ("+
+			string(d.Limit.Metric)+", "+d.Limit.Window+") would be exceeded by this request; retry after the window frees up")
+		return false
+	}
+	return true
+}
+
+func (p *Proxy) defaultMaxOutput() int64 {
+	if p.DefaultMaxOutput > 0 {
+		return p.DefaultMaxOutput
+	}
+	return limits.DefaultMaxOutput
+}
+
+// limitHeaders sets the x-tokenmeter-limit headers for d's limit, if any
+// applies: its name, what remains (dollars for cost_usd) and when its
+// window resets (RFC 3339).
+func limitHeaders(h http.Header, d limits.Decision) {
+	if !d.Applies {
+		return
+	}
+	h.Set(HeaderLimit, d.Limit.Name)
+	rem := strconv.FormatInt(d.Remaining, 10)
+	if d.Limit.Metric == tokenmeter.MetricCost {
+		rem = tokenmeter.Micros(d.Remaining).String()
+	}
+	h.Set(HeaderRemaining, rem)
+	h.Set(HeaderReset, d.Reset.UTC().Format(time.RFC3339))
+}
+
+// release removes the call's reservation when the call ends without a
+// completed event in the ledger (which would release it).
+func (c *call) release() {
+	if !c.limit.Reserved || c.p.Limits == nil {
+		return
+	}
+	c.limit.Reserved = false
+	if err := c.p.Limits.Release(context.Background(), c.id); err != nil {
+		c.p.log.Warn("reservation not released; it is released at the next start", "request", c.id, "err", err)
+	}
+}
