@@ -105,7 +105,7 @@ func TestAdminAuth(t *testing.T) {
 		{"POST", "/api/keys/carol/revoke", "", 200, 403},
 		{"GET", "/api/usage", "", 200, 403},
 		{"GET", "/api/status", "", 200, 403},
-		{"GET", "/api/limits", "", 501, 403},
+		{"GET", "/api/limits", "", 200, 403},
 		{"GET", "/api/me", "", 403, 200},
 		{"GET", "/api/nope", "", 404, 404},
 		{"DELETE", "/api/keys", "", 405, 403},
@@ -263,6 +263,59 @@ func TestAdminMe(t *testing.T) {
 	}
 	resp, body := apiCall(t, "GET", gw.URL()+"/api/me", bearer(bob), "")
 	checkAPIError(t, "revoked key on /api/me", resp, body, 401, "unauthorized")
+}
+
+// TestAdminLimits: /api/limits answers what limits list --json does; a
+// key's /api/me shows its own limits with their usage, the limits it
+// shares without, and no other key's.
+func TestAdminLimits(t *testing.T) {
+	gw, alice, _ := adminGateway(t)
+	data := gw.Config.Data
+	for _, args := range [][]string{
+		{"alice-day", "--scope", "key:alice", "--metric", "requests", "--max", "100", "--window", "day", "--tz", "UTC"},
+		{"bob-day", "--scope", "key:bob", "--metric", "requests", "--max", "100", "--window", "day", "--tz", "UTC"},
+		{"all-cost", "--scope", "global", "--metric", "cost_usd", "--max", "50", "--window", "month", "--tz", "UTC"},
+		{"other-project", "--scope", "project:mobile", "--metric", "tokens", "--max", "1000", "--window", "5h-block"},
+	} {
+		if _, stderr, err := run(t, append([]string{"limits", "set", "--data", data}, args...)...); err != nil {
+			t.Fatalf("limits set %s: %v %s", args, err, stderr)
+		}
+	}
+	resp, body := apiCall(t, "GET", gw.URL()+"/api/limits", bearer(testAdminToken), "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/api/limits: %d %s", resp.StatusCode, body)
+	}
+	out, _, err := run(t, "limits", "list", "--json", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm := func(b []byte) string {
+		var v any
+		json.Unmarshal(b, &v)
+		j, _ := json.Marshal(v)
+		return string(j)
+	}
+	if got, want := norm(body), norm([]byte(out)); got != want {
+		t.Errorf("/api/limits\n got %s\nwant limits list --json %s", got, want)
+	}
+	resp, body = apiCall(t, "GET", gw.URL()+"/api/me", bearer(alice), "")
+	var me struct{ Limits []admin.Limit }
+	if err := json.Unmarshal(body, &me); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/api/me: %d %v %s", resp.StatusCode, err, body)
+	}
+	got := map[string]admin.Limit{}
+	for _, l := range me.Limits {
+		got[l.Name] = l
+	}
+	if l, ok := got["alice-day"]; !ok || l.Shared || l.Used == nil || *l.Used != 3 || *l.Remaining != 97 {
+		t.Errorf("alice's own limit on /api/me: %+v; want used 3, remaining 97", l)
+	}
+	if l, ok := got["all-cost"]; !ok || !l.Shared || l.Used != nil || l.Remaining != nil || l.Reset == "" {
+		t.Errorf("the global limit on /api/me: %+v; want shared, with its reset, without usage", l)
+	}
+	if _, ok := got["bob-day"]; ok || len(got) != 2 {
+		t.Errorf("/api/me shows %d limits (%s); want alice-day and all-cost only", len(got), body)
+	}
 }
 
 // TestAdminKeys: create, list, rotate and revoke over the API; the keys

@@ -125,6 +125,7 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.AdminToken = generated
 	api := admin.New(s.store, tokenHash, s.Log.With("component", "admin"))
 	api.Loc = localZone()
+	api.Limits = s.store
 
 	s.server = server.New(s.Log)
 	s.server.Addr = c.Listen

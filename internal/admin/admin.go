@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/limits"
 )
 
 // DefaultMaxBody bounds a request body (POST /api/keys).
@@ -40,6 +41,9 @@ type Store interface {
 type Handler struct {
 	// Store holds the keys and the ledger.
 	Store Store
+	// Limits, when set, serves /api/limits and the limits of /api/me; nil
+	// answers /api/limits with 501.
+	Limits limits.Store
 	// TokenHash is the hex SHA-256 of the admin token (see LoadToken).
 	// Empty refuses every admin request.
 	TokenHash string

@@ -264,19 +264,18 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, _ caller) error
 	return nil
 }
 
-// limits serves GET /api/limits. Limits are not in the store yet.
-func (h *Handler) limits(w http.ResponseWriter, r *http.Request, _ caller) error {
-	return &httpError{http.StatusNotImplemented, "not_implemented", "limits are not available on this gateway yet"}
-}
-
 // meResponse is the answer of /api/me.
 type meResponse struct {
 	Key   Key            `json:"key"`
 	Usage *report.Report `json:"usage"`
+	// Limits are the limits that apply to the key's calls; absent when the
+	// gateway has no limits.
+	Limits []Limit `json:"limits,omitempty"`
 }
 
 // me serves GET /api/me?kind=&since=&until=&by=&tz= for a virtual key:
-// the key itself and the report data of its own calls only.
+// the key itself, the report data of its own calls only, and the limits
+// that apply to it (see keyLimits).
 func (h *Handler) me(w http.ResponseWriter, r *http.Request, c caller) error {
 	q, err := h.reportQuery(r.URL.Query())
 	if err != nil {
@@ -287,7 +286,11 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, meResponse{Key: toKey(c.key, h.now()), Usage: rep})
+	ls, err := h.keyLimits(r.Context(), c.key)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, meResponse{Key: toKey(c.key, h.now()), Usage: rep, Limits: ls})
 	return nil
 }
 
