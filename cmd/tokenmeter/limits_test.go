@@ -2,12 +2,22 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	anthropicsdk "github.com/anthropics/anthropic-sdk-go/v2"
+	anthropicopt "github.com/anthropics/anthropic-sdk-go/v2/option"
+	openaisdk "github.com/openai/openai-go/v3"
+	openaiopt "github.com/openai/openai-go/v3/option"
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 	"github.com/tokenmeter/tokenmeter/internal/storetest"
@@ -179,5 +189,213 @@ func TestLimitsSetErrors(t *testing.T) {
 	}
 	if out, _, err := run(t, "limits", "list", "--json", "--data", data); err != nil || !strings.Contains(out, `"limits": []`) {
 		t.Errorf("a refused limits set stored something: %v %s", err, out)
+	}
+}
+
+// refusal is what a client saw of a 429.
+type refusal struct {
+	status     int
+	retryAfter string
+	header     http.Header
+}
+
+// TestHardLimitConcurrency: 200 concurrent streaming requests through one
+// virtual key against a hard limit, in tokens (Anthropic SDK) and in money
+// (OpenAI SDK). The ledger stays within the limit, every refused request
+// got 429 in the provider's shape with the retry-after of the window's
+// reset, and every admitted request completed.
+func TestHardLimitConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		metric string
+		max    string
+		limit  func(tokenmeter.Event) int64
+		call   func(gw *gateway, secret string) (id string, ref *refusal, err error)
+	}{
+		{"tokens", "tokens", "6000", func(ev tokenmeter.Event) int64 { return ev.Usage.TotalTokens() }, anthropicStream},
+		{"cost", "cost_usd", "0.05", func(ev tokenmeter.Event) int64 { return int64(ev.Cost) }, openaiStream},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, _ := keysGateway(t, nil, nil)
+			secret := createKey(t, gw.Config.Data, "--name", "alice")
+			// A day window that resets about 12 hours from now, so that no
+			// reset falls within the test, whenever it runs.
+			begin := time.Now().UTC()
+			reset := begin.Add(12 * time.Hour).Truncate(time.Minute)
+			if _, stderr, err := run(t, "limits", "set", "cap", "--scope", "key:alice", "--metric", tc.metric, "--max", tc.max,
+				"--window", "day", "--reset-at", reset.Format("15:04"), "--tz", "UTC", "--mode", "hard", "--data", gw.Config.Data); err != nil {
+				t.Fatalf("limits set: %v %s", err, stderr)
+			}
+			max, _ := parseMax(tokenmeter.LimitMetric(tc.metric), tc.max)
+			const n = 200
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				admitted []string
+				refused  []refusal
+			)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					id, ref, err := tc.call(gw, secret)
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case ref != nil:
+						refused = append(refused, *ref)
+					case err != nil:
+						t.Errorf("request failed without a 429: %v", err)
+					default:
+						admitted = append(admitted, id)
+					}
+				}()
+			}
+			wg.Wait()
+			if len(admitted) == 0 || len(refused) == 0 || len(admitted)+len(refused) != n {
+				t.Fatalf("%d admitted, %d refused of %d; want some of each", len(admitted), len(refused), n)
+			}
+			end := time.Now().UTC()
+			for _, r := range refused {
+				// Seconds until the reset, from some time between begin and end,
+				// rounded up.
+				secs, err := strconv.Atoi(r.retryAfter)
+				lo, hi := int(reset.Sub(end).Seconds()), int(reset.Sub(begin).Seconds())+1
+				if r.status != http.StatusTooManyRequests || err != nil || secs < lo || secs > hi {
+					t.Errorf("refusal: status %d, retry-after %q; want 429 and %d to %d s (until the window's reset)", r.status, r.retryAfter, lo, hi)
+				}
+				if r.header.Get("X-Tokenmeter-Limit") != "cap" || r.header.Get("X-Tokenmeter-Reset") != reset.Format(time.RFC3339) ||
+					r.header.Get("X-Tokenmeter-Remaining") == "" {
+					t.Errorf("refusal headers: limit %q, reset %q, remaining %q; want cap, %s and a figure",
+						r.header.Get("X-Tokenmeter-Limit"), r.header.Get("X-Tokenmeter-Reset"), r.header.Get("X-Tokenmeter-Remaining"), reset.Format(time.RFC3339))
+				}
+			}
+			got := gw.completed(t)
+			var total int64
+			for _, ev := range got {
+				total += tc.limit(ev)
+			}
+			for _, id := range admitted {
+				if ev, ok := got[id]; !ok || ev.Outcome != tokenmeter.OutcomeOK || !ev.UsageKnown {
+					t.Errorf("admitted call %s: %+v, want completed ok with its usage", id, ev)
+				}
+			}
+			if len(got) != len(admitted) {
+				t.Errorf("ledger holds %d calls, want the %d admitted (refusals are not forwarded)", len(got), len(admitted))
+			}
+			if total > max || total == 0 {
+				t.Errorf("ledger total %d, limit %d", total, max)
+			}
+			t.Logf("%s: %d admitted, %d refused, ledger total %d of %d", tc.name, len(admitted), len(refused), total, max)
+			raw, err := sql.Open("sqlite", "file:"+filepath.Join(gw.Config.Data, LedgerFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			var open int
+			if err := raw.QueryRow(`SELECT COUNT(*) FROM limit_reservations`).Scan(&open); err != nil || open != 0 {
+				t.Errorf("%d reservations left open (%v), want none", open, err)
+			}
+		})
+	}
+}
+
+// anthropicStream sends one streaming Messages request with the Anthropic
+// SDK (no retries) and reads it to the end.
+func anthropicStream(gw *gateway, secret string) (string, *refusal, error) {
+	ac := anthropicsdk.NewClient(anthropicopt.WithBaseURL(gw.URL()+"/anthropic"), anthropicopt.WithAPIKey(secret), anthropicopt.WithMaxRetries(0))
+	params := anthropicsdk.MessageNewParams{Model: "claude-sonnet-5-5", MaxTokens: 100,
+		Messages: []anthropicsdk.MessageParam{anthropicsdk.NewUserMessage(anthropicsdk.NewTextBlock("count to a hundred [[fake output=100 delay=1ms]]"))}}
+	var raw *http.Response
+	stream := ac.Messages.NewStreaming(context.Background(), params, anthropicopt.WithResponseInto(&raw))
+	for stream.Next() {
+	}
+	if err := stream.Err(); err != nil {
+		var ae *anthropicsdk.Error
+		if errors.As(err, &ae) && ae.StatusCode == http.StatusTooManyRequests {
+			if ae.Type() != "rate_limit_error" {
+				return "", nil, fmt.Errorf("429 of type %q, want rate_limit_error", ae.Type())
+			}
+			return "", &refusal{ae.StatusCode, ae.Response.Header.Get("Retry-After"), ae.Response.Header}, nil
+		}
+		return "", nil, err
+	}
+	if raw.Header.Get("X-Tokenmeter-Limit") != "cap" || raw.Header.Get("X-Tokenmeter-Remaining") == "" {
+		return "", nil, fmt.Errorf("admitted response lacks the limit headers: %v", raw.Header)
+	}
+	return raw.Header.Get(HeaderRequestIDForTest), nil, nil
+}
+
+// openaiStream sends one streaming chat completion with the OpenAI SDK
+// (no retries) and reads it to the end.
+func openaiStream(gw *gateway, secret string) (string, *refusal, error) {
+	oc := openaisdk.NewClient(openaiopt.WithBaseURL(gw.URL()+"/openai/v1"), openaiopt.WithAPIKey(secret), openaiopt.WithMaxRetries(0))
+	chat := openaisdk.ChatCompletionNewParams{Model: "gpt-5", MaxCompletionTokens: openaisdk.Int(400),
+		Messages: []openaisdk.ChatCompletionMessageParamUnion{openaisdk.UserMessage("count to four hundred [[fake output=400 delay=1ms]]")}}
+	var raw *http.Response
+	stream := oc.Chat.Completions.NewStreaming(context.Background(), chat, openaiopt.WithResponseInto(&raw))
+	for stream.Next() {
+	}
+	if err := stream.Err(); err != nil {
+		var oe *openaisdk.Error
+		if errors.As(err, &oe) && oe.StatusCode == http.StatusTooManyRequests {
+			if oe.Code != "rate_limit_exceeded" {
+				return "", nil, fmt.Errorf("429 with code %q, want rate_limit_exceeded", oe.Code)
+			}
+			return "", &refusal{oe.StatusCode, oe.Response.Header.Get("Retry-After"), oe.Response.Header}, nil
+		}
+		return "", nil, err
+	}
+	if raw.Header.Get("X-Tokenmeter-Limit") != "cap" {
+		return "", nil, fmt.Errorf("admitted response lacks the limit headers: %v", raw.Header)
+	}
+	return raw.Header.Get(HeaderRequestIDForTest), nil, nil
+}
+
+// TestReservationsReleasedOnRestart: reservations left by a crashed gateway
+// are released at the next start, and its open call is charged as outcome
+// unknown; the limit then admits what the ledger allows.
+func TestReservationsReleasedOnRestart(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	secret := createKey(t, data, "--name", "alice")
+	if _, stderr, err := run(t, "limits", "set", "two", "--scope", "key:alice", "--metric", "requests", "--max", "2",
+		"--window", "rolling:24h", "--mode", "hard", "--data", data); err != nil {
+		t.Fatalf("limits set: %v %s", err, stderr)
+	}
+	db := sqlite.NewDB(filepath.Join(data, LedgerFile))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	lims, _ := db.Limits(ctx)
+	checks := []tokenmeter.LimitCheck{{Limit: lims[0], Since: time.Now().Add(-24 * time.Hour)}}
+	// A crashed process: one call started and reserved, one reserved only.
+	for _, key := range []string{"crashed", "ghost"} {
+		r := tokenmeter.Reservation{RequestKey: key, Instance: "gone", Time: time.Now(), Principal: "key:alice"}
+		if _, ok, err := db.Reserve(ctx, r, checks); err != nil || !ok {
+			t.Fatalf("Reserve(%s) = %v, %v", key, ok, err)
+		}
+	}
+	started := storetest.Event("crashed", time.Now(), tokenmeter.Usage{})
+	started.Kind, started.Key, started.Principal, started.Instance = tokenmeter.KindStarted, tokenmeter.EventKey("crashed", tokenmeter.KindStarted), "key:alice", "gone"
+	if _, err := db.Append(ctx, []tokenmeter.Event{started}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	gw, _ := keysGateway(t, nil, func(s *Serve) { s.Config.Data = data })
+	// The recovered call counts 1 of 2; the reservations are gone, so one
+	// more request is admitted and the next refused.
+	resp, body := callWith(t, gw, "anthropic", secret, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("first request after restart: %d %s; want 200", resp.StatusCode, body)
+	}
+	gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
+	resp, body = callWith(t, gw, "anthropic", secret, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "rate_limit_error") {
+		t.Errorf("second request after restart: %d %s; want 429 rate_limit_error with retry-after", resp.StatusCode, body)
+	}
+	if ev := gw.completed(t)["crashed"]; ev.Outcome != tokenmeter.OutcomeUnknown {
+		t.Errorf("crashed call: %+v, want completed with outcome unknown", ev)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/importer"
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
+	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/pricing"
 	"github.com/tokenmeter/tokenmeter/internal/proxy"
 	"github.com/tokenmeter/tokenmeter/internal/server"
@@ -100,6 +101,12 @@ func (s *Serve) Open(ctx context.Context) error {
 	if n > 0 {
 		s.Log.Warn("recorded calls left open by a previous run as outcome unknown", "calls", n)
 	}
+	// No call of a previous run is still going: its reservations against
+	// hard limits go (those of the calls just recovered went with them).
+	if _, err := s.store.ReleaseReservations(ctx, nil); err != nil {
+		s.Close(ctx)
+		return err
+	}
 
 	s.writer = ledger.NewWriter(s.store, s.Log)
 	s.writer.Open()
@@ -110,6 +117,7 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.proxy.MaxRequestBody = c.MaxRequestBody
 	s.proxy.Instance = newInstanceID()
 	s.proxy.Price = price
+	s.proxy.Limits = limits.New(s.store)
 	if s.Transport != nil {
 		s.proxy.Transport = s.Transport
 	}
