@@ -35,6 +35,12 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, bodyLen int) bool {
 	d, err := p.Limits.Reserve(c.ctx, limits.Request{RequestKey: c.id, Instance: p.Instance,
 		Principal: c.principal, Project: c.project, Model: c.model, Usage: worst, Cost: cost})
 	if err != nil {
+		if c.ctx.Err() != nil {
+			// The client left while the reservation was being made: nothing
+			// was reserved or forwarded, and no one is there to answer.
+			c.done = true
+			return false
+		}
 		if p.FailOpen {
 			p.log.Warn("limits not enforced: the ledger cannot reserve", "provider", c.rt.Name, "request", c.id, "err", err)
 			return true
