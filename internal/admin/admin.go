@@ -267,11 +267,28 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tokenmeter"`)
 	}
 	if status >= 500 {
-		h.log.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		h.log.Error("admin API request failed", "method", r.Method, "path", logPath(r.URL.Path), "err", err)
 	} else if status == http.StatusUnauthorized || status == http.StatusForbidden {
-		h.log.Warn("admin API request refused", "method", r.Method, "path", r.URL.Path, "status", status, "reason", msg)
+		h.log.Warn("admin API request refused", "method", r.Method, "path", logPath(r.URL.Path), "status", status, "reason", msg)
 	}
 	writeJSON(w, status, map[string]any{"error": map[string]string{"type": typ, "message": msg}})
+}
+
+// logPath returns path as it may be logged: a segment that looks like a
+// credential (a virtual key or an admin token pasted where a name
+// belongs) is cut to its displayable prefix, and the whole to 200 bytes.
+func logPath(path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if strings.HasPrefix(s, tokenmeter.KeyPrefix) || strings.HasPrefix(s, TokenPrefix) || len(s) > 40 {
+			segs[i] = "(redacted)"
+		}
+	}
+	path = strings.Join(segs, "/")
+	if len(path) > 200 {
+		path = path[:200] + "…"
+	}
+	return path
 }
 
 // writeJSON writes v as indented JSON, as the CLI's --json does.
