@@ -50,6 +50,9 @@ type Enforcer struct {
 	mu     sync.Mutex
 	loaded time.Time
 	hard   []compiled
+	// blocks holds the current 5-hour block of each 5h-block limit (by
+	// name and scope) until it ends, so history is read once per block.
+	blocks map[string][2]time.Time
 }
 
 type compiled struct {
@@ -159,7 +162,7 @@ func (e *Enforcer) Reserve(ctx context.Context, req Request) (Decision, error) {
 	checks := make([]tokenmeter.LimitCheck, len(apply))
 	resets := make([]time.Time, len(apply))
 	for i, c := range apply {
-		start, end, err := Window(ctx, e.store, c.limit, c.spec, now)
+		start, end, err := e.window(ctx, c, now)
 		if err != nil {
 			return Decision{}, err
 		}
@@ -202,6 +205,32 @@ func (e *Enforcer) Reserve(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	return d, nil
+}
+
+// window is Window, with the 5-hour block of a limit kept until it ends.
+// (A block taken to start at now by a request that is then refused may
+// start earlier than history later says; that only counts more.)
+func (e *Enforcer) window(ctx context.Context, c compiled, now time.Time) (start, end time.Time, err error) {
+	if c.spec.Kind != window.FiveHourBlock {
+		return Window(ctx, e.store, c.limit, c.spec, now)
+	}
+	key := c.limit.Name + "\x00" + c.limit.Scope
+	e.mu.Lock()
+	b, ok := e.blocks[key]
+	e.mu.Unlock()
+	if ok && !now.Before(b[0]) && now.Before(b[1]) {
+		return b[0], b[1], nil
+	}
+	if start, end, err = Window(ctx, e.store, c.limit, c.spec, now); err != nil {
+		return start, end, err
+	}
+	e.mu.Lock()
+	if e.blocks == nil {
+		e.blocks = make(map[string][2]time.Time)
+	}
+	e.blocks[key] = [2]time.Time{start, end}
+	e.mu.Unlock()
+	return start, end, nil
 }
 
 // Release removes the reservation of a call that will not be completed in

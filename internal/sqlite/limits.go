@@ -119,35 +119,67 @@ func reservedSQL(m tokenmeter.LimitMetric) string {
 	return "cost_micros"
 }
 
-// limitState reads a check's usage and open reservations inside tx.
-func limitState(ctx context.Context, tx *sql.Tx, c tokenmeter.LimitCheck) (tokenmeter.LimitState, error) {
-	st := tokenmeter.LimitState{Limit: c.Limit}
+// limitQuery returns the statement (prepared once per metric and scope
+// kind) and arguments that read a check's usage and open reservations.
+// It must not run inside a write transaction: preparing needs the writer
+// connection.
+func (db *DB) limitQuery(c tokenmeter.LimitCheck) (*sql.Stmt, []any, error) {
 	cond, args, err := scopeFilter(c.Limit.Scope)
 	if err != nil {
-		return st, err
+		return nil, nil, err
 	}
 	since := c.Since.UnixMicro()
 	since -= ((since % rollupWidth) + rollupWidth) % rollupWidth // floor to the rollup grid
-	q := `SELECT COALESCE(SUM(` + metricSQL(c.Limit.Metric) + `), 0) FROM usage_rollup WHERE bucket_us >= ? AND ` + cond
-	if err := tx.QueryRowContext(ctx, q, append([]any{since}, args...)...).Scan(&st.Used); err != nil {
-		return st, FormatError(fmt.Errorf("read usage of limit %s: %w", c.Limit.Name, err))
+	q := `SELECT (SELECT COALESCE(SUM(` + metricSQL(c.Limit.Metric) + `), 0) FROM usage_rollup WHERE bucket_us >= ? AND ` + cond + `),
+		(SELECT COALESCE(SUM(` + reservedSQL(c.Limit.Metric) + `), 0) FROM limit_reservations WHERE ` + cond + `)`
+	stmt, err := db.cached(q)
+	if err != nil {
+		return nil, nil, err
 	}
-	q = `SELECT COALESCE(SUM(` + reservedSQL(c.Limit.Metric) + `), 0) FROM limit_reservations WHERE ` + cond
-	if err := tx.QueryRowContext(ctx, q, args...).Scan(&st.Reserved); err != nil {
-		return st, FormatError(fmt.Errorf("read reservations of limit %s: %w", c.Limit.Name, err))
+	return stmt, append(append([]any{since}, args...), args...), nil
+}
+
+// cached returns query prepared on the writer connection, preparing it
+// the first time (the limit queries are a few dozen texts at most).
+func (db *DB) cached(query string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.w.Prepare(query)
+	if err != nil {
+		return nil, FormatError(fmt.Errorf("prepare limit query: %w", err))
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
 	}
 	return st, nil
 }
 
 // Reserve implements tokenmeter.LimitStore.
 func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []tokenmeter.LimitCheck) (states []tokenmeter.LimitState, ok bool, err error) {
+	if db.w == nil {
+		return nil, false, errors.New("sqlite: database opened read-only")
+	}
+	stmts := make([]*sql.Stmt, len(checks))
+	args := make([][]any, len(checks))
+	for i, c := range checks {
+		if stmts[i], args[i], err = db.limitQuery(c); err != nil {
+			return nil, false, err
+		}
+	}
+	insert, err := db.cached(`INSERT INTO limit_reservations (request_key, instance, time_us, principal, project, model,
+		input_tokens, output_tokens, total_tokens, cost_micros) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return nil, false, err
+	}
 	err = db.keyTx(ctx, "reserve", func(tx *sql.Tx) error {
 		ok = true
 		states = make([]tokenmeter.LimitState, 0, len(checks))
-		for _, c := range checks {
-			st, err := limitState(ctx, tx, c)
-			if err != nil {
-				return err
+		for i, c := range checks {
+			st := tokenmeter.LimitState{Limit: c.Limit}
+			if err := tx.StmtContext(ctx, stmts[i]).QueryRowContext(ctx, args[i]...).Scan(&st.Used, &st.Reserved); err != nil {
+				return FormatError(fmt.Errorf("read usage of limit %s: %w", c.Limit.Name, err))
 			}
 			states = append(states, st)
 			if st.Used+st.Reserved+c.Limit.Metric.Of(r.Usage, 1, r.Cost) > c.Limit.Max {
@@ -158,8 +190,7 @@ func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 			return nil
 		}
 		u := r.Usage
-		if _, err := tx.ExecContext(ctx, `INSERT INTO limit_reservations (request_key, instance, time_us, principal, project, model,
-			input_tokens, output_tokens, total_tokens, cost_micros) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+		if _, err := tx.StmtContext(ctx, insert).ExecContext(ctx,
 			r.RequestKey, r.Instance, r.Time.UnixMicro(), r.Principal, r.Project, r.Model,
 			u.InputTokens, u.OutputTokens, u.TotalTokens(), int64(r.Cost)); err != nil {
 			return FormatError(fmt.Errorf("reserve for %s: %w", r.RequestKey, err))

@@ -105,6 +105,7 @@ type DB struct {
 	rollup   *sql.Stmt
 	saveFile *sql.Stmt
 	release  *sql.Stmt
+	stmts    sync.Map // query text -> *sql.Stmt on w (limit queries)
 	head     *sql.Stmt
 	setHead  *sql.Stmt
 }
@@ -237,6 +238,10 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
+	db.stmts.Range(func(_, st any) bool {
+		errs = append(errs, st.(*sql.Stmt).Close())
+		return true
+	})
 	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.saveFile, db.release, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
