@@ -113,8 +113,8 @@ func ParseScope(s string) (kind, value string, err error) {
 	return kind, value, nil
 }
 
-// Applies reports whether a call with these labels counts toward a limit
-// of scope.
+// ScopeApplies reports whether a call with these labels counts toward a
+// limit of scope.
 func ScopeApplies(scope, principal, project, model string) bool {
 	kind, value, err := ParseScope(scope)
 	if err != nil {

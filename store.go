@@ -19,6 +19,8 @@ type Store interface {
 	// skipped, as are its duplicates within the batch; Append reports how
 	// many were skipped. When Append returns nil the events survive a crash
 	// of the process (and, with synchronous commits, of the machine).
+	// Appending a proxied call's completed event removes the call's
+	// reservation (see LimitStore) in the same transaction.
 	Append(ctx context.Context, events []Event) (skipped int, err error)
 
 	// OpenCalls returns, for every call whose started event has no completed
