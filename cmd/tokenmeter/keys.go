@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -17,13 +19,15 @@ import (
 )
 
 const keysUsage = `Usage:
-  tokenmeter keys create --name NAME [--project P] [--expires YYYY-MM-DD] [--json] [--data DIR]
-  tokenmeter keys list [--json] [--data DIR]
-  tokenmeter keys revoke NAME [--data DIR]
-  tokenmeter keys rotate NAME [--json] [--data DIR]
+  tokenmeter keys create --name NAME [--project P] [--expires YYYY-MM-DD] [--json] [--data DIR | --server URL]
+  tokenmeter keys list [--json] [--data DIR | --server URL]
+  tokenmeter keys revoke NAME [--data DIR | --server URL]
+  tokenmeter keys rotate NAME [--json] [--data DIR | --server URL]
 
 A virtual key (tm-...) is shown once, when created or rotated; the ledger keeps
-only its SHA-256. See docs/keys.md.
+only its SHA-256. See docs/keys.md. With --server (or $TOKENMETER_SERVER) the
+command runs against a gateway's admin API, with the admin token from
+$TOKENMETER_ADMIN_TOKEN (docs/admin-api.md).
 `
 
 // runKeys manages virtual keys in the data directory's ledger.
@@ -62,6 +66,7 @@ func (k *keysCmd) flags(name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("tokenmeter keys "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	data := fs.String("data", defaultDataDir(), "data `directory`")
+	addServerFlag(fs)
 	return fs, data
 }
 
@@ -166,6 +171,22 @@ func (k *keysCmd) create(ctx context.Context, args []string) error {
 			return usageError("create", "--expires %s is in the past", *expires)
 		}
 	}
+	rem, err := remoteFor("keys create", fs)
+	if err != nil {
+		return err
+	}
+	if rem != nil {
+		var j keyJSON
+		req := map[string]string{"name": *name, "project": *project, "expires": *expires}
+		if err := rem.call(ctx, "keys create", http.MethodPost, "/api/keys", nil, req, &j); err != nil {
+			return err
+		}
+		v, err := fromKeyJSON(j)
+		if err != nil {
+			return fmt.Errorf("keys create: %w", err)
+		}
+		return k.show(v, j.Key, *asJSON, "Created")
+	}
 	db, err := openKeys(*data, true)
 	if err != nil {
 		return err
@@ -213,8 +234,26 @@ func (k *keysCmd) list(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usageError("list", "unexpected argument %q", pos[0])
 	}
+	rem, err := remoteFor("keys list", fs)
+	if err != nil {
+		return err
+	}
 	var keys []tokenmeter.VirtualKey
-	if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
+	if rem != nil {
+		var out struct {
+			Keys []keyJSON `json:"keys"`
+		}
+		if err := rem.call(ctx, "keys list", http.MethodGet, "/api/keys", nil, nil, &out); err != nil {
+			return err
+		}
+		for _, j := range out.Keys {
+			v, err := fromKeyJSON(j)
+			if err != nil {
+				return fmt.Errorf("keys list: %w", err)
+			}
+			keys = append(keys, v)
+		}
+	} else if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
 		db, err := openKeys(*data, false)
 		if err != nil {
 			return err
@@ -279,6 +318,18 @@ func (k *keysCmd) revoke(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	rem, err := remoteFor("keys revoke", fs)
+	if err != nil {
+		return err
+	}
+	if rem != nil {
+		var j keyJSON
+		if err := rem.call(ctx, "keys revoke", http.MethodPost, "/api/keys/"+url.PathEscape(name)+"/revoke", nil, nil, &j); err != nil {
+			return err
+		}
+		fmt.Fprintf(k.stdout, "Revoked virtual key %q; running gateways refuse it within a second.\n", name)
+		return nil
+	}
 	db, err := openKeys(*data, false)
 	if err != nil {
 		return err
@@ -301,6 +352,24 @@ func (k *keysCmd) rotate(ctx context.Context, args []string) error {
 	name, err := nameArg("rotate", pos)
 	if err != nil {
 		return err
+	}
+	rem, err := remoteFor("keys rotate", fs)
+	if err != nil {
+		return err
+	}
+	if rem != nil {
+		var j keyJSON
+		if err := rem.call(ctx, "keys rotate", http.MethodPost, "/api/keys/"+url.PathEscape(name)+"/rotate", nil, nil, &j); err != nil {
+			return err
+		}
+		v, err := fromKeyJSON(j)
+		if err != nil {
+			return fmt.Errorf("keys rotate: %w", err)
+		}
+		if !*asJSON {
+			fmt.Fprintf(k.stdout, "The old key of %q stops working within a second.\n", name)
+		}
+		return k.show(v, j.Key, *asJSON, "Rotated")
 	}
 	db, err := openKeys(*data, false)
 	if err != nil {

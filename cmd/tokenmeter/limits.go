@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,7 +25,7 @@ const limitsUsage = `Usage:
       --metric tokens|input_tokens|output_tokens|requests|cost_usd --max N
       --window 5h-block|rolling:DURATION|hour|day|week|month [--reset-at HH:MM] [--tz ZONE]
       [--mode soft|hard] [--data DIR]
-  tokenmeter limits list [--json] [--data DIR]
+  tokenmeter limits list [--json] [--data DIR | --server URL]
   tokenmeter limits delete NAME [--data DIR]
 
 tokens counts input + output + cache write + cache read; --max of cost_usd is
@@ -85,6 +86,7 @@ func (l *limitsCmd) flags(name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("tokenmeter limits "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	data := fs.String("data", defaultDataDir(), "data `directory`")
+	addServerFlag(fs)
 	return fs, data
 }
 
@@ -150,6 +152,11 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 	name, err := limitName("set", pos)
 	if err != nil {
 		return err
+	}
+	if u, err := serverFor("limits set", fs); err != nil {
+		return err
+	} else if u != nil {
+		return notOverAPI("limits set")
 	}
 	if *scope == "" {
 		return limitsError("set", "--scope: missing (global, key:NAME, project:NAME or model:NAME)")
@@ -253,7 +260,18 @@ func (l *limitsCmd) list(ctx context.Context, args []string) error {
 	out := struct {
 		Limits []limitJSON `json:"limits"`
 	}{Limits: []limitJSON{}}
-	if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
+	rem, err := remoteFor("limits list", fs)
+	if err != nil {
+		return err
+	}
+	if rem != nil {
+		if err := rem.call(ctx, "limits list", http.MethodGet, "/api/limits", nil, nil, &out); err != nil {
+			return err
+		}
+		if out.Limits == nil {
+			out.Limits = []limitJSON{}
+		}
+	} else if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
 		db, err := openKeys(*data, false)
 		if err != nil {
 			return err
@@ -315,6 +333,11 @@ func (l *limitsCmd) delete(ctx context.Context, args []string) error {
 	name, err := limitName("delete", pos)
 	if err != nil {
 		return err
+	}
+	if u, err := serverFor("limits delete", fs); err != nil {
+		return err
+	} else if u != nil {
+		return notOverAPI("limits delete")
 	}
 	db, err := openKeys(*data, false)
 	if err != nil {

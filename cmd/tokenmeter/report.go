@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter/internal/report"
@@ -17,6 +19,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tz := fs.String("tz", "", "time `zone` for periods, e.g. Europe/Berlin (default local)")
 	asJSON := fs.Bool("json", false, "write JSON")
 	asCSV := fs.Bool("csv", false, "write CSV")
+	addServerFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -42,14 +45,32 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	db, err := openLedgerReadOnly(*data)
+	rem, err := remoteFor("report", fs)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	rep, err := report.Build(ctx, db, q, time.Now())
-	if err != nil {
-		return err
+	var rep *report.Report
+	if rem != nil {
+		// The gateway builds the report; it is printed as if built here.
+		p := url.Values{"kind": {q.Kind}}
+		for k, v := range map[string]string{"since": *since, "until": *until, "by": *by, "tz": zoneParam(loc)} {
+			if v != "" {
+				p.Set(k, v)
+			}
+		}
+		rep = new(report.Report)
+		if err := rem.call(ctx, "report", http.MethodGet, "/api/usage", p, nil, rep); err != nil {
+			return err
+		}
+	} else {
+		db, err := openLedgerReadOnly(*data)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if rep, err = report.Build(ctx, db, q, time.Now()); err != nil {
+			return err
+		}
 	}
 	switch {
 	case *asJSON:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	data := fs.String("data", defaultDataDir(), "data `directory`")
 	tz := fs.String("tz", "", "time `zone` for today and this week, e.g. Europe/Berlin (default local)")
 	asJSON := fs.Bool("json", false, "write JSON")
+	addServerFlag(fs)
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -29,15 +32,30 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	db, err := openLedgerReadOnly(*data)
+	rem, err := remoteFor("status", fs)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	r := &status.Reader{Store: db, Loc: loc}
-	st, err := r.Read(ctx, time.Now(), true)
-	if err != nil {
-		return err
+	var st *status.Status
+	if rem != nil {
+		p := url.Values{}
+		if tz := zoneParam(loc); tz != "" {
+			p.Set("tz", tz)
+		}
+		st = new(status.Status)
+		if err := rem.call(ctx, "status", http.MethodGet, "/api/status", p, nil, st); err != nil {
+			return err
+		}
+	} else {
+		db, err := openLedgerReadOnly(*data)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		r := &status.Reader{Store: db, Loc: loc}
+		if st, err = r.Read(ctx, time.Now(), true); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return status.JSON(stdout, st)
