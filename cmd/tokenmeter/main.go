@@ -67,14 +67,19 @@ const usage = `tokenmeter: your own count of every LLM API call.
 
 Usage:
   tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]... [--require-virtual-key]
-  tokenmeter report <daily|weekly|monthly|session|blocks|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv]
+  tokenmeter report <daily|weekly|monthly|session|blocks|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv] [--server URL]
   tokenmeter status [--json] [--data DIR] [--tz ZONE]
   tokenmeter statusline [--data DIR] [--tz ZONE]   (Claude Code's statusLine command)
   tokenmeter import <claude-code|codex> [--dir DIR]... [--watch] [--data DIR] [--json]
   tokenmeter verify [--data DIR]
-  tokenmeter keys <create|list|revoke|rotate> [NAME] [--name NAME] [--project P] [--expires DATE] [--json] [--data DIR]
+  tokenmeter keys <create|list|revoke|rotate> [NAME] [--name NAME] [--project P] [--expires DATE] [--json] [--data DIR|--server URL]
+  tokenmeter limits set NAME --scope S --metric M --max N --window W [--reset-at HH:MM] [--tz ZONE] [--mode soft|hard]
+  tokenmeter limits <list|delete NAME> [--json] [--data DIR|--server URL]
   tokenmeter fake-upstream [--listen ADDR]
   tokenmeter version
+
+--server URL (or TOKENMETER_SERVER) runs keys, limits list, report and status against a
+gateway's admin API, with the admin token from TOKENMETER_ADMIN_TOKEN.
 
 Run "tokenmeter COMMAND -h" for a command's flags.
 `
