@@ -21,6 +21,8 @@
 // so the ledger can be checked request by request. With --trace FILE
 // (latency mode), each measured request's start offset and latency are
 // written to FILE, to match slow requests with events such as fsyncs.
+// --key sets the credential sent in X-Api-Key (a virtual key, tm-..., for
+// the gateway's key and limit paths; bench/limits.sh).
 package main
 
 import (
@@ -61,6 +63,7 @@ type config struct {
 	timeout time.Duration
 	ids     string
 	trace   string
+	key     string
 	rep     int
 	pids    map[string]int
 }
@@ -113,6 +116,7 @@ func main() {
 	flag.DurationVar(&cfg.delay, "delay", 0, "upstream pause between stream events (streams mode defaults to 1s)")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "per-request timeout (latency and throughput)")
 	flag.StringVar(&cfg.ids, "ids", "", "write gateway request ids of complete 200 responses to this `file`")
+	flag.StringVar(&cfg.key, "key", "sk-ant-bench-not-a-real-key", "credential sent in X-Api-Key, e.g. a virtual key (tm-...)")
 	flag.StringVar(&cfg.trace, "trace", "", "latency: write one line per measured request, start offset and latency in µs, to this `file`")
 	pids := flag.String("pids", "", "`name=PID,...` of server processes whose CPU time to report (Linux /proc)")
 	flag.Parse()
@@ -230,6 +234,7 @@ type requester struct {
 	url       string
 	body      []byte
 	directive string
+	key       string
 }
 
 func newRequester(cfg config, delay time.Duration) *requester {
@@ -237,7 +242,7 @@ func newRequester(cfg config, delay time.Duration) *requester {
 	if delay > 0 {
 		d += " delay=" + delay.String()
 	}
-	return &requester{url: strings.TrimRight(cfg.target, "/") + "/v1/messages", body: requestBody(cfg.stream), directive: d}
+	return &requester{url: strings.TrimRight(cfg.target, "/") + "/v1/messages", body: requestBody(cfg.stream), directive: d, key: cfg.key}
 }
 
 func (q *requester) new(ctx context.Context) *http.Request {
@@ -247,7 +252,7 @@ func (q *requester) new(ctx context.Context) *http.Request {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Anthropic-Version", "2023-06-01")
-	req.Header.Set("X-Api-Key", "sk-ant-bench-not-a-real-key")
+	req.Header.Set("X-Api-Key", q.key)
 	req.Header.Set("X-Fake-Upstream", q.directive)
 	return req
 }
