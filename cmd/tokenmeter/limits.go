@@ -176,9 +176,24 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 	if err != nil {
 		return limitsError("set", "%s", err)
 	}
-	spec, err := window.Parse(*win, *resetAt, *tz)
+	zone := *tz
+	if zone == "" || strings.EqualFold(zone, "local") {
+		// Stored under its IANA name, so every gateway and CLI reading the
+		// limit agrees on its window whatever zone they run in.
+		if spec, err := window.Parse(*win, *resetAt, ""); err == nil && spec.Kind.Fixed() {
+			if name := localZone().String(); name != "Local" {
+				zone = name
+			}
+		}
+	}
+	spec, err := window.Parse(*win, *resetAt, zone)
 	if err != nil {
 		return limitsError("set", "%s", err)
+	}
+	if spec.ResetAt%tokenmeter.RollupBucket != 0 {
+		// Usage is counted from the ledger's 15-minute rollups: a window
+		// boundary inside a bucket would count calls from before it.
+		return limitsError("set", "--reset-at: %q must be on a quarter hour (:00, :15, :30 or :45)", *resetAt)
 	}
 	md := tokenmeter.LimitMode(*mode)
 	if md != tokenmeter.LimitSoft && md != tokenmeter.LimitHard {

@@ -112,7 +112,7 @@ func TestLimitsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, _ = run(t, "limits", "list", "--json", "--data", data)
-	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Limits) != 3 || list.Limits[1].Max != 20 || list.Limits[1].Window != "hour Local" {
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Limits) != 3 || list.Limits[1].Max != 20 || list.Limits[1].Window != "hour "+localZone().String() {
 		t.Errorf("after set and delete: %v\n%s", err, out)
 	}
 	if _, _, err := run(t, "limits", "delete", "web-cost", "--data", data); err == nil || !strings.Contains(message(err), `no limit named "web-cost"`) {
@@ -143,6 +143,7 @@ func TestLimitsSetErrors(t *testing.T) {
 	}{
 		{[]string{"limits"}, "limits needs one of set, list, delete"},
 		{[]string{"limits", "show"}, `unknown limits command "show"`},
+		{append(with("--window", "day"), "--reset-at", "23:50"), `--reset-at: "23:50" must be on a quarter hour`},
 		{[]string{"limits", "set", "--scope", "global"}, "limits set: name the limit"},
 		{[]string{"limits", "set", "a b", "--scope", "global"}, `limits set: limit name "a b" must be`},
 		{[]string{"limits", "set", "x", "y"}, `limits set: unexpected argument "y"`},
@@ -224,7 +225,7 @@ func TestHardLimitConcurrency(t *testing.T) {
 			// A day window that resets about 12 hours from now, so that no
 			// reset falls within the test, whenever it runs.
 			begin := time.Now().UTC()
-			reset := begin.Add(12 * time.Hour).Truncate(time.Minute)
+			reset := begin.Add(12 * time.Hour).Truncate(15 * time.Minute)
 			if _, stderr, err := run(t, "limits", "set", "cap", "--scope", "key:alice", "--metric", tc.metric, "--max", tc.max,
 				"--window", "day", "--reset-at", reset.Format("15:04"), "--tz", "UTC", "--mode", "hard", "--data", gw.Config.Data); err != nil {
 				t.Fatalf("limits set: %v %s", err, stderr)
