@@ -143,7 +143,7 @@ func TestLimitsSetErrors(t *testing.T) {
 	}{
 		{[]string{"limits"}, "limits needs one of set, list, delete"},
 		{[]string{"limits", "show"}, `unknown limits command "show"`},
-		{append(with("--window", "day"), "--reset-at", "23:50"), `--reset-at: "23:50" must be on a quarter hour`},
+		{append(with("--window", "day"), "--reset-at", "23:50"), `limits set: --reset-at: "23:50" must be on a quarter hour`},
 		{[]string{"limits", "set", "--scope", "global"}, "limits set: name the limit"},
 		{[]string{"limits", "set", "a b", "--scope", "global"}, `limits set: limit name "a b" must be`},
 		{[]string{"limits", "set", "x", "y"}, `limits set: unexpected argument "y"`},
