@@ -39,8 +39,11 @@ type call struct {
 	// metered says the endpoint reports usage; other endpoints (models,
 	// count_tokens) are counted as requests with zero usage.
 	metered bool
-	meter   meter
-	reason  string // why usage cannot be read, known before the response
+	// billable: a POST whose usage the gateway cannot read (batches,
+	// embeddings, legacy completions): hard limits cannot be held for it.
+	billable bool
+	meter    meter
+	reason   string // why usage cannot be read, known before the response
 	// stripNullUsage: the gateway added include_usage to an OpenAI chat
 	// stream, so the usage members it causes are removed from the chunks.
 	stripNullUsage bool
@@ -77,6 +80,7 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 		c.session = cleanLabel(r.Header.Get(HeaderClaudeSession))
 	}
 	post := r.Method == http.MethodPost
+	defer func() { c.billable = post && !c.metered && !freeEndpoint(path) }()
 	switch c.rt.Wire {
 	case Anthropic:
 		c.meter = anthropic.NewMeter()
@@ -246,6 +250,16 @@ func (c *call) ledgerDown(w http.ResponseWriter, err error) {
 }
 
 // writeError answers in the provider's own error shape.
+// freeEndpoint reports whether a POST to path costs nothing: token
+// counting and moderation.
+func freeEndpoint(path string) bool {
+	switch path {
+	case "/v1/messages/count_tokens", "/v1/moderations", "/v1/responses/input_tokens":
+		return true
+	}
+	return false
+}
+
 func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set(HeaderRequestID, c.id)
 	if c.rt.Wire == Anthropic {
@@ -253,6 +267,8 @@ func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 		switch status {
 		case http.StatusUnauthorized:
 			typ = "authentication_error"
+		case http.StatusForbidden:
+			typ = "permission_error"
 		case http.StatusRequestEntityTooLarge:
 			typ = "request_too_large"
 		case http.StatusNotFound:
@@ -269,6 +285,8 @@ func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 	switch status {
 	case http.StatusUnauthorized:
 		typ, code = "invalid_request_error", "invalid_api_key"
+	case http.StatusForbidden:
+		typ, code = "invalid_request_error", "unmetered_endpoint"
 	case http.StatusRequestEntityTooLarge:
 		typ, code = "invalid_request_error", "request_too_large"
 	case http.StatusNotFound:

@@ -49,6 +49,16 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, bodyLen int) bool {
 		return false
 	}
 	c.limit = d
+	if d.Allowed && d.Applies && c.billable {
+		// G5: a call whose usage cannot be read cannot be held within a
+		// hard limit, so it is not forwarded while one applies.
+		c.release()
+		c.done = true
+		limitHeaders(w.Header(), d)
+		c.writeError(w, http.StatusForbidden, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+
+			" applies to this caller and the usage of this endpoint cannot be metered, so it is refused")
+		return false
+	}
 	if !d.Allowed {
 		c.done = true
 		limitHeaders(w.Header(), d)
