@@ -47,6 +47,13 @@ type Config struct {
 	// RequireVirtualKey refuses (401) requests that carry no tokenmeter
 	// virtual key, so pass-through credentials stop working (team set-ups).
 	RequireVirtualKey bool `yaml:"require_virtual_key"`
+	// DefaultMaxOutput is the output a hard limit reserves for a request
+	// that sets no max_tokens; zero means the built-in default (32,000).
+	DefaultMaxOutput int64 `yaml:"default_max_output"`
+	// BytesPerToken divides a request body's size into the input a hard
+	// limit reserves; zero means the built-in default (3). 1 is the most
+	// cautious (a token is never shorter than a byte of UTF-8 text).
+	BytesPerToken int `yaml:"bytes_per_token"`
 	// Credentials maps a route name to the name of the environment variable
 	// holding the provider credential that replaces a virtual key on that
 	// route. anthropic defaults to ANTHROPIC_API_KEY and openai to
@@ -169,6 +176,12 @@ func (c *Config) Validate() error {
 	case "fail-closed", "fail-open":
 	default:
 		bad("on_ledger_error", c.OnLedgerError, "must be fail-closed or fail-open")
+	}
+	if c.DefaultMaxOutput < 0 || c.DefaultMaxOutput > 10_000_000 {
+		bad("default_max_output", c.DefaultMaxOutput, "must be between 0 (built-in default) and 10000000 tokens")
+	}
+	if c.BytesPerToken < 0 || c.BytesPerToken > 16 {
+		bad("bytes_per_token", c.BytesPerToken, "must be between 0 (built-in default) and 16")
 	}
 	if c.MaxRequestBody <= 0 {
 		bad("max_request_body", c.MaxRequestBody, "must be a positive number of bytes")

@@ -22,6 +22,7 @@ func TestConfigFiles(t *testing.T) {
 			"durability = sometimes", "sync = maybe", "on_ledger_error = shrug", "max_request_body = -1",
 			"log_level = loud", "upstreams.anthropic = ftp://example.com", "upstreams.healthz",
 			"upstreams.Bad Name", "upstreams.openai = (redacted): must not carry credentials",
+			"default_max_output = -5", "bytes_per_token = 99",
 		}},
 	}
 	for _, tt := range tests {
@@ -70,7 +71,8 @@ func TestConfigValid(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Routes() (-want +got):\n%s", diff)
 	}
-	if c.Durability != "strict" || c.Sync != "full" || c.OnLedgerError != "fail-open" || c.MaxRequestBody != 1<<20 {
+	if c.Durability != "strict" || c.Sync != "full" || c.OnLedgerError != "fail-open" || c.MaxRequestBody != 1<<20 ||
+		!c.RequireVirtualKey || c.DefaultMaxOutput != 64000 || c.BytesPerToken != 1 || len(c.Import) != 2 || c.Credentials["groq"] != "GROQ_API_KEY" {
 		t.Errorf("config = %+v", c)
 	}
 }

@@ -123,6 +123,8 @@ func (s *Serve) Open(ctx context.Context) error {
 	}
 	s.proxy.Keys = s.store
 	s.proxy.RequireVirtualKey = c.RequireVirtualKey
+	s.proxy.DefaultMaxOutput = c.DefaultMaxOutput
+	s.proxy.BytesPerToken = c.BytesPerToken
 	s.proxy.Credentials = s.credentials(ctx)
 
 	tokenHash, generated, err := admin.LoadToken(c.Data, c.AdminToken)
@@ -303,6 +305,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	prices := fs.String("prices", "", "JSON price `file` overriding or extending the embedded table")
 	requireKey := fs.Bool("require-virtual-key", false, "refuse requests without a tokenmeter virtual key (tm-...)")
+	defaultMaxOutput := fs.Int64("default-max-output", 0, "output `tokens` a hard limit reserves for a request without max_tokens (default 32000)")
 	adminToken := fs.String("admin-token", "", "`token` for the admin API /api/* (prefer $TOKENMETER_ADMIN_TOKEN; default: generated at first start)")
 	var imports stringList
 	fs.Var(&imports, "import", "also import these local logs continuously: claude-code or codex (repeatable)")
@@ -340,6 +343,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.Import = imports
 		case "require-virtual-key":
 			cfg.RequireVirtualKey = *requireKey
+		case "default-max-output":
+			cfg.DefaultMaxOutput = *defaultMaxOutput
 		case "admin-token":
 			cfg.AdminToken = *adminToken
 		}
