@@ -106,3 +106,34 @@ func TestKeyStatusAndExpiry(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 }
+
+func TestModelBase(t *testing.T) {
+	for in, want := range map[string]string{
+		"claude-sonnet-4-5-20250929": "claude-sonnet-4-5",
+		"gpt-4o-2024-08-06":          "gpt-4o",
+		"claude-sonnet-4-5":          "claude-sonnet-4-5",
+		"gpt-5":                      "gpt-5",
+		"model-2025092":              "model-2025092", // not a date
+		"-20250929":                  "-20250929",
+		"":                           "",
+	} {
+		if got := tokenmeter.ModelBase(in); got != want {
+			t.Errorf("ModelBase(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, tt := range []struct {
+		scope, model string
+		want         bool
+	}{
+		{"model:claude-sonnet-4-5", "claude-sonnet-4-5-20250929", true},
+		{"model:claude-sonnet-4-5-20250929", "claude-sonnet-4-5", true},
+		{"model:gpt-4o", "gpt-4o-2024-08-06", true},
+		{"model:gpt-4o", "gpt-4o-mini", false},
+		{"model:claude-sonnet-4-5", "claude-sonnet-4-5-1m", false},
+		{"model:claude-sonnet-4-5", "", false},
+	} {
+		if got := tokenmeter.ScopeApplies(tt.scope, "", "", tt.model); got != tt.want {
+			t.Errorf("ScopeApplies(%q, model %q) = %v, want %v", tt.scope, tt.model, got, tt.want)
+		}
+	}
+}

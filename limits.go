@@ -128,9 +128,33 @@ func ScopeApplies(scope, principal, project, model string) bool {
 	case ScopeProject:
 		return project == value
 	case ScopeModel:
-		return model == value
+		return model == value || (model != "" && ModelBase(model) == ModelBase(value))
 	}
 	return false
+}
+
+// ModelBase returns model without a dated-snapshot suffix
+// ("claude-sonnet-4-5-20250929" and "gpt-4o-2024-08-06" become
+// "claude-sonnet-4-5" and "gpt-4o"), so that a model: scope matches a call
+// whether the request named the alias and the response the snapshot, or
+// the other way round.
+func ModelBase(model string) string {
+	digits := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return false
+			}
+		}
+		return s != ""
+	}
+	if n := len(model); n > 9 && model[n-9] == '-' && digits(model[n-8:]) {
+		return model[:n-9]
+	}
+	if n := len(model); n > 11 && model[n-11] == '-' && model[n-6] == '-' && model[n-3] == '-' &&
+		digits(model[n-10:n-6]) && digits(model[n-5:n-3]) && digits(model[n-2:]) {
+		return model[:n-11]
+	}
+	return model
 }
 
 // Of returns the metric's value for usage u of requests calls costing cost.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/tokenmeter/tokenmeter"
 )
@@ -84,7 +85,14 @@ func scopeFilter(scope string) (string, []any, error) {
 	case tokenmeter.ScopeProject:
 		return "project = ?", []any{value}, nil
 	case tokenmeter.ScopeModel:
-		return "model = ?", []any{value}, nil
+		// The alias and its dated snapshots (see tokenmeter.ModelBase).
+		base := tokenmeter.ModelBase(value)
+		if strings.ContainsAny(base, "*?[]") {
+			return "model = ?", []any{value}, nil
+		}
+		return "(model = ? OR model = ? OR model GLOB ? OR model GLOB ?)", []any{value, base,
+			base + "-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]",
+			base + "-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"}, nil
 	}
 	return "1", nil, nil
 }
