@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 )
 
@@ -109,29 +110,11 @@ func openKeys(dir string, create bool) (*sqlite.DB, error) {
 	return db, nil
 }
 
-// keyJSON is a key as keys list --json (and create, rotate) write it.
-type keyJSON struct {
-	Name    string `json:"name"`
-	Key     string `json:"key,omitempty"` // create and rotate only
-	Prefix  string `json:"prefix"`
-	Project string `json:"project"`
-	Created string `json:"created"`
-	Expires string `json:"expires,omitempty"`
-	Revoked string `json:"revoked,omitempty"`
-	Rotated string `json:"rotated,omitempty"`
-	Status  string `json:"status"`
-}
+// keyJSON is a key as keys list --json (and create, rotate) write it: the
+// admin API's shape, so local and remote output agree.
+type keyJSON = admin.Key
 
-func toJSON(v tokenmeter.VirtualKey, now time.Time) keyJSON {
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	return keyJSON{Name: v.Name, Prefix: v.Prefix, Project: v.Project, Created: ts(v.Created), Expires: ts(v.Expires),
-		Revoked: ts(v.Revoked), Rotated: ts(v.Rotated), Status: v.Status(now)}
-}
+func toJSON(v tokenmeter.VirtualKey, now time.Time) keyJSON { return admin.ToKey(v, now) }
 
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

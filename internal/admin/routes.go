@@ -29,7 +29,8 @@ type Key struct {
 	Status  string `json:"status"`
 }
 
-func toKey(v tokenmeter.VirtualKey, now time.Time) Key {
+// ToKey is how the API and `keys list --json` show v at now.
+func ToKey(v tokenmeter.VirtualKey, now time.Time) Key {
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -52,7 +53,7 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request, _ caller) err
 	}{Keys: []Key{}}
 	now := h.now()
 	for _, k := range keys {
-		out.Keys = append(out.Keys, toKey(k, now))
+		out.Keys = append(out.Keys, ToKey(k, now))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -99,7 +100,7 @@ func (h *Handler) createKey(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err := h.Store.CreateKey(r.Context(), v); err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
-	k := toKey(v, now)
+	k := ToKey(v, now)
 	k.Key = secret
 	writeJSON(w, http.StatusCreated, k)
 	return nil
@@ -136,7 +137,7 @@ func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toKey(k, now))
+	writeJSON(w, http.StatusOK, ToKey(k, now))
 	return nil
 }
 
@@ -156,7 +157,7 @@ func (h *Handler) rotateKey(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return err
 	}
-	k := toKey(v, now)
+	k := ToKey(v, now)
 	k.Key = secret
 	writeJSON(w, http.StatusOK, k)
 	return nil
@@ -290,7 +291,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, meResponse{Key: toKey(c.key, h.now()), Usage: rep, Limits: ls})
+	writeJSON(w, http.StatusOK, meResponse{Key: ToKey(c.key, h.now()), Usage: rep, Limits: ls})
 	return nil
 }
 
