@@ -51,6 +51,7 @@ type Store interface {
 
 	KeyStore
 	LimitStore
+	ReconcileStore
 
 	// Close releases the store. It does not wait for callers of Append.
 	Close() error
