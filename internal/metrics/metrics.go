@@ -1,0 +1,345 @@
+// Package metrics exposes tokenmeter's Prometheus metrics at /metrics,
+// with the official Go client (github.com/prometheus/client_golang).
+//
+// What it guarantees:
+//   - Counters move only from what the gateway records: tokens and
+//     requests are counted from each call's completed event (the same
+//     event the ledger appends), so over a gateway's lifetime
+//     tokenmeter_tokens_total equals the ledger's sums for its proxied calls.
+//   - Low cardinality: no label holds a request id, a principal hash or any
+//     secret. Keys appear by virtual key name, or "passthrough" for calls
+//     made with the client's own credential. Model names come from clients,
+//     so at most MaxModels distinct values are kept per process; later ones
+//     are counted under model="other".
+//   - Scraping reads state (queue depth, limits) when asked and never
+//     blocks the gateway: limit utilisation is read from the store with a
+//     deadline (ScrapeTimeout).
+//
+// Metrics holds its own registry; nothing is registered globally.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tokenmeter/tokenmeter"
+)
+
+// Defaults for Metrics' tuning fields.
+const (
+	// DefaultMaxModels bounds the distinct model label values.
+	DefaultMaxModels = 200
+	// DefaultScrapeTimeout bounds the store reads of one scrape.
+	DefaultScrapeTimeout = 5 * time.Second
+)
+
+// Passthrough is the key label of calls made without a virtual key.
+const Passthrough = "passthrough"
+
+// OtherModel is the model label once MaxModels distinct models were seen.
+const OtherModel = "other"
+
+// Token kinds, the values of the kind label of tokenmeter_tokens_total.
+// They are the report's categories: output includes reasoning, which is
+// also counted on its own under reasoning (so do not sum kinds blindly:
+// sum input, output, cache_write_5m, cache_write_1h and cache_read for
+// the total).
+const (
+	KindInput        = "input"
+	KindOutput       = "output"
+	KindCacheWrite5m = "cache_write_5m"
+	KindCacheWrite1h = "cache_write_1h"
+	KindCacheRead    = "cache_read"
+	KindReasoning    = "reasoning"
+)
+
+// LimitState is one limit's utilisation, for tokenmeter_limit_utilization_ratio.
+type LimitState struct {
+	Name, Scope, Metric, Mode string
+	Used, Max                 int64
+}
+
+// CounterValue is the last value of one provider rate-limit counter.
+type CounterValue struct {
+	Provider, Name string
+	Value          float64
+}
+
+// Metrics records the gateway's metrics and serves them.
+type Metrics struct {
+	// MaxModels bounds distinct model labels; set before use.
+	MaxModels int
+	// ScrapeTimeout bounds the store reads of a scrape.
+	ScrapeTimeout time.Duration
+
+	reg *prometheus.Registry
+	log *slog.Logger
+
+	tokens   *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	cost     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	ttfb     *prometheus.HistogramVec
+	commit   prometheus.Histogram
+	commits  *prometheus.CounterVec
+	alerts   *prometheus.CounterVec
+
+	mu     sync.Mutex
+	models map[string]bool
+}
+
+// Buckets of the request duration and time-to-first-byte histograms, in
+// seconds: LLM calls take from tens of milliseconds (errors, count_tokens)
+// to many minutes (long streams).
+var (
+	DurationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+	TTFBBuckets     = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	CommitBuckets   = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5}
+)
+
+// New returns Metrics with the process and Go collectors and tokenmeter's
+// own metrics registered.
+func New(log *slog.Logger) *Metrics {
+	m := &Metrics{MaxModels: DefaultMaxModels, ScrapeTimeout: DefaultScrapeTimeout, reg: prometheus.NewRegistry(), log: log, models: map[string]bool{}}
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenmeter_tokens_total",
+		Help: "Tokens of completed proxied calls, by provider, model, token kind (input, output, cache_write_5m, cache_write_1h, cache_read, reasoning; output includes reasoning) and key (virtual key name or passthrough).",
+	}, []string{"provider", "model", "kind", "key"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenmeter_requests_total",
+		Help: "Completed proxied calls by provider, model and status class (2xx, 4xx, 5xx, ...; none when no response came).",
+	}, []string{"provider", "model", "status_class"})
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenmeter_cost_dollars_total",
+		Help: "Cost of completed proxied calls in US dollars (priced calls only), by provider, model and key.",
+	}, []string{"provider", "model", "key"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tokenmeter_request_duration_seconds",
+		Help:    "Time from a proxied request's arrival to its completion, by provider.",
+		Buckets: DurationBuckets,
+	}, []string{"provider"})
+	m.ttfb = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tokenmeter_time_to_first_byte_seconds",
+		Help:    "Time from a proxied request's arrival to the upstream's response headers, by provider.",
+		Buckets: TTFBBuckets,
+	}, []string{"provider"})
+	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tokenmeter_ledger_commit_duration_seconds",
+		Help:    "Duration of the ledger writer's batch commits.",
+		Buckets: CommitBuckets,
+	})
+	m.commits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenmeter_ledger_events_total",
+		Help: "Events the ledger writer handled, by result (committed, failed).",
+	}, []string{"result"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenmeter_alerts_fired_total",
+		Help: "Alerts fired, by rule kind.",
+	}, []string{"kind"})
+	m.reg.MustRegister(m.tokens, m.requests, m.cost, m.duration, m.ttfb, m.commit, m.commits, m.alerts,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry, for tests and extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus text format (or
+// OpenMetrics, if the scraper asks for it).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slogErrors{m.log}, ErrorHandling: promhttp.ContinueOnError})
+}
+
+type slogErrors struct{ log *slog.Logger }
+
+func (l slogErrors) Println(v ...any) {
+	if l.log != nil {
+		l.log.Warn("metrics scrape error", "err", strings.TrimSpace(fmtArgs(v)))
+	}
+}
+
+func fmtArgs(v []any) string {
+	var b strings.Builder
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if e, ok := x.(error); ok {
+			b.WriteString(e.Error())
+		} else if s, ok := x.(string); ok {
+			b.WriteString(s)
+		}
+	}
+	return b.String()
+}
+
+// KeyLabel returns the key label of a principal: the virtual key's name
+// for "key:NAME", Passthrough for anything else (a credential hash is
+// never a label).
+func KeyLabel(principal string) string {
+	if name, ok := strings.CutPrefix(principal, "key:"); ok && name != "" {
+		return name
+	}
+	return Passthrough
+}
+
+// StatusClass returns "2xx" for 200..299 and so on, "none" for 0.
+func StatusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "none"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
+
+// model returns the label for a model name, bounded by MaxModels.
+func (m *Metrics) model(name string) string {
+	if name == "" {
+		return "unknown"
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.models[name] {
+		return name
+	}
+	if len(m.models) >= m.MaxModels {
+		return OtherModel
+	}
+	m.models[name] = true
+	return name
+}
+
+// FirstByte observes a call's time to first byte (the upstream's response
+// headers). The proxy calls it once per call that got a response.
+func (m *Metrics) FirstByte(provider string, d time.Duration) {
+	m.ttfb.WithLabelValues(provider).Observe(d.Seconds())
+}
+
+// Completed counts a proxied call's completed event.
+func (m *Metrics) Completed(ev *tokenmeter.Event) {
+	model, key := m.model(ev.Model), KeyLabel(ev.Principal)
+	m.requests.WithLabelValues(ev.Provider, model, StatusClass(ev.Status)).Inc()
+	m.duration.WithLabelValues(ev.Provider).Observe(ev.Latency.Seconds())
+	u := ev.Usage
+	for _, k := range []struct {
+		kind string
+		n    int64
+	}{
+		{KindInput, u.InputTokens}, {KindOutput, u.OutputTokens}, {KindCacheWrite5m, u.CacheWrite5mTokens},
+		{KindCacheWrite1h, u.CacheWrite1hTokens}, {KindCacheRead, u.CacheReadTokens}, {KindReasoning, u.ReasoningTokens},
+	} {
+		// Create the series even at zero, so a rate() sees it from the start.
+		c := m.tokens.WithLabelValues(ev.Provider, model, k.kind, key)
+		if k.n > 0 {
+			c.Add(float64(k.n))
+		}
+	}
+	if ev.CostKnown && ev.Cost > 0 {
+		m.cost.WithLabelValues(ev.Provider, model, key).Add(ev.Cost.USD())
+	}
+}
+
+// Commit observes one ledger batch commit of n events.
+func (m *Metrics) Commit(n int, d time.Duration, err error) {
+	m.commit.Observe(d.Seconds())
+	result := "committed"
+	if err != nil {
+		result = "failed"
+	}
+	m.commits.WithLabelValues(result).Add(float64(n))
+}
+
+// AlertFired counts a fired alert of kind (threshold, burn_rate, anomaly...).
+func (m *Metrics) AlertFired(kind string) { m.alerts.WithLabelValues(kind).Inc() }
+
+// QueueDepth registers tokenmeter_ledger_queue_depth, read from depth at
+// each scrape.
+func (m *Metrics) QueueDepth(depth func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokenmeter_ledger_queue_depth",
+		Help: "Events waiting for the ledger writer's next commit.",
+	}, func() float64 { return float64(depth()) }))
+}
+
+// Limits registers tokenmeter_limit_utilization_ratio (used / max of each
+// limit's current window) and tokenmeter_limit_used / tokenmeter_limit_max,
+// read from read at each scrape.
+func (m *Metrics) Limits(read func(ctx context.Context) ([]LimitState, error)) {
+	m.reg.MustRegister(&limitCollector{m: m, read: read})
+}
+
+// Counters registers tokenmeter_provider_ratelimit, the last value of each
+// provider rate-limit counter (remaining requests, tokens...), read from
+// read at each scrape.
+func (m *Metrics) Counters(read func(ctx context.Context) ([]CounterValue, error)) {
+	m.reg.MustRegister(&counterCollector{m: m, read: read})
+}
+
+var (
+	limitRatio = prometheus.NewDesc("tokenmeter_limit_utilization_ratio",
+		"Used share of each limit in its current window (1 = exhausted).", []string{"limit", "scope", "metric", "mode"}, nil)
+	limitUsed = prometheus.NewDesc("tokenmeter_limit_used",
+		"Usage of each limit in its current window, in the limit's metric (tokens, requests or micro-dollars).", []string{"limit", "scope", "metric", "mode"}, nil)
+	limitMax = prometheus.NewDesc("tokenmeter_limit_max",
+		"Maximum of each limit, in the limit's metric (tokens, requests or micro-dollars).", []string{"limit", "scope", "metric", "mode"}, nil)
+	counterValue = prometheus.NewDesc("tokenmeter_provider_ratelimit",
+		"Last value of each provider rate-limit counter seen in response headers.", []string{"provider", "counter"}, nil)
+)
+
+type limitCollector struct {
+	m    *Metrics
+	read func(ctx context.Context) ([]LimitState, error)
+}
+
+func (c *limitCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- limitRatio
+	ch <- limitUsed
+	ch <- limitMax
+}
+
+func (c *limitCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.m.ScrapeTimeout)
+	defer cancel()
+	ls, err := c.read(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(limitRatio, err)
+		return
+	}
+	for _, l := range ls {
+		labels := []string{l.Name, l.Scope, l.Metric, l.Mode}
+		ratio := 0.0
+		if l.Max > 0 {
+			ratio = float64(l.Used) / float64(l.Max)
+		}
+		ch <- prometheus.MustNewConstMetric(limitRatio, prometheus.GaugeValue, ratio, labels...)
+		ch <- prometheus.MustNewConstMetric(limitUsed, prometheus.GaugeValue, float64(l.Used), labels...)
+		ch <- prometheus.MustNewConstMetric(limitMax, prometheus.GaugeValue, float64(l.Max), labels...)
+	}
+}
+
+type counterCollector struct {
+	m    *Metrics
+	read func(ctx context.Context) ([]CounterValue, error)
+}
+
+func (c *counterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- counterValue }
+
+func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.m.ScrapeTimeout)
+	defer cancel()
+	vs, err := c.read(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(counterValue, err)
+		return
+	}
+	for _, v := range vs {
+		ch <- prometheus.MustNewConstMetric(counterValue, prometheus.GaugeValue, v.Value, v.Provider, v.Name)
+	}
+}

@@ -1,0 +1,144 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/metrics"
+)
+
+// scrape serves m's handler and parses the text it answers.
+func scrape(t *testing.T, m *metrics.Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("GET /metrics = %d\n%s", rec.Code, rec.Body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, rec.Body)
+	}
+	return fams
+}
+
+// value returns the value of the series of fam whose labels include want.
+func value(fams map[string]*dto.MetricFamily, fam string, want map[string]string) (float64, bool) {
+	f := fams[fam]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+func TestMetrics(t *testing.T) {
+	m := metrics.New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.MaxModels = 2
+	ev := func(model, principal string, status int, u tokenmeter.Usage) *tokenmeter.Event {
+		return &tokenmeter.Event{Provider: "anthropic", Model: model, Principal: principal, Status: status, Usage: u,
+			Latency: 2 * time.Second, Cost: 1500, CostKnown: true}
+	}
+	m.Completed(ev("claude-a", "key:alice", 200, tokenmeter.Usage{InputTokens: 10, OutputTokens: 5, ReasoningTokens: 2, CacheReadTokens: 7}))
+	m.Completed(ev("claude-a", "cred:0123456789abcdef", 429, tokenmeter.Usage{}))
+	m.Completed(ev("claude-b", "", 200, tokenmeter.Usage{InputTokens: 1}))
+	m.Completed(ev("hostile-1", "key:alice", 0, tokenmeter.Usage{InputTokens: 3}))
+	m.FirstByte("anthropic", 300*time.Millisecond)
+	m.Commit(3, time.Millisecond, nil)
+	m.Commit(2, time.Millisecond, io.EOF)
+	m.AlertFired("threshold")
+	m.QueueDepth(func() int { return 4 })
+	m.Limits(func(context.Context) ([]metrics.LimitState, error) {
+		return []metrics.LimitState{{Name: "daily", Scope: "key:alice", Metric: "tokens", Mode: "hard", Used: 25, Max: 100}}, nil
+	})
+	m.Counters(func(context.Context) ([]metrics.CounterValue, error) {
+		return []metrics.CounterValue{{Provider: "anthropic", Name: "tokens-remaining", Value: 9000}}, nil
+	})
+	fams := scrape(t, m)
+	for _, c := range []struct {
+		fam    string
+		labels map[string]string
+		want   float64
+	}{
+		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "input", "key": "alice"}, 10},
+		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "output", "key": "alice"}, 5},
+		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "reasoning", "key": "alice"}, 2},
+		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "cache_read", "key": "alice"}, 7},
+		{"tokenmeter_tokens_total", map[string]string{"model": "claude-b", "kind": "input", "key": "passthrough"}, 1},
+		{"tokenmeter_tokens_total", map[string]string{"model": "other", "kind": "input", "key": "alice"}, 3},
+		{"tokenmeter_requests_total", map[string]string{"model": "claude-a", "status_class": "2xx"}, 1},
+		{"tokenmeter_requests_total", map[string]string{"model": "claude-a", "status_class": "4xx"}, 1},
+		{"tokenmeter_requests_total", map[string]string{"model": "other", "status_class": "none"}, 1},
+		{"tokenmeter_cost_dollars_total", map[string]string{"model": "claude-a", "key": "alice"}, 0.0015},
+		{"tokenmeter_request_duration_seconds", map[string]string{"provider": "anthropic"}, 4},
+		{"tokenmeter_time_to_first_byte_seconds", map[string]string{"provider": "anthropic"}, 1},
+		{"tokenmeter_ledger_commit_duration_seconds", nil, 2},
+		{"tokenmeter_ledger_events_total", map[string]string{"result": "committed"}, 3},
+		{"tokenmeter_ledger_events_total", map[string]string{"result": "failed"}, 2},
+		{"tokenmeter_ledger_queue_depth", nil, 4},
+		{"tokenmeter_alerts_fired_total", map[string]string{"kind": "threshold"}, 1},
+		{"tokenmeter_limit_utilization_ratio", map[string]string{"limit": "daily", "scope": "key:alice"}, 0.25},
+		{"tokenmeter_limit_used", map[string]string{"limit": "daily"}, 25},
+		{"tokenmeter_provider_ratelimit", map[string]string{"provider": "anthropic", "counter": "tokens-remaining"}, 9000},
+	} {
+		got, ok := value(fams, c.fam, c.labels)
+		if !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v); want %v", c.fam, c.labels, got, ok, c.want)
+		}
+	}
+	// No principal hash ever becomes a label.
+	for name, f := range fams {
+		for _, s := range f.Metric {
+			for _, l := range s.Label {
+				if strings.Contains(l.GetValue(), "cred:") || strings.Contains(l.GetValue(), "0123456789abcdef") {
+					t.Errorf("%s has label %s=%q", name, l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+}
+
+func TestStatusClassKeyLabel(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		want   string
+	}{{200, "2xx"}, {0, "none"}, {429, "4xx"}, {529, "5xx"}, {99, "none"}, {1000, "none"}} {
+		if got := metrics.StatusClass(c.status); got != c.want {
+			t.Errorf("StatusClass(%d) = %q, want %q", c.status, got, c.want)
+		}
+	}
+	for _, c := range []struct{ p, want string }{{"key:bob", "bob"}, {"key:", "passthrough"}, {"cred:abc", "passthrough"}, {"", "passthrough"}} {
+		if got := metrics.KeyLabel(c.p); got != c.want {
+			t.Errorf("KeyLabel(%q) = %q, want %q", c.p, got, c.want)
+		}
+	}
+}
