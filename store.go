@@ -52,6 +52,7 @@ type Store interface {
 	KeyStore
 	LimitStore
 	ReconcileStore
+	AlertStore
 
 	// Close releases the store. It does not wait for callers of Append.
 	Close() error
