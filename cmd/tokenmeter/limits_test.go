@@ -291,14 +291,8 @@ func TestHardLimitConcurrency(t *testing.T) {
 				t.Errorf("ledger total %d, limit %d", total, max)
 			}
 			t.Logf("%s: %d admitted, %d refused, ledger total %d of %d", tc.name, len(admitted), len(refused), total, max)
-			raw, err := sql.Open("sqlite", "file:"+filepath.Join(gw.Config.Data, LedgerFile))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			var open int
-			if err := raw.QueryRow(`SELECT COUNT(*) FROM limit_reservations`).Scan(&open); err != nil || open != 0 {
-				t.Errorf("%d reservations left open (%v), want none", open, err)
+			if open := gw.store.OpenReservations(); open != 0 {
+				t.Errorf("%d reservations left open, want none", open)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -112,103 +113,12 @@ func metricSQL(m tokenmeter.LimitMetric) string {
 	return "cost_micros"
 }
 
-// reservedSQL is the SQL expression of a metric over limit_reservations.
-func reservedSQL(m tokenmeter.LimitMetric) string {
-	switch m {
-	case tokenmeter.MetricTokens:
-		return "total_tokens"
-	case tokenmeter.MetricInputTokens:
-		return "input_tokens"
-	case tokenmeter.MetricOutputTokens:
-		return "output_tokens"
-	case tokenmeter.MetricRequests:
-		return "1"
-	}
-	return "cost_micros"
-}
-
-// limitQuery returns the statement (prepared once per metric and scope
-// kind) and arguments that read a check's usage and open reservations.
-// It must not run inside a write transaction: preparing needs the writer
-// connection.
-func (db *DB) limitQuery(c tokenmeter.LimitCheck) (*sql.Stmt, []any, error) {
-	cond, args, err := scopeFilter(c.Limit.Scope)
-	if err != nil {
-		return nil, nil, err
-	}
-	since := c.Since.UnixMicro()
-	since -= ((since % rollupWidth) + rollupWidth) % rollupWidth // floor to the rollup grid
-	q := `SELECT (SELECT COALESCE(SUM(` + metricSQL(c.Limit.Metric) + `), 0) FROM usage_rollup WHERE bucket_us >= ? AND ` + cond + `),
-		(SELECT COALESCE(SUM(` + reservedSQL(c.Limit.Metric) + `), 0) FROM limit_reservations WHERE ` + cond + `)`
-	stmt, err := db.cached(q)
-	if err != nil {
-		return nil, nil, err
-	}
-	return stmt, append(append([]any{since}, args...), args...), nil
-}
-
-// cached returns query prepared on the writer connection, preparing it
-// the first time (the limit queries are a few dozen texts at most).
-func (db *DB) cached(query string) (*sql.Stmt, error) {
-	if st, ok := db.stmts.Load(query); ok {
-		return st.(*sql.Stmt), nil
-	}
-	st, err := db.w.Prepare(query)
-	if err != nil {
-		return nil, FormatError(fmt.Errorf("prepare limit query: %w", err))
-	}
-	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
-		st.Close()
-		return prev.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
-// Reserve implements tokenmeter.LimitStore.
-func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []tokenmeter.LimitCheck) (states []tokenmeter.LimitState, ok bool, err error) {
+// Reserve implements tokenmeter.LimitStore (see reserve.go).
+func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []tokenmeter.LimitCheck) ([]tokenmeter.LimitState, bool, error) {
 	if db.w == nil {
 		return nil, false, errors.New("sqlite: database opened read-only")
 	}
-	stmts := make([]*sql.Stmt, len(checks))
-	args := make([][]any, len(checks))
-	for i, c := range checks {
-		if stmts[i], args[i], err = db.limitQuery(c); err != nil {
-			return nil, false, err
-		}
-	}
-	insert, err := db.cached(`INSERT INTO limit_reservations (request_key, instance, time_us, principal, project, model,
-		input_tokens, output_tokens, total_tokens, cost_micros) VALUES (?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return nil, false, err
-	}
-	err = db.keyTx(ctx, "reserve", func(tx *sql.Tx) error {
-		ok = true
-		states = make([]tokenmeter.LimitState, 0, len(checks))
-		for i, c := range checks {
-			st := tokenmeter.LimitState{Limit: c.Limit}
-			if err := tx.StmtContext(ctx, stmts[i]).QueryRowContext(ctx, args[i]...).Scan(&st.Used, &st.Reserved); err != nil {
-				return FormatError(fmt.Errorf("read usage of limit %s: %w", c.Limit.Name, err))
-			}
-			states = append(states, st)
-			if st.Used+st.Reserved+c.Limit.Metric.Of(r.Usage, 1, r.Cost) > c.Limit.Max {
-				ok = false
-			}
-		}
-		if !ok {
-			return nil
-		}
-		u := r.Usage
-		if _, err := tx.StmtContext(ctx, insert).ExecContext(ctx,
-			r.RequestKey, r.Instance, r.Time.UnixMicro(), r.Principal, r.Project, r.Model,
-			u.InputTokens, u.OutputTokens, u.TotalTokens(), int64(r.Cost)); err != nil {
-			return FormatError(fmt.Errorf("reserve for %s: %w", r.RequestKey, err))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	return states, ok, nil
+	return db.reserve(ctx, r, checks)
 }
 
 // ReleaseReservation implements tokenmeter.LimitStore.
@@ -216,37 +126,32 @@ func (db *DB) ReleaseReservation(ctx context.Context, requestKey string) error {
 	if db.w == nil {
 		return errors.New("sqlite: database opened read-only")
 	}
-	if _, err := db.w.ExecContext(ctx, `DELETE FROM limit_reservations WHERE request_key = ?`, requestKey); err != nil {
-		return FormatError(fmt.Errorf("release reservation of %s: %w", requestKey, err))
-	}
+	db.rs.mu.Lock()
+	db.rs.release(requestKey)
+	db.rs.mu.Unlock()
 	return nil
 }
 
-// ReleaseReservations implements tokenmeter.LimitStore.
+// ReleaseReservations implements tokenmeter.LimitStore. Releasing all of
+// them also clears the limit_reservations table, where tokenmeter 0.x
+// before the in-memory reserver kept them.
 func (db *DB) ReleaseReservations(ctx context.Context, instances []string) (int, error) {
-	var n int64
-	err := db.keyTx(ctx, "release reservations", func(tx *sql.Tx) error {
-		var res sql.Result
-		var err error
-		if instances == nil {
-			res, err = tx.ExecContext(ctx, `DELETE FROM limit_reservations`)
-		} else {
-			for _, in := range instances {
-				if res, err = tx.ExecContext(ctx, `DELETE FROM limit_reservations WHERE instance = ?`, in); err != nil {
-					break
-				}
-				k, _ := res.RowsAffected()
-				n += k
-			}
-			res = nil
+	if db.w == nil {
+		return 0, errors.New("sqlite: database opened read-only")
+	}
+	if instances == nil {
+		if _, err := db.w.ExecContext(ctx, `DELETE FROM limit_reservations`); err != nil {
+			return 0, FormatError(fmt.Errorf("release reservations: %w", err))
 		}
-		if err != nil {
-			return FormatError(fmt.Errorf("release reservations: %w", err))
+	}
+	db.rs.mu.Lock()
+	defer db.rs.mu.Unlock()
+	var n int
+	for key, r := range db.rs.held {
+		if instances == nil || slices.Contains(instances, r.Instance) {
+			db.rs.release(key)
+			n++
 		}
-		if res != nil {
-			n, _ = res.RowsAffected()
-		}
-		return nil
-	})
-	return int(n), err
+	}
+	return n, nil
 }

@@ -80,6 +80,12 @@ type DB struct {
 	// CacheKiB is the writer's page cache; zero means DefaultCacheKiB.
 	CacheKiB int
 
+	// ReserveRefresh is how often, at most, Reserve re-reads a limit's
+	// window usage to see other processes' writes; zero means
+	// DefaultReserveRefresh, negative re-reads it every time (see
+	// reserve.go).
+	ReserveRefresh time.Duration
+
 	// HeadInterval is how often, at most, the chain head is recorded; zero
 	// records it with every commit. Close always records the final head.
 	HeadInterval time.Duration
@@ -104,8 +110,7 @@ type DB struct {
 	held     *sql.Stmt
 	rollup   *sql.Stmt
 	saveFile *sql.Stmt
-	release  *sql.Stmt
-	stmts    sync.Map // query text -> *sql.Stmt on w (limit queries)
+	rs       reserver // hard limits' reservations and window usage
 	head     *sql.Stmt
 	setHead  *sql.Stmt
 }
@@ -197,7 +202,6 @@ func (db *DB) Open() error {
 		{&db.recorded, recordedSQL},
 		{&db.held, heldSQL},
 		{&db.rollup, rollupSQL},
-		{&db.release, `DELETE FROM limit_reservations WHERE request_key = ?`},
 		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, line, state) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT (source, path) DO UPDATE SET identity = excluded.identity, size = excluded.size,
 			mod_us = excluded.mod_us, offset = excluded.offset, line = excluded.line, state = excluded.state`},
@@ -238,11 +242,7 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
-	db.stmts.Range(func(_, st any) bool {
-		errs = append(errs, st.(*sql.Stmt).Close())
-		return true
-	})
-	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.saveFile, db.release, db.head, db.setHead} {
+	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.saveFile, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -437,7 +437,7 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		}
 	}
 	sums := make(map[rollupKey]*rollupRow)
-	var release *sql.Stmt
+	var done rolled // what the reserver learns of this commit
 	for i := range events {
 		ev := &events[i]
 		if recorded != nil && ev.UpstreamRequestID != "" {
@@ -480,22 +480,19 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 			res.Revised++
 			seq, prev = rev.Seq, rev.Hash
 			addRollup(sums, &rev)
+			done.events = append(done.events, &rev)
 			continue
 		}
 		res.Added++
 		seq, prev = ev.Seq, ev.Hash
 		if ev.Kind == tokenmeter.KindCompleted || ev.Kind == tokenmeter.KindRevised {
 			addRollup(sums, ev)
+			done.events = append(done.events, ev)
 		}
 		if ev.Kind == tokenmeter.KindCompleted && ev.Source == tokenmeter.SourceProxy {
-			// The call's actual usage replaces its reservation in the same
-			// transaction: it never counts twice nor not at all.
-			if release == nil {
-				release = tx.StmtContext(ctx, db.release)
-			}
-			if _, err := release.ExecContext(ctx, ev.RequestKey); err != nil {
-				return res, FormatError(fmt.Errorf("release reservation of %s: %w", ev.RequestKey, err))
-			}
+			// The call's actual usage replaces its reservation once the
+			// commit returns (see reserve.go).
+			done.released = append(done.released, ev.RequestKey)
 		}
 	}
 	if len(sums) > 0 {
@@ -529,6 +526,10 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 	}
 	if err := tx.Commit(); err != nil {
 		return res, FormatError(fmt.Errorf("commit: %w", err))
+	}
+	if len(done.events) > 0 || len(done.released) > 0 {
+		done.lastSeq = seq
+		db.rs.committed(done)
 	}
 	if res.Added > 0 {
 		db.headSeq, db.headHash, db.headDirty = seq, prev, !recordHead
