@@ -64,6 +64,8 @@ type Config struct {
 	// generated at first start, shown once, and its hash kept in the data
 	// directory (see docs/admin-api.md).
 	AdminToken string `yaml:"admin_token"`
+	// Alerts holds the alert rules and sinks (see docs/alerts.md).
+	Alerts AlertsConfig `yaml:"alerts"`
 }
 
 // DefaultCredentialEnv names the environment variables that hold the
@@ -199,6 +201,7 @@ func (c *Config) Validate() error {
 			bad("credentials."+route, env, "no upstream has this name")
 		}
 	}
+	errs = append(errs, c.Alerts.validate()...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

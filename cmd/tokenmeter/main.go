@@ -75,6 +75,7 @@ Usage:
   tokenmeter keys <create|list|revoke|rotate> [NAME] [--name NAME] [--project P] [--expires DATE] [--json] [--data DIR|--server URL]
   tokenmeter limits set NAME --scope S --metric M --max N --window W [--reset-at HH:MM] [--tz ZONE] [--mode soft|hard]
   tokenmeter limits <list|delete NAME> [--json] [--data DIR|--server URL]
+  tokenmeter alerts <list [--all] [--json] | rules [set NAME --kind K ... | delete NAME] | test SINK> [--data DIR]
   tokenmeter fake-upstream [--listen ADDR]
   tokenmeter version
 
@@ -108,6 +109,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runKeys(ctx, rest, stdout, stderr)
 	case "limits":
 		return runLimits(ctx, rest, stdout, stderr)
+	case "alerts":
+		return runAlerts(ctx, rest, stdout, stderr)
 	case "fake-upstream":
 		return runFakeUpstream(ctx, rest, stdout, stderr)
 	case "version":

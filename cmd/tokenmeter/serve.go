@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/admin"
+	"github.com/tokenmeter/tokenmeter/internal/alerts"
 	"github.com/tokenmeter/tokenmeter/internal/importer"
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
@@ -62,6 +63,10 @@ type Serve struct {
 
 	stopImports context.CancelFunc // the importers' owner
 	imports     sync.WaitGroup
+
+	// Alerts is the alert engine (see startAlerts in alerts.go).
+	Alerts     *alerts.Engine
+	stopAlerts func()
 }
 
 // Open takes the data directory, recovers calls left open by a previous
@@ -155,6 +160,10 @@ func (s *Serve) Open(ctx context.Context) error {
 		return err
 	}
 	s.startImports(prices)
+	if err := s.startAlerts(); err != nil {
+		s.Close(ctx)
+		return err
+	}
 	return nil
 }
 
@@ -221,6 +230,9 @@ func (s *Serve) URL() string { return s.server.URL() }
 // then commits what the writer holds, then closes the ledger.
 func (s *Serve) Close(ctx context.Context) error {
 	var errs []error
+	if s.stopAlerts != nil {
+		s.stopAlerts()
+	}
 	if s.stopImports != nil {
 		s.stopImports()
 		s.imports.Wait()
@@ -309,6 +321,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	adminToken := fs.String("admin-token", "", "`token` for the admin API /api/* (prefer $TOKENMETER_ADMIN_TOKEN; default: generated at first start)")
 	var imports stringList
 	fs.Var(&imports, "import", "also import these local logs continuously: claude-code or codex (repeatable)")
+	var alertWebhooks, alertSlack, alertCommands stringList
+	fs.Var(&alertWebhooks, "alert-webhook", "send every alert as JSON to this webhook `URL` (repeatable; HMAC secret from $"+AlertSecretEnv+")")
+	fs.Var(&alertSlack, "alert-slack", "send every alert to this Slack-compatible incoming webhook `URL` (repeatable)")
+	fs.Var(&alertCommands, "alert-command", "run this shell `command` with every alert as JSON on stdin (repeatable)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -352,6 +368,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for n, u := range ups {
 		cfg.Upstreams[n] = u
 	}
+	cfg.Alerts.Webhooks, cfg.Alerts.Slack, cfg.Alerts.Commands = alertWebhooks, alertSlack, alertCommands
 	s := &Serve{Config: cfg, Log: newLogger(stderr, cfg.LogLevel)}
 	if err := s.Open(ctx); err != nil {
 		return err

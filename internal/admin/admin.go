@@ -94,6 +94,8 @@ func (h *Handler) routes() *http.ServeMux {
 	h.handle(mux, "/api/status", roleAdmin, map[string]handlerFunc{"GET": h.status})
 	h.handle(mux, "/api/limits", roleAdmin, map[string]handlerFunc{"GET": h.limits})
 	h.handle(mux, "/api/me", roleKey, map[string]handlerFunc{"GET": h.me})
+	h.handle(mux, "/api/alerts", roleAdmin, map[string]handlerFunc{"GET": h.alerts})
+	h.handle(mux, "/api/alerts/{id}", roleAdmin, map[string]handlerFunc{"GET": h.alert})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, &httpError{http.StatusNotFound, "not_found",
 			fmt.Sprintf("no admin route %s %s (see docs/admin-api.md)", r.Method, r.URL.Path)})
