@@ -51,6 +51,9 @@ type Store interface {
 
 	KeyStore
 	LimitStore
+	CredentialStore
+	CounterStore
+	CallStore
 	ReconcileStore
 	AlertStore
 
