@@ -104,6 +104,7 @@ type Server struct {
 	limits   *limiter
 	instance string // random per Server, so ids never repeat across instances
 	requests atomic.Int64
+	admin    admin // what was served, for the admin reports (admin.go)
 }
 
 // New returns a Server configured by opts.
@@ -147,6 +148,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("GET /api/hello", s.handle(providerAnthropic, s.handleHello))
 	mux.Handle("POST /v1/chat/completions", s.handle(providerOpenAI, s.handleChatCompletions))
 	mux.Handle("POST /v1/responses", s.handle(providerOpenAI, s.handleResponses))
+	s.adminRoutes(mux)
 	mux.Handle("/", s.handle(providerByRoute, s.handleNotFound))
 	return mux
 }
@@ -234,6 +236,7 @@ func (s *Server) handle(p provider, h handlerFunc) http.Handler {
 		n := s.requests.Add(1)
 		c := &call{provider: resolveProvider(p, r), start: s.now()}
 		c.principal = c.provider.String() + ":" + credentialHash(r)
+		defer s.record(r, c)
 		if s.observe != nil {
 			// Deferred, so that calls cut with http.ErrAbortHandler are
 			// observed too.
