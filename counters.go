@@ -77,7 +77,7 @@ func (s Sample) SameValues(o Sample) bool {
 // SampleQuery selects samples. Empty fields match everything; a zero
 // Since or Until leaves that side open (Since inclusive, Until exclusive).
 // Limit, when positive, keeps the latest Limit samples. Samples come in
-// Time order (ties in insertion order).
+// Time order (ties by provider, credential, counter).
 type SampleQuery struct {
 	Provider, Credential, Counter string
 	Since, Until                  time.Time
@@ -127,7 +127,8 @@ type Anomaly struct {
 // CounterStore keeps the provider-counter samples and the anomalies found
 // in them. It is part of Store.
 type CounterStore interface {
-	// AddSamples stores samples in one transaction.
+	// AddSamples stores samples in one transaction. A series holds one
+	// sample per microsecond: a later one at the same Time replaces it.
 	AddSamples(ctx context.Context, samples []Sample) error
 
 	// Samples returns the samples q selects, in Time order.

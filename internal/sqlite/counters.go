@@ -61,7 +61,7 @@ func (db *DB) Credentials(ctx context.Context) ([]tokenmeter.Credential, error) 
 	return out, rows.Err()
 }
 
-const sampleColumns = `time_us, provider, credential, counter, limit_value, remaining, utilization, reset_us, status, raw, source`
+const sampleColumns = `provider, credential, counter, time_us, limit_value, remaining, utilization, reset_us, status, raw, source`
 
 // AddSamples implements tokenmeter.CounterStore.
 func (db *DB) AddSamples(ctx context.Context, samples []tokenmeter.Sample) error {
@@ -69,13 +69,13 @@ func (db *DB) AddSamples(ctx context.Context, samples []tokenmeter.Sample) error
 		return nil
 	}
 	return db.keyTx(ctx, "add samples", func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO counter_samples (`+sampleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
+		st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO counter_samples (`+sampleColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return FormatError(fmt.Errorf("add samples: %w", err))
 		}
 		defer st.Close()
 		for _, s := range samples {
-			if _, err := st.ExecContext(ctx, micros(s.Time), s.Provider, s.Credential, s.Counter, s.Limit, s.Remaining,
+			if _, err := st.ExecContext(ctx, s.Provider, s.Credential, s.Counter, micros(s.Time), s.Limit, s.Remaining,
 				s.Utilization, micros(s.Reset), s.Status, s.Raw, s.Source); err != nil {
 				return FormatError(fmt.Errorf("add sample: %w", err))
 			}
@@ -105,16 +105,16 @@ func (db *DB) Samples(ctx context.Context, q tokenmeter.SampleQuery) ([]tokenmet
 		where = append(where, "time_us < ?")
 		args = append(args, q.Until.UnixMicro())
 	}
-	query := `SELECT id, ` + sampleColumns + ` FROM counter_samples`
+	query := `SELECT ` + sampleColumns + ` FROM counter_samples`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	if q.Limit > 0 {
 		// The latest Limit samples, returned oldest first.
-		query = `SELECT * FROM (` + query + ` ORDER BY time_us DESC, id DESC LIMIT ?) ORDER BY time_us, id`
+		query = `SELECT * FROM (` + query + ` ORDER BY time_us DESC, provider DESC, credential DESC, counter DESC LIMIT ?) ORDER BY time_us, provider, credential, counter`
 		args = append(args, q.Limit)
 	} else {
-		query += " ORDER BY time_us, id"
+		query += " ORDER BY time_us, provider, credential, counter"
 	}
 	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -124,8 +124,8 @@ func (db *DB) Samples(ctx context.Context, q tokenmeter.SampleQuery) ([]tokenmet
 	var out []tokenmeter.Sample
 	for rows.Next() {
 		var s tokenmeter.Sample
-		var id, at, reset int64
-		if err := rows.Scan(&id, &at, &s.Provider, &s.Credential, &s.Counter, &s.Limit, &s.Remaining, &s.Utilization,
+		var at, reset int64
+		if err := rows.Scan(&s.Provider, &s.Credential, &s.Counter, &at, &s.Limit, &s.Remaining, &s.Utilization,
 			&reset, &s.Status, &s.Raw, &s.Source); err != nil {
 			return nil, fmt.Errorf("scan sample: %w", err)
 		}

@@ -10,25 +10,25 @@ CREATE TABLE credentials (
 	last_seen_us  INTEGER NOT NULL
 ) WITHOUT ROWID;
 
--- Rate-limit counter samples, compacted by the capture (a sample per
--- change, or per minute while unchanged). limit_value, remaining and
--- utilization (basis points) are -1 when not reported; reset_us is 0.
+-- Rate-limit counter samples, compacted by the capture (see
+-- docs/counters.md): one row per series and microsecond, kept in the
+-- series' order with no other index, so 30 days of a busy gateway stay
+-- small. limit_value, remaining and utilization (basis points) are -1 when
+-- not reported; reset_us is 0.
 CREATE TABLE counter_samples (
-	id          INTEGER PRIMARY KEY,
-	time_us     INTEGER NOT NULL,
 	provider    TEXT    NOT NULL,
 	credential  TEXT    NOT NULL,
 	counter     TEXT    NOT NULL,
+	time_us     INTEGER NOT NULL,
 	limit_value INTEGER NOT NULL,
 	remaining   INTEGER NOT NULL,
 	utilization INTEGER NOT NULL,
 	reset_us    INTEGER NOT NULL,
 	status      TEXT    NOT NULL,
 	raw         TEXT    NOT NULL,
-	source      TEXT    NOT NULL
-);
-CREATE INDEX counter_samples_series ON counter_samples (provider, credential, counter, time_us);
-CREATE INDEX counter_samples_time ON counter_samples (time_us);
+	source      TEXT    NOT NULL,
+	PRIMARY KEY (provider, credential, counter, time_us)
+) WITHOUT ROWID;
 
 -- Anomalies, each stored once per kind, series and start.
 CREATE TABLE anomalies (
