@@ -64,6 +64,10 @@ type Config struct {
 	// generated at first start, shown once, and its hash kept in the data
 	// directory (see docs/admin-api.md).
 	AdminToken string `yaml:"admin_token"`
+	// CountersRetention is how long provider-counter samples are kept: a
+	// duration (720h) or days (30d); "0" keeps them forever; empty means
+	// 30 days (see docs/counters.md).
+	CountersRetention string `yaml:"counters_retention"`
 	// Alerts holds the alert rules and sinks (see docs/alerts.md).
 	Alerts AlertsConfig `yaml:"alerts"`
 }
@@ -202,6 +206,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Alerts.validate()...)
+	if _, err := parseRetention(c.CountersRetention); err != nil {
+		bad("counters_retention", c.CountersRetention, err.Error())
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:

@@ -76,6 +76,8 @@ Usage:
   tokenmeter limits set NAME --scope S --metric M --max N --window W [--reset-at HH:MM] [--tz ZONE] [--mode soft|hard]
   tokenmeter limits <list|delete NAME> [--json] [--data DIR|--server URL]
   tokenmeter alerts <list [--all] [--json] | rules [set NAME --kind K ... | delete NAME] | test SINK> [--data DIR]
+  tokenmeter anomalies [list] [--since DATE] [--json] [--data DIR|--server URL]
+  tokenmeter anomalies show ID [--json] [--data DIR|--server URL]
   tokenmeter fake-upstream [--listen ADDR]
   tokenmeter version
 
@@ -111,6 +113,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runLimits(ctx, rest, stdout, stderr)
 	case "alerts":
 		return runAlerts(ctx, rest, stdout, stderr)
+	case "anomalies":
+		return runAnomalies(ctx, rest, stdout, stderr)
 	case "fake-upstream":
 		return runFakeUpstream(ctx, rest, stdout, stderr)
 	case "version":

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/admin"
+	"github.com/tokenmeter/tokenmeter/internal/counters"
 	"github.com/tokenmeter/tokenmeter/internal/alerts"
 	"github.com/tokenmeter/tokenmeter/internal/importer"
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
@@ -49,6 +50,12 @@ type Serve struct {
 	// Getenv reads the provider credentials' environment variables; nil
 	// means os.Getenv.
 	Getenv func(string) string
+	// Now is the gateway's clock (tests); nil means time.Now.
+	Now func() time.Time
+	// OnAnomaly, if set, is called with each provider-counter anomaly
+	// once it is stored (see docs/counters.md).
+	OnAnomaly func(tokenmeter.Anomaly)
+	counters  *counters.Watcher
 
 	lock   *os.File
 	store  *sqlite.DB
@@ -131,6 +138,10 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.proxy.DefaultMaxOutput = c.DefaultMaxOutput
 	s.proxy.BytesPerToken = c.BytesPerToken
 	s.proxy.Credentials = s.credentials(ctx)
+	if s.Now != nil {
+		s.proxy.Now = s.Now
+	}
+	s.openCounters()
 
 	tokenHash, generated, err := admin.LoadToken(c.Data, c.AdminToken)
 	if err != nil {
@@ -246,6 +257,9 @@ func (s *Serve) Close(ctx context.Context) error {
 		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.proxy.Wait(wctx))
 		cancel()
+	}
+	if s.counters != nil {
+		s.counters.Close() // stores what it holds, before the store closes
 	}
 	if s.writer != nil {
 		errs = append(errs, s.writer.Close())

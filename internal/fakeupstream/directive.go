@@ -30,6 +30,7 @@ type directives struct {
 	fault                                 string
 	after                                 int
 	ttfb, delay                           time.Duration
+	scenario                              string // see scenario.go
 }
 
 func (d directives) retryAfterOr(def int64) int64 {
@@ -144,6 +145,11 @@ func (d *directives) set(key, value string) error {
 		default:
 			return invalidRequest("fake-upstream: directive fault=%q: want %s, %s or %s", value, FaultErrorEvent, FaultCut, FaultMalformed)
 		}
+	case "scenario":
+		if !ValidScenario(value) {
+			return invalidRequest("fake-upstream: directive scenario=%q: want steady, drift, reset-moved, early-reset, limit-change or all", value)
+		}
+		d.scenario = value
 	case "ttfb":
 		return duration(&d.ttfb)
 	case "delay":

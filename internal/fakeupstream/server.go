@@ -65,6 +65,10 @@ type Options struct {
 	RequestsPerMinute     int64
 	InputTokensPerMinute  int64
 	OutputTokensPerMinute int64
+
+	// Scenario is the rate-limit scenario of requests that name none (see
+	// scenario.go); empty means none.
+	Scenario string
 }
 
 // Call is what the fake answered to one request, as Options.Observe sees
@@ -102,6 +106,7 @@ type Server struct {
 	observe  func(Call)
 	mux      *http.ServeMux
 	limits   *limiter
+	scen     *scenarios
 	instance string // random per Server, so ids never repeat across instances
 	requests atomic.Int64
 	admin    admin // what was served, for the admin reports (admin.go)
@@ -119,6 +124,7 @@ func New(opts Options) *Server {
 			orDefault(opts.OutputTokensPerMinute, DefaultOutputTokensPerMinute),
 		),
 	}
+	s.scen = newScenarios(opts.Scenario)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -352,6 +358,7 @@ func (s *Server) writeHeader(w http.ResponseWriter, c *call, status int, content
 		h.Set("openai-processing-ms", strconv.FormatInt(s.now().Sub(c.start).Milliseconds(), 10))
 		q.setOpenAI(h, s.now())
 	}
+	s.scen.apply(h, c, s.now())
 	c.status = status
 	w.WriteHeader(status)
 }

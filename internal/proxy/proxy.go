@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -126,6 +125,11 @@ type Proxy struct {
 	// DefaultMaxOutput is the output reserved for a request that sets no
 	// maximum; zero means limits.DefaultMaxOutput.
 	DefaultMaxOutput int64
+
+	// Counters sees the rate-limit headers of every upstream response;
+	// nil watches none. See observe.go and docs/counters.md.
+	Counters CounterObserver
+	obs      observeState
 
 	rec    Recorder
 	log    *slog.Logger
@@ -350,6 +354,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if c.upstreamID == "" {
 		c.upstreamID = resp.Header.Get("X-Request-Id")
 	}
+	p.observe(c, resp)
 	// The commit is bounded by the store's busy timeout; waiting on the
 	// client's context instead would turn a client leaving into a false
 	// ledger failure and leave the call open.
@@ -403,10 +408,7 @@ func newID() string {
 
 // CredentialHash returns the principal recorded for a pass-through
 // credential: "cred:" and the first 16 hex digits of its SHA-256.
-func CredentialHash(cred string) string {
-	sum := sha256.Sum256([]byte(cred))
-	return "cred:" + hex.EncodeToString(sum[:8])
-}
+func CredentialHash(cred string) string { return tokenmeter.CredentialID(cred) }
 
 // principal derives the caller's identity from its credential headers.
 func principal(h http.Header) string {

@@ -1,0 +1,87 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/counters"
+)
+
+// CounterObserver receives the rate-limit headers, status and credential of every
+// upstream response (a *counters.Watcher). Observe must not block: it runs
+// on the response path.
+type CounterObserver interface {
+	Observe(counters.Observation)
+}
+
+// CredentialNoteInterval is how often, at most, the gateway asks the
+// observer to record that a provider credential was used.
+const CredentialNoteInterval = time.Minute
+
+// maxNotedCredentials bounds the credentials remembered; the memory is
+// emptied when full.
+const maxNotedCredentials = 10000
+
+// observeState is the proxy's side of the counter watch: when each
+// credential was last noted.
+type observeState struct {
+	mu    sync.Mutex
+	noted map[string]time.Time
+}
+
+// observe hands resp's rate-limit headers to the Observer. It copies only
+// those headers and computes the credential's hash; everything else
+// happens on the observer's goroutine.
+func (p *Proxy) observe(c *call, resp *http.Response) {
+	if p.Counters == nil {
+		return
+	}
+	now := p.Now()
+	secret := c.upstreamCred
+	if !c.virtual {
+		secret = credentialSecret(resp.Request.Header)
+	}
+	o := counters.Observation{Time: now, Provider: c.rt.Name, Status: resp.StatusCode, Headers: counters.Select(resp.Header)}
+	if secret != "" {
+		o.Credential.ID = tokenmeter.CredentialID(secret)
+		if p.obs.due(o.Credential.ID, now) {
+			o.NoteCredential = true
+			o.Credential.Hint = tokenmeter.CredentialHint(secret)
+		}
+	}
+	p.Counters.Observe(o)
+}
+
+// due reports whether credential id should be noted at now, and if so
+// remembers that it was.
+func (s *observeState) due(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.noted[id]; ok && now.Sub(last) < CredentialNoteInterval && !now.Before(last) {
+		return false
+	}
+	if s.noted == nil || len(s.noted) >= maxNotedCredentials {
+		s.noted = make(map[string]time.Time)
+	}
+	s.noted[id] = now
+	return true
+}
+
+// credentialSecret returns the provider credential in h, the way principal
+// reads it: x-api-key, else the token of Authorization: Bearer, else the
+// whole Authorization header.
+func credentialSecret(h http.Header) string {
+	if k := h.Get("X-Api-Key"); k != "" {
+		return k
+	}
+	if a := h.Get("Authorization"); a != "" {
+		if tok, ok := strings.CutPrefix(a, "Bearer "); ok {
+			return strings.TrimSpace(tok)
+		}
+		return a
+	}
+	return ""
+}
