@@ -111,6 +111,8 @@ func TestAdminAuth(t *testing.T) {
 		{"GET", "/api/usage", "", 200, 403},
 		{"GET", "/api/status", "", 200, 403},
 		{"GET", "/api/limits", "", 200, 403},
+		{"PUT", "/api/limits/x", `{"scope":"global","metric":"tokens","max":"1000","window":"day","tz":"UTC"}`, 200, 403},
+		{"DELETE", "/api/limits/x", "", 204, 403},
 		{"GET", "/api/me", "", 403, 200},
 		{"GET", "/api/nope", "", 404, 404},
 		{"DELETE", "/api/keys", "", 405, 403},
@@ -141,7 +143,7 @@ func TestAdminAuth(t *testing.T) {
 		resp, body = apiCall(t, rt.method, url, bearer(testAdminToken), rt.body)
 		if resp.StatusCode != rt.admin {
 			t.Errorf("%s %s with the admin token: %d %s; want %d", rt.method, rt.path, resp.StatusCode, body, rt.admin)
-		} else if !json.Valid(body) {
+		} else if rt.admin != 204 && !json.Valid(body) {
 			t.Errorf("%s %s: not JSON: %s", rt.method, rt.path, body)
 		}
 		if rt.admin == 405 && resp.Header.Get("Allow") != "GET, POST" {
@@ -578,5 +580,39 @@ func TestAdminNoSecretLeaks(t *testing.T) {
 	}
 	if strings.Contains(files.String(), testAdminToken) || strings.Contains(logs, testAdminToken) || strings.Contains(logs, admin.HashToken(testAdminToken)) {
 		t.Error("the admin token (or its hash) is in the data directory or the log")
+	}
+}
+
+// TestAdminSetLimitBadInput: PUT /api/limits/{name} refuses what limits
+// set refuses, with a 400 naming the field, and changes nothing.
+func TestAdminSetLimitBadInput(t *testing.T) {
+	gw, _, _ := adminGateway(t)
+	adm := bearer(testAdminToken)
+	for _, tc := range []struct{ path, body, want string }{
+		{"/api/limits/x", `{"metric":"tokens","max":"1","window":"day"}`, "--scope: missing"},
+		{"/api/limits/x", `{"scope":"team:a","metric":"tokens","max":"1","window":"day"}`, "--scope"},
+		{"/api/limits/x", `{"scope":"global","metric":"bytes","max":"1","window":"day"}`, "--metric"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":"-5","window":"day"}`, "--max"},
+		{"/api/limits/x", `{"scope":"global","metric":"cost_usd","max":"0.0000001","window":"day"}`, "more than 6 decimals"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":"1","window":"fortnight"}`, "window"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":"1","window":"day","reset_at":"09:10"}`, "--reset-at"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":"1","window":"day","tz":"Mars/Olympus"}`, "Mars/Olympus"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":"1","window":"day","mode":"strict"}`, "--mode"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":"1","window":"day","colour":"red"}`, "unknown field"},
+		{"/api/limits/x", `{"name":"y","scope":"global","metric":"tokens","max":"1","window":"day"}`, "path"},
+		{"/api/limits/bad%20name", `{"scope":"global","metric":"tokens","max":"1","window":"day"}`, "limit name"},
+		{"/api/limits/x", `[1,2]`, "request body"},
+	} {
+		resp, body := apiCall(t, "PUT", gw.URL()+tc.path, adm, tc.body)
+		checkAPIError(t, "PUT "+tc.path+" "+tc.body, resp, body, 400, "invalid")
+		if !bytes.Contains(body, []byte(tc.want)) {
+			t.Errorf("PUT %s %s: %s; want the message to name %q", tc.path, tc.body, body, tc.want)
+		}
+	}
+	resp, body := apiCall(t, "DELETE", gw.URL()+"/api/limits/nobody", adm, "")
+	checkAPIError(t, "DELETE of an unknown limit", resp, body, 404, "not_found")
+	resp, body = apiCall(t, "GET", gw.URL()+"/api/limits", adm, "")
+	if resp.StatusCode != 200 || bytes.Contains(body, []byte(`"x"`)) {
+		t.Errorf("limits after refused PUTs: %d %s", resp.StatusCode, body)
 	}
 }

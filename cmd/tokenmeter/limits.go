@@ -6,16 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/window"
 )
@@ -104,38 +104,6 @@ func limitName(cmd string, pos []string) (string, error) {
 	return pos[0], nil
 }
 
-// parseMax parses --max: a positive whole number, or for cost_usd a
-// positive amount of dollars with at most 6 decimals (kept in micros).
-func parseMax(metric tokenmeter.LimitMetric, s string) (int64, error) {
-	s = strings.TrimSpace(strings.ReplaceAll(s, "_", ""))
-	if s == "" {
-		return 0, errors.New("--max: missing (the most the window may hold)")
-	}
-	if metric == tokenmeter.MetricCost {
-		s = strings.TrimPrefix(s, "$")
-		r, ok := new(big.Rat).SetString(s)
-		if !ok || strings.ContainsAny(s, "eE/") {
-			return 0, fmt.Errorf("--max: %q is not an amount of dollars (like 25 or 0.50)", s)
-		}
-		r.Mul(r, big.NewRat(1_000_000, 1))
-		if !r.IsInt() {
-			return 0, fmt.Errorf("--max: %q has more than 6 decimals (amounts are kept in micro-dollars)", s)
-		}
-		if r.Sign() <= 0 || !r.Num().IsInt64() {
-			return 0, fmt.Errorf("--max: %q must be a positive amount of dollars", s)
-		}
-		return r.Num().Int64(), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("--max: %q is not a whole number of %s", s, metric)
-	}
-	if n <= 0 {
-		return 0, fmt.Errorf("--max: %d must be positive", n)
-	}
-	return n, nil
-}
-
 func (l *limitsCmd) set(ctx context.Context, args []string) error {
 	fs, data := l.flags("set")
 	scope := fs.String("scope", "", "what the limit counts: global, key:NAME, project:NAME or model:NAME (required)")
@@ -153,56 +121,31 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if u, err := serverFor("limits set", fs); err != nil {
+	def := limits.Definition{Name: name, Scope: *scope, Metric: *metric, Max: *maxS, Window: *win, ResetAt: *resetAt, TZ: *tz, Mode: *mode}
+	lim, spec, err := limits.Define(def, localZone(), l.now())
+	if err != nil {
+		return limitsError("set", "%s", tokenmeter.ErrorMessage(err))
+	}
+	rem, err := remoteFor("limits set", fs)
+	if err != nil {
 		return err
-	} else if u != nil {
-		return notOverAPI("limits set")
-	}
-	if *scope == "" {
-		return limitsError("set", "--scope: missing (global, key:NAME, project:NAME or model:NAME)")
-	}
-	if _, _, err := tokenmeter.ParseScope(*scope); err != nil {
-		return limitsError("set", "%s", tokenmeter.ErrorMessage(err))
-	}
-	m := tokenmeter.LimitMetric(*metric)
-	switch m {
-	case tokenmeter.MetricTokens, tokenmeter.MetricInputTokens, tokenmeter.MetricOutputTokens, tokenmeter.MetricRequests, tokenmeter.MetricCost:
-	case "":
-		return limitsError("set", "--metric: missing (tokens, input_tokens, output_tokens, requests or cost_usd)")
-	default:
-		return limitsError("set", "--metric: unknown metric %q (want tokens, input_tokens, output_tokens, requests or cost_usd)", *metric)
-	}
-	n, err := parseMax(m, *maxS)
-	if err != nil {
-		return limitsError("set", "%s", err)
-	}
-	zone := *tz
-	if zone == "" || strings.EqualFold(zone, "local") {
-		// Stored under its IANA name, so every gateway and CLI reading the
-		// limit agrees on its window whatever zone they run in.
-		if spec, err := window.Parse(*win, *resetAt, ""); err == nil && spec.Kind.Fixed() {
-			if name := localZone().String(); name != "Local" {
-				zone = name
-			}
+	} else if rem != nil {
+		// Checked here for the flag errors; the gateway checks it again
+		// (taking its own local zone when --tz is not given) and answers with the limit as limits list
+		// shows it.
+		var got admin.Limit
+		if err := rem.call(ctx, "limits set", http.MethodPut, "/api/limits/"+url.PathEscape(name), nil, def, &got); err != nil {
+			return err
 		}
+		shown := strconv.FormatFloat(got.Max, 'f', -1, 64)
+		if got.Metric == string(tokenmeter.MetricCost) {
+			shown = "$" + strconv.FormatFloat(got.Max, 'f', 2, 64)
+		}
+		fmt.Fprintf(l.stdout, "Set %s limit %q: %s %s per %s for %s; the current window resets at %s.\n",
+			got.Mode, got.Name, shown, got.Metric, got.Window, got.Scope, got.Reset)
+		return nil
 	}
-	spec, err := window.Parse(*win, *resetAt, zone)
-	if err != nil {
-		return limitsError("set", "%s", err)
-	}
-	if spec.ResetAt%tokenmeter.RollupBucket != 0 {
-		// Usage is counted from the ledger's 15-minute rollups: a window
-		// boundary inside a bucket would count calls from before it.
-		return limitsError("set", "--reset-at: %q must be on a quarter hour (:00, :15, :30 or :45)", *resetAt)
-	}
-	md := tokenmeter.LimitMode(*mode)
-	if md != tokenmeter.LimitSoft && md != tokenmeter.LimitHard {
-		return limitsError("set", "--mode: unknown mode %q (want soft or hard)", *mode)
-	}
-	lim := tokenmeter.Limit{Name: name, Scope: *scope, Metric: m, Max: n, Window: spec.String(), Mode: md, Created: l.now().UTC()}
-	if err := lim.Validate(); err != nil {
-		return limitsError("set", "%s", tokenmeter.ErrorMessage(err))
-	}
+	m, n := lim.Metric, lim.Max
 	db, err := openKeys(*data, true)
 	if err != nil {
 		return err
@@ -349,10 +292,14 @@ func (l *limitsCmd) delete(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if u, err := serverFor("limits delete", fs); err != nil {
+	if rem, err := remoteFor("limits delete", fs); err != nil {
 		return err
-	} else if u != nil {
-		return notOverAPI("limits delete")
+	} else if rem != nil {
+		if err := rem.call(ctx, "limits delete", http.MethodDelete, "/api/limits/"+url.PathEscape(name), nil, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(l.stdout, "Deleted limit %q; the gateway stops enforcing it within a second.\n", name)
+		return nil
 	}
 	db, err := openKeys(*data, false)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	openaiopt "github.com/openai/openai-go/v3/option"
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/fakeupstream"
+	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 	"github.com/tokenmeter/tokenmeter/internal/storetest"
 )
@@ -230,7 +230,7 @@ func TestHardLimitConcurrency(t *testing.T) {
 				"--window", "day", "--reset-at", reset.Format("15:04"), "--tz", "UTC", "--mode", "hard", "--data", gw.Config.Data); err != nil {
 				t.Fatalf("limits set: %v %s", err, stderr)
 			}
-			max, _ := parseMax(tokenmeter.LimitMetric(tc.metric), tc.max)
+			max, _ := limits.ParseMax(tokenmeter.LimitMetric(tc.metric), tc.max)
 			const n = 200
 			var (
 				wg       sync.WaitGroup

@@ -152,6 +152,9 @@ func (r *remote) call(ctx context.Context, cmd, method, path string, query url.V
 	if resp.StatusCode/100 != 2 {
 		return &exitError{code: 1, msg: r.clean(cmd + ": " + apiMessage(resp, b, where))}
 	}
+	if out == nil {
+		return nil
+	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return &exitError{code: 1, msg: fmt.Sprintf("%s: the gateway at %s answered %s %s with JSON this tokenmeter cannot read (%v); are both the same version?",
 			cmd, where, method, path, err)}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -254,8 +255,7 @@ func TestRemoteErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"limits", "set", "x", "--scope", "global", "--metric", "tokens", "--max", "1", "--window", "day", "--server", srv}, "not available with --server"},
-		{[]string{"limits", "delete", "x", "--server", srv}, "not available with --server"},
+		{[]string{"limits", "set", "x", "--scope", "global", "--metric", "tokens", "--max", "1", "--window", "day", "--reset-at", "09:10", "--server", srv}, "--reset-at"},
 		{[]string{"keys", "list", "--server", srv, "--data", t.TempDir()}, "choose one of --data and --server"},
 		{[]string{"status", "--server", "127.0.0.1:8787"}, "want the gateway's URL"},
 		{[]string{"report", "daily", "--server", "http://admin:pw@127.0.0.1:1"}, "no credentials in the URL"},
@@ -280,4 +280,56 @@ func TestRemoteErrors(t *testing.T) {
 	fail.Close()
 	_, _, err = run(t, "report", "daily", "--server", fail.URL)
 	checkRemoteError(t, "report against a closed port", err, 1, "cannot reach the gateway")
+}
+
+// TestRemoteLimitsSetDelete: limits set and delete with --server change
+// the gateway's limits as they would on its data directory.
+func TestRemoteLimitsSetDelete(t *testing.T) {
+	gw, _, _ := adminGateway(t)
+	data, srv := gw.Config.Data, gw.URL()
+	remoteEnv(t, testAdminToken)
+	defs := [][]string{
+		{"--scope", "key:alice", "--metric", "requests", "--max", "100", "--window", "day", "--tz", "UTC"},
+		{"--scope", "global", "--metric", "cost_usd", "--max", "12.5", "--window", "month", "--tz", "Europe/Berlin", "--mode", "hard"},
+		{"--scope", "model:claude-sonnet-4-5", "--metric", "tokens", "--max", "1000000", "--window", "rolling:90m"},
+	}
+	for i, def := range defs {
+		if _, stderr, err := run(t, append([]string{"limits", "set", fmt.Sprintf("remote%d", i), "--server", srv}, def...)...); err != nil {
+			t.Fatalf("limits set --server %s: %v %s", def, err, stderr)
+		}
+		if _, stderr, err := run(t, append([]string{"limits", "set", fmt.Sprintf("local%d", i), "--data", data}, def...)...); err != nil {
+			t.Fatalf("limits set --data %s: %v %s", def, err, stderr)
+		}
+	}
+	out, _, err := run(t, "limits", "list", "--json", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Limits []map[string]any `json:"limits"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]map[string]any{}
+	for _, l := range got.Limits {
+		name := l["name"].(string)
+		delete(l, "name")
+		delete(l, "created")
+		byName[name] = l
+	}
+	for i := range defs {
+		r, l := byName[fmt.Sprintf("remote%d", i)], byName[fmt.Sprintf("local%d", i)]
+		if r == nil || fmt.Sprint(r) != fmt.Sprint(l) {
+			t.Errorf("limit set with --server:\n%v\nwant as set with --data:\n%v", r, l)
+		}
+	}
+	if _, stderr, err := run(t, "limits", "delete", "remote1", "--server", srv); err != nil {
+		t.Fatalf("limits delete --server: %v %s", err, stderr)
+	}
+	_, _, err = run(t, "limits", "delete", "remote1", "--server", srv)
+	checkRemoteError(t, "limits delete of a deleted limit", err, 1, "no limit named")
+	if out, _, _ := run(t, "limits", "list", "--data", data); strings.Contains(out, "remote1") {
+		t.Errorf("limits list after delete --server still shows remote1:\n%s", out)
+	}
 }

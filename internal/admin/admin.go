@@ -93,6 +93,7 @@ func (h *Handler) routes() *http.ServeMux {
 	h.handle(mux, "/api/usage", roleAdmin, map[string]handlerFunc{"GET": h.usage})
 	h.handle(mux, "/api/status", roleAdmin, map[string]handlerFunc{"GET": h.status})
 	h.handle(mux, "/api/limits", roleAdmin, map[string]handlerFunc{"GET": h.limits})
+	h.handle(mux, "/api/limits/{name}", roleAdmin, map[string]handlerFunc{"PUT": h.setLimit, "DELETE": h.deleteLimit})
 	h.handle(mux, "/api/anomalies", roleAdmin, map[string]handlerFunc{"GET": h.anomalies})
 	h.handle(mux, "/api/anomalies/{id}", roleAdmin, map[string]handlerFunc{"GET": h.anomaly})
 	h.handle(mux, "/api/counters", roleAdmin, map[string]handlerFunc{"GET": h.counterSamples})
@@ -110,7 +111,7 @@ func (h *Handler) routes() *http.ServeMux {
 // other methods get 405 (HEAD is served as GET).
 func (h *Handler) handle(mux *http.ServeMux, path string, want role, methods map[string]handlerFunc) {
 	var allow []string
-	for _, m := range []string{"GET", "POST"} {
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
 		if methods[m] != nil {
 			allow = append(allow, m)
 		}

@@ -129,3 +129,69 @@ func windowTime(t time.Time, spec window.Spec) string {
 	}
 	return t.Format(time.RFC3339)
 }
+
+// limitWriter is what PUT and DELETE /api/limits/{name} need of the store
+// (a tokenmeter.LimitStore has it).
+type limitWriter interface {
+	SetLimit(ctx context.Context, l tokenmeter.Limit) error
+	DeleteLimit(ctx context.Context, name string) error
+}
+
+func (h *Handler) limitWriter() (limitWriter, error) {
+	lw, ok := h.Limits.(limitWriter)
+	if h.Limits == nil || !ok {
+		return nil, &httpError{http.StatusNotImplemented, "not_implemented", "limits cannot be changed on this gateway"}
+	}
+	return lw, nil
+}
+
+// setLimit serves PUT /api/limits/{name}: the body is a limits.Definition
+// (the flags of limits set, as strings; name may be left out), checked as
+// limits set checks its flags, with the gateway's zone as the default
+// --tz. It creates or replaces the limit and answers with it as
+// GET /api/limits shows it. Running gateways enforce it within a second.
+func (h *Handler) setLimit(w http.ResponseWriter, r *http.Request, _ caller) error {
+	lw, err := h.limitWriter()
+	if err != nil {
+		return err
+	}
+	var def limits.Definition
+	if err := h.decode(w, r, &def); err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if def.Name != "" && def.Name != name {
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "body names limit %q but the path %q", def.Name, name)
+	}
+	def.Name = name
+	lim, _, err := limits.Define(def, h.loc(), h.now())
+	if err != nil {
+		return err
+	}
+	if err := lw.SetLimit(r.Context(), lim); err != nil {
+		return fmt.Errorf("set limit: %w", err)
+	}
+	ls, err := h.limitStates(r.Context(), func(l tokenmeter.Limit) bool { return l.Name == name }, func(tokenmeter.Limit) bool { return true })
+	if err != nil {
+		return err
+	}
+	if len(ls) != 1 {
+		return fmt.Errorf("limit %s vanished after it was set", name)
+	}
+	writeJSON(w, http.StatusOK, ls[0])
+	return nil
+}
+
+// deleteLimit serves DELETE /api/limits/{name}: 204, or 404 for an
+// unknown name.
+func (h *Handler) deleteLimit(w http.ResponseWriter, r *http.Request, _ caller) error {
+	lw, err := h.limitWriter()
+	if err != nil {
+		return err
+	}
+	if err := lw.DeleteLimit(r.Context(), r.PathValue("name")); err != nil {
+		return fmt.Errorf("delete limit: %w", err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
