@@ -59,6 +59,18 @@ type Config struct {
 	// route. anthropic defaults to ANTHROPIC_API_KEY and openai to
 	// OPENAI_API_KEY. The file names variables only, never secrets.
 	Credentials map[string]string `yaml:"credentials"`
+	// AdminKeys maps a provider (anthropic, openai) to the environment
+	// variable holding its admin key, which reconcile reads the usage and
+	// cost reports with; default ANTHROPIC_ADMIN_KEY and OPENAI_ADMIN_KEY.
+	// Names only, never keys.
+	AdminKeys map[string]string `yaml:"admin_keys"`
+	// Reconcile lists the providers serve reconciles in the background
+	// (anthropic, openai), every ReconcileEvery (a duration, default 1h),
+	// with ReconcileTolerance (tokens or a percentage, default 0); each run
+	// is stored (reconcile history) and discrepancies become anomalies.
+	Reconcile          []string `yaml:"reconcile"`
+	ReconcileEvery     string   `yaml:"reconcile_every"`
+	ReconcileTolerance string   `yaml:"reconcile_tolerance"`
 	// AdminToken is the token that opens the admin API (/api/*); prefer
 	// $TOKENMETER_ADMIN_TOKEN, which overrides it. Empty: a token is
 	// generated at first start, shown once, and its hash kept in the data
@@ -196,6 +208,16 @@ func (c *Config) Validate() error {
 		if _, _, err := importFormat(kind); err != nil {
 			bad("import", kind, "must be claude-code or codex")
 		}
+	}
+	for p, env := range c.AdminKeys {
+		if !envName.MatchString(env) {
+			bad("admin_keys."+p, "(redacted)", "must be the name of an environment variable holding the admin key, not the key")
+		} else if DefaultAdminKeyEnv[p] == "" {
+			bad("admin_keys."+p, env, "must be anthropic or openai")
+		}
+	}
+	if err := c.validateReconcile(); err != nil {
+		errs = append(errs, err)
 	}
 	for route, env := range c.Credentials {
 		if !envName.MatchString(env) {

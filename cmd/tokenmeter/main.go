@@ -78,6 +78,9 @@ Usage:
   tokenmeter alerts <list [--all] [--json] | rules [set NAME --kind K ... | delete NAME] | test SINK> [--data DIR]
   tokenmeter anomalies [list] [--since DATE] [--json] [--data DIR|--server URL]
   tokenmeter anomalies show ID [--json] [--data DIR|--server URL]
+  tokenmeter reconcile <anthropic|openai> --since DATE [--until DATE] [--bucket 1h|1d] [--by model|key]
+        [--tolerance TOKENS|PCT] [--lag 10m] [--upstream NAME=URL] [--json|--csv|--html FILE] [--data DIR]
+  tokenmeter reconcile history [--json] [--run ID] [--data DIR]
   tokenmeter fake-upstream [--listen ADDR]
   tokenmeter version
 
@@ -115,6 +118,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runAlerts(ctx, rest, stdout, stderr)
 	case "anomalies":
 		return runAnomalies(ctx, rest, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, stdout, stderr)
 	case "fake-upstream":
 		return runFakeUpstream(ctx, rest, stdout, stderr)
 	case "version":

@@ -71,6 +71,12 @@ type Serve struct {
 	stopImports context.CancelFunc // the importers' owner
 	imports     sync.WaitGroup
 
+	// ReconcileRuns, if set, receives each scheduled reconciliation run
+	// once it is stored (tests wait on it).
+	ReconcileRuns chan<- tokenmeter.ReconcileRun
+	stopReconcile context.CancelFunc // the scheduled reconciliations' owner
+	reconciles    sync.WaitGroup
+
 	// Alerts is the alert engine (see startAlerts in alerts.go).
 	Alerts     *alerts.Engine
 	stopAlerts func()
@@ -171,6 +177,7 @@ func (s *Serve) Open(ctx context.Context) error {
 		return err
 	}
 	s.startImports(prices)
+	s.startReconcile()
 	if err := s.startAlerts(); err != nil {
 		s.Close(ctx)
 		return err
@@ -247,6 +254,10 @@ func (s *Serve) Close(ctx context.Context) error {
 	if s.stopImports != nil {
 		s.stopImports()
 		s.imports.Wait()
+	}
+	if s.stopReconcile != nil {
+		s.stopReconcile()
+		s.reconciles.Wait()
 	}
 	if s.server != nil {
 		errs = append(errs, s.server.Close(ctx))
@@ -335,6 +346,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	adminToken := fs.String("admin-token", "", "`token` for the admin API /api/* (prefer $TOKENMETER_ADMIN_TOKEN; default: generated at first start)")
 	var imports stringList
 	fs.Var(&imports, "import", "also import these local logs continuously: claude-code or codex (repeatable)")
+	var reconciles stringList
+	fs.Var(&reconciles, "reconcile", "reconcile the ledger with this provider's usage report in the background: anthropic or openai (repeatable; admin key from $ANTHROPIC_ADMIN_KEY / $OPENAI_ADMIN_KEY)")
+	reconcileEvery := fs.String("reconcile-every", "", "how often --reconcile runs (`duration`, default 1h)")
 	var alertWebhooks, alertSlack, alertCommands stringList
 	fs.Var(&alertWebhooks, "alert-webhook", "send every alert as JSON to this webhook `URL` (repeatable; HMAC secret from $"+AlertSecretEnv+")")
 	fs.Var(&alertSlack, "alert-slack", "send every alert to this Slack-compatible incoming webhook `URL` (repeatable)")
@@ -371,6 +385,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.Prices = *prices
 		case "import":
 			cfg.Import = imports
+		case "reconcile":
+			cfg.Reconcile = reconciles
+		case "reconcile-every":
+			cfg.ReconcileEvery = *reconcileEvery
 		case "require-virtual-key":
 			cfg.RequireVirtualKey = *requireKey
 		case "default-max-output":

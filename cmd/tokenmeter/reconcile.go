@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/reconcile"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+)
+
+// DefaultAdminKeyEnv names the environment variables holding the
+// providers' admin keys (reconcile reads the usage and cost reports with
+// them). They are never taken from a flag, which would land in shell
+// history and ps.
+var DefaultAdminKeyEnv = map[string]string{"anthropic": "ANTHROPIC_ADMIN_KEY", "openai": "OPENAI_ADMIN_KEY"}
+
+// AdminKeyEnv returns the environment variable holding provider's admin
+// key: the config's admin_keys entry, else the default.
+func (c *Config) AdminKeyEnv(provider string) string {
+	if v, ok := c.AdminKeys[provider]; ok {
+		return v
+	}
+	return DefaultAdminKeyEnv[provider]
+}
+
+// reconcileClient returns the report client for provider under cfg,
+// reading its admin key from the environment through getenv.
+func reconcileClient(cfg *Config, provider string, getenv func(string) string, log *slog.Logger) *reconcile.Client {
+	base := cfg.Upstreams[provider]
+	if base == "" {
+		base = map[string]string{"anthropic": DefaultAnthropicURL, "openai": DefaultOpenAIURL}[provider]
+	}
+	return &reconcile.Client{Provider: provider, BaseURL: base, AdminKey: strings.TrimSpace(getenv(cfg.AdminKeyEnv(provider))), Log: log}
+}
+
+// routeCredential returns the ID of the credential the gateway forwards
+// for virtual keys on provider's route, "" if none is set.
+func routeCredential(cfg *Config, provider string, getenv func(string) string) string {
+	if env := cfg.CredentialEnv(provider); env != "" {
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			return tokenmeter.CredentialID(v)
+		}
+	}
+	return ""
+}
+
+// credentialsOf returns the credentials the gateway noted, for matching.
+func credentialsOf(ctx context.Context, db *sqlite.DB) ([]reconcile.Credential, error) {
+	creds, err := db.Credentials(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	out := make([]reconcile.Credential, 0, len(creds))
+	for _, c := range creds {
+		out = append(out, reconcile.Credential{ID: c.ID, Hint: c.Hint})
+	}
+	return out, nil
+}
+
+// parseBucket reads --bucket.
+func parseBucket(s string) (time.Duration, error) {
+	switch s {
+	case "1h":
+		return time.Hour, nil
+	case "1d":
+		return 24 * time.Hour, nil
+	}
+	return 0, &exitError{code: 2, msg: fmt.Sprintf("--bucket %q: want 1h or 1d", s)}
+}
+
+// parseUTC reads a date (YYYY-MM-DD, midnight UTC) or an RFC 3339 time.
+func parseUTC(flagName, s string) (time.Time, error) {
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, &exitError{code: 2, msg: fmt.Sprintf("--%s %q: want YYYY-MM-DD (UTC) or an RFC 3339 time", flagName, s)}
+}
+
+// Reconcile is the reconcile command's clock and environment, so tests
+// can fix them.
+type reconcileEnv struct {
+	now    func() time.Time
+	getenv func(string) string
+	sleep  func(context.Context, time.Duration) error
+}
+
+func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return reconcileCmd(ctx, args, stdout, stderr, reconcileEnv{now: time.Now, getenv: os.Getenv})
+}
+
+func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, env reconcileEnv) error {
+	if len(args) > 0 && args[0] == "history" {
+		return reconcileHistory(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlagSet("reconcile", stderr)
+	since := fs.String("since", "", "first `date` (YYYY-MM-DD, UTC; required)")
+	until := fs.String("until", "", "end `date` (exclusive; default: the end of the current bucket)")
+	bucket := fs.String("bucket", "1h", "bucket `width`: 1h or 1d")
+	by := fs.String("by", "model", "compare by model or by key (API key)")
+	tol := fs.String("tolerance", "0", "allowed difference: `TOKENS` per bucket and category, or a percentage such as 2%")
+	lag := fs.Duration("lag", reconcile.DefaultLag, "the provider's reporting delay: buckets ending later than now minus it are not final")
+	ups := upstreamFlag{}
+	fs.Var(ups, "upstream", "provider base `NAME=URL` (as for serve; default the provider's own API)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	asCSV := fs.Bool("csv", false, "print CSV: one line per bucket and model, provider and ledger side by side")
+	htmlFile := fs.String("html", "", "also write a self-contained HTML report to `FILE`")
+	noCost := fs.Bool("no-cost", false, "do not read the cost report")
+	data := fs.String("data", defaultDataDir(), "data `directory`")
+	cfgPath := fs.String("config", "", "YAML config `file` (upstreams, admin_keys, credentials)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tokenmeter reconcile <anthropic|openai> --since DATE [--until DATE] [--bucket 1h|1d] [--by model|key]\n"+
+			"         [--tolerance TOKENS|PCT] [--lag 10m] [--upstream NAME=URL] [--json|--csv|--html FILE] [--data DIR]\n"+
+			"       tokenmeter reconcile history [--json] [--data DIR]\n"+
+			"The admin key comes from $ANTHROPIC_ADMIN_KEY or $OPENAI_ADMIN_KEY (or the variable the config's admin_keys names).\n"+
+			"Exit status: 0 within tolerance, 3 when a final bucket is not, 1 on error.")
+		fs.PrintDefaults()
+	}
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || (pos[0] != reconcile.Anthropic && pos[0] != reconcile.OpenAI) {
+		fs.Usage()
+		return &exitError{code: 2, msg: "reconcile: name the provider: anthropic or openai (or history)"}
+	}
+	provider := pos[0]
+	if *asJSON && *asCSV {
+		return &exitError{code: 2, msg: "--json and --csv exclude each other"}
+	}
+	if *by != "model" && *by != "key" {
+		return &exitError{code: 2, msg: fmt.Sprintf("--by %q: want model or key", *by)}
+	}
+	if *lag < 0 {
+		return &exitError{code: 2, msg: "--lag must not be negative"}
+	}
+	if *since == "" {
+		return &exitError{code: 2, msg: "--since DATE is required"}
+	}
+	cfg := DefaultConfig()
+	if *cfgPath != "" {
+		if err := cfg.LoadFile(*cfgPath); err != nil {
+			return err
+		}
+	}
+	for n, u := range ups {
+		cfg.Upstreams[n] = u
+	}
+	width, err := parseBucket(*bucket)
+	if err != nil {
+		return err
+	}
+	tolerance, err := reconcile.ParseTolerance(*tol)
+	if err != nil {
+		return &exitError{code: 2, msg: "--" + tokenmeter.ErrorMessage(err)}
+	}
+	now := env.now().UTC()
+	in := reconcile.Input{Options: reconcile.Options{Provider: provider, Bucket: width, By: *by, Tolerance: tolerance, Lag: *lag, Now: now},
+		Costs: !*noCost}
+	if in.Since, err = parseUTC("since", *since); err != nil {
+		return err
+	}
+	in.Until = now.Truncate(width).Add(width)
+	if *until != "" {
+		if in.Until, err = parseUTC("until", *until); err != nil {
+			return err
+		}
+	}
+	if in.Since.Truncate(width) != in.Since || in.Until.Truncate(width) != in.Until {
+		return &exitError{code: 2, msg: fmt.Sprintf("--since and --until must be on the %s grid (UTC)", *bucket)}
+	}
+	db, err := openLedgerReadOnly(*data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	in.Ledger = db
+	in.Client = reconcileClient(&cfg, provider, env.getenv, newLogger(stderr, "warn"))
+	in.Client.Sleep = env.sleep
+	if *by == "key" {
+		if in.Credentials, err = credentialsOf(ctx, db); err != nil {
+			return err
+		}
+		in.RouteCredential = routeCredential(&cfg, provider, env.getenv)
+	}
+	rep, err := reconcile.Run(ctx, in)
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", provider, err)
+	}
+	if *htmlFile != "" {
+		if err := writeFileAtomic(*htmlFile, func(w io.Writer) error { return reconcile.WriteHTML(w, rep) }); err != nil {
+			return fmt.Errorf("write %s: %w", *htmlFile, err)
+		}
+	}
+	switch {
+	case *asJSON:
+		err = reconcile.WriteJSON(stdout, rep)
+	case *asCSV:
+		err = reconcile.WriteCSV(stdout, rep)
+	default:
+		err = reconcile.WriteTable(stdout, rep)
+		if err == nil && *htmlFile != "" {
+			fmt.Fprintf(stdout, "HTML report: %s\n", *htmlFile)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Status != tokenmeter.ReconcileOK {
+		return &exitError{code: 3}
+	}
+	return nil
+}
+
+// writeFileAtomic writes path through a temporary file renamed into place.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(dirOf(path), ".reconcile-*.html")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		if i == 0 {
+			return "/"
+		}
+		return path[:i]
+	}
+	return "."
+}
+
+// reconcileHistory lists the stored runs (serve --reconcile stores them),
+// newest first.
+func reconcileHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("reconcile history", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	data := fs.String("data", defaultDataDir(), "data `directory`")
+	limit := fs.Int("limit", 50, "show at most `N` runs")
+	run := fs.Int64("run", 0, "show run `ID` with its discrepancies")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	db, err := openLedgerReadOnly(*data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *run > 0 {
+		r, err := db.ReconcileRun(ctx, *run)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(r)
+		}
+		return reconcile.WriteTable(stdout, reconcile.Report{ReconcileRun: r})
+	}
+	runs, err := db.ReconcileRuns(ctx, "", *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if runs == nil {
+			runs = []tokenmeter.ReconcileRun{}
+		}
+		for i := range runs {
+			runs[i].Discrepancies = nil
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Runs []tokenmeter.ReconcileRun `json:"runs"`
+		}{runs})
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(stdout, "no reconciliation runs stored (serve --reconcile PROVIDER stores them)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tRAN (UTC)\tPROVIDER\tSPAN\tBY\tSTATUS\tROWS\tBEYOND\tNOT FINAL\tERROR")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s..%s/%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Ran.UTC().Format("2006-01-02 15:04"), r.Provider,
+			r.Since.UTC().Format("01-02 15:04"), r.Until.UTC().Format("01-02 15:04"), reconcile.Describe(r.Bucket), r.By, r.Status,
+			r.Summary.Rows, r.Summary.Beyond, r.Summary.NotFinal, r.Error)
+	}
+	return tw.Flush()
+}
+
+// DefaultReconcileEvery is how often serve --reconcile runs.
+const DefaultReconcileEvery = time.Hour
+
+// reconcileEvery returns the configured period of scheduled runs.
+func (c *Config) reconcileEvery() (time.Duration, error) {
+	if c.ReconcileEvery == "" {
+		return DefaultReconcileEvery, nil
+	}
+	d, err := time.ParseDuration(c.ReconcileEvery)
+	if err != nil || d < time.Minute {
+		return 0, fmt.Errorf("reconcile_every = %s: must be a duration of at least 1m, e.g. 1h", c.ReconcileEvery)
+	}
+	return d, nil
+}
+
+// validateReconcile checks the reconcile settings.
+func (c *Config) validateReconcile() error {
+	var errs []error
+	for _, p := range c.Reconcile {
+		if p != reconcile.Anthropic && p != reconcile.OpenAI {
+			errs = append(errs, fmt.Errorf("reconcile = %s: must be anthropic or openai", p))
+		}
+	}
+	if _, err := c.reconcileEvery(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := reconcile.ParseTolerance(c.ReconcileTolerance); err != nil {
+		errs = append(errs, fmt.Errorf("reconcile_tolerance = %s: %s", c.ReconcileTolerance, tokenmeter.ErrorMessage(err)))
+	}
+	return errors.Join(errs...)
+}
+
+// startReconcile runs the configured scheduled reconciliations until
+// Close, each in a goroutine owned by s.
+func (s *Serve) startReconcile() {
+	if len(s.Config.Reconcile) == 0 {
+		return
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	s.stopReconcile = cancel
+	every, _ := s.Config.reconcileEvery()                                 // validated
+	tolerance, _ := reconcile.ParseTolerance(s.Config.ReconcileTolerance) // validated
+	getenv := s.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	for _, p := range s.Config.Reconcile {
+		log := s.Log.With("reconcile", p)
+		client := reconcileClient(&s.Config, p, getenv, log)
+		if client.AdminKey == "" {
+			log.Warn("no admin key: scheduled reconciliation runs will fail", "fix", "set $"+s.Config.AdminKeyEnv(p))
+		}
+		sched := &reconcile.Schedule{
+			Input: reconcile.Input{Options: reconcile.Options{Provider: p, Bucket: time.Hour, By: "model", Tolerance: tolerance,
+				Lag: reconcile.DefaultLag}, Client: client, Ledger: s.store, Costs: true},
+			Every: every, Store: s.store, Anomalies: s.store, Now: s.Now, Log: log,
+		}
+		s.reconciles.Add(1)
+		go func() {
+			defer s.reconciles.Done()
+			runs := s.ReconcileRuns
+			if runs == nil {
+				sched.Run(rctx)
+				return
+			}
+			// Tests: the same loop, reporting each stored run.
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				if run, err := sched.Once(rctx); err == nil || run.ID > 0 {
+					select {
+					case runs <- run:
+					case <-rctx.Done():
+						return
+					}
+				}
+				select {
+				case <-rctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+}
