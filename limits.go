@@ -176,7 +176,7 @@ func (m LimitMetric) Of(u Usage, requests int64, cost Micros) int64 {
 
 // Reservation is the worst case of a call admitted under hard limits,
 // held in the store from before the call is forwarded until its completed
-// event is appended (which releases it in the same transaction).
+// event is appended (which releases it).
 type Reservation struct {
 	RequestKey string
 	Instance   string
@@ -223,9 +223,12 @@ type LimitStore interface {
 	// DeleteLimit removes the limit named name; ENOTFOUND if there is none.
 	DeleteLimit(ctx context.Context, name string) error
 
-	// Reserve checks, in one write transaction, that for every check the
-	// usage in its window plus the open reservations that apply plus r
-	// stays within the limit's Max, and if so records r. It returns the
+	// Reserve checks, atomically with respect to every other Reserve and
+	// Append (on every replica sharing the store), that for every check
+	// the usage in its window plus the open reservations that apply plus r
+	// stays within the limit's Max, and if so records r. (The SQLite store
+	// does this under one lock in memory, see internal/sqlite/reserve.go;
+	// a store shared by replicas needs one serialized transaction.) It returns the
 	// state of every check before r was added, and whether r was recorded.
 	Reserve(ctx context.Context, r Reservation, checks []LimitCheck) (states []LimitState, ok bool, err error)
 

@@ -20,7 +20,8 @@ type Store interface {
 	// many were skipped. When Append returns nil the events survive a crash
 	// of the process (and, with synchronous commits, of the machine).
 	// Appending a proxied call's completed event removes the call's
-	// reservation (see LimitStore) in the same transaction.
+	// reservation (see LimitStore) by the time Append returns, never before
+	// its usage counts.
 	Append(ctx context.Context, events []Event) (skipped int, err error)
 
 	// OpenCalls returns, for every call whose started event has no completed
