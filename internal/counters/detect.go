@@ -342,11 +342,13 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 			After:           []tokenmeter.Sample{cur},
 			AdvertisedReset: st.winReset,
 			LedgerSince:     st.winStart,
-			LedgerUntil:     cur.Time,
-			ProviderCount:   count,
-			Metric:          metric,
-			Tolerance:       d.DriftTolerance,
-			Facts:           map[string]any{"samples_in_window": st.winCount},
+			// Up to the call that closed the window, not including it (the
+			// ledger dates a call by its end).
+			LedgerUntil:   cur.Time.Add(-time.Microsecond),
+			ProviderCount: count,
+			Metric:        metric,
+			Tolerance:     d.DriftTolerance,
+			Facts:         map[string]any{"samples_in_window": st.winCount},
 		}
 		if strings.Contains(cur.Counter, "tokens") {
 			f.Facts["rounding"] = 2 * tokenQuantum
