@@ -366,31 +366,19 @@ func (s *Serve) startReconcile() {
 				Lag: reconcile.DefaultLag}, Client: client, Ledger: s.store, Costs: true},
 			Every: every, Store: s.store, Anomalies: s.store, Now: s.Now, Log: log,
 		}
+		sched.Tick = s.ReconcileTick
+		if runs := s.ReconcileRuns; runs != nil {
+			sched.Stored = func(run tokenmeter.ReconcileRun) {
+				select {
+				case runs <- run:
+				case <-rctx.Done():
+				}
+			}
+		}
 		s.reconciles.Add(1)
 		go func() {
 			defer s.reconciles.Done()
-			runs := s.ReconcileRuns
-			if runs == nil {
-				sched.Run(rctx)
-				return
-			}
-			// Tests: the same loop, reporting each stored run.
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				if run, err := sched.Once(rctx); err == nil || run.ID > 0 {
-					select {
-					case runs <- run:
-					case <-rctx.Done():
-						return
-					}
-				}
-				select {
-				case <-rctx.Done():
-					return
-				case <-t.C:
-				}
-			}
+			sched.Run(rctx)
 		}()
 	}
 }

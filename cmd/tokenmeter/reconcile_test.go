@@ -47,14 +47,19 @@ type recWorld struct {
 	calls map[string]int
 }
 
-func newRecWorld(t *testing.T) *recWorld {
+func newRecWorld(t *testing.T, edit ...func(*Serve)) *recWorld {
 	t.Helper()
 	w := &recWorld{clk: &simClock{t: recDay.Add(9 * time.Hour)}, calls: map[string]int{}}
 	w.fake = fakeupstream.New(fakeupstream.Options{Now: w.clk.Now})
 	srv := httptest.NewServer(w.fake)
 	t.Cleanup(srv.Close)
 	w.up = srv.URL
-	w.gw = startGateway(t, srv.URL, func(s *Serve) { s.Now = w.clk.Now })
+	w.gw = startGateway(t, srv.URL, func(s *Serve) {
+		s.Now = w.clk.Now
+		for _, e := range edit {
+			e(s)
+		}
+	})
 	return w
 }
 
@@ -407,5 +412,89 @@ func TestReconcileByKey(t *testing.T) {
 	}
 	if d := rep.Discrepancies[0]; d.Key != fakeupstream.UnknownKeyID || d.Class != tokenmeter.ReconcileProviderOnly || d.Provider != 10 {
 		t.Errorf("discrepancy %+v, want 10 input tokens provider-only under %s", d, fakeupstream.UnknownKeyID)
+	}
+}
+
+// TestReconcileScheduled: serve --reconcile anthropic runs at start and
+// on every tick, stores each run (reconcile history shows them), and a
+// run with discrepancies beyond tolerance becomes one reconcile anomaly.
+func TestReconcileScheduled(t *testing.T) {
+	runs := make(chan tokenmeter.ReconcileRun)
+	tick := make(chan time.Time)
+	w := newRecWorld(t, func(s *Serve) {
+		s.Config.Reconcile = []string{"anthropic"}
+		s.Config.ReconcileEvery = "1h"
+		s.Getenv = func(k string) string {
+			if k == "ANTHROPIC_ADMIN_KEY" {
+				return recAdminKey
+			}
+			return ""
+		}
+		s.ReconcileRuns, s.ReconcileTick = runs, tick
+	})
+	next := func() tokenmeter.ReconcileRun {
+		t.Helper()
+		select {
+		case r := <-runs:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatal("no scheduled run")
+		}
+		return tokenmeter.ReconcileRun{}
+	}
+	// The run at start: an empty ledger and an empty report agree.
+	if r := next(); r.Status != tokenmeter.ReconcileOK || r.ID == 0 || r.Summary.Rows != 0 {
+		t.Fatalf("first run %+v, want an empty ok run", r)
+	}
+	w.traffic(t)
+	w.clk.Set(recDay.Add(16 * time.Hour))
+	tick <- w.clk.Now()
+	r := next()
+	if r.Status != tokenmeter.ReconcileOK || r.Summary.Matched != 12 || !r.Since.Equal(recDay.Add(-31*time.Hour)) || !r.Until.Equal(recDay.Add(17*time.Hour)) {
+		t.Errorf("second run %+v, want 12 rows matched over the 48 hours to 17:00", r)
+	}
+	w.fake.SetAdminFaults(fakeupstream.AdminFaults{DropBucket: hourOf(10)})
+	tick <- w.clk.Now()
+	r = next()
+	if r.Status != tokenmeter.ReconcileDiscrepancies || r.Summary.LedgerOnly != 2 {
+		t.Errorf("third run %+v, want the dropped bucket's 2 ledger-only rows", r)
+	}
+	w.fake.SetAdminFaults(fakeupstream.AdminFaults{AdminKey: "another"})
+	tick <- w.clk.Now()
+	if r := next(); r.Status != tokenmeter.ReconcileFailed || !strings.Contains(r.Error, "HTTP 401") || len(r.Discrepancies) != 0 {
+		t.Errorf("fourth run %+v, want a failed run without discrepancies", r)
+	}
+
+	stored, err := w.gw.store.ReconcileRun(context.Background(), 3)
+	if err != nil || stored.Status != tokenmeter.ReconcileDiscrepancies || len(stored.Discrepancies) != 8 {
+		t.Errorf("stored run 3: %+v, %v; want its 8 discrepancies", stored, err)
+	}
+	all, err := w.gw.store.Anomalies(context.Background(), time.Time{})
+	var anomalies []tokenmeter.Anomaly
+	for _, a := range all {
+		if a.Kind == reconcile.AnomalyKind {
+			anomalies = append(anomalies, a)
+		}
+	}
+	if err != nil || len(anomalies) != 1 || anomalies[0].Provider != "anthropic" || !strings.Contains(anomalies[0].Summary, "ledger-only") ||
+		!anomalies[0].Start.Equal(hourOf(10)) {
+		t.Errorf("anomalies %+v, %v; want one reconcile anomaly for the 10:00 bucket", anomalies, err)
+	}
+
+	var out bytes.Buffer
+	if err := reconcileCmd(context.Background(), []string{"history", "--data", w.gw.Config.Data}, &out, &out, reconcileEnv{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[1], "4 ") || !strings.Contains(lines[1], "error") || !strings.Contains(lines[2], "discrepancies") {
+		t.Errorf("history:\n%s", out.String())
+	}
+	out.Reset()
+	if err := reconcileCmd(context.Background(), []string{"history", "--json", "--data", w.gw.Config.Data}, &out, &out, reconcileEnv{}); err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Runs []tokenmeter.ReconcileRun }
+	if err := json.Unmarshal(out.Bytes(), &h); err != nil || len(h.Runs) != 4 || h.Runs[0].ID != 4 {
+		t.Errorf("history --json: %v\n%s", err, out.String())
 	}
 }

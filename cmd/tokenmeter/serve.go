@@ -74,6 +74,8 @@ type Serve struct {
 	// ReconcileRuns, if set, receives each scheduled reconciliation run
 	// once it is stored (tests wait on it).
 	ReconcileRuns chan<- tokenmeter.ReconcileRun
+	// ReconcileTick, if set, replaces the reconcile_every ticker (tests).
+	ReconcileTick <-chan time.Time
 	stopReconcile context.CancelFunc // the scheduled reconciliations' owner
 	reconciles    sync.WaitGroup
 

@@ -46,20 +46,32 @@ type Schedule struct {
 	Anomalies   AnomalyStore // nil: discrepancies are stored and logged only
 	Now         func() time.Time
 	Log         *slog.Logger
+	// Tick, if set, replaces the Every ticker (tests drive runs with it).
+	Tick <-chan time.Time
+	// Stored, if set, is called with each run once it is stored.
+	Stored func(tokenmeter.ReconcileRun)
 }
 
 // Run runs once at once and then every Every until ctx ends.
 func (s *Schedule) Run(ctx context.Context) error {
-	t := time.NewTicker(s.Every)
-	defer t.Stop()
+	tick := s.Tick
+	if tick == nil {
+		t := time.NewTicker(s.Every)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
-		if _, err := s.Once(ctx); err != nil && ctx.Err() == nil {
+		run, err := s.Once(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.Log.Warn("scheduled reconciliation failed", "provider", s.Input.Provider, "err", err)
+		}
+		if run.ID > 0 && s.Stored != nil {
+			s.Stored(run)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-tick:
 		}
 	}
 }
