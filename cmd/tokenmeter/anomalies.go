@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +19,7 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/counters"
 	"github.com/tokenmeter/tokenmeter/internal/report"
+	"github.com/tokenmeter/tokenmeter/internal/status"
 )
 
 // DefaultCountersRetention is how long counter samples are kept when the
@@ -274,4 +278,83 @@ func deref(p *int64) int64 {
 		return 0
 	}
 	return *p
+}
+
+// statuslineRecordTimeout bounds what statusline spends recording the
+// hook's rate limits.
+const statuslineRecordTimeout = time.Second
+
+// statuslineSamples turns the rate_limits of Claude Code's status-line JSON
+// (used_percentage 0-100, resets_at) into samples of the subscription
+// windows "unified-5h" and "unified-7d", the series the gateway keeps
+// from the unified headers; the hook names no credential, so they are kept
+// under an empty one.
+func statuslineSamples(h status.Hook, now time.Time) []tokenmeter.Sample {
+	var out []tokenmeter.Sample
+	for _, w := range []struct {
+		counter string
+		rl      *status.RateLimit
+	}{{"unified-5h", h.RateLimits.FiveHour}, {"unified-7d", h.RateLimits.SevenDay}} {
+		if w.rl == nil || w.rl.UsedPercentage == nil {
+			continue
+		}
+		pct := *w.rl.UsedPercentage
+		if math.IsNaN(pct) || pct < 0 || pct > 10000 {
+			continue
+		}
+		out = append(out, tokenmeter.Sample{Time: now, Provider: "anthropic", Counter: w.counter,
+			Limit: tokenmeter.NoValue, Remaining: tokenmeter.NoValue, Utilization: int64(math.Round(pct * 100)),
+			Reset: w.rl.Resets(), Source: tokenmeter.SampleStatusline})
+	}
+	return out
+}
+
+// recordStatusline stores the hook's rate limits in the ledger at data as
+// counter samples, compacted like the gateway's (a sample when a value
+// changed, else one a minute), and runs the detectors against the series'
+// last stored sample, storing what they find. It opens the ledger for
+// writing, as keys create does, also while serve runs.
+func recordStatusline(ctx context.Context, data string, h status.Hook, now time.Time) error {
+	samples := statuslineSamples(h, now)
+	if len(samples) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(data, LedgerFile)); err != nil {
+		return nil // no ledger, nothing to keep them with
+	}
+	ctx, cancel := context.WithTimeout(ctx, statuslineRecordTimeout)
+	defer cancel()
+	db, err := openKeys(data, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	d := counters.NewDetector()
+	var keep []tokenmeter.Sample
+	for _, s := range samples {
+		last, err := db.Samples(ctx, tokenmeter.SampleQuery{Provider: s.Provider, Credential: s.Credential, Counter: s.Counter, Limit: 1})
+		if err != nil {
+			return err
+		}
+		var found []counters.Finding
+		if len(last) == 1 && last[0].Time.Before(s.Time) {
+			d.Seed(last[0])
+			found = d.Sample(s)
+		}
+		if len(last) == 0 || len(found) > 0 || !last[0].SameValues(s) || s.Time.Sub(last[0].Time) >= counters.DefaultHeartbeat {
+			keep = append(keep, s)
+		}
+		for _, f := range found {
+			a, ok, err := counters.Judge(ctx, db, f, "")
+			if err != nil {
+				return err
+			}
+			if ok {
+				if _, err := db.AddAnomaly(ctx, a); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return db.AddSamples(ctx, keep)
 }

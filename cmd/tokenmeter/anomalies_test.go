@@ -255,3 +255,57 @@ func TestCounterSteadyNoFalseAlarm(t *testing.T) {
 		t.Fatalf("samples %d, %v", len(samples), err)
 	}
 }
+
+// TestStatuslineRecordsRateLimits: the rate_limits Claude Code hands its
+// status line become samples of the unified-5h and unified-7d series (in
+// the ledger of a running gateway), compacted, and a fall before the
+// advertised reset is an early-reset anomaly.
+func TestStatuslineRecordsRateLimits(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, nil)
+	reset := time.Now().Add(3 * time.Hour).Truncate(time.Second)
+	line := func(pct5h float64, reset5h time.Time) {
+		t.Helper()
+		hook := fmt.Sprintf(`{"session_id":"s1","model":{"id":"claude-sonnet-4-5","display_name":"Sonnet"},
+			"rate_limits":{"five_hour":{"used_percentage":%g,"resets_at":%d},"seven_day":{"used_percentage":12,"resets_at":"%s"}}}`,
+			pct5h, reset5h.Unix(), reset.Add(72*time.Hour).Format(time.RFC3339))
+		var out, errb strings.Builder
+		if err := Run(context.Background(), []string{"statusline", "--data", gw.Config.Data}, strings.NewReader(hook), &out, &errb); err != nil || errb.Len() > 0 {
+			t.Fatalf("statusline: %v, stderr %q", err, errb.String())
+		}
+		if out.Len() == 0 {
+			t.Fatal("statusline printed nothing")
+		}
+	}
+	line(40, reset)
+	line(40, reset) // unchanged: not stored again
+	line(41.5, reset)
+	line(2, reset.Add(5*time.Hour))
+	ctx := context.Background()
+	five, err := gw.store.Samples(ctx, tokenmeter.SampleQuery{Counter: "unified-5h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, s := range five {
+		got = append(got, s.Utilization)
+		if s.Source != tokenmeter.SampleStatusline || s.Credential != "" || s.Provider != "anthropic" {
+			t.Errorf("sample %+v", s)
+		}
+	}
+	if fmt.Sprint(got) != "[4000 4150 200]" {
+		t.Errorf("unified-5h utilizations stored %v, want [4000 4150 200]", got)
+	}
+	seven, _ := gw.store.Samples(ctx, tokenmeter.SampleQuery{Counter: "unified-7d"})
+	if len(seven) != 1 || seven[0].Utilization != 1200 || !seven[0].Reset.Equal(reset.Add(72*time.Hour)) {
+		t.Errorf("unified-7d samples %+v, want one at 12%%", seven)
+	}
+	list, err := gw.store.Anomalies(ctx, time.Time{})
+	if err != nil || len(list) != 1 || list[0].Kind != tokenmeter.AnomalyEarlyReset || list[0].Counter != "unified-5h" {
+		t.Fatalf("anomalies %+v, %v; want one early reset of unified-5h", list, err)
+	}
+	var ev counters.Evidence
+	if err := json.Unmarshal(list[0].Evidence, &ev); err != nil || ev.AdvertisedReset == nil || !ev.AdvertisedReset.Equal(reset) {
+		t.Errorf("evidence %s", list[0].Evidence)
+	}
+}

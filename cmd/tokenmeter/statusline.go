@@ -50,9 +50,15 @@ func runStatusline(ctx context.Context, args []string, stdin io.Reader, stdout, 
 			err = nil
 		}
 	}()
-	line, err := statusline(ctx, *data, loc, hook, time.Now())
+	now := time.Now()
+	line, err := statusline(ctx, *data, loc, hook, now)
 	if err != nil {
 		fmt.Fprintln(stderr, "tokenmeter statusline:", err)
+	}
+	// The subscription's rate limits join the provider-counter series
+	// (docs/counters.md).
+	if err := recordStatusline(ctx, *data, hook, now); err != nil {
+		fmt.Fprintln(stderr, "tokenmeter statusline: rate limits not recorded:", err)
 	}
 	_, werr := fmt.Fprintln(stdout, line)
 	return werr
