@@ -428,3 +428,54 @@ func BenchmarkHardLimits(b *testing.B) {
 		})
 	}
 }
+
+// TestHardLimitCacheWriteCost: a money limit holds when the input turns
+// out to be 1-hour cache writes, which cost twice the input rate. Four
+// concurrent calls, each writing about as many tokens to the cache as its
+// body can hold: priced as plain input their worst cases would all fit
+// under the limit and their actual cost would not; priced at the cache
+// write rate only two are admitted.
+func TestHardLimitCacheWriteCost(t *testing.T) {
+	gw, _ := keysGateway(t, nil, nil)
+	secret := createKey(t, gw.Config.Data, "--name", "alice")
+	if _, stderr, err := run(t, "limits", "set", "cap", "--scope", "key:alice", "--metric", "cost_usd", "--max", "0.013",
+		"--window", "rolling:24h", "--mode", "hard", "--data", gw.Config.Data); err != nil {
+		t.Fatalf("limits set: %v %s", err, stderr)
+	}
+	ac := anthropicsdk.NewClient(anthropicopt.WithBaseURL(gw.URL()+"/anthropic"), anthropicopt.WithAPIKey(secret), anthropicopt.WithMaxRetries(0))
+	text := strings.Repeat("a", 3000) + " [[fake input=1 cache_write_1h=1000 output=10 ttfb=500ms]]"
+	params := anthropicsdk.MessageNewParams{Model: "claude-sonnet-5-5", MaxTokens: 100,
+		Messages: []anthropicsdk.MessageParam{anthropicsdk.NewUserMessage(anthropicsdk.NewTextBlock(text))}}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted, refused := 0, 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := ac.Messages.New(context.Background(), params)
+			var ae *anthropicsdk.Error
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				admitted++
+			case errors.As(err, &ae) && ae.StatusCode == http.StatusTooManyRequests:
+				refused++
+			default:
+				t.Errorf("call: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	var total tokenmeter.Micros
+	for _, ev := range gw.completed(t) {
+		if ev.Usage.CacheWrite1hTokens != 1000 {
+			t.Errorf("call recorded with %+v; want the fake's 1000 cache-write tokens", ev.Usage)
+		}
+		total += ev.Cost
+	}
+	if admitted != 2 || refused != 2 || total > 13_000 {
+		t.Errorf("%d admitted, %d refused, ledger cost %d µ$; want 2 and 2, within the limit of 13000 µ$", admitted, refused, total)
+	}
+}

@@ -27,9 +27,14 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, bodyLen int) bool {
 	if c.metered {
 		worst = limits.WorstCase(bodyLen, c.maxOutput, p.BytesPerToken, p.defaultMaxOutput())
 		if p.Price != nil && c.model != "" {
-			ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: worst, Provider: c.rt.Name}
-			p.Price(&ev)
-			cost = ev.Cost
+			// The input may turn out to be cache writes, which cost more
+			// than plain input (1-hour writes twice as much): the worst
+			// case is the dearer of the two readings.
+			for _, u := range []tokenmeter.Usage{worst, {CacheWrite1hTokens: worst.InputTokens, OutputTokens: worst.OutputTokens}} {
+				ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: u, Provider: c.rt.Name}
+				p.Price(&ev)
+				cost = max(cost, ev.Cost)
+			}
 		}
 	}
 	d, err := p.Limits.Reserve(c.ctx, limits.Request{RequestKey: c.id, Instance: p.Instance,
