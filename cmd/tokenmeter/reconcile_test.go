@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -431,6 +433,7 @@ func TestReconcileScheduled(t *testing.T) {
 			return ""
 		}
 		s.ReconcileRuns, s.ReconcileTick = runs, tick
+		s.Config.AdminToken = testAdminToken
 	})
 	next := func() tokenmeter.ReconcileRun {
 		t.Helper()
@@ -496,5 +499,58 @@ func TestReconcileScheduled(t *testing.T) {
 	var h struct{ Runs []tokenmeter.ReconcileRun }
 	if err := json.Unmarshal(out.Bytes(), &h); err != nil || len(h.Runs) != 4 || h.Runs[0].ID != 4 {
 		t.Errorf("history --json: %v\n%s", err, out.String())
+	}
+}
+
+// TestReconcileAdminAPI: GET /api/reconcile lists the stored runs and
+// /api/reconcile/{id} shows one with its discrepancies; the admin token
+// is required.
+func TestReconcileAdminAPI(t *testing.T) {
+	runs := make(chan tokenmeter.ReconcileRun)
+	tick := make(chan time.Time)
+	w := newRecWorld(t, func(s *Serve) {
+		s.Config.Reconcile = []string{"anthropic"}
+		s.Getenv = func(k string) string { return map[string]string{"ANTHROPIC_ADMIN_KEY": recAdminKey}[k] }
+		s.ReconcileRuns, s.ReconcileTick = runs, tick
+		s.Config.AdminToken = testAdminToken
+	})
+	<-runs
+	w.traffic(t)
+	w.clk.Set(recDay.Add(16 * time.Hour))
+	w.fake.SetAdminFaults(fakeupstream.AdminFaults{InflateModel: "claude-haiku-5-5", InflateOutput: 3})
+	tick <- w.clk.Now()
+	run := <-runs
+	get := func(path, token string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, w.gw.URL()+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, _ := get("/api/reconcile", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/reconcile without a token: %d, want 401", code)
+	}
+	code, body := get("/api/reconcile?provider=anthropic", testAdminToken)
+	var list struct{ Runs []tokenmeter.ReconcileRun }
+	if err := json.Unmarshal(body, &list); code != 200 || err != nil || len(list.Runs) != 2 || list.Runs[0].ID != run.ID || list.Runs[0].Discrepancies != nil {
+		t.Errorf("GET /api/reconcile: %d %s", code, body)
+	}
+	code, body = get(fmt.Sprintf("/api/reconcile/%d", run.ID), testAdminToken)
+	var one tokenmeter.ReconcileRun
+	if err := json.Unmarshal(body, &one); code != 200 || err != nil || len(one.Discrepancies) != 6 || one.Discrepancies[0].Category != tokenmeter.CategoryOutput {
+		t.Errorf("GET /api/reconcile/%d: %d %s", run.ID, code, body)
+	}
+	if code, _ := get("/api/reconcile/999", testAdminToken); code != http.StatusNotFound {
+		t.Errorf("GET /api/reconcile/999: %d, want 404", code)
+	}
+	if code, _ := get("/api/reconcile/x", testAdminToken); code != http.StatusBadRequest {
+		t.Errorf("GET /api/reconcile/x: %d, want 400", code)
 	}
 }

@@ -100,6 +100,8 @@ func (h *Handler) routes() *http.ServeMux {
 	h.handle(mux, "/api/me", roleKey, map[string]handlerFunc{"GET": h.me})
 	h.handle(mux, "/api/alerts", roleAdmin, map[string]handlerFunc{"GET": h.alerts})
 	h.handle(mux, "/api/alerts/{id}", roleAdmin, map[string]handlerFunc{"GET": h.alert})
+	h.handle(mux, "/api/reconcile", roleAdmin, map[string]handlerFunc{"GET": h.reconcileRuns})
+	h.handle(mux, "/api/reconcile/{id}", roleAdmin, map[string]handlerFunc{"GET": h.reconcileRun})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, &httpError{http.StatusNotFound, "not_found",
 			fmt.Sprintf("no admin route %s %s (see docs/admin-api.md)", r.Method, r.URL.Path)})
