@@ -3,7 +3,7 @@ package counters
 import (
 	"math"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,9 +47,12 @@ func Select(h http.Header) []Header {
 	return out
 }
 
+// containsFold reports whether s contains sub (lower-case ASCII) in any
+// case.
 func containsFold(s, sub string) bool {
+	c0 := sub[0]
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
+		if s[i]|0x20 == c0 && strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}
@@ -103,7 +106,8 @@ func Parse(headers []Header, now time.Time, provider, credential string) []token
 	for i := range sorted {
 		sorted[i].Name = strings.ToLower(sorted[i].Name)
 	}
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	slices.SortFunc(sorted, func(a, b Header) int { return strings.Compare(a.Name, b.Name) })
+	var tc timeCache
 	for _, h := range sorted {
 		name, value := h.Name, strings.TrimSpace(h.Value)
 		if !Relevant(name) || !validName(name) {
@@ -114,7 +118,7 @@ func Parse(headers []Header, now time.Time, provider, credential string) []token
 		if s == nil {
 			break
 		}
-		if !setField(s, field, value, now) {
+		if !setField(s, field, value, now, &tc) {
 			addRaw(s, name, value)
 		}
 	}
@@ -122,7 +126,7 @@ func Parse(headers []Header, now time.Time, provider, credential string) []token
 	for _, s := range byCounter {
 		out = append(out, *s)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Counter < out[j].Counter })
+	slices.SortFunc(out, func(a, b tokenmeter.Sample) int { return strings.Compare(a.Counter, b.Counter) })
 	return out
 }
 
@@ -204,7 +208,7 @@ func classify(name string) (counter, field string) {
 }
 
 // setField sets s's field from value and reports whether value parsed.
-func setField(s *tokenmeter.Sample, field, value string, now time.Time) bool {
+func setField(s *tokenmeter.Sample, field, value string, now time.Time, tc *timeCache) bool {
 	switch field {
 	case fieldLimit, fieldRemaining:
 		n, err := strconv.ParseInt(value, 10, 64)
@@ -217,7 +221,7 @@ func setField(s *tokenmeter.Sample, field, value string, now time.Time) bool {
 			s.Remaining = n
 		}
 	case fieldResetTime, fieldResetEpoch:
-		t, ok := ParseTime(value)
+		t, ok := tc.parse(value)
 		if !ok {
 			return false
 		}
@@ -261,6 +265,22 @@ func setField(s *tokenmeter.Sample, field, value string, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// timeCache keeps the last reset time parsed: a response repeats one
+// reset in several headers.
+type timeCache struct {
+	v  string
+	t  time.Time
+	ok bool
+}
+
+func (c *timeCache) parse(v string) (time.Time, bool) {
+	if v != c.v || v == "" {
+		c.v = v
+		c.t, c.ok = ParseTime(v)
+	}
+	return c.t, c.ok
 }
 
 // maxSeconds bounds durations and epochs: about 30 years.
