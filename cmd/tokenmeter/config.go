@@ -76,6 +76,11 @@ type Config struct {
 	// generated at first start, shown once, and its hash kept in the data
 	// directory (see docs/admin-api.md).
 	AdminToken string `yaml:"admin_token"`
+	// TLSCert and TLSKey are PEM files: with both set, serve speaks HTTPS
+	// (the dashboard's cookie is then Secure). Without them, listening on
+	// an address other than loopback logs a warning.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// CountersRetention is how long provider-counter samples are kept: a
 	// duration (720h) or days (30d); "0" keeps them forever; empty means
 	// 30 days (see docs/counters.md).
@@ -151,7 +156,7 @@ func (c *Config) LoadFile(path string) error {
 var routeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
 // reserved are path segments tokenmeter serves itself.
-var reserved = map[string]bool{"healthz": true, "metrics": true, "api": true, "static": true, "login": true}
+var reserved = map[string]bool{"healthz": true, "metrics": true, "api": true, "static": true, "login": true, "ui": true}
 
 // Validate checks c and returns every problem found.
 func (c *Config) Validate() error {
@@ -165,12 +170,15 @@ func (c *Config) Validate() error {
 	if c.Data == "" {
 		bad("data", `""`, "a data directory is required")
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_cert/tls_key", "one of them", "set both the certificate and the key file, or neither")
+	}
 	if len(c.Upstreams) == 0 {
 		bad("upstreams", "{}", "at least one upstream is required")
 	}
 	for name, u := range c.Upstreams {
 		if !routeName.MatchString(name) || reserved[name] {
-			bad("upstreams."+name, u, "a route name must be lowercase letters, digits, - or _, and not one of healthz, metrics, api, static, login")
+			bad("upstreams."+name, u, "a route name must be lowercase letters, digits, - or _, and not one of healthz, metrics, api, static, login, ui")
 			continue
 		}
 		pu, err := url.Parse(u)

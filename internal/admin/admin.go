@@ -54,6 +54,9 @@ type Handler struct {
 	Now func() time.Time
 	// MaxBody bounds request bodies; zero means DefaultMaxBody.
 	MaxBody int64
+	// Sessions, when set, admits the dashboard's session cookie on
+	// requests without a credential header (see session.go).
+	Sessions Sessions
 
 	log *slog.Logger
 	mux *http.ServeMux
@@ -98,6 +101,10 @@ func (h *Handler) routes() *http.ServeMux {
 	h.handle(mux, "/api/anomalies/{id}", roleAdmin, map[string]handlerFunc{"GET": h.anomaly})
 	h.handle(mux, "/api/counters", roleAdmin, map[string]handlerFunc{"GET": h.counterSamples})
 	h.handle(mux, "/api/me", roleKey, map[string]handlerFunc{"GET": h.me})
+	h.handle(mux, "/api/requests", roleAdmin, map[string]handlerFunc{"GET": h.requests})
+	h.handle(mux, "/api/me/requests", roleKey, map[string]handlerFunc{"GET": h.requests})
+	h.handle(mux, "/api/hourly", roleAdmin, map[string]handlerFunc{"GET": h.hourly})
+	h.handle(mux, "/api/me/hourly", roleKey, map[string]handlerFunc{"GET": h.hourly})
 	h.handle(mux, "/api/alerts", roleAdmin, map[string]handlerFunc{"GET": h.alerts})
 	h.handle(mux, "/api/alerts/{id}", roleAdmin, map[string]handlerFunc{"GET": h.alert})
 	h.handle(mux, "/api/reconcile", roleAdmin, map[string]handlerFunc{"GET": h.reconcileRuns})
@@ -173,6 +180,9 @@ func (h *Handler) authenticate(r *http.Request) (caller, error) {
 		creds = append(creds, strings.TrimSpace(v))
 	}
 	if len(creds) == 0 {
+		if c, ok, err := h.authenticateSession(r); ok {
+			return c, err
+		}
 		return caller{}, unauthorized("this route needs the admin token (Authorization: Bearer TOKEN), or a virtual key for /api/me")
 	}
 	cred := creds[0]

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tokenmeter/tokenmeter"
 )
@@ -94,6 +95,10 @@ type Writer struct {
 	// MaxBatch caps a batch; QueueSize bounds the queue. Set before Open.
 	MaxBatch  int
 	QueueSize int
+	// OnCommit, when set, is called after each batch commit with the
+	// number of events, the commit's duration and its error (metrics).
+	// Set before Open; it must not block.
+	OnCommit func(events int, d time.Duration, err error)
 
 	store appender
 	log   *slog.Logger
@@ -210,7 +215,11 @@ func (w *Writer) commit(batch []op, events []tokenmeter.Event) {
 	// and the SQLite driver start a watcher goroutine per statement, which
 	// costs more than the insert itself. Lock waits are bounded by the
 	// store's busy timeout instead.
+	t0 := time.Now()
 	skipped, err := w.store.Append(context.Background(), events)
+	if w.OnCommit != nil {
+		w.OnCommit(len(events), time.Since(t0), err)
+	}
 	if err != nil {
 		w.failed.Add(int64(len(batch)))
 		if !w.unhealthy.Swap(true) {

@@ -216,6 +216,9 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 			"input", ev.Usage.InputTokens, "output", ev.Usage.OutputTokens, "latency", ev.Latency)
 	}
 	pend := c.p.rec.Submit(ev)
+	if c.p.Metrics != nil {
+		c.p.Metrics.Completed(&ev)
+	}
 	if !wait {
 		return nil
 	}

@@ -73,6 +73,14 @@ type Route struct {
 	Upstream *url.URL
 }
 
+// Observer is told about calls as they pass: the first byte of each
+// response and each completed event as it is submitted to the ledger (a
+// *metrics.Metrics). Its methods must not block.
+type Observer interface {
+	FirstByte(provider string, ttfb time.Duration)
+	Completed(ev *tokenmeter.Event)
+}
+
 // Recorder is the ledger the proxy writes to (a *ledger.Writer).
 type Recorder interface {
 	Submit(tokenmeter.Event) *ledger.Pending
@@ -125,6 +133,9 @@ type Proxy struct {
 	// DefaultMaxOutput is the output reserved for a request that sets no
 	// maximum; zero means limits.DefaultMaxOutput.
 	DefaultMaxOutput int64
+
+	// Metrics observes calls as they pass (Prometheus); nil observes none.
+	Metrics Observer
 
 	// Counters sees the rate-limit headers of every upstream response;
 	// nil watches none. See observe.go and docs/counters.md.
@@ -350,6 +361,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	c.status = resp.StatusCode
 	c.ttfb = p.Now().Sub(c.start)
+	if p.Metrics != nil {
+		p.Metrics.FirstByte(c.rt.Name, c.ttfb)
+	}
 	c.upstreamID = resp.Header.Get("Request-Id")
 	if c.upstreamID == "" {
 		c.upstreamID = resp.Header.Get("X-Request-Id")

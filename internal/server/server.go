@@ -1,12 +1,13 @@
 // Package server is tokenmeter's one HTTP server: it mounts the metering
-// gateway, the health endpoint and (as they land) the admin API and
-// dashboard, with timeouts fit for long streams, and shuts down gracefully.
+// gateway, the health endpoint, the admin API, the dashboard and
+// /metrics, with timeouts fit for long streams, and shuts down gracefully.
 //
 // Every route is listed in routes(). Unknown routes get a JSON 404.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,13 @@ type Server struct {
 	// Admin serves the admin API under /api/ (it authenticates requests
 	// itself); nil leaves /api/ unrouted.
 	Admin http.Handler
+	// Dashboard serves / and /ui/* (it authenticates requests itself);
+	// nil leaves them unrouted.
+	Dashboard http.Handler
+	// Metrics serves GET /metrics; nil leaves it unrouted.
+	Metrics http.Handler
+	// TLSCert and TLSKey, both set, make the server speak HTTPS.
+	TLSCert, TLSKey string
 
 	log *slog.Logger
 	ln  net.Listener
@@ -74,6 +82,16 @@ func (s *Server) Open() error {
 		// No WriteTimeout: a streamed LLM response can last many minutes.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	if s.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		s.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, s.srv.TLSConfig)
+		s.ln = ln
+	}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
@@ -83,7 +101,12 @@ func (s *Server) Open() error {
 }
 
 // URL returns the base URL the server listens on.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *Server) URL() string {
+	if s.TLSCert != "" {
+		return "https://" + s.ln.Addr().String()
+	}
+	return "http://" + s.ln.Addr().String()
+}
 
 // Close stops accepting requests and waits, until ctx ends, for in-flight
 // requests (streams included) to finish. Connections still open then are
@@ -106,6 +129,13 @@ func (s *Server) routes() http.Handler {
 	if s.Admin != nil {
 		mux.Handle("/api/", s.Admin)
 	}
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
+	if s.Dashboard != nil {
+		mux.Handle("GET /{$}", s.Dashboard)
+		mux.Handle("/ui/", s.Dashboard)
+	}
 	mux.HandleFunc("/", s.handleRest)
 	return mux
 }
@@ -125,10 +155,17 @@ func (s *Server) handleRest(w http.ResponseWriter, r *http.Request) {
 
 // own lists tokenmeter's own routes, for the 404 message.
 func (s *Server) own() string {
-	if s.Admin != nil {
-		return "/healthz, /api/*"
+	own := "/healthz"
+	if s.Metrics != nil {
+		own += ", /metrics"
 	}
-	return "/healthz"
+	if s.Admin != nil {
+		own += ", /api/*"
+	}
+	if s.Dashboard != nil {
+		own += ", / (dashboard)"
+	}
+	return own
 }
 
 // handleHealth serves GET /healthz: 200 when the ledger records, 503 when

@@ -312,6 +312,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Keys", func(t *testing.T) { runKeys(t, mustOpen(t)) })
 	t.Run("Limits", func(t *testing.T) { runLimits(t, mustOpen(t)) })
 	RunCounters(t, open)
+	t.Run("Calls", func(t *testing.T) { runCalls(t, mustOpen(t)) })
 	t.Run("Alerts", func(t *testing.T) { runAlerts(t, mustOpen(t)) })
 	t.Run("Reconcile", func(t *testing.T) { runReconcile(t, mustOpen(t)) })
 }

@@ -1,0 +1,450 @@
+// tokenmeter dashboard: a small page app over the admin JSON API (/api/*).
+// No framework; charts by uPlot (vendor/). Everything shown is read from
+// the API with the session cookie; mutations send the CSRF token.
+'use strict';
+(() => {
+  const POLL_MS = 3000; // live pages refresh well within 5 s
+  const S = { session: null, timer: null, gen: 0, usage: null, charts: [] };
+
+  // ---- helpers ----
+  const $ = (sel, el = document) => el.querySelector(sel);
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'text') el.textContent = v;
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    for (const kid of kids.flat()) {
+      if (kid === null || kid === undefined || kid === false) continue;
+      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    }
+    return el;
+  }
+  const nf = new Intl.NumberFormat('en-US');
+  const int = n => nf.format(n || 0);
+  function human(n) {
+    n = n || 0;
+    const a = Math.abs(n);
+    if (a >= 1e9) return (n / 1e9).toFixed(2) + 'B';
+    if (a >= 1e6) return (n / 1e6).toFixed(2) + 'M';
+    if (a >= 1e4) return (n / 1e3).toFixed(1) + 'k';
+    return int(n);
+  }
+  // Micro-dollars to the report's decimal string (six places), exactly.
+  function microsStr(m) {
+    m = Math.round(m || 0);
+    const neg = m < 0; if (neg) m = -m;
+    const s = String(m).padStart(7, '0');
+    return (neg ? '-' : '') + s.slice(0, -6) + '.' + s.slice(-6);
+  }
+  const usd = m => '$' + ((m || 0) / 1e6).toFixed((m || 0) !== 0 && Math.abs(m) < 10000 ? 4 : 2);
+  const ms = v => v >= 1000 ? (v / 1000).toFixed(2) + ' s' : Math.round(v) + ' ms';
+  function localTime(s) {
+    if (!s) return '';
+    const d = new Date(s);
+    return isNaN(d) ? s : d.toLocaleString();
+  }
+  function zoneDate(tz, d = new Date()) {
+    // YYYY-MM-DD of d in the gateway's time zone.
+    if (!tz) return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+    return new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(d);
+  }
+  function addDays(date, n) {
+    const d = new Date(date + 'T00:00:00Z'); d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+  }
+  function weekStart(date) {
+    const d = new Date(date + 'T00:00:00Z');
+    return addDays(date, -((d.getUTCDay() + 6) % 7));
+  }
+
+  class APIError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
+  async function api(path, opts = {}) {
+    const init = { method: opts.method || 'GET', credentials: 'same-origin', headers: { 'Accept': 'application/json' } };
+    if (init.method !== 'GET') {
+      init.headers['X-CSRF-Token'] = S.session ? S.session.csrf_token : '';
+      if (opts.body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(opts.body); }
+    }
+    const resp = await fetch(path, init);
+    let body = null;
+    try { body = await resp.json(); } catch (e) { body = null; }
+    if (resp.status === 401) { location.href = '/ui/login'; throw new APIError(401, 'logged out'); }
+    if (!resp.ok) throw new APIError(resp.status, (body && body.error && body.error.message) || resp.statusText);
+    return body;
+  }
+  const isAdmin = () => S.session && S.session.role === 'admin';
+  const tz = () => S.session.time_zone;
+
+  // usage returns report data (/api/usage, or a key's own via /api/me).
+  async function usage(kind, params) {
+    const q = new URLSearchParams(Object.assign(tz() ? { tz: tz() } : {}, params));
+    if (kind === 'hourly') return api((isAdmin() ? '/api/hourly?' : '/api/me/hourly?') + q);
+    q.set('kind', kind);
+    if (isAdmin()) return api('/api/usage?' + q);
+    return (await api('/api/me?' + q)).usage;
+  }
+
+  // ---- pages ----
+  const PAGES = [
+    { id: 'overview', title: 'Overview', render: overview, live: true },
+    { id: 'usage', title: 'Usage', render: usagePage },
+    { id: 'requests', title: 'Requests', render: requestsPage, live: true },
+    { id: 'limits', title: 'Limits', render: limitsPage, when: c => c.limits },
+    { id: 'counters', title: 'Provider counters', render: countersPage, when: c => c.counters, admin: true },
+    { id: 'alerts', title: 'Alerts', render: alertsPage, when: c => c.alerts, admin: true },
+    { id: 'reconcile', title: 'Reconciliation', render: reconcilePage, when: c => c.reconcile, admin: true },
+    { id: 'keys', title: 'Keys', render: keysPage, admin: true },
+  ];
+  const visible = () => PAGES.filter(p => (!p.admin || isAdmin()) && (!p.when || p.when(S.session.capabilities || {})));
+
+  function figs(f, testid) {
+    return h('div', { class: 'card', 'data-testid': testid,
+      'data-total-tokens': f.total_tokens, 'data-input-tokens': f.input_tokens, 'data-output-tokens': f.output_tokens,
+      'data-cache-creation-tokens': f.cache_creation_input_tokens, 'data-cache-read-tokens': f.cache_read_input_tokens,
+      'data-requests': f.requests, 'data-cost-micros': f.cost_micros },
+      h('h3', { text: testid.replace(/^period-/, '').replace(/^./, c => c.toUpperCase()) }),
+      h('div', { class: 'big', title: int(f.total_tokens) + ' tokens' }, human(f.total_tokens), h('span', { class: 'muted small' }, ' tokens')),
+      h('dl', { class: 'figs' },
+        h('dt', {}, 'Input'), h('dd', {}, int(f.input_tokens)),
+        h('dt', {}, 'Output'), h('dd', {}, int(f.output_tokens)),
+        h('dt', {}, 'Cache write'), h('dd', {}, int(f.cache_creation_input_tokens)),
+        h('dt', {}, 'Cache read'), h('dd', {}, int(f.cache_read_input_tokens)),
+        h('dt', {}, 'Requests'), h('dd', {}, int(f.requests)),
+        h('dt', {}, 'Cost'), h('dd', { title: microsStr(f.cost_micros) }, usd(f.cost_micros))));
+  }
+
+  async function overview(root, gen) {
+    const today = zoneDate(tz());
+    const [d, w, m, st, lim, extra] = await Promise.all([
+      usage('daily', { since: today, until: today }),
+      usage('weekly', { since: weekStart(today), until: today }),
+      usage('monthly', { since: today.slice(0, 8) + '01', until: today }),
+      isAdmin() ? api('/api/status' + (tz() ? '?tz=' + encodeURIComponent(tz()) : '')) : null,
+      limitsData(),
+      overviewExtra(),
+    ]);
+    if (gen !== S.gen) return;
+    const kids = [h('h1', {}, 'Overview ', h('span', { class: 'live', id: 'live', title: 'updates every few seconds' }, '● live'))];
+    kids.push(h('div', { class: 'cards' }, figs(d.totals, 'period-today'), figs(w.totals, 'period-week'), figs(m.totals, 'period-month')));
+    if (st && st.block) {
+      const b = st.block;
+      kids.push(h('h2', {}, 'Current 5-hour block'), h('div', { class: 'cards' },
+        h('div', { class: 'card', 'data-testid': 'block' }, h('h3', {}, 'Block ' + localTime(b.start) + ' → ' + localTime(b.reset)),
+          h('div', { class: 'big' }, human(b.total_tokens), h('span', { class: 'muted small' }, ' tokens · ' + usd(b.cost_micros))),
+          h('dl', { class: 'figs' },
+            h('dt', {}, 'Burn rate'), h('dd', {}, b.burn_rate ? human(Math.round(b.burn_rate.tokens_per_minute)) + ' tok/min · ' + usd(b.burn_rate.cost_micros_per_hour) + '/h' : '—'),
+            h('dt', {}, 'Projected at reset'), h('dd', {}, b.projection ? human(b.projection.total_tokens) + ' · ' + usd(b.projection.cost_micros) : '—'),
+            h('dt', {}, 'Resets in'), h('dd', {}, b.remaining_minutes + ' min')))));
+    } else if (st) {
+      kids.push(h('p', { class: 'muted' }, 'No active 5-hour block.'));
+    }
+    if (lim && lim.length) {
+      const top = lim.filter(l => l.used !== undefined).sort((a, b) => ratio(b) - ratio(a)).slice(0, 5);
+      if (top.length) kids.push(h('h2', {}, 'Limits nearest to exhaustion'), limitsTable(top));
+    }
+    kids.push(...extra);
+    root.replaceChildren(...kids);
+  }
+
+  async function overviewExtra() {
+    const c = S.session.capabilities || {}, out = [];
+    if (!isAdmin()) return out;
+    if (c.alerts) {
+      try {
+        const a = await api('/api/alerts');
+        const open = (a.alerts || a.events || []).slice(0, 5);
+        out.push(h('h2', {}, 'Recent alerts'), open.length ? genericTable(open, 'alerts-table') : h('p', { class: 'muted' }, 'None.'));
+      } catch (e) { out.push(h('p', { class: 'error' }, 'alerts: ' + e.message)); }
+    }
+    if (c.anomalies) {
+      try {
+        const a = await api('/api/anomalies');
+        const list = (a.anomalies || []).slice(0, 5);
+        out.push(h('h2', {}, 'Anomalies'), list.length ? anomalyList(list) : h('p', { class: 'muted' }, 'None.'));
+      } catch (e) { out.push(h('p', { class: 'error' }, 'anomalies: ' + e.message)); }
+    }
+    return out;
+  }
+
+  // ---- usage ----
+  const KINDS = { hour: 'hourly', day: 'daily', week: 'weekly', month: 'monthly' };
+  async function usagePage(root, gen) {
+    const today = zoneDate(tz());
+    const p = S.usage || (S.usage = { grain: 'day', by: '', since: addDays(today, -13), until: today });
+    const sel = (id, value, opts) => h('select', { id, onchange: e => { p[id] = e.target.value; route(); } },
+      ...opts.map(([v, t]) => h('option', { value: v, selected: v === value }, t)));
+    const date = (id, value) => h('input', { type: 'date', id, value, onchange: e => { p[id] = e.target.value; route(); } });
+    const controls = h('div', { class: 'controls' },
+      h('label', {}, 'Interval', sel('grain', p.grain, [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week'], ['month', 'Month']])),
+      h('label', {}, 'Group by', sel('by', p.by, [['', 'Nothing'], ['model', 'Model'], ['key', 'Key'], ['project', 'Project']])),
+      h('label', {}, 'From', date('since', p.since)), h('label', {}, 'To', date('until', p.until)),
+      h('button', { id: 'csv', class: 'secondary', onclick: () => downloadCSV() }, 'Download CSV'));
+    const rep = await usage(KINDS[p.grain], { since: p.since, until: p.until, by: p.by });
+    if (gen !== S.gen) return;
+    S.shown = rep;
+    const tokensChart = h('div', { class: 'chart', id: 'chart-tokens' }), costChart = h('div', { class: 'chart', id: 'chart-cost' });
+    root.replaceChildren(h('h1', {}, 'Usage'), controls, tokensChart, costChart, usageTable(rep));
+    drawUsage(rep, tokensChart, costChart);
+  }
+
+  function periodTime(p) {
+    // Periods are local dates (YYYY-MM-DD, YYYY-MM, YYYY-MM-DDTHH:00);
+    // the chart shows them as written, on a UTC axis.
+    if (/^\d{4}-\d{2}$/.test(p)) p += '-01';
+    if (/^\d{4}-\d{2}-\d{2}$/.test(p)) p += 'T00:00';
+    return Date.parse(p + ':00Z') / 1000;
+  }
+
+  function drawUsage(rep, elTokens, elCost) {
+    S.charts.forEach(c => c.destroy()); S.charts = [];
+    const periods = [...new Set(rep.rows.map(r => r.period))].sort();
+    if (!periods.length) { elTokens.append(h('p', { class: 'muted' }, 'No usage in this range.')); elCost.remove(); return; }
+    const xs = periods.map(periodTime), idx = new Map(periods.map((p, i) => [p, i]));
+    const palette = ['#2f6fdb', '#e07b39', '#3aa76d', '#b84fc9', '#d64550', '#1fa2b5', '#8c6d31', '#7f7f7f'];
+    let tokenSeries;
+    if (!rep.by) {
+      tokenSeries = [['Input', 'input_tokens'], ['Output', 'output_tokens'], ['Cache write', 'cache_creation_input_tokens'], ['Cache read', 'cache_read_input_tokens']]
+        .map(([label, f]) => ({ label, data: periods.map(() => 0), f }));
+      for (const r of rep.rows) for (const s of tokenSeries) s.data[idx.get(r.period)] += r[s.f];
+    } else {
+      const keys = [...new Set(rep.rows.map(r => r.key))].sort();
+      tokenSeries = keys.map(k => ({ label: k, data: periods.map(() => 0), k }));
+      const byKey = new Map(tokenSeries.map(s => [s.k, s]));
+      for (const r of rep.rows) byKey.get(r.key).data[idx.get(r.period)] += r.total_tokens;
+    }
+    const groups = rep.by ? [...new Set(rep.rows.map(r => r.key))].sort() : ['Cost'];
+    const costSeries = groups.map(g => ({ label: g, data: periods.map(() => 0) }));
+    const gi = new Map(groups.map((g, i) => [g, i]));
+    for (const r of rep.rows) costSeries[gi.get(rep.by ? r.key : 'Cost')].data[idx.get(r.period)] += r.cost_micros / 1e6;
+    const css = getComputedStyle(document.documentElement);
+    const fg = css.getPropertyValue('--muted').trim() || '#667085', grid = css.getPropertyValue('--line').trim() || '#e3e6eb';
+    const width = Math.max(280, elTokens.clientWidth - 16);
+    const axis = (fmt) => ({ stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: fmt });
+    const opts = (title, series, fmt) => ({
+      title, width, height: 260, tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'),
+      series: [{}].concat(series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 2,
+        fill: palette[i % palette.length] + '22', points: { show: periods.length < 60 }, value: (u, v) => v === null ? '—' : fmt(v) }))),
+      axes: [axis(), Object.assign(axis((u, vals) => vals.map(fmt)), { size: 70 })],
+    });
+    S.charts.push(new uPlot(opts('Tokens', tokenSeries, human), [xs, ...tokenSeries.map(s => s.data)], elTokens));
+    S.charts.push(new uPlot(opts('Cost (USD)', costSeries, v => '$' + v.toFixed(2)), [xs, ...costSeries.map(s => s.data)], elCost));
+  }
+
+  function usageTable(rep) {
+    const cols = [['input_tokens', 'Input'], ['output_tokens', 'Output'], ['cache_creation_input_tokens', 'Cache write'],
+      ['cache_read_input_tokens', 'Cache read'], ['reasoning_tokens', 'Reasoning'], ['total_tokens', 'Total'], ['requests', 'Requests']];
+    const row = (r, cls) => h('tr', { class: cls }, h('td', {}, r.period || 'TOTAL'), rep.by ? h('td', {}, r.key || '') : null,
+      ...cols.map(([f]) => h('td', { class: 'n' }, int(r[f]))), h('td', { class: 'n', title: microsStr(r.cost_micros) }, usd(r.cost_micros)));
+    return h('div', { class: 'table-wrap' }, h('table', { id: 'usage-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Period'), rep.by ? h('th', {}, rep.by[0].toUpperCase() + rep.by.slice(1)) : null,
+        ...cols.map(([, t]) => h('th', { class: 'n' }, t)), h('th', { class: 'n' }, 'Cost'))),
+      h('tbody', {}, ...rep.rows.map(r => row(r)), row(Object.assign({}, rep.totals, { period: 'TOTAL', key: '' }), 'total'))));
+  }
+
+  // csv is the shown report as `tokenmeter report --csv` writes it.
+  function csv(rep) {
+    const head = ['period', 'key', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens',
+      'reasoning_tokens', 'total_tokens', 'requests', 'cost_usd', 'usage_unknown_requests', 'cost_unknown_requests', 'outcome_unknown_requests'];
+    const q = s => /[",\n\r]/.test(s) || /^\s/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+    const line = (p, k, f) => [p, k || '', f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
+      f.reasoning_tokens, f.total_tokens, f.requests, microsStr(f.cost_micros), f.usage_unknown_requests, f.cost_unknown_requests,
+      f.outcome_unknown_requests].map(v => q(String(v))).join(',');
+    return [head.join(','), ...rep.rows.map(r => line(r.period, r.key, r)), line('TOTAL', '', rep.totals)].join('\n') + '\n';
+  }
+  function downloadCSV() {
+    const rep = S.shown; if (!rep) return;
+    const url = URL.createObjectURL(new Blob([csv(rep)], { type: 'text/csv' }));
+    const a = h('a', { href: url, download: `tokenmeter-${rep.report}${rep.by ? '-by-' + rep.by : ''}-${rep.since || 'start'}-${rep.until || 'now'}.csv` });
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  // ---- requests ----
+  async function requestsPage(root, gen) {
+    const f = S.reqFilter || (S.reqFilter = { provider: '', model: '', key: '', project: '', outcome: '' });
+    const q = new URLSearchParams({ limit: '100' });
+    for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+    const data = await api((isAdmin() ? '/api/requests?' : '/api/me/requests?') + q);
+    if (gen !== S.gen) return;
+    const input = (k, ph) => h('input', { id: 'f-' + k, placeholder: ph, value: f[k], onchange: e => { f[k] = e.target.value.trim(); route(); } });
+    const controls = h('div', { class: 'controls' },
+      h('label', {}, 'Provider', input('provider', 'anthropic')), h('label', {}, 'Model', input('model', 'any')),
+      isAdmin() ? h('label', {}, 'Key', input('key', 'key:NAME')) : null, h('label', {}, 'Project', input('project', 'any')),
+      h('label', {}, 'Outcome', h('select', { id: 'f-outcome', onchange: e => { f.outcome = e.target.value; route(); } },
+        ...['', 'ok', 'error', 'cancelled', 'failed', 'unknown'].map(o => h('option', { value: o, selected: o === f.outcome }, o || 'any')))));
+    const rows = data.requests.map(c => h('tr', { 'data-request-id': c.request_id },
+      h('td', { title: c.time }, localTime(c.time)), h('td', {}, c.provider), h('td', {}, c.model || '—'),
+      h('td', {}, c.key || '—'), h('td', {}, c.project || ''),
+      h('td', { class: 'n' }, int(c.input_tokens)), h('td', { class: 'n' }, int(c.output_tokens)),
+      h('td', { class: 'n' }, int(c.cache_creation_input_tokens + c.cache_read_input_tokens)),
+      h('td', { class: 'n', title: microsStr(c.cost_micros) }, c.cost_known ? usd(c.cost_micros) : '?'),
+      h('td', {}, c.status || '—'), h('td', { class: 'n' }, ms(c.latency_ms)), h('td', { class: 'n' }, c.ttfb_ms ? ms(c.ttfb_ms) : '—'),
+      h('td', { title: c.reason || '' }, h('span', { class: 'pill ' + c.outcome }, c.outcome))));
+    root.replaceChildren(h('h1', {}, 'Requests ', h('span', { class: 'live' }, '● live')), controls,
+      h('div', { class: 'table-wrap' }, h('table', { id: 'requests-table' },
+        h('thead', {}, h('tr', {}, ...['Time', 'Provider', 'Model', 'Key', 'Project'].map(t => h('th', {}, t)),
+          ...['Input', 'Output', 'Cache', 'Cost'].map(t => h('th', { class: 'n' }, t)), h('th', {}, 'Status'),
+          h('th', { class: 'n' }, 'Latency'), h('th', { class: 'n' }, 'TTFB'), h('th', {}, 'Outcome'))),
+        h('tbody', {}, ...rows))),
+      rows.length ? h('p', { class: 'muted small' }, `Latest ${rows.length} calls. Prompts and completions are never stored.`) : h('p', { class: 'muted' }, 'No calls match.'));
+  }
+
+  // ---- limits ----
+  const ratio = l => l.max > 0 && l.used !== undefined ? l.used / l.max : 0;
+  async function limitsData() {
+    if (!(S.session.capabilities || {}).limits) return null;
+    if (isAdmin()) return (await api('/api/limits')).limits;
+    return (await api('/api/me?kind=daily')).limits || [];
+  }
+  function amount(l, v) { return l.metric === 'cost_usd' ? '$' + Number(v).toFixed(2) : human(v); }
+  function projection(l) {
+    // Linear: the window's usage so far, stretched over the whole window.
+    const start = Date.parse(l.window_start), reset = Date.parse(l.reset), now = Date.now();
+    if (l.used === undefined || !(reset > start) || now <= start) return null;
+    return l.used * (reset - start) / Math.max(now - start, 1);
+  }
+  function limitsTable(list) {
+    return h('div', { class: 'table-wrap' }, h('table', { class: 'limits-table' },
+      h('thead', {}, h('tr', {}, ...['Limit', 'Scope', 'Window', 'Usage', '', 'Projected', 'Resets', 'Mode'].map(t => h('th', {}, t)))),
+      h('tbody', {}, ...list.map(l => {
+        const r = ratio(l), p = projection(l);
+        return h('tr', { 'data-limit': l.name },
+          h('td', {}, l.name), h('td', {}, l.scope), h('td', {}, l.window),
+          h('td', {}, l.shared ? 'shared' : amount(l, l.used) + ' / ' + amount(l, l.max)),
+          h('td', {}, l.shared ? '' : h('div', { class: 'bar' + (r >= 1 ? ' bad' : r >= 0.8 ? ' warn' : ''), title: Math.round(r * 100) + '%' },
+            h('span', { style: 'width:' + Math.min(100, r * 100).toFixed(1) + '%' }))),
+          h('td', {}, p === null ? '—' : h('span', { class: p > l.max ? 'error' : '' }, amount(l, Math.round(p * 100) / 100) + (p > l.max ? ' (over)' : ''))),
+          h('td', { title: l.reset }, localTime(l.reset)), h('td', {}, l.mode));
+      }))));
+  }
+  async function limitsPage(root, gen) {
+    const list = await limitsData();
+    if (gen !== S.gen) return;
+    root.replaceChildren(h('h1', {}, 'Limits'), list && list.length ? limitsTable(list) : h('p', { class: 'muted' }, 'No limits set (tokenmeter limits set …).'));
+  }
+
+  // ---- keys ----
+  async function keysPage(root, gen) {
+    const data = await api('/api/keys');
+    if (gen !== S.gen) return;
+    const msg = h('div', { id: 'keys-msg' });
+    // After a change the page re-renders: messages go to the new #keys-msg.
+    const showSecret = (k, what) => $('#keys-msg').replaceChildren(h('div', { class: 'card' },
+      h('p', {}, `Key ${k.name} ${what}. Copy it now: it is not shown again.`), h('div', { class: 'secret', id: 'new-secret' }, k.key)));
+    const act = (k, action, label) => {
+      const b = h('button', { class: action === 'revoke' ? 'danger' : 'secondary', 'data-action': action, 'data-key': k.name, onclick: async () => {
+        if (!b.dataset.armed) { b.dataset.armed = '1'; b.textContent = 'Confirm ' + action; return; }
+        try {
+          const r = await api(`/api/keys/${encodeURIComponent(k.name)}/${action}`, { method: 'POST' });
+          await keysPage(root, S.gen);
+          if (r.key) showSecret(r, 'rotated'); else $('#keys-msg').replaceChildren(h('p', {}, `Key ${k.name} revoked.`));
+        } catch (e) { $('#keys-msg').replaceChildren(h('p', { class: 'error' }, e.message)); }
+      } }, label);
+      return b;
+    };
+    const form = h('form', { class: 'controls', id: 'key-create', onsubmit: async e => {
+      e.preventDefault();
+      const body = { name: $('#k-name').value.trim(), project: $('#k-project').value.trim(), expires: $('#k-expires').value };
+      try {
+        const k = await api('/api/keys', { method: 'POST', body });
+        await keysPage(root, S.gen);
+        showSecret(k, 'created');
+      } catch (err) { $('#keys-msg').replaceChildren(h('p', { class: 'error' }, err.message)); }
+    } },
+      h('label', {}, 'Name', h('input', { id: 'k-name', required: true, placeholder: 'ci-nightly' })),
+      h('label', {}, 'Project', h('input', { id: 'k-project', placeholder: 'optional' })),
+      h('label', {}, 'Expires', h('input', { id: 'k-expires', type: 'date' })),
+      h('button', { type: 'submit' }, 'Create key'));
+    root.replaceChildren(h('h1', {}, 'Virtual keys'), form, msg,
+      h('div', { class: 'table-wrap' }, h('table', { id: 'keys-table' },
+        h('thead', {}, h('tr', {}, ...['Name', 'Prefix', 'Project', 'Status', 'Created', 'Expires', ''].map(t => h('th', {}, t)))),
+        h('tbody', {}, ...data.keys.map(k => h('tr', { 'data-key': k.name },
+          h('td', {}, k.name), h('td', {}, h('code', {}, k.prefix + '…')), h('td', {}, k.project || ''),
+          h('td', {}, h('span', { class: 'pill ' + (k.status === 'active' ? 'ok' : 'bad') }, k.status)),
+          h('td', {}, localTime(k.created)), h('td', {}, k.expires ? localTime(k.expires) : 'never'),
+          h('td', {}, k.status === 'active' ? [act(k, 'rotate', 'Rotate'), ' ', act(k, 'revoke', 'Revoke')] : '')))))));
+  }
+
+  // ---- capabilities that land later: counters, alerts, reconciliation ----
+  function genericTable(list, id) {
+    const cols = [...new Set(list.flatMap(o => Object.keys(o)))].filter(k => typeof list[0][k] !== 'object').slice(0, 10);
+    return h('div', { class: 'table-wrap' }, h('table', { id },
+      h('thead', {}, h('tr', {}, ...cols.map(c => h('th', {}, c)))),
+      h('tbody', {}, ...list.map(o => h('tr', {}, ...cols.map(c => h('td', {}, o[c] === undefined || o[c] === null ? '' : String(o[c]))))))));
+  }
+  function anomalyList(list) {
+    return h('ul', { id: 'anomalies' }, ...list.map(a => h('li', {},
+      h('a', { href: '#/counters?anomaly=' + encodeURIComponent(a.id), 'data-anomaly': a.id },
+        (a.time || a.detected || '') + ' ' + (a.provider || '') + ' ' + (a.kind || a.type || '') + ' ' + (a.counter || a.name || '')))));
+  }
+  async function countersPage(root, gen) {
+    const params = new URLSearchParams(location.hash.split('?')[1] || '');
+    const [c, a] = await Promise.all([api('/api/counters'), S.session.capabilities.anomalies ? api('/api/anomalies') : null]);
+    if (gen !== S.gen) return;
+    const kids = [h('h1', {}, 'Provider counters')];
+    const id = params.get('anomaly');
+    if (id) {
+      const ev = await api('/api/anomalies/' + encodeURIComponent(id));
+      kids.push(h('div', { class: 'card', id: 'anomaly-evidence' }, h('h3', {}, 'Anomaly ' + id), h('pre', { class: 'secret' }, JSON.stringify(ev, null, 2))));
+    }
+    const list = (c && (c.counters || c.series)) || [];
+    kids.push(list.length ? genericTable(list, 'counters-table') : h('p', { class: 'muted' }, 'No provider rate-limit headers captured yet.'));
+    if (a) kids.push(h('h2', {}, 'Anomalies'), (a.anomalies || []).length ? anomalyList(a.anomalies) : h('p', { class: 'muted' }, 'None.'));
+    root.replaceChildren(...kids);
+  }
+  async function alertsPage(root, gen) {
+    const a = await api('/api/alerts');
+    if (gen !== S.gen) return;
+    const list = a.alerts || a.events || a.rules || [];
+    root.replaceChildren(h('h1', {}, 'Alerts'), list.length ? genericTable(list, 'alerts-table') : h('p', { class: 'muted' }, 'No alerts.'));
+  }
+  async function reconcilePage(root, gen) {
+    const r = await api('/api/reconcile');
+    if (gen !== S.gen) return;
+    const list = r.runs || r.discrepancies || r.rows || [];
+    root.replaceChildren(h('h1', {}, 'Reconciliation'), list.length ? genericTable(list, 'reconcile-table') : h('p', { class: 'muted' }, 'No reconciliation runs yet (tokenmeter reconcile …).'));
+  }
+
+  // ---- routing ----
+  async function route() {
+    clearTimeout(S.timer);
+    const gen = ++S.gen;
+    const id = (location.hash.replace(/^#\/?/, '').split('?')[0]) || 'overview';
+    const pages = visible();
+    const page = pages.find(p => p.id === id) || pages[0];
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === page.id);
+    const root = $('#main');
+    try {
+      await page.render(root, gen);
+      if (gen === S.gen) root.dataset.loaded = page.id + ':' + gen;
+    } catch (e) {
+      if (gen === S.gen && e.status !== 401) root.replaceChildren(h('h1', {}, page.title), h('p', { class: 'error', id: 'page-error' }, e.message));
+    }
+    if (page.live && gen === S.gen) {
+      S.timer = setTimeout(() => { if (gen === S.gen) refresh(page, gen); }, POLL_MS);
+    }
+  }
+  async function refresh(page, gen) {
+    // A live page re-renders in place; pause while the tab is hidden.
+    if (document.hidden) { S.timer = setTimeout(() => refresh(page, gen), POLL_MS); return; }
+    const focused = document.activeElement && document.activeElement.id;
+    try { await page.render($('#main'), gen); if (gen === S.gen) $('#main').dataset.refreshed = String(Date.now()); } catch (e) { /* keep the last view */ }
+    if (focused && $('#' + focused)) $('#' + focused).focus();
+    if (gen === S.gen) S.timer = setTimeout(() => refresh(page, gen), POLL_MS);
+  }
+
+  async function start() {
+    S.session = await api('/ui/session');
+    $('#who').textContent = isAdmin() ? 'admin' : 'key ' + S.session.key;
+    $('#nav').replaceChildren(...visible().map(p => h('a', { href: '#/' + p.id, 'data-page': p.id }, p.title)));
+    $('#logout').addEventListener('click', async () => {
+      try { await api('/ui/logout', { method: 'POST' }); } finally { location.href = '/ui/login'; }
+    });
+    window.addEventListener('hashchange', route);
+    window.tokenmeter = { csv: () => S.shown && csv(S.shown) }; // for tests and the console
+    route();
+  }
+  start().catch(e => { $('#main').replaceChildren(h('p', { class: 'error' }, e.message)); });
+})();
