@@ -22,6 +22,7 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/fakeupstream"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 )
 
 const directives = "[[fake output=15 reasoning=3 cache_read=100 cache_write_5m=20 cache_write_1h=30 web_search=1]]"
@@ -285,6 +286,23 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// schemaPages returns the pages of a fresh ledger (its schema), so tests
+// of a full ledger leave it the same room whatever tables later versions
+// add.
+func schemaPages(t *testing.T) int64 {
+	t.Helper()
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), LedgerFile))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n, err := db.PageCount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestLedgerFull fills the ledger and checks that the gateway refuses with
 // 503 instead of forwarding unmetered, and recovers when space returns.
 func TestLedgerFull(t *testing.T) {
@@ -295,7 +313,7 @@ func TestLedgerFull(t *testing.T) {
 
 func testLedgerFull(t *testing.T, durability string) {
 	up, tp := newUpstream(t)
-	gw := startGateway(t, up.URL, func(s *Serve) { s.MaxPageCount = 30; s.Config.Durability = durability })
+	gw := startGateway(t, up.URL, func(s *Serve) { s.MaxPageCount = schemaPages(t) + 8; s.Config.Durability = durability })
 	body := `{"model":"claude-haiku-5-5","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`
 	// Fill the ledger. A commit fails when its rows no longer fit: if it is
 	// a call's completion, the response's end is withheld (the client sees
@@ -351,7 +369,7 @@ func testLedgerFull(t *testing.T, durability string) {
 // keeps serving when the ledger cannot record, and says so in its log.
 func TestLedgerFullFailOpen(t *testing.T) {
 	up, _ := newUpstream(t)
-	gw := startGateway(t, up.URL, func(s *Serve) { s.MaxPageCount = 30; s.Config.OnLedgerError = "fail-open" })
+	gw := startGateway(t, up.URL, func(s *Serve) { s.MaxPageCount = schemaPages(t) + 8; s.Config.OnLedgerError = "fail-open" })
 	body := `{"model":"claude-haiku-5-5","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("x", 2000) + `"}]}`
 	for i := range 100 {
 		req, _ := http.NewRequest(http.MethodPost, gw.URL()+"/anthropic/v1/messages", strings.NewReader(body))

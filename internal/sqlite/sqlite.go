@@ -228,6 +228,15 @@ func (db *DB) Open() error {
 	return nil
 }
 
+// PageCount returns the database's size in pages (see MaxPageCount).
+func (db *DB) PageCount() (int64, error) {
+	var n int64
+	if err := db.r.QueryRow(`PRAGMA page_count`).Scan(&n); err != nil {
+		return 0, FormatError(fmt.Errorf("read page count: %w", err))
+	}
+	return n, nil
+}
+
 // Close closes the database connections.
 func (db *DB) Close() error {
 	db.headMu.Lock()
