@@ -63,6 +63,9 @@ const (
 	DefaultRateLimitedPercent     = 10
 	// AnomalyHold is how long an anomaly alert stays firing.
 	AnomalyHold = time.Hour
+	// AnomalyLookback is how old an anomaly may be and still alert (when
+	// the gateway was down as it was detected, or the detector is late).
+	AnomalyLookback = 24 * time.Hour
 	// batch is the most deliveries claimed at once.
 	batch = 50
 	// parallel is the most deliveries sent at once.
@@ -116,6 +119,10 @@ type Engine struct {
 	mu    sync.Mutex // one Evaluate at a time
 	// firing holds the firing alerts by group during Evaluate.
 	firing map[string]tokenmeter.Alert
+	// recorded holds the keys of anomaly alerts known to be in the store
+	// (with their anomaly's detection time, to forget them after
+	// AnomalyLookback), so old anomalies cost no write per pass.
+	recorded map[string]time.Time
 }
 
 // New returns an Engine on store with the default settings and the log
@@ -275,6 +282,14 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("resolve alert %d: %w", a.ID, err))
 		}
 	}
+	if e.recorded == nil {
+		e.recorded = map[string]time.Time{}
+	}
+	for k, t := range e.recorded {
+		if now.Sub(t) > AnomalyLookback {
+			delete(e.recorded, k)
+		}
+	}
 	for _, c := range fire {
 		a := c.alert
 		if a.Key == "" {
@@ -283,6 +298,8 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 		a.Fired = now
 		if _, _, err := e.store.FireAlert(ctx, a, c.sinks, Payload); err != nil {
 			errs = append(errs, fmt.Errorf("fire alert %s: %w", a.Subject, err))
+		} else if a.Kind == tokenmeter.AlertAnomaly {
+			e.recorded[a.Key] = now
 		}
 	}
 	return errors.Join(errs...)
@@ -456,9 +473,10 @@ func (e *Engine) limitRule(ctx context.Context, r tokenmeter.AlertRule, now time
 	return v, nil
 }
 
-// anomalyRule fires once for each anomaly detected within AnomalyHold.
+// anomalyRule fires once for each anomaly detected within
+// AnomalyLookback; the alert stays firing for AnomalyHold.
 func (e *Engine) anomalyRule(ctx context.Context, r tokenmeter.AlertRule, now time.Time) (verdict, error) {
-	list, err := e.store.Anomalies(ctx, now.Add(-AnomalyHold))
+	list, err := e.store.Anomalies(ctx, now.Add(-AnomalyLookback))
 	if err != nil {
 		return verdict{}, fmt.Errorf("read anomalies: %w", err)
 	}
@@ -468,13 +486,20 @@ func (e *Engine) anomalyRule(ctx context.Context, r tokenmeter.AlertRule, now ti
 		if len(r.AnomalyKinds) > 0 && !slices.Contains(r.AnomalyKinds, an.Kind) {
 			continue
 		}
-		if now.Sub(an.Detected) >= AnomalyHold || an.Detected.After(now) {
+		if an.Detected.After(now) {
 			continue
 		}
 		a := tokenmeter.Alert{Rule: r.Name, Kind: tokenmeter.AlertAnomaly, Severity: tokenmeter.SeverityWarning,
 			Subject: fmt.Sprintf("anomaly %d", an.ID)}
 		a.Group = tokenmeter.AlertKey(r.Name, "anomaly", fmt.Sprint(an.ID))
 		a.Key = a.Group
+		if f, ok := e.firing[a.Group]; ok {
+			if now.Sub(f.Fired) >= AnomalyHold {
+				continue // expires
+			}
+		} else if _, ok := e.recorded[a.Key]; ok {
+			continue // fired and expired before
+		}
 		where := an.Provider
 		if an.Counter != "" {
 			where += " " + an.Counter
