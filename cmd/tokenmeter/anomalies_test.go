@@ -309,3 +309,36 @@ func TestStatuslineRecordsRateLimits(t *testing.T) {
 		t.Errorf("evidence %s", list[0].Evidence)
 	}
 }
+
+// TestCounterDriftOpenAI: OpenAI's x-ratelimit-* headers (resets as
+// durations) with the drift scenario chosen by the request's directive
+// header: one drift anomaly on x-ratelimit-tokens, for the minute
+// [T0+2m, T0+3m).
+func TestCounterDriftOpenAI(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 10, 0, 5, 0, time.UTC)
+	clk := &manualClock{t: t0}
+	gw := counterGateway(t, clk, "")
+	const key = "sk-proj-openai-counter-test-0123456789abcd"
+	for clk.Now().Before(t0.Add(6 * time.Minute)) {
+		resp, body := post(t, gw.URL()+"/openai/v1/chat/completions",
+			map[string]string{"Authorization": "Bearer " + key, "X-Fake-Upstream": "scenario=drift input=3000 output=10"},
+			`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		clk.Advance(15 * time.Second)
+	}
+	syncCounters(t, gw)
+	list, err := gw.store.Anomalies(context.Background(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Kind != tokenmeter.AnomalyDrift || list[0].Counter != "x-ratelimit-tokens" ||
+		list[0].Provider != "openai" || list[0].Credential != tokenmeter.CredentialID(key) || !list[0].Start.Equal(t0.Truncate(time.Minute).Add(2*time.Minute)) {
+		t.Fatalf("anomalies %+v; want one drift of x-ratelimit-tokens from 10:02", list)
+	}
+	var ev counters.Evidence
+	if err := json.Unmarshal(list[0].Evidence, &ev); err != nil || *ev.ProviderCount-*ev.LedgerCount != 4*fakeupstream.DriftPhantomTokens {
+		t.Errorf("evidence %s; want the provider 4 x %d tokens over the ledger", list[0].Evidence, fakeupstream.DriftPhantomTokens)
+	}
+}

@@ -83,6 +83,9 @@ type seriesState struct {
 	winFirst     tokenmeter.Sample
 	winLast      tokenmeter.Sample
 	winCount     int
+	// winFixed: used grew in the window and never fell, as in a fixed
+	// window (a token bucket refills between calls: not judged).
+	winFixed bool
 }
 
 type throttleState struct {
@@ -313,7 +316,9 @@ func DriftMetric(counter string) string {
 }
 
 // window follows the drift window of a fixed-window counter: the samples
-// that share one advertised reset. When a window seen from its start closes
+// that share one advertised reset, with used growing and never falling
+// (a token bucket, which refills between calls, is never judged: what it
+// consumed is not in its readings). When a window seen from its start closes
 // (a sample after its reset), the provider's count at its last sample is
 // compared with the ledger's usage over the window (see Evidence). broken
 // says the window ended abnormally (an anomaly was found), which leaves
@@ -324,7 +329,13 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 		st.winCount, st.winFromStart = 0, false
 		return Finding{}, false
 	}
-	if st.winCount > 0 && cur.Reset.Equal(st.winReset) {
+	if st.winCount > 0 && sameReset(cur, st.winReset) {
+		before, after := st.winLast.Limit-st.winLast.Remaining, cur.Limit-cur.Remaining
+		if after < before || cur.Limit != st.winLast.Limit {
+			st.winFixed, st.winFromStart = false, false
+		} else if after > before {
+			st.winFixed = true
+		}
 		st.winCount++
 		st.winLast = cur
 		return Finding{}, false
@@ -332,7 +343,7 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 	var f Finding
 	var found bool
 	closed := st.winCount > 0 && !cur.Time.Before(st.winReset.Add(-d.Grace))
-	if closed && st.winFromStart && st.winCount >= 2 && !broken {
+	if closed && st.winFromStart && st.winFixed && st.winCount >= 2 && !broken {
 		last := st.winLast
 		count := max(0, last.Limit-last.Remaining)
 		f = Finding{
@@ -359,8 +370,18 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 	// its advertised reset, so that every call in it was seen.
 	st.winFromStart = closed && !broken
 	st.winStart = st.winReset
-	st.winReset, st.winFirst, st.winLast, st.winCount = cur.Reset, cur, cur, 1
+	st.winReset, st.winFirst, st.winLast, st.winCount, st.winFixed = cur.Reset, cur, cur, 1, false
 	return f, found
+}
+
+// sameReset reports whether s advertises the reset of the window that
+// resets at reset: the same instant, or for OpenAI's resets (durations
+// from the response's time, so a little jitter) within a second of it.
+func sameReset(s tokenmeter.Sample, reset time.Time) bool {
+	if strings.HasPrefix(s.Counter, "x-ratelimit-") {
+		return s.Reset.Sub(reset).Abs() <= time.Second
+	}
+	return s.Reset.Equal(reset)
 }
 
 // Status feeds the status of a response from provider with credential at
