@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/dashboard"
 	"github.com/tokenmeter/tokenmeter/internal/report"
 )
@@ -515,6 +516,28 @@ func TestDashboardBrowser(t *testing.T) {
 		"--metric", "tokens", "--max", "9000", "--window", "day"); err != nil {
 		t.Fatalf("limits set: %v %s", err, stderr)
 	}
+	// Provider counters with an early reset, as the counter watch stores them.
+	now := time.Now()
+	var samples []tokenmeter.Sample
+	for i := range 12 {
+		rem := int64(90000 - 7000*i)
+		if i >= 9 {
+			rem = 100000 - 1000*int64(i-9)
+		}
+		samples = append(samples, tokenmeter.Sample{Time: now.Add(time.Duration(i-12) * 5 * time.Minute), Provider: "anthropic",
+			Credential: "cred-1a2b3c", Counter: "anthropic-ratelimit-tokens", Limit: 100000, Remaining: rem,
+			Utilization: tokenmeter.NoValue, Reset: now.Add(time.Hour), Source: "gateway"})
+	}
+	if err := gw.store.AddSamples(context.Background(), samples); err != nil {
+		t.Fatal(err)
+	}
+	anomalyID, err := gw.store.AddAnomaly(context.Background(), tokenmeter.Anomaly{Kind: tokenmeter.AnomalyEarlyReset, Provider: "anthropic",
+		Credential: "cred-1a2b3c", Counter: "anthropic-ratelimit-tokens", Detected: now.Add(-15 * time.Minute), Start: now.Add(-20 * time.Minute),
+		End: now.Add(-15 * time.Minute), Summary: "tokens remaining rose from 27000 to 100000 45 min before the advertised reset",
+		Evidence: json.RawMessage(`{"before":{"remaining":27000},"after":{"remaining":100000},"advertised_reset":"in 45 min"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 1000))
@@ -687,6 +710,28 @@ func TestDashboardBrowser(t *testing.T) {
 	must("keys page: revoke", chromedp.Click(css(`button[data-action="revoke"][data-key="browser-made"]`)),
 		chromedp.Click(css(`button[data-action="revoke"][data-key="browser-made"]`)),
 		chromedp.WaitVisible(css(`tr[data-key="browser-made"] .pill.bad`)))
+
+	// Follow an anomaly from the overview to its evidence on the Provider
+	// counters page, with the counter charted.
+	must("anomaly to evidence", chromedp.Navigate(gw.URL()+"/#/overview"),
+		chromedp.WaitVisible(css(fmt.Sprintf(`#anomalies a[data-anomaly="%d"]`, anomalyID))),
+		chromedp.Click(css(fmt.Sprintf(`#anomalies a[data-anomaly="%d"]`, anomalyID))),
+		chromedp.WaitVisible(css("#anomaly-evidence")), chromedp.WaitVisible(css(`[data-series="anthropic-ratelimit-tokens"] .uplot`)))
+	evidence, err := chromedp.Run(ctx, chromedp.Text(css("#anomaly-evidence")))
+	if err != nil || !strings.Contains(evidence, "45 min before the advertised reset") || !strings.Contains(evidence, `"remaining": 27000`) {
+		t.Errorf("anomaly evidence shows %q (%v); want its summary and evidence", evidence, err)
+	}
+	if os.Getenv("TOKENMETER_UPDATE_SCREENSHOTS") == "1" {
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err == nil {
+			err = os.WriteFile(filepath.Join("..", "..", "docs", "dashboard-counters.png"), png, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must("alerts page", chromedp.Navigate(gw.URL()+"/#/alerts"), chromedp.WaitVisible(css(`#main[data-loaded^="alerts:"]`)))
+	must("reconciliation page", chromedp.Navigate(gw.URL()+"/#/reconcile"), chromedp.WaitVisible(css(`#main[data-loaded^="reconcile:"]`)))
 
 	// Phone width: the overview still fits.
 	must("phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(gw.URL()+"/#/overview"),

@@ -139,6 +139,8 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.writer.OnCommit = s.Metrics.Commit
 	s.Metrics.QueueDepth(s.writer.QueueDepth)
 	s.Metrics.Limits(metrics.LimitsFrom(s.store, nil))
+	s.Metrics.Counters(metrics.CountersFrom(s.store, nil))
+	s.Metrics.Alerts(metrics.AlertsFrom(s.store))
 	s.writer.Open()
 
 	s.proxy = proxy.New(c.Routes(), s.writer, s.Log)
@@ -177,7 +179,7 @@ func (s *Serve) Open(ctx context.Context) error {
 	if z := localZone().String(); z != "Local" {
 		s.Dashboard.TimeZone = z
 	}
-	s.Dashboard.Capabilities = dashboard.Capabilities{Limits: true}
+	s.Dashboard.Capabilities = dashboard.Capabilities{Limits: true, Counters: true, Anomalies: true, Alerts: true, Reconcile: true}
 	api.Sessions = s.Dashboard
 
 	s.server = server.New(s.Log)

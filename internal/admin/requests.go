@@ -122,7 +122,9 @@ func (h *Handler) requests(w http.ResponseWriter, r *http.Request, c caller) err
 // hourly serves GET /api/hourly (admin) and /api/me/hourly (a virtual
 // key's own calls): the report data by local hour, in the JSON of
 // /api/usage with report "hourly" and periods "YYYY-MM-DDTHH:00". It takes
-// since, until, by and tz; without since it covers the last 48 hours.
+// since, until, by (model, key, project, or provider: the Provider
+// counters page sets the ledger beside each provider's counters) and tz;
+// without since it covers the last 48 hours.
 func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error {
 	v := r.URL.Query()
 	if v.Has("kind") {
@@ -133,9 +135,9 @@ func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error
 		return err
 	}
 	switch q.By {
-	case report.ByNone, report.ByModel, report.ByKey, report.ByProject:
+	case report.ByNone, report.ByModel, report.ByKey, report.ByProject, "provider":
 	default:
-		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key or project)", q.By)
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key, project or provider)", q.By)
 	}
 	now := h.now()
 	var src interface {
@@ -176,6 +178,8 @@ func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error
 			k.key = orNone(b.Principal)
 		case report.ByProject:
 			k.key = orNone(b.Project)
+		case "provider":
+			k.key = orNone(b.Provider)
 		}
 		row := rows[k]
 		if row == nil {

@@ -67,10 +67,15 @@ type LimitState struct {
 	Used, Max                 int64
 }
 
-// CounterValue is the last value of one provider rate-limit counter.
+// CounterValue is the last sample of one provider rate-limit counter;
+// nil fields were not in the headers.
 type CounterValue struct {
-	Provider, Name string
-	Value          float64
+	// Credential is the counter's credential id (never a credential).
+	Provider, Credential, Counter string
+	Limit, Remaining              *int64
+	// Utilization is the used share in basis points (Anthropic's unified
+	// subscription counters).
+	Utilization *int64
 }
 
 // Metrics records the gateway's metrics and serves them.
@@ -90,7 +95,6 @@ type Metrics struct {
 	ttfb     *prometheus.HistogramVec
 	commit   prometheus.Histogram
 	commits  *prometheus.CounterVec
-	alerts   *prometheus.CounterVec
 
 	mu     sync.Mutex
 	models map[string]bool
@@ -140,11 +144,7 @@ func New(log *slog.Logger) *Metrics {
 		Name: "tokenmeter_ledger_events_total",
 		Help: "Events the ledger writer handled, by result (committed, failed).",
 	}, []string{"result"})
-	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tokenmeter_alerts_fired_total",
-		Help: "Alerts fired, by rule kind.",
-	}, []string{"kind"})
-	m.reg.MustRegister(m.tokens, m.requests, m.cost, m.duration, m.ttfb, m.commit, m.commits, m.alerts,
+	m.reg.MustRegister(m.tokens, m.requests, m.cost, m.duration, m.ttfb, m.commit, m.commits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -256,8 +256,12 @@ func (m *Metrics) Commit(n int, d time.Duration, err error) {
 	m.commits.WithLabelValues(result).Add(float64(n))
 }
 
-// AlertFired counts a fired alert of kind (threshold, burn_rate, anomaly...).
-func (m *Metrics) AlertFired(kind string) { m.alerts.WithLabelValues(kind).Inc() }
+// Alerts registers tokenmeter_alerts_fired_total, the alerts the store
+// holds by kind and severity, read from read at each scrape. Alerts are
+// kept for good, so the count only grows, across restarts too.
+func (m *Metrics) Alerts(read func(ctx context.Context) (map[[2]string]int64, error)) {
+	m.reg.MustRegister(&alertCollector{m: m, read: read})
+}
 
 // QueueDepth registers tokenmeter_ledger_queue_depth, read from depth at
 // each scrape.
@@ -275,9 +279,9 @@ func (m *Metrics) Limits(read func(ctx context.Context) ([]LimitState, error)) {
 	m.reg.MustRegister(&limitCollector{m: m, read: read})
 }
 
-// Counters registers tokenmeter_provider_ratelimit, the last value of each
-// provider rate-limit counter (remaining requests, tokens...), read from
-// read at each scrape.
+// Counters registers tokenmeter_provider_ratelimit_limit, _remaining and
+// _utilization_ratio: the last sample of each provider rate-limit counter,
+// read from read at each scrape.
 func (m *Metrics) Counters(read func(ctx context.Context) ([]CounterValue, error)) {
 	m.reg.MustRegister(&counterCollector{m: m, read: read})
 }
@@ -289,8 +293,11 @@ var (
 		"Usage of each limit in its current window, in the limit's metric (tokens, requests or micro-dollars).", []string{"limit", "scope", "metric", "mode"}, nil)
 	limitMax = prometheus.NewDesc("tokenmeter_limit_max",
 		"Maximum of each limit, in the limit's metric (tokens, requests or micro-dollars).", []string{"limit", "scope", "metric", "mode"}, nil)
-	counterValue = prometheus.NewDesc("tokenmeter_provider_ratelimit",
-		"Last value of each provider rate-limit counter seen in response headers.", []string{"provider", "counter"}, nil)
+	counterLabels    = []string{"provider", "credential", "counter"}
+	counterLimit     = prometheus.NewDesc("tokenmeter_provider_ratelimit_limit", "Last limit the provider advertised for each rate-limit counter.", counterLabels, nil)
+	counterRemaining = prometheus.NewDesc("tokenmeter_provider_ratelimit_remaining", "Last remaining value the provider advertised for each rate-limit counter.", counterLabels, nil)
+	counterUtil      = prometheus.NewDesc("tokenmeter_provider_ratelimit_utilization_ratio", "Last used share the provider advertised for each rate-limit counter (subscription counters).", counterLabels, nil)
+	alertsFired      = prometheus.NewDesc("tokenmeter_alerts_fired_total", "Alerts fired, by rule kind and severity (from the alert store).", []string{"kind", "severity"}, nil)
 )
 
 type limitCollector struct {
@@ -329,17 +336,50 @@ type counterCollector struct {
 	read func(ctx context.Context) ([]CounterValue, error)
 }
 
-func (c *counterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- counterValue }
+func (c *counterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- counterLimit
+	ch <- counterRemaining
+	ch <- counterUtil
+}
 
 func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.m.ScrapeTimeout)
 	defer cancel()
 	vs, err := c.read(ctx)
 	if err != nil {
-		ch <- prometheus.NewInvalidMetric(counterValue, err)
+		ch <- prometheus.NewInvalidMetric(counterRemaining, err)
 		return
 	}
 	for _, v := range vs {
-		ch <- prometheus.MustNewConstMetric(counterValue, prometheus.GaugeValue, v.Value, v.Provider, v.Name)
+		labels := []string{v.Provider, v.Credential, v.Counter}
+		if v.Limit != nil {
+			ch <- prometheus.MustNewConstMetric(counterLimit, prometheus.GaugeValue, float64(*v.Limit), labels...)
+		}
+		if v.Remaining != nil {
+			ch <- prometheus.MustNewConstMetric(counterRemaining, prometheus.GaugeValue, float64(*v.Remaining), labels...)
+		}
+		if v.Utilization != nil {
+			ch <- prometheus.MustNewConstMetric(counterUtil, prometheus.GaugeValue, float64(*v.Utilization)/10000, labels...)
+		}
+	}
+}
+
+type alertCollector struct {
+	m    *Metrics
+	read func(ctx context.Context) (map[[2]string]int64, error)
+}
+
+func (c *alertCollector) Describe(ch chan<- *prometheus.Desc) { ch <- alertsFired }
+
+func (c *alertCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.m.ScrapeTimeout)
+	defer cancel()
+	counts, err := c.read(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(alertsFired, err)
+		return
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(alertsFired, prometheus.CounterValue, float64(n), k[0], k[1])
 	}
 }

@@ -75,13 +75,16 @@ func TestMetrics(t *testing.T) {
 	m.FirstByte("anthropic", 300*time.Millisecond)
 	m.Commit(3, time.Millisecond, nil)
 	m.Commit(2, time.Millisecond, io.EOF)
-	m.AlertFired("threshold")
+	m.Alerts(func(context.Context) (map[[2]string]int64, error) {
+		return map[[2]string]int64{{"threshold", "warning"}: 1}, nil
+	})
 	m.QueueDepth(func() int { return 4 })
 	m.Limits(func(context.Context) ([]metrics.LimitState, error) {
 		return []metrics.LimitState{{Name: "daily", Scope: "key:alice", Metric: "tokens", Mode: "hard", Used: 25, Max: 100}}, nil
 	})
 	m.Counters(func(context.Context) ([]metrics.CounterValue, error) {
-		return []metrics.CounterValue{{Provider: "anthropic", Name: "tokens-remaining", Value: 9000}}, nil
+		rem, lim := int64(9000), int64(10000)
+		return []metrics.CounterValue{{Provider: "anthropic", Credential: "c1", Counter: "anthropic-ratelimit-tokens", Remaining: &rem, Limit: &lim}}, nil
 	})
 	fams := scrape(t, m)
 	for _, c := range []struct {
@@ -105,10 +108,11 @@ func TestMetrics(t *testing.T) {
 		{"tokenmeter_ledger_events_total", map[string]string{"result": "committed"}, 3},
 		{"tokenmeter_ledger_events_total", map[string]string{"result": "failed"}, 2},
 		{"tokenmeter_ledger_queue_depth", nil, 4},
-		{"tokenmeter_alerts_fired_total", map[string]string{"kind": "threshold"}, 1},
+		{"tokenmeter_alerts_fired_total", map[string]string{"kind": "threshold", "severity": "warning"}, 1},
 		{"tokenmeter_limit_utilization_ratio", map[string]string{"limit": "daily", "scope": "key:alice"}, 0.25},
 		{"tokenmeter_limit_used", map[string]string{"limit": "daily"}, 25},
-		{"tokenmeter_provider_ratelimit", map[string]string{"provider": "anthropic", "counter": "tokens-remaining"}, 9000},
+		{"tokenmeter_provider_ratelimit_remaining", map[string]string{"provider": "anthropic", "counter": "anthropic-ratelimit-tokens"}, 9000},
+		{"tokenmeter_provider_ratelimit_limit", map[string]string{"credential": "c1"}, 10000},
 	} {
 		got, ok := value(fams, c.fam, c.labels)
 		if !ok || got != c.want {

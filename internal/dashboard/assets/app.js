@@ -151,19 +151,21 @@
   async function overviewExtra() {
     const c = S.session.capabilities || {}, out = [];
     if (!isAdmin()) return out;
-    if (c.alerts) {
-      try {
-        const a = await api('/api/alerts');
-        const open = (a.alerts || a.events || []).slice(0, 5);
-        out.push(h('h2', {}, 'Recent alerts'), open.length ? genericTable(open, 'alerts-table') : h('p', { class: 'muted' }, 'None.'));
-      } catch (e) { out.push(h('p', { class: 'error' }, 'alerts: ' + e.message)); }
+    const week = new Date(Date.now() - 7 * 86400e3).toISOString().replace(/\.\d+Z$/, 'Z');
+    const [al, an] = await Promise.all([
+      c.alerts ? api('/api/alerts?state=firing').catch(e => ({ error: e })) : null,
+      c.anomalies ? api('/api/anomalies?since=' + encodeURIComponent(week)).catch(e => ({ error: e })) : null]);
+    if (al) {
+      out.push(h('h2', {}, 'Open alerts'));
+      if (al.error) out.push(h('p', { class: 'error' }, al.error.message));
+      else out.push((al.alerts || []).length ? h('ul', { id: 'open-alerts' }, ...al.alerts.slice(0, 5).map(x => h('li', {},
+        pill(x.severity, x.severity === 'critical' ? 'bad' : 'warn'), ' ', h('a', { href: '#/alerts?id=' + x.id }, x.subject), ' ', h('span', { class: 'muted' }, x.summary))))
+        : h('p', { class: 'muted' }, 'None firing.'));
     }
-    if (c.anomalies) {
-      try {
-        const a = await api('/api/anomalies');
-        const list = (a.anomalies || []).slice(0, 5);
-        out.push(h('h2', {}, 'Anomalies'), list.length ? anomalyList(list) : h('p', { class: 'muted' }, 'None.'));
-      } catch (e) { out.push(h('p', { class: 'error' }, 'anomalies: ' + e.message)); }
+    if (an) {
+      out.push(h('h2', {}, 'Anomalies (last 7 days)'));
+      if (an.error) out.push(h('p', { class: 'error' }, an.error.message));
+      else out.push((an.anomalies || []).length ? anomalyList(an.anomalies.slice(-5).reverse()) : h('p', { class: 'muted' }, 'None.'));
     }
     return out;
   }
@@ -367,44 +369,147 @@
           h('td', {}, k.status === 'active' ? [act(k, 'rotate', 'Rotate'), ' ', act(k, 'revoke', 'Revoke')] : '')))))));
   }
 
-  // ---- capabilities that land later: counters, alerts, reconciliation ----
-  function genericTable(list, id) {
-    const cols = [...new Set(list.flatMap(o => Object.keys(o)))].filter(k => typeof list[0][k] !== 'object').slice(0, 10);
+  // ---- provider counters, anomalies, alerts, reconciliation ----
+  const hashParams = () => new URLSearchParams(location.hash.split('?')[1] || '');
+  const pill = (text, cls) => h('span', { class: 'pill ' + (cls || text) }, text);
+  function table(id, head, rows) {
     return h('div', { class: 'table-wrap' }, h('table', { id },
-      h('thead', {}, h('tr', {}, ...cols.map(c => h('th', {}, c)))),
-      h('tbody', {}, ...list.map(o => h('tr', {}, ...cols.map(c => h('td', {}, o[c] === undefined || o[c] === null ? '' : String(o[c]))))))));
+      h('thead', {}, h('tr', {}, ...head.map(c => h('th', { class: c.n ? 'n' : '' }, c.t || c)))),
+      h('tbody', {}, ...rows)));
   }
   function anomalyList(list) {
     return h('ul', { id: 'anomalies' }, ...list.map(a => h('li', {},
-      h('a', { href: '#/counters?anomaly=' + encodeURIComponent(a.id), 'data-anomaly': a.id },
-        (a.time || a.detected || '') + ' ' + (a.provider || '') + ' ' + (a.kind || a.type || '') + ' ' + (a.counter || a.name || '')))));
+      h('a', { href: '#/counters?anomaly=' + a.id, 'data-anomaly': a.id }, localTime(a.detected) + ' · ' + a.provider + ' · ' + a.kind.replace(/_/g, ' ')),
+      ' ', h('span', { class: 'muted' }, a.summary))));
   }
+  const COUNTER_RANGES = { '6h': 6, '24h': 24, '7d': 168 };
   async function countersPage(root, gen) {
-    const params = new URLSearchParams(location.hash.split('?')[1] || '');
-    const [c, a] = await Promise.all([api('/api/counters'), S.session.capabilities.anomalies ? api('/api/anomalies') : null]);
-    if (gen !== S.gen) return;
-    const kids = [h('h1', {}, 'Provider counters')];
+    const params = hashParams();
+    const range = S.counterRange || '24h';
+    const since = new Date(Date.now() - COUNTER_RANGES[range] * 3600e3);
+    const sinceISO = since.toISOString().replace(/\.\d+Z$/, 'Z');
     const id = params.get('anomaly');
-    if (id) {
-      const ev = await api('/api/anomalies/' + encodeURIComponent(id));
-      kids.push(h('div', { class: 'card', id: 'anomaly-evidence' }, h('h3', {}, 'Anomaly ' + id), h('pre', { class: 'secret' }, JSON.stringify(ev, null, 2))));
+    const [c, a, hourly, ev] = await Promise.all([
+      api('/api/counters?since=' + encodeURIComponent(sinceISO)),
+      api('/api/anomalies?since=' + encodeURIComponent(sinceISO)),
+      usage('hourly', { since: zoneDate(tz(), since), by: 'provider' }),
+      id ? api('/api/anomalies/' + encodeURIComponent(id)) : null,
+    ]);
+    if (gen !== S.gen) return;
+    const kids = [h('h1', {}, 'Provider counters'), h('div', { class: 'controls' }, h('label', {}, 'Range',
+      h('select', { id: 'counter-range', onchange: e => { S.counterRange = e.target.value; route(); } },
+        ...Object.keys(COUNTER_RANGES).map(r => h('option', { value: r, selected: r === range }, 'last ' + r)))))];
+    if (ev) {
+      kids.push(h('div', { class: 'card', id: 'anomaly-evidence' },
+        h('h3', {}, `Anomaly ${ev.id}: ${ev.kind.replace(/_/g, ' ')} · ${ev.provider}${ev.counter ? ' · ' + ev.counter : ''}`),
+        h('p', { id: 'anomaly-summary' }, ev.summary),
+        h('p', { class: 'muted small' }, `detected ${localTime(ev.detected)}; window ${localTime(ev.start)} → ${localTime(ev.end)}`),
+        h('pre', { class: 'secret', id: 'anomaly-json' }, JSON.stringify(ev.evidence || {}, null, 2))));
     }
-    const list = (c && (c.counters || c.series)) || [];
-    kids.push(list.length ? genericTable(list, 'counters-table') : h('p', { class: 'muted' }, 'No provider rate-limit headers captured yet.'));
-    if (a) kids.push(h('h2', {}, 'Anomalies'), (a.anomalies || []).length ? anomalyList(a.anomalies) : h('p', { class: 'muted' }, 'None.'));
+    const anomalies = a.anomalies || [];
+    kids.push(h('h2', {}, 'Anomalies'), anomalies.length ? anomalyList(anomalies.slice().reverse()) : h('p', { class: 'muted' }, 'None in this range.'));
+    // Series: one per provider, credential and counter.
+    const series = new Map();
+    for (const s of c.samples || []) {
+      const k = s.provider + '\u0000' + (s.credential || '') + '\u0000' + s.counter;
+      if (!series.has(k)) series.set(k, { provider: s.provider, credential: s.credential, counter: s.counter, samples: [] });
+      series.get(k).samples.push(s);
+    }
+    kids.push(h('h2', {}, 'Counters and the ledger'));
+    if (!series.size) kids.push(h('p', { class: 'muted' }, 'No provider rate-limit headers captured in this range.'));
+    const charts = [];
+    for (const s of [...series.values()].slice(0, 12)) {
+      const last = s.samples[s.samples.length - 1];
+      const el = h('div', { class: 'chart', 'data-series': s.counter });
+      kids.push(h('div', { class: 'card counter' }, h('h3', {}, `${s.provider} · ${s.counter}${s.credential ? ' · ' + s.credential : ''}`),
+        h('p', { class: 'small muted' }, 'last: ' + (last.utilization_bp !== undefined ? (last.utilization_bp / 100).toFixed(1) + ' % used' :
+          int(last.remaining) + ' remaining of ' + (last.limit !== undefined ? int(last.limit) : '?')) + (last.reset ? ', resets ' + localTime(last.reset) : '')), el));
+      charts.push([s, el]);
+    }
+    root.replaceChildren(...kids);
+    S.charts.forEach(ch => ch.destroy()); S.charts = [];
+    for (const [s, el] of charts) drawCounter(s, el, hourly, anomalies);
+  }
+  function drawCounter(s, el, hourly, anomalies) {
+    // The counter (remaining, or % used) as steps, the ledger's tokens per
+    // hour for the same provider as bars on the right axis, anomalies as
+    // red lines at the time they were detected.
+    const util = s.samples.some(x => x.utilization_bp !== undefined);
+    const pts = s.samples.map(x => [Date.parse(x.time) / 1000, util ? (x.utilization_bp ?? null) / 100 : (x.remaining ?? null)]);
+    const led = hourly.rows.filter(r => r.key === s.provider).map(r => [periodTime(r.period), r.total_tokens]);
+    const xs = [...new Set([...pts.map(p => p[0]), ...led.map(p => p[0])])].sort((a, b) => a - b);
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const y1 = xs.map(() => null), y2 = xs.map(() => null);
+    for (const [x, v] of pts) y1[at.get(x)] = v;
+    for (const [x, v] of led) y2[at.get(x)] = v;
+    const marks = anomalies.filter(a => a.provider === s.provider && (!a.counter || a.counter === s.counter) &&
+      (!a.credential || !s.credential || a.credential === s.credential)).map(a => Date.parse(a.detected) / 1000);
+    const css = getComputedStyle(document.documentElement);
+    const fg = css.getPropertyValue('--muted').trim(), grid = css.getPropertyValue('--line').trim(), bad = css.getPropertyValue('--bad').trim();
+    const ax = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } };
+    S.charts.push(new uPlot({
+      width: Math.max(280, el.clientWidth - 16), height: 200,
+      series: [{}, { label: util ? '% used' : 'remaining', stroke: '#2f6fdb', width: 2, spanGaps: true, paths: uPlot.paths.stepped({ align: 1 }) },
+        { label: 'ledger tokens/h', stroke: '#e07b39', fill: '#e07b3933', scale: 'led', paths: uPlot.paths.bars({ size: [0.6, 40] }) }],
+      axes: [ax, Object.assign({}, ax, { size: 60, values: (u, v) => v.map(util ? (x => x + '%') : human) }),
+        Object.assign({}, ax, { scale: 'led', side: 1, size: 60, grid: { show: false }, values: (u, v) => v.map(human) })],
+      hooks: { draw: [u => {
+        const ctx = u.ctx; ctx.save(); ctx.strokeStyle = bad || '#c62828'; ctx.lineWidth = 2;
+        for (const m of marks) {
+          const x = u.valToPos(m, 'x', true);
+          if (x >= u.bbox.left && x <= u.bbox.left + u.bbox.width) { ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke(); }
+        }
+        ctx.restore();
+      }] },
+    }, [xs, y1, y2], el));
+  }
+
+  async function alertsPage(root, gen) {
+    const id = hashParams().get('id');
+    const [a, one] = await Promise.all([api('/api/alerts'), id ? api('/api/alerts/' + encodeURIComponent(id)) : null]);
+    if (gen !== S.gen) return;
+    const kids = [h('h1', {}, 'Alerts')];
+    if (one) {
+      kids.push(h('div', { class: 'card', id: 'alert-detail' }, h('h3', {}, `Alert ${one.id}: ${one.subject}`), h('p', {}, one.summary),
+        table('alert-history', ['Time', 'State', 'Summary'], (one.history || []).map(c => h('tr', {}, h('td', {}, localTime(c.time)), h('td', {}, pill(c.state)), h('td', {}, c.summary)))),
+        h('h3', {}, 'Deliveries'),
+        one.deliveries.length ? table('alert-deliveries', ['Sink', 'Transition', 'Attempts', 'Delivered', 'Next attempt', 'Last error'], one.deliveries.map(d => h('tr', {},
+          h('td', {}, d.sink), h('td', {}, d.transition), h('td', {}, d.attempts), h('td', {}, localTime(d.delivered)), h('td', {}, localTime(d.next_attempt)), h('td', {}, d.last_error || '')))) : h('p', { class: 'muted' }, 'No sinks.'),
+        one.details ? h('pre', { class: 'secret' }, JSON.stringify(one.details, null, 2)) : null));
+    }
+    const list = a.alerts || [];
+    kids.push(list.length ? table('alerts-table', ['Fired', 'Severity', 'State', 'Kind', 'Subject', 'Summary', 'Resolved'], list.map(x => h('tr', { 'data-alert': x.id },
+      h('td', {}, h('a', { href: '#/alerts?id=' + x.id }, localTime(x.fired))), h('td', {}, pill(x.severity, x.severity === 'critical' ? 'bad' : 'warn')),
+      h('td', {}, pill(x.state, x.state === 'firing' ? 'bad' : 'ok')), h('td', {}, x.kind), h('td', {}, x.subject), h('td', {}, x.summary), h('td', {}, localTime(x.resolved)))))
+      : h('p', { class: 'muted' }, 'No alerts in the last 7 days.'));
     root.replaceChildren(...kids);
   }
-  async function alertsPage(root, gen) {
-    const a = await api('/api/alerts');
-    if (gen !== S.gen) return;
-    const list = a.alerts || a.events || a.rules || [];
-    root.replaceChildren(h('h1', {}, 'Alerts'), list.length ? genericTable(list, 'alerts-table') : h('p', { class: 'muted' }, 'No alerts.'));
-  }
+
   async function reconcilePage(root, gen) {
-    const r = await api('/api/reconcile');
+    const id = hashParams().get('id');
+    const [r, one] = await Promise.all([api('/api/reconcile'), id ? api('/api/reconcile/' + encodeURIComponent(id)) : null]);
     if (gen !== S.gen) return;
-    const list = r.runs || r.discrepancies || r.rows || [];
-    root.replaceChildren(h('h1', {}, 'Reconciliation'), list.length ? genericTable(list, 'reconcile-table') : h('p', { class: 'muted' }, 'No reconciliation runs yet (tokenmeter reconcile …).'));
+    const kids = [h('h1', {}, 'Reconciliation')];
+    if (one) {
+      const d = one.discrepancies || [];
+      kids.push(h('div', { class: 'card', id: 'reconcile-detail' }, h('h3', {}, `Run ${one.id}: ${one.provider}, ${localTime(one.since)} → ${localTime(one.until)}`),
+        one.error ? h('p', { class: 'error' }, one.error) : null,
+        d.length ? table('discrepancies', ['Bucket', 'Model', 'Key', 'Class', 'Category', { t: 'Provider', n: 1 }, { t: 'Ledger', n: 1 }, { t: 'Diff', n: 1 }, 'Final'],
+          d.map(x => h('tr', { class: x.beyond_tolerance ? 'error' : '' }, h('td', {}, localTime(x.start)), h('td', {}, x.model), h('td', {}, x.key || ''),
+            h('td', {}, x.class), h('td', {}, x.category), h('td', { class: 'n' }, int(x.provider)), h('td', { class: 'n' }, int(x.ledger)),
+            h('td', { class: 'n' }, int(x.provider - x.ledger)), h('td', {}, x.final ? 'yes' : 'not yet'))))
+          : h('p', { class: 'muted' }, 'The provider and the ledger agree.')));
+    }
+    const runs = r.runs || [];
+    kids.push(runs.length ? table('reconcile-runs', ['Ran', 'Provider', 'Span', 'By', 'Status', { t: 'Rows', n: 1 }, { t: 'Beyond tolerance', n: 1 }, { t: 'Provider tokens', n: 1 }, { t: 'Ledger tokens', n: 1 }],
+      runs.map(x => {
+        const tot = u => u ? (u.input_tokens || 0) + (u.output_tokens || 0) + (u.cache_creation_5m_input_tokens || 0) + (u.cache_creation_1h_input_tokens || 0) + (u.cache_read_input_tokens || 0) : 0;
+        return h('tr', { 'data-run': x.id }, h('td', {}, h('a', { href: '#/reconcile?id=' + x.id }, localTime(x.ran))), h('td', {}, x.provider),
+          h('td', {}, localTime(x.since) + ' → ' + localTime(x.until)), h('td', {}, x.by), h('td', {}, pill(x.status, x.status === 'ok' ? 'ok' : 'bad')),
+          h('td', { class: 'n' }, int(x.summary.rows)), h('td', { class: 'n' }, int(x.summary.beyond_tolerance)),
+          h('td', { class: 'n' }, int(tot(x.summary.provider_usage))), h('td', { class: 'n' }, int(tot(x.summary.ledger_usage))));
+      })) : h('p', { class: 'muted' }, 'No reconciliation runs yet (tokenmeter serve --reconcile anthropic, or tokenmeter reconcile).'));
+    root.replaceChildren(...kids);
   }
 
   // ---- routing ----
