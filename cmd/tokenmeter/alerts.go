@@ -661,6 +661,9 @@ func (s *Serve) startAlerts() error {
 	if err != nil {
 		return err
 	}
+	if s.Now != nil {
+		e.Now = s.Now
+	}
 	s.Alerts = e
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

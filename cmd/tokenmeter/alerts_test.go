@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/alerts"
+	"github.com/tokenmeter/tokenmeter/internal/fakeupstream"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -209,6 +210,71 @@ func TestAlertsThroughGateway(t *testing.T) {
 	}
 	if !strings.Contains(g.logs.String(), "alert firing") || strings.Contains(g.logs.String(), "hook-secret") {
 		t.Errorf("log: want the alerts, never the secret")
+	}
+}
+
+// TestAlertsEarlyResetEndToEnd: traffic through the gateway to the fake
+// upstream's early-reset scenario (the gateway, the fake and the alert
+// engine on one test clock) yields exactly one early-reset anomaly and
+// exactly one alert about it at the webhook, signed, naming the anomaly.
+func TestAlertsEarlyResetEndToEnd(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 10, 0, 10, 0, time.UTC)
+	clk := &manualClock{t: t0}
+	hook := newHookReceiver(t, "hook-secret")
+	up := httptest.NewServer(fakeupstream.New(fakeupstream.Options{Now: clk.Now, Scenario: fakeupstream.ScenarioEarlyReset}))
+	t.Cleanup(up.Close)
+	off := false
+	gw := startGateway(t, up.URL, func(s *Serve) {
+		s.Now = clk.Now
+		s.Config.Alerts = AlertsConfig{Interval: tokenmeter.Duration(20 * time.Millisecond), DefaultRules: &off,
+			Rules: []tokenmeter.AlertRule{{Name: "counters", Kind: tokenmeter.AlertAnomaly}},
+			Sinks: []SinkConfig{{Name: "ops", Type: "webhook", URL: hook.URL, SecretEnv: "TEST_ALERT_SECRET"}}}
+		s.Getenv = func(k string) string {
+			if k == "TEST_ALERT_SECRET" {
+				return "hook-secret"
+			}
+			return ""
+		}
+	})
+	for clk.Now().Before(t0.Add(2*time.Hour + 10*time.Minute)) {
+		send(t, gw, "input=10000 output=10")
+		clk.Advance(5 * time.Minute)
+	}
+	syncCounters(t, gw)
+	waitFor(t, "the anomaly alert", func() bool { return len(hook.messages()) >= 1 })
+	time.Sleep(200 * time.Millisecond) // more passes of the engine
+	ctx := context.Background()
+	anomalies, err := gw.store.Anomalies(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var early []tokenmeter.Anomaly
+	for _, a := range anomalies {
+		if a.Kind == tokenmeter.AnomalyEarlyReset {
+			early = append(early, a)
+		}
+	}
+	ms := hook.messages()
+	if len(early) != 1 || len(anomalies) != 1 || len(ms) != 1 {
+		t.Fatalf("%d anomalies (%d early resets), %d messages %+v; want one early reset and one message", len(anomalies), len(early), len(ms), ms)
+	}
+	m := ms[0]
+	var d struct {
+		AnomalyID   int64  `json:"anomaly_id"`
+		AnomalyKind string `json:"anomaly_kind"`
+		Counter     string `json:"counter"`
+		Detected    time.Time
+	}
+	if err := json.Unmarshal(m.Alert.Details, &d); err != nil || d.AnomalyID != early[0].ID || d.AnomalyKind != "early_reset" || d.Counter != "unified-5h" ||
+		m.Event != "firing" || m.Alert.Kind != tokenmeter.AlertAnomaly ||
+		!strings.Contains(m.Alert.Summary, fmt.Sprintf("early_reset anomaly on anthropic unified-5h: %s (tokenmeter anomalies show %d)", early[0].Summary, early[0].ID)) {
+		t.Errorf("message %+v (details %s); want the early reset %+v", m, m.Alert.Details, early[0])
+	}
+	if !d.Detected.Equal(early[0].Detected.UTC()) || d.Detected.Before(t0.Add(2*time.Hour)) {
+		t.Errorf("alert says detected %v; the anomaly %v (the reset came at T0+2h)", d.Detected, early[0].Detected)
+	}
+	if tries, bad := hook.counts(); tries != 1 || bad != 0 {
+		t.Errorf("webhook saw %d requests, %d badly signed; want 1, 0", tries, bad)
 	}
 }
 
