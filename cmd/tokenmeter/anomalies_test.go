@@ -342,3 +342,24 @@ func TestCounterDriftOpenAI(t *testing.T) {
 		t.Errorf("evidence %s; want the provider 4 x %d tokens over the ledger", list[0].Evidence, fakeupstream.DriftPhantomTokens)
 	}
 }
+
+func TestParseRetention(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 30 * 24 * time.Hour, "0": 0, "90d": 90 * 24 * time.Hour, "720h": 720 * time.Hour, "1h": time.Hour} {
+		if got, err := parseRetention(in); err != nil || got != want {
+			t.Errorf("parseRetention(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1d", "0d", "d", "1m", "forever", "-5h", "1e9d"} {
+		if _, err := parseRetention(in); err == nil {
+			t.Errorf("parseRetention(%q) accepted", in)
+		}
+	}
+	c := DefaultConfig()
+	if err := c.LoadFile("testdata/config/valid.yaml"); err != nil || c.CountersRetention != "90d" {
+		t.Errorf("valid.yaml: counters_retention %q, %v", c.CountersRetention, err)
+	}
+	c.CountersRetention = "soon"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "counters_retention") {
+		t.Errorf("Validate with counters_retention soon = %v", err)
+	}
+}

@@ -14,15 +14,19 @@ import (
 func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fake-upstream", stderr)
 	listen := fs.String("listen", "127.0.0.1:8788", "listen `address`")
+	scenario := fs.String("scenario", "", "rate-limit `scenario` of every request: steady, drift, reset-moved, early-reset, limit-change or all (docs/counters.md)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *scenario != "" && !fakeupstream.ValidScenario(*scenario) {
+		return usageError("fake-upstream", "--scenario %q: want steady, drift, reset-moved, early-reset, limit-change or all", *scenario)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	log := newLogger(stderr, "info")
-	srv := &http.Server{Handler: fakeupstream.New(fakeupstream.Options{Logger: log}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: fakeupstream.New(fakeupstream.Options{Logger: log, Scenario: *scenario}), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "tokenmeter fake-upstream on http://%s (Anthropic and OpenAI APIs; see `go doc ./internal/fakeupstream` for directives)\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
