@@ -14,6 +14,7 @@ import (
 func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fake-upstream", stderr)
 	listen := fs.String("listen", "127.0.0.1:8788", "listen `address`")
+	adminFaults := fs.String("admin-faults", "", "discrepancies the admin usage reports inject, e.g. `drop_bucket=2026-11-25T11:00:00Z,inflate=MODEL:N,lag=10m,fail_page=2` (see go doc ./internal/fakeupstream ParseAdminFaults)")
 	scenario := fs.String("scenario", "", "rate-limit `scenario` of every request: steady, drift, reset-moved, early-reset, limit-change or all (docs/counters.md)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -21,12 +22,18 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	if *scenario != "" && !fakeupstream.ValidScenario(*scenario) {
 		return usageError("fake-upstream", "--scenario %q: want steady, drift, reset-moved, early-reset, limit-change or all", *scenario)
 	}
+	faults, err := fakeupstream.ParseAdminFaults(*adminFaults)
+	if err != nil {
+		return &exitError{code: 2, msg: "--admin-faults: " + err.Error()}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	log := newLogger(stderr, "info")
-	srv := &http.Server{Handler: fakeupstream.New(fakeupstream.Options{Logger: log, Scenario: *scenario}), ReadHeaderTimeout: 10 * time.Second}
+	fake := fakeupstream.New(fakeupstream.Options{Logger: log, Scenario: *scenario})
+	fake.SetAdminFaults(faults)
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "tokenmeter fake-upstream on http://%s (Anthropic and OpenAI APIs; see `go doc ./internal/fakeupstream` for directives)\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
