@@ -201,7 +201,18 @@ func TestCounterAnomaliesEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &cli); err != nil || len(cli.Anomalies) != len(list) {
 		t.Errorf("anomalies --json: %v\n%s", err, out)
 	}
+	// --server: the same list through the admin API.
+	t.Setenv(EnvAdminToken, testAdminToken)
+	remoteOut, _, err := run(t, "anomalies", "--server", gw.URL(), "--json")
+	if err != nil || remoteOut != out {
+		t.Errorf("anomalies --server --json differs from --data (%v):\n%s\n%s", err, remoteOut, out)
+	}
 	id := byKind[tokenmeter.AnomalyEarlyReset][0].ID
+	remoteShow, _, err := run(t, "anomalies", "show", fmt.Sprint(id), "--server", gw.URL())
+	localShow, _, _ := run(t, "anomalies", "show", fmt.Sprint(id), "--data", gw.Config.Data)
+	if err != nil || remoteShow != localShow {
+		t.Errorf("anomalies show --server differs from --data (%v):\n%s\n%s", err, remoteShow, localShow)
+	}
 	out, _, err = run(t, "anomalies", "show", fmt.Sprint(id), "--data", gw.Config.Data)
 	if err != nil {
 		t.Fatal(err)

@@ -170,3 +170,21 @@ func TestDrift(t *testing.T) {
 		t.Errorf("evidence %s", a.Evidence)
 	}
 }
+
+// TestLedgerUsageVirtualKeys: calls made with virtual keys count for the
+// route's configured credential, not for another one.
+func TestLedgerUsageVirtualKeys(t *testing.T) {
+	l := ledger{
+		{First: now, Provider: "anthropic", Principal: "key:alice", Requests: 2, Usage: tokenmeter.Usage{InputTokens: 10}},
+		{First: now, Provider: "anthropic", Principal: cred, Requests: 1, Usage: tokenmeter.Usage{InputTokens: 1}},
+		{First: now, Provider: "openai", Principal: "key:bob", Requests: 5},
+	}
+	v, err := counters.LedgerUsage(context.Background(), l, "anthropic", cred, cred, now, now)
+	if err != nil || v.Requests != 3 || v.InputTokens != 11 || len(v.Principals) != 2 {
+		t.Errorf("route credential: %+v, %v", v, err)
+	}
+	v, _ = counters.LedgerUsage(context.Background(), l, "anthropic", cred, "cred:ffffffffffffffff", now, now)
+	if v.Requests != 1 {
+		t.Errorf("another credential: %+v", v)
+	}
+}
