@@ -245,13 +245,14 @@ type AlertQuery struct {
 	Firing bool
 }
 
-// CallCount is the number of completed proxied calls of one provider that
-// ended with one status and outcome.
-type CallCount struct {
+// CallOutcome is how one completed proxied call ended: what error-rate
+// and 429 rules count.
+type CallOutcome struct {
+	Seq      int64
+	Time     time.Time
 	Provider string
 	Status   int
 	Outcome  Outcome
-	Calls    int64
 }
 
 // AlertStore keeps alert rules set from the CLI, the alerts with their
@@ -300,8 +301,12 @@ type AlertStore interface {
 	// oldest first.
 	Deliveries(ctx context.Context, alertID int64) ([]Delivery, error)
 
-	// CallCounts counts the completed proxied calls whose Time is in
-	// [since, until) by provider, status and outcome: what error-rate and
-	// 429 rules judge.
-	CallCounts(ctx context.Context, since, until time.Time) ([]CallCount, error)
+	// CallOutcomes reads the events with Seq > afterSeq in Seq order, at
+	// most limit of them (of any kind), and returns the completed proxied
+	// calls among them and next, the Seq to pass the next time (the last
+	// event read; afterSeq when there was none). A negative afterSeq
+	// starts -afterSeq events before the end of the ledger. It reads a
+	// range of the primary key, never the whole ledger: error-rate and 429
+	// rules follow the ledger with it.
+	CallOutcomes(ctx context.Context, afterSeq int64, limit int) (calls []CallOutcome, next int64, err error)
 }

@@ -123,6 +123,11 @@ type Engine struct {
 	// (with their anomaly's detection time, to forget them after
 	// AnomalyLookback), so old anomalies cost no write per pass.
 	recorded map[string]time.Time
+	// calls counts the recent calls by minute and provider, read from the
+	// ledger after cursor (see followCalls).
+	calls     map[time.Time]map[string]*callCounts
+	cursor    int64
+	following bool
 }
 
 // New returns an Engine on store with the default settings and the log
@@ -230,6 +235,17 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 	}
 	e.firing = byGroup
 	var errs []error
+	keep := time.Duration(0)
+	for _, r := range rules {
+		if r.Kind == tokenmeter.AlertErrorRate || r.Kind == tokenmeter.AlertRateLimited {
+			keep = max(keep, time.Duration(r.Span), DefaultRateSpan)
+		}
+	}
+	if keep > 0 {
+		if err := e.followCalls(ctx, now, keep); err != nil {
+			return err
+		}
+	}
 	held := map[string]bool{}
 	quiet := map[string]bool{} // rules whose resolutions are not delivered
 	ruleOK := map[string]bool{}
@@ -526,25 +542,30 @@ func (e *Engine) rateRule(ctx context.Context, r tokenmeter.AlertRule, now time.
 	} else {
 		minReq, pct = or(minReq, DefaultRateLimitedMinRequests), or(pct, DefaultRateLimitedPercent)
 	}
-	counts, err := e.store.CallCounts(ctx, now.Add(-span), now.Add(time.Microsecond))
-	if err != nil {
-		return verdict{}, err
-	}
 	type tally struct{ total, bad int64 }
 	by := map[string]*tally{}
 	var providers []string
-	for _, c := range counts {
-		t := by[c.Provider]
-		if t == nil {
-			t = &tally{}
-			by[c.Provider] = t
-			providers = append(providers, c.Provider)
+	from := now.Add(-span).Truncate(time.Minute)
+	for minute, ps := range e.calls {
+		if minute.Before(from) || minute.After(now) {
+			continue
 		}
-		t.total += c.Calls
-		if badCall(r.Kind, c) {
-			t.bad += c.Calls
+		for p, b := range ps {
+			t := by[p]
+			if t == nil {
+				t = &tally{}
+				by[p] = t
+				providers = append(providers, p)
+			}
+			t.total += b.total
+			if r.Kind == tokenmeter.AlertRateLimited {
+				t.bad += b.limited
+			} else {
+				t.bad += b.failed
+			}
 		}
 	}
+	sort.Strings(providers)
 	v := verdict{clear: map[string]string{}}
 	sinks := e.sinksOf(r)
 	what := "failed or got a 5xx"
@@ -575,12 +596,68 @@ func (e *Engine) rateRule(ctx context.Context, r tokenmeter.AlertRule, now time.
 	return v, nil
 }
 
-// badCall reports whether calls counted in c count against a rule of kind.
-func badCall(kind tokenmeter.AlertKind, c tokenmeter.CallCount) bool {
-	if kind == tokenmeter.AlertRateLimited {
-		return c.Status == 429
+// callCounts are the completed proxied calls of one provider in one
+// minute: all of them, those that failed (outcome failed or status >= 500)
+// and those refused with 429.
+type callCounts struct{ total, failed, limited int64 }
+
+// Reading the ledger's calls for error_rate and rate_limited rules.
+const (
+	// StartupCalls is how many of the ledger's latest events a starting
+	// engine reads to know the recent calls.
+	StartupCalls = 200_000
+	// callsPage and callsPages bound one pass's reading.
+	callsPage  = 10_000
+	callsPages = 20
+)
+
+// followCalls reads the calls appended since the last pass into e.calls
+// (by minute and provider) and forgets the minutes older than keep.
+func (e *Engine) followCalls(ctx context.Context, now time.Time, keep time.Duration) error {
+	if !e.following {
+		e.cursor, e.following = -StartupCalls, true
 	}
-	return c.Outcome == tokenmeter.OutcomeFailed || c.Status >= 500
+	if e.calls == nil {
+		e.calls = map[time.Time]map[string]*callCounts{}
+	}
+	for range callsPages {
+		calls, next, err := e.store.CallOutcomes(ctx, e.cursor, callsPage)
+		if err != nil {
+			return fmt.Errorf("read calls: %w", err)
+		}
+		for _, c := range calls {
+			m := c.Time.Truncate(time.Minute)
+			ps := e.calls[m]
+			if ps == nil {
+				ps = map[string]*callCounts{}
+				e.calls[m] = ps
+			}
+			b := ps[c.Provider]
+			if b == nil {
+				b = &callCounts{}
+				ps[c.Provider] = b
+			}
+			b.total++
+			if c.Outcome == tokenmeter.OutcomeFailed || c.Status >= 500 {
+				b.failed++
+			}
+			if c.Status == 429 {
+				b.limited++
+			}
+		}
+		read := next - max(e.cursor, 0)
+		e.cursor = next
+		if read < callsPage {
+			break
+		}
+	}
+	oldest := now.Add(-keep - time.Minute)
+	for m := range e.calls {
+		if m.Before(oldest) {
+			delete(e.calls, m)
+		}
+	}
+	return nil
 }
 
 func or(v, def int64) int64 {

@@ -383,25 +383,42 @@ func (db *DB) Deliveries(ctx context.Context, alertID int64) ([]tokenmeter.Deliv
 	return out, rows.Err()
 }
 
-// CallCounts implements tokenmeter.AlertStore (through the events_kind_time
-// index).
-func (db *DB) CallCounts(ctx context.Context, since, until time.Time) ([]tokenmeter.CallCount, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT provider, status, outcome, COUNT(*) FROM events
-		WHERE kind = 'completed' AND time_us >= ? AND time_us < ? AND source = 'proxy'
-		GROUP BY provider, status, outcome ORDER BY provider, status, outcome`, since.UnixMicro(), until.UnixMicro())
+// CallOutcomes implements tokenmeter.AlertStore (a rowid range).
+func (db *DB) CallOutcomes(ctx context.Context, afterSeq int64, limit int) ([]tokenmeter.CallOutcome, int64, error) {
+	if limit <= 0 {
+		return nil, afterSeq, nil
+	}
+	if afterSeq < 0 {
+		var last int64
+		if err := db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&last); err != nil {
+			return nil, afterSeq, FormatError(fmt.Errorf("read the last event: %w", err))
+		}
+		afterSeq = max(0, last+afterSeq)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, time_us, kind, source, provider, status, outcome FROM events
+		WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 	if err != nil {
-		return nil, FormatError(fmt.Errorf("count calls: %w", err))
+		return nil, afterSeq, FormatError(fmt.Errorf("read call outcomes: %w", err))
 	}
 	defer rows.Close()
-	var out []tokenmeter.CallCount
+	next := afterSeq
+	var out []tokenmeter.CallOutcome
 	for rows.Next() {
-		var c tokenmeter.CallCount
-		var outcome string
-		if err := rows.Scan(&c.Provider, &c.Status, &outcome, &c.Calls); err != nil {
-			return nil, fmt.Errorf("scan call count: %w", err)
+		var c tokenmeter.CallOutcome
+		var at int64
+		var kind, source, outcome string
+		if err := rows.Scan(&c.Seq, &at, &kind, &source, &c.Provider, &c.Status, &outcome); err != nil {
+			return nil, afterSeq, fmt.Errorf("scan call outcome: %w", err)
 		}
-		c.Outcome = tokenmeter.Outcome(outcome)
+		next = c.Seq
+		if kind != string(tokenmeter.KindCompleted) || source != string(tokenmeter.SourceProxy) {
+			continue
+		}
+		c.Time, c.Outcome = time.UnixMicro(at).UTC(), tokenmeter.Outcome(outcome)
 		out = append(out, c)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, afterSeq, FormatError(fmt.Errorf("read call outcomes: %w", err))
+	}
+	return out, next, nil
 }

@@ -203,17 +203,17 @@ func runAlerts(t *testing.T, s tokenmeter.Store) {
 		}
 	})
 
-	t.Run("CallCounts", func(t *testing.T) {
+	t.Run("CallOutcomes", func(t *testing.T) {
 		var evs []tokenmeter.Event
 		for i, c := range []struct {
 			status  int
 			outcome tokenmeter.Outcome
-			at      time.Duration
-		}{{200, tokenmeter.OutcomeOK, 0}, {200, tokenmeter.OutcomeOK, time.Second}, {429, tokenmeter.OutcomeError, 2 * time.Second},
-			{500, tokenmeter.OutcomeError, 3 * time.Second}, {200, tokenmeter.OutcomeOK, time.Hour}} {
-			ev := Event(fmt.Sprintf("cc%d", i), t0.Add(c.at), tokenmeter.Usage{InputTokens: 1})
+		}{{200, tokenmeter.OutcomeOK}, {429, tokenmeter.OutcomeError}, {500, tokenmeter.OutcomeError}, {0, tokenmeter.OutcomeFailed}} {
+			started := Event(fmt.Sprintf("cc%d", i), t0.Add(time.Duration(i)*time.Second), tokenmeter.Usage{})
+			started.Kind, started.Key, started.Status, started.Outcome = tokenmeter.KindStarted, tokenmeter.EventKey(started.RequestKey, tokenmeter.KindStarted), 0, ""
+			ev := Event(fmt.Sprintf("cc%d", i), t0.Add(time.Duration(i)*time.Second), tokenmeter.Usage{InputTokens: 1})
 			ev.Status, ev.Outcome = c.status, c.outcome
-			evs = append(evs, ev)
+			evs = append(evs, started, ev)
 		}
 		imported := Event("imp", t0, tokenmeter.Usage{InputTokens: 1})
 		imported.Source = tokenmeter.SourceClaudeCode
@@ -221,10 +221,45 @@ func runAlerts(t *testing.T, s tokenmeter.Store) {
 		if _, err := s.Append(ctx, evs); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.CallCounts(ctx, t0, t0.Add(time.Minute))
-		want := "[{anthropic 200 ok 2} {anthropic 429 error 1} {anthropic 500 error 1}]"
-		if err != nil || fmt.Sprint(got) != want {
-			t.Errorf("CallCounts = %v, %v; want %s (proxied calls in the span only)", got, err, want)
+		all := scanSeqs(t, s)
+		last := all[len(all)-1]
+		got, next, err := s.CallOutcomes(ctx, 0, 100)
+		if err != nil || len(got) != 4 || next != last || got[1].Status != 429 || got[3].Outcome != tokenmeter.OutcomeFailed ||
+			got[0].Provider != "anthropic" || !got[2].Time.Equal(t0.Add(2*time.Second).Truncate(time.Microsecond)) {
+			t.Fatalf("CallOutcomes(0) = %+v, %d, %v; want the 4 completed proxied calls, next %d", got, next, err, last)
+		}
+		if got, next2, err := s.CallOutcomes(ctx, next, 100); err != nil || len(got) != 0 || next2 != next {
+			t.Errorf("CallOutcomes(at the end) = %+v, %d, %v; want none, next unchanged", got, next2, err)
+		}
+		// Pages: three events at a time.
+		var n int
+		for cur, pages := int64(0), 0; pages < 10; pages++ {
+			got, next, err := s.CallOutcomes(ctx, cur, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(got)
+			if next == cur {
+				break
+			}
+			cur = next
+		}
+		if n != 4 {
+			t.Errorf("paging through CallOutcomes found %d calls, want 4", n)
+		}
+		// The last three events: cc3 started, cc3 completed, the import.
+		if got, _, err := s.CallOutcomes(ctx, -3, 100); err != nil || len(got) != 1 || got[0].Outcome != tokenmeter.OutcomeFailed {
+			t.Errorf("CallOutcomes(-3) = %+v, %v; want the last call only", got, err)
 		}
 	})
+}
+
+// scanSeqs returns the Seq of every event.
+func scanSeqs(t *testing.T, s tokenmeter.Store) []int64 {
+	t.Helper()
+	var out []int64
+	if err := s.Scan(context.Background(), 0, func(ev *tokenmeter.Event) error { out = append(out, ev.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
