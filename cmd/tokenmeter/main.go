@@ -67,6 +67,7 @@ const usage = `tokenmeter: your own count of every LLM API call.
 
 Usage:
   tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]... [--require-virtual-key]
+        [--tls-cert FILE --tls-key FILE]   (dashboard at /, Prometheus metrics at /metrics)
   tokenmeter report <daily|weekly|monthly|session|blocks|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv] [--server URL]
   tokenmeter status [--json] [--data DIR] [--tz ZONE]
   tokenmeter statusline [--data DIR] [--tz ZONE]   (Claude Code's statusLine command)
