@@ -374,3 +374,55 @@ func TestParseRetention(t *testing.T) {
 		t.Errorf("Validate with counters_retention soon = %v", err)
 	}
 }
+
+// TestCounterHostileHeaders: an upstream sending malformed, huge and
+// numerous rate-limit headers is relayed unchanged; the values are kept raw
+// (bounded), nothing is detected, and the gateway goes on serving.
+func TestCounterHostileHeaders(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("anthropic-ratelimit-tokens-limit", "lots")
+		h.Set("anthropic-ratelimit-tokens-remaining", "-5")
+		h.Set("anthropic-ratelimit-tokens-reset", "yesterday")
+		h.Set("anthropic-ratelimit-unified-5h-utilization", "NaN")
+		h.Set("anthropic-ratelimit-unified-5h-reset", "99999999999999999999")
+		h.Set("x-ratelimit-reset-tokens", "-1s")
+		h.Set("retry-after", "soon")
+		h.Set("x-ratelimit-huge", strings.Repeat("A", 64<<10))
+		for i := range 200 {
+			h.Set(fmt.Sprintf("x-ratelimit-junk-%d", i), "1")
+		}
+		h.Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":1}}`))
+	}))
+	t.Cleanup(up.Close)
+	gw := startGateway(t, up.URL, nil)
+	for range 3 {
+		resp, _ := post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"X-Api-Key": counterKey},
+			`{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]}`)
+		if resp.StatusCode != 200 || resp.Header.Get("Anthropic-Ratelimit-Tokens-Limit") != "lots" || len(resp.Header.Get("X-Ratelimit-Huge")) != 64<<10 {
+			t.Fatalf("status %d, headers not relayed unchanged", resp.StatusCode)
+		}
+	}
+	syncCounters(t, gw)
+	samples, err := gw.store.Samples(context.Background(), tokenmeter.SampleQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]bool{}
+	for _, s := range samples {
+		series[s.Counter] = true
+		if len(s.Raw) > 20*counters.MaxRawValue {
+			t.Errorf("%s: raw of %d bytes", s.Counter, len(s.Raw))
+		}
+		if s.Counter == "anthropic-ratelimit-tokens" && (s.Limit != tokenmeter.NoValue || !strings.Contains(s.Raw, "lots")) {
+			t.Errorf("malformed limit: %+v", s)
+		}
+	}
+	if len(series) > counters.MaxSamplesPerResponse || !series["anthropic-ratelimit-tokens"] {
+		t.Errorf("%d series: %v", len(series), series)
+	}
+	if list, _ := gw.store.Anomalies(context.Background(), time.Time{}); len(list) != 0 {
+		t.Errorf("anomalies from malformed headers: %+v", list)
+	}
+}
