@@ -742,6 +742,25 @@ func TestDashboardBrowser(t *testing.T) {
 	must("alerts page", chromedp.Navigate(gw.URL()+"/#/alerts"), chromedp.WaitVisible(css(`#main[data-loaded^="alerts:"]`)))
 	must("reconciliation page", chromedp.Navigate(gw.URL()+"/#/reconcile"), chromedp.WaitVisible(css(`#main[data-loaded^="reconcile:"]`)))
 
+	// A virtual key's session: its own usage, no admin pages.
+	must("log out", chromedp.Navigate(gw.URL()+"/#/overview"), chromedp.WaitVisible(css(`[data-testid="period-today"]`)),
+		chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#token")))
+	must("log in with a key", chromedp.SendKeys(css("#token"), alice), chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css(`[data-testid="period-today"]`)))
+	var aliceToday report.Figures
+	for _, row := range reportJSON(t, gw, "daily", "--since", today, "--until", today, "--by", "key").Rows {
+		if row.Key == "key:alice" {
+			aliceToday = row.Figures
+		}
+	}
+	check(cards()["period-today"], aliceToday, "alice's today")
+	keyView, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('who').textContent + '|' + [...document.querySelectorAll('#nav a')].map(a => a.dataset.page).join(',')`))
+	if err != nil || keyView != "key alice|overview,usage,requests,limits" {
+		t.Errorf("key session shows %q (%v); want key alice with overview, usage, requests, limits", keyView, err)
+	}
+	must("key's requests", chromedp.Navigate(gw.URL()+"/#/requests"),
+		poll(fmt.Sprintf(`document.querySelectorAll('#requests-table tbody tr').length === %d && [...document.querySelectorAll('#requests-table tbody tr td:nth-child(4)')].every(td => td.textContent === 'key:alice')`, aliceToday.Requests), 20*time.Second))
+
 	// Phone width: the overview still fits.
 	must("phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(gw.URL()+"/#/overview"),
 		chromedp.WaitVisible(css(`[data-testid="period-today"]`)))
