@@ -554,3 +554,45 @@ func TestReconcileAdminAPI(t *testing.T) {
 		t.Errorf("GET /api/reconcile/x: %d, want 400", code)
 	}
 }
+
+// TestReconcileConfig: the reconcile settings of the config file are
+// checked, and an admin key pasted where a variable name belongs is
+// refused without being echoed.
+func TestReconcileConfig(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.LoadFile("testdata/config/valid.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid.yaml: %v", err)
+	}
+	if every, _ := c.reconcileEvery(); every != 30*time.Minute || c.AdminKeyEnv("anthropic") != "ACME_ANTHROPIC_ADMIN" || c.AdminKeyEnv("openai") != "OPENAI_ADMIN_KEY" {
+		t.Errorf("reconcile_every %v, admin key variables %s, %s", every, c.AdminKeyEnv("anthropic"), c.AdminKeyEnv("openai"))
+	}
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(file, []byte("reconcile: [gemini]\nreconcile_every: 5s\nreconcile_tolerance: lots\nadmin_keys:\n  anthropic: sk-ant-admin01-pasted-secret\n  mistral: MISTRAL_ADMIN\n"), 0o600)
+	c = DefaultConfig()
+	if err := c.LoadFile(file); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Validate()
+	for _, want := range []string{"reconcile = gemini", "reconcile_every = 5s", "reconcile_tolerance = lots", "admin_keys.anthropic = (redacted)", "admin_keys.mistral"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error = %v, want it to mention %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "pasted-secret") {
+		t.Errorf("Validate echoes the admin key: %v", err)
+	}
+	// Bad flags are exit status 2, before anything is read.
+	for _, args := range [][]string{{"gemini", "--since", "2026-11-01"}, {"anthropic"}, {"anthropic", "--since", "2026-11-01", "--bucket", "5m"},
+		{"anthropic", "--since", "2026-11-01", "--by", "project"}, {"anthropic", "--since", "2026-11-01", "--tolerance", "-3"},
+		{"anthropic", "--since", "2026-11-01T10:30:00Z"}, {"anthropic", "--since", "2026-11-01", "--json", "--csv"}} {
+		var out bytes.Buffer
+		err := reconcileCmd(context.Background(), args, &out, &out, reconcileEnv{now: time.Now, getenv: func(string) string { return "" }})
+		var ex *exitError
+		if !errors.As(err, &ex) || ex.code != 2 {
+			t.Errorf("reconcile %v = %v, want exit status 2", args, err)
+		}
+	}
+}
