@@ -27,6 +27,7 @@ import (
 	anthropicsdk "github.com/anthropics/anthropic-sdk-go/v2"
 	anthropicopt "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	openaisdk "github.com/openai/openai-go/v3"
 	openaiopt "github.com/openai/openai-go/v3/option"
@@ -37,6 +38,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/dashboard"
 	"github.com/tokenmeter/tokenmeter/internal/report"
+	"github.com/tokenmeter/tokenmeter/internal/storetest"
 )
 
 // sdkTraffic makes calls through the gateway with the official SDKs: n
@@ -511,8 +513,8 @@ func TestMetricsMatchLedger(t *testing.T) {
 // chromium, at $TOKENMETER_TEST_CHROMIUM): log in, check the overview
 // against tokenmeter report --json, watch it update live, change grouping
 // and range, download the CSV and compare it with report --csv, open the
-// other pages, with no console errors. With TOKENMETER_UPDATE_SCREENSHOTS=1
-// it rewrites docs/dashboard.png.
+// other pages, with no console errors. TestDashboardScreenshots makes the
+// pictures in docs/.
 func TestDashboardBrowser(t *testing.T) {
 	chrome := os.Getenv("TOKENMETER_TEST_CHROMIUM")
 	if chrome == "" {
@@ -525,87 +527,10 @@ func TestDashboardBrowser(t *testing.T) {
 		"--metric", "tokens", "--max", "9000", "--window", "day"); err != nil {
 		t.Fatalf("limits set: %v %s", err, stderr)
 	}
-	// Provider counters with an early reset, as the counter watch stores them.
-	now := time.Now()
-	var samples []tokenmeter.Sample
-	for i := range 12 {
-		rem := int64(90000 - 7000*i)
-		if i >= 9 {
-			rem = 100000 - 1000*int64(i-9)
-		}
-		samples = append(samples, tokenmeter.Sample{Time: now.Add(time.Duration(i-12) * 5 * time.Minute), Provider: "anthropic",
-			Credential: "cred-1a2b3c", Counter: "anthropic-ratelimit-tokens", Limit: 100000, Remaining: rem,
-			Utilization: tokenmeter.NoValue, Reset: now.Add(time.Hour), Source: "gateway"})
-	}
-	if err := gw.store.AddSamples(context.Background(), samples); err != nil {
-		t.Fatal(err)
-	}
-	anomalyID, err := gw.store.AddAnomaly(context.Background(), tokenmeter.Anomaly{Kind: tokenmeter.AnomalyEarlyReset, Provider: "anthropic",
-		Credential: "cred-1a2b3c", Counter: "anthropic-ratelimit-tokens", Detected: now.Add(-15 * time.Minute), Start: now.Add(-20 * time.Minute),
-		End: now.Add(-15 * time.Minute), Summary: "tokens remaining rose from 27000 to 100000 45 min before the advertised reset",
-		Evidence: json.RawMessage(`{"before":{"remaining":27000},"after":{"remaining":100000},"advertised_reset":"in 45 min"}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	anomalyID := seedCounters(t, gw)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 1000))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	bctx, cancelC := chromedp.NewContext(actx)
-	defer cancelC()
-	// The first Run starts the browser; it must not carry the test's
-	// deadline (that would stop the browser), later ones do.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start %s: %v", chrome, err)
-	}
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-
-	var mu sync.Mutex
-	var consoleErrs []string
-	consoleDone := make(chan struct{})
-	cctx, stopConsole := context.WithCancel(bctx)
-	msgs := chromedp.Console(cctx)
-	go func() {
-		defer close(consoleDone)
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			switch m.Type {
-			case chromedp.ConsoleError, chromedp.ConsoleWarning, chromedp.ConsoleException:
-				mu.Lock()
-				consoleErrs = append(consoleErrs, m.String()+" "+m.URL)
-				mu.Unlock()
-			}
-		}
-	}()
-	must := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, steps...); err != nil {
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`))
-			mu.Lock()
-			errs := strings.Join(consoleErrs, "\n")
-			mu.Unlock()
-			t.Fatalf("%s: %v (at %s)\npage text: %s\nconsole: %s", what, err, loc, html, errs)
-		}
-	}
-	eval := func(expr string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Evaluate[any](expr)(ctx, tg)
-			return err
-		})
-	}
-	poll := func(expr string, d time.Duration) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Poll[any](expr, chromedp.WithPollingTimeout(d))(ctx, tg)
-			return err
-		})
-	}
+	br := newBrowser(t, chrome)
+	ctx, must, eval, poll := br.ctx, br.must, br.eval, br.poll
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	dl := t.TempDir()
 	must("allow downloads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -647,16 +572,6 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("today's requests = %s; want the %d calls made", c["period-today"]["requests"], n)
 	}
 	must("limits on the overview", chromedp.WaitVisible(css(`tr[data-limit="alice-day"]`)))
-
-	if os.Getenv("TOKENMETER_UPDATE_SCREENSHOTS") == "1" {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join("..", "..", "docs", "dashboard.png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// Live: new traffic shows without a reload.
 	n += sdkTraffic(t, gw, alice, 1)
@@ -730,15 +645,6 @@ func TestDashboardBrowser(t *testing.T) {
 	if err != nil || !strings.Contains(evidence, "45 min before the advertised reset") || !strings.Contains(evidence, `"remaining": 27000`) {
 		t.Errorf("anomaly evidence shows %q (%v); want its summary and evidence", evidence, err)
 	}
-	if os.Getenv("TOKENMETER_UPDATE_SCREENSHOTS") == "1" {
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		if err == nil {
-			err = os.WriteFile(filepath.Join("..", "..", "docs", "dashboard-counters.png"), png, 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	must("alerts page", chromedp.Navigate(gw.URL()+"/#/alerts"), chromedp.WaitVisible(css(`#main[data-loaded^="alerts:"]`)))
 	must("reconciliation page", chromedp.Navigate(gw.URL()+"/#/reconcile"), chromedp.WaitVisible(css(`#main[data-loaded^="reconcile:"]`)))
 
@@ -769,13 +675,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("the overview overflows a 390 px wide screen (%v)", err)
 	}
 
-	stopConsole()
-	<-consoleDone
-	mu.Lock()
-	defer mu.Unlock()
-	if len(consoleErrs) > 0 {
-		t.Errorf("console errors:\n%s", strings.Join(consoleErrs, "\n"))
-	}
+	br.checkConsole()
 }
 
 // BenchmarkOverviewData times the API calls one refresh of the dashboard's
@@ -906,4 +806,223 @@ func TestServeTLS(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "tls_cert/tls_key") {
 		t.Errorf("Validate with a certificate and no key = %v; want a tls_cert/tls_key error", err)
 	}
+}
+
+// headless is a headless Chromium tab for a test, with every console
+// error, warning and uncaught exception recorded.
+type headless struct {
+	t    *testing.T
+	ctx  context.Context
+	must func(what string, steps ...chromedp.Action[chromedp.Void])
+	eval func(expr string) chromedp.Action[chromedp.Void]
+	poll func(expr string, d time.Duration) chromedp.Action[chromedp.Void]
+
+	mu          sync.Mutex
+	consoleErrs []string
+	stop        func()
+}
+
+// newBrowser starts chrome (the path of Debian's chromium) for t; it is
+// stopped at the end of the test.
+func newBrowser(t *testing.T, chrome string) *headless {
+	t.Helper()
+	br := &headless{t: t}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 1000))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	bctx, cancelC := chromedp.NewContext(actx)
+	t.Cleanup(cancelC)
+	// The first Run starts the browser; it must not carry the test's
+	// deadline (that would stop the browser), later ones do.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start %s: %v", chrome, err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	t.Cleanup(cancel)
+	br.ctx = ctx
+
+	consoleDone := make(chan struct{})
+	cctx, stopConsole := context.WithCancel(bctx)
+	msgs := chromedp.Console(cctx)
+	go func() {
+		defer close(consoleDone)
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			switch m.Type {
+			case chromedp.ConsoleError, chromedp.ConsoleWarning, chromedp.ConsoleException:
+				br.mu.Lock()
+				br.consoleErrs = append(br.consoleErrs, m.String()+" "+m.URL)
+				br.mu.Unlock()
+			}
+		}
+	}()
+	var once sync.Once
+	br.stop = func() { once.Do(func() { stopConsole(); <-consoleDone }) }
+	t.Cleanup(br.stop)
+	br.must = func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, steps...); err != nil {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 2000) : ""`))
+			br.mu.Lock()
+			errs := strings.Join(br.consoleErrs, "\n")
+			br.mu.Unlock()
+			t.Fatalf("%s: %v (at %s)\npage text: %s\nconsole: %s", what, err, loc, html, errs)
+		}
+	}
+	br.eval = func(expr string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](expr)(ctx, tg)
+			return err
+		})
+	}
+	br.poll = func(expr string, d time.Duration) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[any](expr, chromedp.WithPollingTimeout(d))(ctx, tg)
+			return err
+		})
+	}
+	return br
+}
+
+// checkConsole fails the test if the page logged an error or a warning.
+func (br *headless) checkConsole() {
+	br.t.Helper()
+	br.stop()
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if len(br.consoleErrs) > 0 {
+		br.t.Errorf("console errors:\n%s", strings.Join(br.consoleErrs, "\n"))
+	}
+}
+
+// seedCounters stores a provider counter that resets 45 minutes early, and
+// the anomaly the counter watch finds in it; it returns the anomaly's id.
+func seedCounters(t *testing.T, gw *gateway) int64 {
+	t.Helper()
+	// Provider counters with an early reset, as the counter watch stores them.
+	now := time.Now()
+	var samples []tokenmeter.Sample
+	for i := range 12 {
+		rem := int64(90000 - 7000*i)
+		if i >= 9 {
+			rem = 100000 - 1000*int64(i-9)
+		}
+		samples = append(samples, tokenmeter.Sample{Time: now.Add(time.Duration(i-12) * 5 * time.Minute), Provider: "anthropic",
+			Credential: "cred-1a2b3c", Counter: "anthropic-ratelimit-tokens", Limit: 100000, Remaining: rem,
+			Utilization: tokenmeter.NoValue, Reset: now.Add(time.Hour), Source: "gateway"})
+	}
+	if err := gw.store.AddSamples(context.Background(), samples); err != nil {
+		t.Fatal(err)
+	}
+	anomalyID, err := gw.store.AddAnomaly(context.Background(), tokenmeter.Anomaly{Kind: tokenmeter.AnomalyEarlyReset, Provider: "anthropic",
+		Credential: "cred-1a2b3c", Counter: "anthropic-ratelimit-tokens", Detected: now.Add(-15 * time.Minute), Start: now.Add(-20 * time.Minute),
+		End: now.Add(-15 * time.Minute), Summary: "tokens remaining rose from 27000 to 100000 45 min before the advertised reset",
+		Evidence: json.RawMessage(`{"before":{"remaining":27000},"after":{"remaining":100000},"advertised_reset":"in 45 min"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return anomalyID
+}
+
+// TestDashboardScreenshots makes the pictures in docs/ from a gateway with
+// two weeks of history: the overview (light, dark, phone), usage by model
+// and the provider counters. It runs only with TOKENMETER_TEST_CHROMIUM
+// and TOKENMETER_UPDATE_SCREENSHOTS=1, and fails on console errors.
+func TestDashboardScreenshots(t *testing.T) {
+	chrome := os.Getenv("TOKENMETER_TEST_CHROMIUM")
+	if chrome == "" || os.Getenv("TOKENMETER_UPDATE_SCREENSHOTS") != "1" {
+		t.Skip("set TOKENMETER_TEST_CHROMIUM and TOKENMETER_UPDATE_SCREENSHOTS=1 to rewrite docs/dashboard*.png")
+	}
+	gw, alice, bob := adminGateway(t)
+	// Two weeks of calls before today, by model, key and project.
+	zone := localZone()
+	today := report.DayStart(time.Now(), zone)
+	models := []string{"claude-sonnet-5-5", "claude-haiku-5-5", "gpt-5", "claude-opus-5-5"}
+	keys := []string{"key:alice", "key:bob", "key:ci-nightly", "cred:5f3944927a83214b"}
+	var evs []tokenmeter.Event
+	for d := 14; d >= 1; d-- {
+		day := today.AddDate(0, 0, -d)
+		calls := 30 + (d*37)%40
+		if day.Weekday() == time.Saturday || day.Weekday() == time.Sunday {
+			calls /= 3
+		}
+		for i := range calls {
+			at := day.Add(8*time.Hour + time.Duration(i*600/calls)*time.Minute)
+			m := models[(i+d)%len(models)]
+			in, out := int64(2000+(i*d*131)%9000), int64(300+(i*d*71)%2500)
+			ev := storetest.Event(fmt.Sprintf("hist-%d-%d", d, i), at, tokenmeter.Usage{InputTokens: in, OutputTokens: out,
+				CacheReadTokens: in * 3, CacheWrite5mTokens: in / 4})
+			ev.Model, ev.Principal, ev.Project = m, keys[(i*7+d)%len(keys)], []string{"web", "ci", "research"}[(i+d)%3]
+			if m == "gpt-5" {
+				ev.Provider, ev.Endpoint = "openai", "/v1/chat/completions"
+			}
+			ev.Cost = tokenmeter.Micros(in*3 + out*15 + in*3*3/10)
+			evs = append(evs, ev)
+		}
+	}
+	if _, err := gw.store.Append(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	n := 5 + sdkTraffic(t, gw, alice, 4) + sdkTraffic(t, gw, bob, 2) + sdkTraffic(t, gw, "sk-ant-api03-passthrough", 2)
+	waitCalls(t, gw, n)
+	for _, l := range [][]string{
+		{"alice-day", "--scope", "key:alice", "--metric", "tokens", "--max", "12000", "--window", "day"},
+		{"team-week", "--scope", "global", "--metric", "cost_usd", "--max", "50", "--window", "week"},
+		{"ci-block", "--scope", "project:ci", "--metric", "tokens", "--max", "400000", "--window", "5h-block", "--mode", "hard"},
+	} {
+		if _, stderr, err := run(t, append(append([]string{"limits", "set"}, l...), "--data", gw.Config.Data)...); err != nil {
+			t.Fatalf("limits set %v: %v %s", l, err, stderr)
+		}
+	}
+	anomalyID := seedCounters(t, gw)
+
+	br := newBrowser(t, chrome)
+	ctx, must := br.ctx, br.must
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		if err == nil {
+			err = os.WriteFile(filepath.Join("..", "..", "docs", name), png, 0o644)
+		}
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+	}
+	set := func(id, v string) chromedp.Action[chromedp.Void] {
+		return br.eval(fmt.Sprintf(`(e => { e.value = %q; e.dispatchEvent(new Event('change')); return true; })(document.getElementById(%q))`, v, id))
+	}
+	must("log in", chromedp.Navigate(gw.URL()+"/"), chromedp.WaitVisible(css("#token")),
+		chromedp.SendKeys(css("#token"), testAdminToken), chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css(`[data-testid="period-today"]`)), chromedp.WaitVisible(css(`tr[data-limit="alice-day"]`)))
+	shot("dashboard.png")
+	must("usage by model", chromedp.Navigate(gw.URL()+"/#/usage"), chromedp.WaitVisible(css("#usage-table")),
+		set("since", today.AddDate(0, 0, -14).Format(time.DateOnly)), br.poll(`document.getElementById('since').value.length > 0 && document.querySelectorAll('#usage-table tbody tr').length > 10`, 20*time.Second),
+		set("by", "model"), br.poll(`document.querySelectorAll('#usage-table thead th').length === 10`, 20*time.Second),
+		chromedp.WaitVisible(css("#chart-tokens .uplot")))
+	shot("dashboard-usage.png")
+	must("counters", chromedp.Navigate(gw.URL()+fmt.Sprintf("/#/counters?anomaly=%d", anomalyID)), chromedp.WaitVisible(css("#anomaly-evidence")),
+		chromedp.WaitVisible(css(`[data-series="anthropic-ratelimit-tokens"] .uplot`)))
+	shot("dashboard-counters.png")
+	must("dark mode", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	}), chromedp.Navigate(gw.URL()+"/#/usage"), chromedp.WaitVisible(css("#chart-tokens .uplot")))
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if err != nil || bg != "rgb(18, 21, 27)" {
+		t.Errorf("dark mode background = %q (%v); want the dark theme's rgb(18, 21, 27)", bg, err)
+	}
+	shot("dashboard-dark.png")
+	must("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(gw.URL()+"/#/overview"),
+		chromedp.WaitVisible(css(`[data-testid="period-today"]`)))
+	shot("dashboard-phone.png")
+	br.checkConsole()
 }
