@@ -19,6 +19,7 @@ import (
 	anthropicopt "github.com/anthropics/anthropic-sdk-go/v2/option"
 	openaisdk "github.com/openai/openai-go/v3"
 	openaiopt "github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/responses"
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/fakeupstream"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
@@ -477,5 +478,62 @@ func TestHardLimitCacheWriteCost(t *testing.T) {
 	}
 	if admitted != 2 || refused != 2 || total > 13_000 {
 		t.Errorf("%d admitted, %d refused, ledger cost %d µ$; want 2 and 2, within the limit of 13000 µ$", admitted, refused, total)
+	}
+}
+
+// TestHardLimitBoundsOutput: under a hard limit, an OpenAI request that
+// sets no output maximum is forwarded with the one its reservation
+// assumed (default_max_output), so the model cannot write more than was
+// reserved; with the bound it sets itself, or without a hard limit, the
+// request goes upstream unchanged.
+func TestHardLimitBoundsOutput(t *testing.T) {
+	gw, _ := keysGateway(t, nil, func(s *Serve) { s.Config.DefaultMaxOutput = 300 })
+	capped := createKey(t, gw.Config.Data, "--name", "capped")
+	free := createKey(t, gw.Config.Data, "--name", "free")
+	if _, stderr, err := run(t, "limits", "set", "cap", "--scope", "key:capped", "--metric", "tokens", "--max", "1000000",
+		"--window", "day", "--mode", "hard", "--data", gw.Config.Data); err != nil {
+		t.Fatalf("limits set: %v %s", err, stderr)
+	}
+	for _, tc := range []struct {
+		name, key, api string
+		bound          int64 // the request's own maximum; 0 for none
+		want           int64 // output tokens recorded
+	}{
+		{"chat under a hard limit", capped, "chat", 0, 300},
+		{"responses under a hard limit", capped, "responses", 0, 300},
+		{"chat with its own bound", capped, "chat", 700, 700},
+		{"chat without a hard limit", free, "chat", 0, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			oc := openaisdk.NewClient(openaiopt.WithBaseURL(gw.URL()+"/openai/v1"), openaiopt.WithAPIKey(tc.key), openaiopt.WithMaxRetries(0))
+			prompt := "write [[fake output=1000]]"
+			var raw *http.Response
+			into := openaiopt.WithResponseInto(&raw)
+			if tc.api == "chat" {
+				params := openaisdk.ChatCompletionNewParams{Model: "gpt-4o", Messages: []openaisdk.ChatCompletionMessageParamUnion{openaisdk.UserMessage(prompt)}}
+				if tc.bound > 0 {
+					params.MaxCompletionTokens = openaisdk.Int(tc.bound)
+				}
+				r, err := oc.Chat.Completions.New(context.Background(), params, into)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Usage.CompletionTokens != tc.want {
+					t.Errorf("upstream wrote %d output tokens; want %d", r.Usage.CompletionTokens, tc.want)
+				}
+			} else {
+				r, err := oc.Responses.New(context.Background(), responses.ResponseNewParams{Model: "gpt-5",
+					Input: responses.ResponseNewParamsInputUnion{OfString: openaisdk.String(prompt)}}, into)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Usage.OutputTokens != tc.want {
+					t.Errorf("upstream wrote %d output tokens; want %d", r.Usage.OutputTokens, tc.want)
+				}
+			}
+			if ev, ok := gw.completed(t)[raw.Header.Get(HeaderRequestIDForTest)]; !ok || ev.Usage.OutputTokens != tc.want {
+				t.Errorf("ledger: %+v (found %v); want %d output tokens", ev.Usage, ok, tc.want)
+			}
+		})
 	}
 }

@@ -548,6 +548,26 @@ func FuzzMeter(f *testing.F) {
 				t.Fatalf("ParseRequest(InjectIncludeUsage(%q) = %q) = %+v, %v; want IncludeUsage", b, out, r, err)
 			}
 		}
+		// For one without an output bound, InjectMaxOutput gives one read
+		// with that bound and otherwise the same.
+		for _, api := range []openai.API{openai.Chat, openai.Responses} {
+			before, err := openai.ParseRequest(api, b)
+			if err != nil || before.MaxTokens != 0 {
+				continue
+			}
+			out, err := openai.InjectMaxOutput(api, b, 777)
+			if err != nil {
+				if json.Valid(b) { // ParseRequest reads past some invalid JSON; the upstream refuses it
+					t.Fatalf("InjectMaxOutput(%q): %v", b, err)
+				}
+				continue
+			}
+			after, err := openai.ParseRequest(api, out)
+			before.MaxTokens = 777
+			if err != nil || after != before {
+				t.Fatalf("ParseRequest(InjectMaxOutput(%q) = %q) = %+v, %v; want %+v", b, out, after, err, before)
+			}
+		}
 	})
 }
 

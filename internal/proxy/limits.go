@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
+	"github.com/tokenmeter/tokenmeter/internal/openai"
 )
 
 // Headers that report the tightest hard limit (or the refusing one).
@@ -19,9 +20,12 @@ const (
 
 // reserve enforces the hard limits that apply to the call before it is
 // forwarded: it reserves the call's worst case (see limits.WorstCase) and
-// answers 429 when a limit would be crossed. It returns false when the
-// call was answered and must not be forwarded.
-func (p *Proxy) reserve(w http.ResponseWriter, c *call, bodyLen int) bool {
+// answers 429 when a limit would be crossed. An admitted OpenAI request
+// that sets no output bound is given the one its reservation assumed
+// (*body is rewritten), so the reservation bounds it. It returns false
+// when the call was answered and must not be forwarded.
+func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
+	bodyLen := len(*body)
 	var worst tokenmeter.Usage
 	var cost tokenmeter.Micros
 	if c.metered {
@@ -71,6 +75,13 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, bodyLen int) bool {
 		c.writeError(w, http.StatusTooManyRequests, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+" ("+
 			string(d.Limit.Metric)+", "+d.Limit.Window+") would be exceeded by this request; retry after the window frees up")
 		return false
+	}
+	if d.Applies && c.metered && c.maxOutput == 0 && c.rt.Wire == OpenAI {
+		// Anthropic requires max_tokens; OpenAI's may be left out, and the
+		// model may then write far more than the default reserved.
+		if nb, err := openai.InjectMaxOutput(openai.APIForPath(c.endpoint), *body, p.defaultMaxOutput()); err == nil {
+			*body, c.maxOutput = nb, p.defaultMaxOutput()
+		}
 	}
 	return true
 }

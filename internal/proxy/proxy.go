@@ -280,7 +280,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rest = "/"
 	}
 	c.prepare(r, rest, &body)
-	if p.Limits != nil && !p.reserve(w, c, len(body)) {
+	if p.Limits != nil && !p.reserve(w, c, &body) {
 		return
 	}
 
