@@ -36,6 +36,9 @@ const (
 	recAnthropicKey = "sk-ant-api03-reconcile-test-key-0123456789abcdefghij-AAAA"
 	recOpenAIKey    = "sk-proj-reconcile-test-key-0123456789abcdefghij-BBBB"
 	recAdminKey     = "sk-ant-admin01-reconcile-admin-key-0123456789"
+	// recRouteKey is the gateway's own Anthropic credential, forwarded for
+	// virtual keys.
+	recRouteKey = "sk-ant-api03-gateway-route-key-0123456789abcdefghij-CCCC"
 )
 
 // recWorld is a gateway in front of a fake upstream, both on one
@@ -47,11 +50,13 @@ type recWorld struct {
 	gw   *gateway
 	// calls is the number of calls made per provider.
 	calls map[string]int
+	// key is the x-api-key of Anthropic calls (default recAnthropicKey).
+	key string
 }
 
 func newRecWorld(t *testing.T, edit ...func(*Serve)) *recWorld {
 	t.Helper()
-	w := &recWorld{clk: &simClock{t: recDay.Add(9 * time.Hour)}, calls: map[string]int{}}
+	w := &recWorld{clk: &simClock{t: recDay.Add(9 * time.Hour)}, calls: map[string]int{}, key: recAnthropicKey}
 	w.fake = fakeupstream.New(fakeupstream.Options{Now: w.clk.Now})
 	srv := httptest.NewServer(w.fake)
 	t.Cleanup(srv.Close)
@@ -81,7 +86,7 @@ func (w *recWorld) traffic(t *testing.T) {
 	// A refused call: in the ledger, in no provider report, and no
 	// discrepancy either.
 	w.clk.Set(recDay.Add(10*time.Hour + 40*time.Minute))
-	post(t, w.gw.URL()+"/anthropic/v1/messages", map[string]string{"x-api-key": recAnthropicKey, fakeupstream.DirectiveHeader: "status=400"},
+	post(t, w.gw.URL()+"/anthropic/v1/messages", map[string]string{"x-api-key": w.key, fakeupstream.DirectiveHeader: "status=400"},
 		`{"model":"claude-sonnet-5-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`)
 	w.calls["anthropic"]++
 	w.wait(t)
@@ -90,7 +95,7 @@ func (w *recWorld) traffic(t *testing.T) {
 func (w *recWorld) anthropic(t *testing.T, at time.Time, model, dirs string) {
 	t.Helper()
 	w.clk.Set(at)
-	resp, body := post(t, w.gw.URL()+"/anthropic/v1/messages", map[string]string{"x-api-key": recAnthropicKey, "anthropic-version": "2023-06-01", fakeupstream.DirectiveHeader: dirs},
+	resp, body := post(t, w.gw.URL()+"/anthropic/v1/messages", map[string]string{"x-api-key": w.key, "anthropic-version": "2023-06-01", fakeupstream.DirectiveHeader: dirs},
 		fmt.Sprintf(`{"model":%q,"max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}`, model))
 	if resp.StatusCode != 200 {
 		t.Fatalf("anthropic call: %d %s", resp.StatusCode, body)
@@ -145,6 +150,8 @@ func (w *recWorld) run(t *testing.T, provider string, sl *sleeps, args ...string
 		switch k {
 		case "ANTHROPIC_ADMIN_KEY", "OPENAI_ADMIN_KEY":
 			return recAdminKey
+		case "ANTHROPIC_API_KEY":
+			return recRouteKey
 		}
 		return ""
 	}}
@@ -593,6 +600,41 @@ func TestReconcileConfig(t *testing.T) {
 		var ex *exitError
 		if !errors.As(err, &ex) || ex.code != 2 {
 			t.Errorf("reconcile %v = %v, want exit status 2", args, err)
+		}
+	}
+}
+
+// TestReconcileVirtualKey: calls made with a virtual key (principal
+// key:ci) are forwarded with the route's credential; by key they are
+// matched to that credential's api_key_id.
+func TestReconcileVirtualKey(t *testing.T) {
+	w := newRecWorld(t, func(s *Serve) {
+		s.Getenv = func(k string) string { return map[string]string{"ANTHROPIC_API_KEY": recRouteKey}[k] }
+	})
+	w.key = createKey(t, w.gw.Config.Data, "--name", "ci")
+	for h := 9; h <= 11; h++ {
+		w.anthropic(t, hourOf(h).Add(5*time.Minute), "claude-sonnet-5-5", "input=300 output=30")
+	}
+	w.wait(t)
+	for _, ev := range w.gw.completed(t) {
+		if ev.Principal != "key:ci" {
+			t.Fatalf("principal %q, want key:ci", ev.Principal)
+		}
+	}
+	w.clk.Set(hourOf(16))
+	for range 500 {
+		if creds, _ := w.gw.store.Credentials(context.Background()); len(creds) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rep, code, stderr := w.run(t, "anthropic", nil, "--by", "key")
+	if code != 0 || rep.Summary.Matched != 3 || len(rep.Discrepancies) != 0 {
+		t.Fatalf("exit %d (%s), summary %+v, discrepancies %+v; want 3 rows matched", code, stderr, rep.Summary, rep.Discrepancies)
+	}
+	for _, r := range rep.Rows {
+		if r.Key != fakeupstream.APIKeyID("anthropic", recRouteKey) || r.Principals != "key:ci" {
+			t.Errorf("row %+v: want the route credential's key id from principal key:ci", r)
 		}
 	}
 }
