@@ -128,6 +128,8 @@ type Engine struct {
 	calls     map[time.Time]map[string]*callCounts
 	cursor    int64
 	following bool
+	// usedCache holds limits' usage in their windows' older buckets.
+	usedCache map[usedKey]usedVal
 }
 
 // New returns an Engine on store with the default settings and the log
@@ -244,6 +246,11 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 	if keep > 0 {
 		if err := e.followCalls(ctx, now, keep); err != nil {
 			return err
+		}
+	}
+	for k, c := range e.usedCache {
+		if now.Sub(c.at) >= UsageCacheTTL || now.Before(c.at) {
+			delete(e.usedCache, k)
 		}
 	}
 	held := map[string]bool{}
@@ -387,7 +394,7 @@ func (e *Engine) limitRule(ctx context.Context, r tokenmeter.AlertRule, now time
 		if err != nil {
 			return v, err
 		}
-		used, err := limits.Used(ctx, e.store, l, start, now)
+		used, err := e.used(ctx, l, start, now)
 		if err != nil {
 			return v, err
 		}
@@ -445,7 +452,7 @@ func (e *Engine) limitRule(ctx context.Context, r tokenmeter.AlertRule, now time
 			v.clear[a.Group] = fmt.Sprintf("limit %s: too little history in the window to project", l.Name)
 			continue
 		}
-		recent, err := limits.Used(ctx, e.store, l, since, now)
+		recent, err := e.used(ctx, l, since, now)
 		if err != nil {
 			return v, err
 		}
@@ -487,6 +494,75 @@ func (e *Engine) limitRule(ctx context.Context, r tokenmeter.AlertRule, now time
 		v.hold = append(v.hold, cond{alert: a, sinks: sinks})
 	}
 	return v, nil
+}
+
+// usageSpan is the bucket width windowUsed asks the store for: a multiple
+// of the rollup grid longer than any window, so the store sums its rollups
+// in SQL and returns one row per group.
+const usageSpan = 400 * 24 * time.Hour
+
+// UsageCacheTTL is how long the engine reuses a limit's usage in the
+// window's older buckets (all but the last two 15-minute buckets, which it
+// reads every pass): an import of old calls shows within it.
+const UsageCacheTTL = 5 * time.Minute
+
+type usedKey struct {
+	scope       string
+	metric      tokenmeter.LimitMetric
+	since, upto time.Time
+}
+
+type usedVal struct {
+	v  int64
+	at time.Time
+}
+
+// used is limits.Used (the same grid, the same sum): the usage of l's
+// scope from since (floored to the rollup grid) to now. The older buckets'
+// sum is kept for UsageCacheTTL; the last two buckets (where calls still
+// complete) are read every time.
+func (e *Engine) used(ctx context.Context, l tokenmeter.Limit, since, now time.Time) (int64, error) {
+	since = since.Truncate(tokenmeter.RollupBucket)
+	end := now.Truncate(tokenmeter.RollupBucket).Add(tokenmeter.RollupBucket)
+	upto := end.Add(-2 * tokenmeter.RollupBucket)
+	if !upto.After(since) {
+		return windowUsed(ctx, e.store, l, since, end)
+	}
+	if e.usedCache == nil {
+		e.usedCache = map[usedKey]usedVal{}
+	}
+	k := usedKey{scope: l.Scope, metric: l.Metric, since: since, upto: upto}
+	c, ok := e.usedCache[k]
+	if !ok || now.Sub(c.at) >= UsageCacheTTL || now.Before(c.at) {
+		v, err := windowUsed(ctx, e.store, l, since, upto)
+		if err != nil {
+			return 0, err
+		}
+		c = usedVal{v: v, at: now}
+		e.usedCache[k] = c
+	}
+	recent, err := windowUsed(ctx, e.store, l, upto, end)
+	if err != nil {
+		return 0, err
+	}
+	return c.v + recent, nil
+}
+
+// windowUsed sums the usage of l's scope in [since, until) (both on the
+// rollup grid), asking the store for one bucket per group instead of one
+// per 15 minutes: a month's window is a few rows, not thousands.
+func windowUsed(ctx context.Context, s Store, l tokenmeter.Limit, since, until time.Time) (int64, error) {
+	buckets, err := s.Usage(ctx, tokenmeter.UsageQuery{Since: since, Until: until, Bucket: usageSpan})
+	if err != nil {
+		return 0, fmt.Errorf("limit %s: read usage: %w", l.Name, err)
+	}
+	var used int64
+	for _, b := range buckets {
+		if tokenmeter.ScopeApplies(l.Scope, b.Principal, b.Project, b.Model) {
+			used += l.Metric.Of(b.Usage, b.Requests, b.Cost)
+		}
+	}
+	return used, nil
 }
 
 // anomalyRule fires once for each anomaly detected within
