@@ -16,21 +16,32 @@ import (
 )
 
 // traffic makes the rate-limit headers of a busy subscription credential
-// behind the gateway: Anthropic's four per-minute token buckets and the
+// behind the gateway: Anthropic's four per-minute limits as the token
+// buckets they are (refilled continuously at limit per minute, remaining
+// rounded to 1,000, reset when full again), each call 3,000 tokens, and the
 // unified 5-hour, 7-day and summary headers, 20 headers in all.
 type traffic struct {
-	t0   time.Time
-	used int64
+	t0        time.Time
+	last      time.Time
+	remaining float64
 }
 
+const bucketLimit = 2_400_000
+
 func (tr *traffic) headers(now time.Time, h http.Header) {
-	tr.used += 3000
+	if tr.last.IsZero() {
+		tr.remaining = bucketLimit
+	} else {
+		tr.remaining = min(bucketLimit, tr.remaining+bucketLimit*now.Sub(tr.last).Minutes())
+	}
+	tr.last = now
+	tr.remaining = max(0, tr.remaining-3000)
 	sec := now.Sub(tr.t0)
-	rem := 2_400_000 - (tr.used*7)%400_000
-	refill := now.Add(time.Duration(2_400_000-rem) * time.Minute / 2_400_000).UTC().Format(time.RFC3339)
+	rem := int64(tr.remaining+500) / 1000 * 1000
+	refill := now.Add(time.Duration((bucketLimit - tr.remaining) / bucketLimit * float64(time.Minute))).UTC().Truncate(time.Second).Format(time.RFC3339)
 	for _, n := range []string{"requests", "tokens", "input-tokens", "output-tokens"} {
 		h.Set("anthropic-ratelimit-"+n+"-limit", "2400000")
-		h.Set("anthropic-ratelimit-"+n+"-remaining", strconv.FormatInt(rem/1000*1000, 10))
+		h.Set("anthropic-ratelimit-"+n+"-remaining", strconv.FormatInt(rem, 10))
 		h.Set("anthropic-ratelimit-"+n+"-reset", refill)
 	}
 	start5h := tr.t0.Add(sec / (5 * time.Hour) * 5 * time.Hour)
@@ -38,7 +49,7 @@ func (tr *traffic) headers(now time.Time, h http.Header) {
 	h.Set("anthropic-ratelimit-unified-5h-utilization", strconv.FormatFloat(util, 'f', 2, 64))
 	h.Set("anthropic-ratelimit-unified-5h-reset", strconv.FormatInt(start5h.Add(5*time.Hour).Unix(), 10))
 	h.Set("anthropic-ratelimit-unified-5h-status", "allowed")
-	h.Set("anthropic-ratelimit-unified-7d-utilization", strconv.FormatFloat(0.3+util/10, 'f', 2, 64))
+	h.Set("anthropic-ratelimit-unified-7d-utilization", strconv.FormatFloat(0.3+sec.Hours()/(24*30), 'f', 2, 64))
 	h.Set("anthropic-ratelimit-unified-7d-reset", strconv.FormatInt(now.Truncate(time.Hour).Add(7*24*time.Hour).Unix(), 10))
 	h.Set("anthropic-ratelimit-unified-7d-status", "allowed")
 	h.Set("anthropic-ratelimit-unified-status", "allowed")
@@ -90,11 +101,13 @@ func BenchmarkCapture(b *testing.B) {
 // with the headers of traffic, through the watcher's compaction into a
 // SQLite ledger, and reports the database size after each simulated day
 // and the 30-day figure. TOKENMETER_BENCH_DAYS sets how many days are
-// simulated (default 2); with fewer than 30 the 30-day size is
-// extrapolated from the last day's growth (compaction keeps a bounded
-// number of samples per series and minute, so growth is linear).
+// simulated (default 1); with fewer than 30 the 30-day size is
+// extrapolated from the last day's growth, the first day's including the
+// empty ledger (compaction keeps a bounded number of samples per series
+// and minute, so growth is linear). It also reports the anomalies found:
+// steady traffic must raise none.
 func BenchmarkSamplesDiskSize(b *testing.B) {
-	days := 2
+	days := 1
 	if v, err := strconv.Atoi(os.Getenv("TOKENMETER_BENCH_DAYS")); err == nil && v > 0 {
 		days = v
 	}
@@ -128,7 +141,12 @@ func BenchmarkSamplesDiskSize(b *testing.B) {
 			w.flush(ctx)
 			sizes = append(sizes, dbSize(b, db, path))
 		}
+		anomalies, err := db.Anomalies(ctx, time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
 		db.Close()
+		b.ReportMetric(float64(len(anomalies)), "anomalies")
 		last := sizes[len(sizes)-1]
 		perDay := sizes[0]
 		if len(sizes) > 1 {

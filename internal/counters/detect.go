@@ -316,9 +316,9 @@ func DriftMetric(counter string) string {
 }
 
 // window follows the drift window of a fixed-window counter: the samples
-// that share one advertised reset, with used growing and never falling
-// (a token bucket, which refills between calls, is never judged: what it
-// consumed is not in its readings). When a window seen from its start closes
+// that share one advertised reset, with used growing and never falling,
+// on a grid of windows of one length (a token bucket, which refills
+// between calls, is not judged: what it consumed is not in its readings). When a window seen from its start closes
 // (a sample after its reset), the provider's count at its last sample is
 // compared with the ledger's usage over the window (see Evidence). broken
 // says the window ended abnormally (an anomaly was found), which leaves
@@ -343,7 +343,12 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 	var f Finding
 	var found bool
 	closed := st.winCount > 0 && !cur.Time.Before(st.winReset.Add(-d.Grace))
-	if closed && st.winFromStart && st.winFixed && st.winCount >= 2 && !broken {
+	// Fixed windows lie on a grid: the window that closes and the one that
+	// opens are as long as each other (a minute or more). A token bucket,
+	// whose reset is when it is full again, meets that only by chance.
+	length := st.winReset.Sub(st.winStart)
+	grid := length >= time.Minute && sameReset(cur, st.winReset.Add(length))
+	if closed && grid && st.winFromStart && st.winFixed && st.winCount >= 2 && !broken {
 		last := st.winLast
 		count := max(0, last.Limit-last.Remaining)
 		f = Finding{
