@@ -29,6 +29,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -750,7 +751,10 @@ func round1(f float64) float64 { return math.Round(f*10) / 10 }
 func amount(m tokenmeter.LimitMetric, v int64) string {
 	switch m {
 	case tokenmeter.MetricCost:
-		return "$" + tokenmeter.Micros(v).String()
+		if v%10_000 == 0 {
+			return fmt.Sprintf("$%.2f", tokenmeter.Micros(v).USD())
+		}
+		return "$" + strconv.FormatFloat(tokenmeter.Micros(v).USD(), 'f', -1, 64)
 	case tokenmeter.MetricRequests:
 		return fmt.Sprintf("%d requests", v)
 	}

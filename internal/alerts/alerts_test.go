@@ -583,3 +583,26 @@ func TestUnknownSink(t *testing.T) {
 		t.Fatalf("%v", summaries(ms))
 	}
 }
+
+// TestCostLimitText: a cost_usd limit's alert speaks dollars.
+func TestCostLimitText(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "ledger.db"))
+	rcv := newReceiver(t, "")
+	c := &clock{t: t0.Add(5 * time.Minute)}
+	e, _ := newEngine(t, db, c, &alerts.Webhook{SinkName: "hook", URL: rcv.URL})
+	e.Rules = []tokenmeter.AlertRule{{Name: "money", Kind: tokenmeter.AlertThreshold, Thresholds: []int{80}}}
+	l := tokenmeter.Limit{Name: "spend", Scope: "global", Metric: tokenmeter.MetricCost, Max: 2_500_000, Window: "month 00:00 UTC",
+		Mode: tokenmeter.LimitSoft, Created: t0}
+	if err := db.SetLimit(context.Background(), l); err != nil {
+		t.Fatal(err)
+	}
+	ev := storetest.Event("a", t0.Add(time.Minute), tokenmeter.Usage{InputTokens: 1})
+	ev.Cost = 2_012_345
+	if _, err := db.Append(context.Background(), []tokenmeter.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, e)
+	if ms := rcv.messages(); len(ms) != 1 || !strings.Contains(ms[0].Alert.Summary, "reached 80%: $2.012345 of $2.50 used in the window 2026-11-01T00:00:00Z to 2026-12-01T00:00:00Z") {
+		t.Fatalf("%v", summaries(ms))
+	}
+}
