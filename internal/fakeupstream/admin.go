@@ -343,11 +343,11 @@ func (s *Server) adminReport(kind reportKind) handlerFunc {
 			return err
 		}
 		s.admin.mu.Lock()
-		defer s.admin.mu.Unlock()
 		f := s.admin.faults
 		s.admin.pages++
 		if f.FailPage > 0 && s.admin.pages == f.FailPage && !s.admin.failed {
 			s.admin.failed = true
+			s.admin.mu.Unlock()
 			status := f.FailStatus
 			if status == 0 {
 				status = http.StatusInternalServerError
@@ -371,6 +371,7 @@ func (s *Server) adminReport(kind reportKind) handlerFunc {
 			}
 			b = end
 		}
+		s.admin.mu.Unlock() // the page is built; write it without holding up record
 		if data == nil {
 			data = []any{}
 		}
