@@ -426,3 +426,43 @@ func TestCounterHostileHeaders(t *testing.T) {
 		t.Errorf("anomalies from malformed headers: %+v", list)
 	}
 }
+
+// TestCounterCredentials: a virtual-key call's counters and credential are
+// the route's configured credential's (the one sent upstream), a
+// pass-through call's the client's own; both are noted by hash and hint.
+func TestCounterCredentials(t *testing.T) {
+	gw, _ := keysGateway(t, nil, nil)
+	secret := createKey(t, gw.Config.Data, "--name", "alice")
+	for _, key := range []string{secret, counterKey} {
+		resp, body := post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"X-Api-Key": key},
+			`{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	}
+	syncCounters(t, gw)
+	ctx := context.Background()
+	creds, err := gw.store.Credentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range creds {
+		got[c.ID] = c.Hint
+	}
+	want := map[string]string{
+		tokenmeter.CredentialID(upstreamAnthropicKey): tokenmeter.CredentialHint(upstreamAnthropicKey),
+		tokenmeter.CredentialID(counterKey):           "sk-ant-api03...WXYZ",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("credentials %v, want %v", got, want)
+	}
+	for id := range want {
+		if s, err := gw.store.Samples(ctx, tokenmeter.SampleQuery{Credential: id, Counter: "anthropic-ratelimit-requests"}); err != nil || len(s) != 1 {
+			t.Errorf("samples of %s: %d, %v", id, len(s), err)
+		}
+	}
+	if s, _ := gw.store.Samples(ctx, tokenmeter.SampleQuery{Credential: tokenmeter.CredentialID(secret)}); len(s) != 0 {
+		t.Errorf("samples under the virtual key's hash: %+v", s)
+	}
+}
