@@ -198,6 +198,19 @@ func TestAlertsThroughGateway(t *testing.T) {
 		t.Errorf("GET /api/alerts/ID: %d %s", resp.StatusCode, body)
 	}
 
+	for path, want := range map[string]int{"/api/alerts/999": 404, "/api/alerts/x": 400, "/api/alerts?state=open": 400, "/api/alerts?since=yesterday": 400, "/api/alerts?all=1": 200} {
+		req, _ := http.NewRequest("GET", g.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
 	// The limit goes: both resolve, once.
 	if err := g.store.DeleteLimit(ctx, "team-day"); err != nil {
 		t.Fatal(err)
