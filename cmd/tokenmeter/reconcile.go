@@ -117,11 +117,12 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	asCSV := fs.Bool("csv", false, "print CSV: one line per bucket and model, provider and ledger side by side")
 	htmlFile := fs.String("html", "", "also write a self-contained HTML report to `FILE`")
 	noCost := fs.Bool("no-cost", false, "do not read the cost report")
+	save := fs.Bool("save", false, "store the run in the ledger (reconcile history shows it)")
 	data := fs.String("data", defaultDataDir(), "data `directory`")
 	cfgPath := fs.String("config", "", "YAML config `file` (upstreams, admin_keys, credentials)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tokenmeter reconcile <anthropic|openai> --since DATE [--until DATE] [--bucket 1h|1d] [--by model|key]\n"+
-			"         [--tolerance TOKENS|PCT] [--lag 10m] [--upstream NAME=URL] [--json|--csv|--html FILE] [--data DIR]\n"+
+			"         [--tolerance TOKENS|PCT] [--lag 10m] [--upstream NAME=URL] [--json|--csv|--html FILE] [--save] [--data DIR]\n"+
 			"       tokenmeter reconcile history [--json] [--data DIR]\n"+
 			"The admin key comes from $ANTHROPIC_ADMIN_KEY or $OPENAI_ADMIN_KEY (or the variable the config's admin_keys names).\n"+
 			"Exit status: 0 within tolerance, 3 when a final bucket is not, 1 on error.")
@@ -180,7 +181,12 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if in.Since.Truncate(width) != in.Since || in.Until.Truncate(width) != in.Until {
 		return &exitError{code: 2, msg: fmt.Sprintf("--since and --until must be on the %s grid (UTC)", *bucket)}
 	}
-	db, err := openLedgerReadOnly(*data)
+	var db *sqlite.DB
+	if *save {
+		db, err = openKeys(*data, false)
+	} else {
+		db, err = openLedgerReadOnly(*data)
+	}
 	if err != nil {
 		return err
 	}
@@ -197,6 +203,14 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	rep, err := reconcile.Run(ctx, in)
 	if err != nil {
 		return fmt.Errorf("reconcile %s: %w", provider, err)
+	}
+	if *save {
+		id, err := db.AddReconcileRun(ctx, rep.ReconcileRun)
+		if err != nil {
+			return fmt.Errorf("store the run: %w", err)
+		}
+		rep.ID = id
+		fmt.Fprintf(stderr, "stored as reconcile run %d\n", id)
 	}
 	if *htmlFile != "" {
 		if err := writeFileAtomic(*htmlFile, func(w io.Writer) error { return reconcile.WriteHTML(w, rep) }); err != nil {

@@ -360,6 +360,18 @@ func TestReconcileEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("save", func(t *testing.T) {
+		w.fake.SetAdminFaults(fakeupstream.AdminFaults{DropBucket: hourOf(9)})
+		rep, code, _ := w.run(t, "openai", nil, "--save")
+		if code != 3 || rep.ID == 0 {
+			t.Fatalf("--save: exit %d, run id %d; want 3 and a stored run", code, rep.ID)
+		}
+		stored, err := w.gw.store.ReconcileRun(context.Background(), rep.ID)
+		if err != nil || stored.Provider != "openai" || len(stored.Discrepancies) != len(rep.Discrepancies) || stored.Summary != rep.Summary {
+			t.Errorf("stored run %+v, %v; want the report's", stored, err)
+		}
+	})
+
 	t.Run("lagging last bucket", func(t *testing.T) {
 		w.anthropic(t, recDay.Add(15*time.Hour+55*time.Minute), "claude-sonnet-5-5", "input=500 output=50")
 		w.wait(t)
