@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -243,7 +244,7 @@ func newAlertEngine(cfg *AlertsConfig, store alerts.Store, log *slog.Logger, get
 }
 
 const alertsUsage = `Usage:
-  tokenmeter alerts list [--json] [--all] [--data DIR]
+  tokenmeter alerts list [--json] [--all] [--data DIR | --server URL]
   tokenmeter alerts rules [--json] [--config FILE] [--data DIR]
   tokenmeter alerts rules set NAME --kind KIND [--limit L] [--thresholds 50,80,95,100] [--anomaly-kinds K,...]
                               [--span 5m] [--min-requests N] [--percent P] [--sinks S,...] [--data DIR]
@@ -326,6 +327,7 @@ func (a *alertsCmd) list(ctx context.Context, args []string) error {
 	fs, data := a.flags("list")
 	asJSON := fs.Bool("json", false, "write JSON")
 	all := fs.Bool("all", false, "every alert, not only those of the last 7 days")
+	addServerFlag(fs)
 	pos, err := a.parse(fs, "list", args)
 	if err != nil {
 		return err
@@ -333,18 +335,34 @@ func (a *alertsCmd) list(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return alertsError("list", "unexpected argument %q", pos[0])
 	}
-	db, err := openLedgerReadOnly(*data)
+	rem, err := remoteFor("alerts list", fs)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	q := tokenmeter.AlertQuery{}
-	if !*all {
-		q.Since = a.now().Add(-7 * 24 * time.Hour)
-	}
-	list, err := db.Alerts(ctx, q)
-	if err != nil {
-		return err
+	var list []tokenmeter.Alert
+	if rem != nil {
+		q := url.Values{}
+		if *all {
+			q.Set("all", "1")
+		}
+		var out AlertsJSON
+		if err := rem.call(ctx, "alerts list", http.MethodGet, "/api/alerts", q, nil, &out); err != nil {
+			return err
+		}
+		list = out.Alerts
+	} else {
+		db, err := openLedgerReadOnly(*data)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		q := tokenmeter.AlertQuery{}
+		if !*all {
+			q.Since = a.now().Add(-7 * 24 * time.Hour)
+		}
+		if list, err = db.Alerts(ctx, q); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		if list == nil {

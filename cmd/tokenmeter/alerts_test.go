@@ -173,8 +173,12 @@ func TestAlertsThroughGateway(t *testing.T) {
 	if out, _, _ := run(t, "alerts", "list", "--data", g.Config.Data); !strings.Contains(out, "reached 100%") || !strings.Contains(out, "SEVERITY") {
 		t.Errorf("alerts list:\n%s", out)
 	}
-	req, _ := http.NewRequest("GET", g.URL()+"/api/alerts?state=firing", nil)
 	token := g.adminTokenForTest(t)
+	t.Setenv(EnvAdminToken, token)
+	if remote, stderr, err := run(t, "alerts", "list", "--json", "--all", "--server", g.URL()); err != nil || remote != out {
+		t.Errorf("alerts list --server: %v %s\n%s\nwant what the local list wrote:\n%s", err, stderr, remote, out)
+	}
+	req, _ := http.NewRequest("GET", g.URL()+"/api/alerts?state=firing", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
