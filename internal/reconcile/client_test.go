@@ -119,6 +119,29 @@ func TestClientPagination(t *testing.T) {
 					t.Errorf("row %s: %d requests, want 1", k, r.Requests)
 				}
 			}
+			// Daily buckets: 31 days in pages of the default 7, and the
+			// minute grid: 3 hours in pages of 60.
+			cd := &reconcile.Client{Provider: provider, BaseURL: srv.URL, AdminKey: adminKey}
+			days, err := cd.Usage(context.Background(), day0, day0.Add(31*24*time.Hour), 24*time.Hour)
+			if err != nil || len(days.Buckets) != 31 || cd.Stats.Pages != 5 || !days.Buckets[30].Start.Equal(day0.Add(30*24*time.Hour)) {
+				t.Errorf("1d: %d buckets in %d pages, %v; want 31 in 5", len(days.Buckets), cd.Stats.Pages, err)
+			}
+			var total tokenmeter.Usage
+			for _, r := range days.Rows {
+				total = total.Add(r.Usage)
+			}
+			var wantTotal tokenmeter.Usage
+			for _, u := range want {
+				wantTotal = wantTotal.Add(u)
+			}
+			if total != wantTotal {
+				t.Errorf("1d: total %+v, want %+v", total, wantTotal)
+			}
+			cm := &reconcile.Client{Provider: provider, BaseURL: srv.URL, AdminKey: adminKey}
+			mins, err := cm.Usage(context.Background(), day0.Add(9*time.Hour), day0.Add(12*time.Hour), time.Minute)
+			if err != nil || len(mins.Buckets) != 180 || cm.Stats.Pages != 3 || len(mins.Rows) != 1 || !mins.Rows[0].Start.Equal(day0.Add(10*time.Hour+17*time.Minute)) {
+				t.Errorf("1m: %d buckets in %d pages, rows %+v, %v; want 180 in 3 and the 10:17 call", len(mins.Buckets), cm.Stats.Pages, mins.Rows, err)
+			}
 			// A page size of 5 buckets: 15 pages, same rows.
 			c2 := &reconcile.Client{Provider: provider, BaseURL: srv.URL, AdminKey: adminKey, Limit: 5}
 			got2, err := c2.Usage(context.Background(), day0, day0.Add(72*time.Hour), time.Hour)
