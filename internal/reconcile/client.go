@@ -45,8 +45,8 @@ const (
 )
 
 // Client reads a provider's usage and cost reports and its API key
-// listing with an admin credential. It is safe for concurrent use once
-// configured.
+// listing with an admin credential. One goroutine uses a Client at a time
+// (Stats are counted without locking); make one per run.
 type Client struct {
 	// Provider is Anthropic or OpenAI.
 	Provider string
