@@ -120,9 +120,10 @@ type Engine struct {
 	mu    sync.Mutex // one Evaluate at a time
 	// firing holds the firing alerts by group during Evaluate.
 	firing map[string]tokenmeter.Alert
-	// recorded holds the keys of anomaly alerts known to be in the store
-	// (with their anomaly's detection time, to forget them after
-	// AnomalyLookback), so old anomalies cost no write per pass.
+	// recorded holds the keys of alerts known to be in the store (with
+	// when that was learnt, to forget them after AnomalyLookback), so a
+	// condition whose alert fired and resolved in the same window, or an
+	// old anomaly, costs no write per pass.
 	recorded map[string]time.Time
 	// calls counts the recent calls by minute and provider, read from the
 	// ledger after cursor (see followCalls).
@@ -319,10 +320,13 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 		if a.Key == "" {
 			a.Key = tokenmeter.AlertKey(a.Group, fmt.Sprint(now.UnixMicro()))
 		}
+		if _, ok := e.recorded[a.Key]; ok {
+			continue // fired before (in this window) and resolved since
+		}
 		a.Fired = now
 		if _, _, err := e.store.FireAlert(ctx, a, c.sinks, Payload); err != nil {
 			errs = append(errs, fmt.Errorf("fire alert %s: %w", a.Subject, err))
-		} else if a.Kind == tokenmeter.AlertAnomaly {
+		} else {
 			e.recorded[a.Key] = now
 		}
 	}
