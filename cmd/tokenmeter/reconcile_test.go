@@ -360,6 +360,21 @@ func TestReconcileEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("several pages", func(t *testing.T) {
+		// Three days of hourly buckets: the provider's default page of 24
+		// buckets makes three usage pages, and one cost page.
+		w.fake.SetAdminFaults(fakeupstream.AdminFaults{})
+		for _, provider := range []string{"anthropic", "openai"} {
+			rep, code, _ := w.run(t, provider, nil, "--since", "2026-11-24", "--until", "2026-11-27")
+			if code != 0 || rep.Summary.Buckets != 72 || rep.Summary.Matched != 12 || len(rep.Discrepancies) != 0 {
+				t.Errorf("%s over 3 days: exit %d, summary %+v", provider, code, rep.Summary)
+			}
+		}
+		if n := w.fake.AdminReportPages(); n != 2*(3+1) {
+			t.Errorf("the fake served %d report pages, want 8 (3 usage and 1 cost page per provider)", n)
+		}
+	})
+
 	t.Run("save", func(t *testing.T) {
 		w.fake.SetAdminFaults(fakeupstream.AdminFaults{DropBucket: hourOf(9)})
 		rep, code, _ := w.run(t, "openai", nil, "--save")
