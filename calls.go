@@ -16,7 +16,9 @@ const (
 type CallStore interface {
 	// RecentCalls returns the completed events (one per call; revisions
 	// are not calls) that match q, newest first: Time descending, then Seq
-	// descending. It reads an index range, however large the ledger.
+	// descending. It reads an index range backwards from Before (or the
+	// end), however large the ledger; a filter that matches few calls
+	// reads further back.
 	RecentCalls(ctx context.Context, q CallQuery) ([]Event, error)
 }
 

@@ -104,6 +104,8 @@ func (h *Handler) routes() *http.ServeMux {
 	h.handle(mux, "/api/requests", roleAdmin, map[string]handlerFunc{"GET": h.requests})
 	h.handle(mux, "/api/me/requests", roleKey, map[string]handlerFunc{"GET": h.requests})
 	h.handle(mux, "/api/hourly", roleAdmin, map[string]handlerFunc{"GET": h.hourly})
+	h.handle(mux, "/api/overview", roleAdmin, map[string]handlerFunc{"GET": h.overview})
+	h.handle(mux, "/api/me/overview", roleKey, map[string]handlerFunc{"GET": h.overview})
 	h.handle(mux, "/api/me/hourly", roleKey, map[string]handlerFunc{"GET": h.hourly})
 	h.handle(mux, "/api/alerts", roleAdmin, map[string]handlerFunc{"GET": h.alerts})
 	h.handle(mux, "/api/alerts/{id}", roleAdmin, map[string]handlerFunc{"GET": h.alert})

@@ -8,9 +8,11 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 )
 
-// RecentCalls implements tokenmeter.CallStore. It walks the (kind, time_us)
-// index backwards from q.Before, so a page costs its own rows plus those
-// the filters skip, never a scan of the ledger.
+// RecentCalls implements tokenmeter.CallStore. It walks the index of
+// completed events by time (migration 0008) backwards from q.Before, so a
+// page costs its own rows plus those the filters skip: never a sort, and a
+// scan of the whole index only for a filter that matches fewer calls than
+// the page holds.
 func (db *DB) RecentCalls(ctx context.Context, q tokenmeter.CallQuery) ([]tokenmeter.Event, error) {
 	where := []string{"kind = ?"}
 	args := []any{string(tokenmeter.KindCompleted)}

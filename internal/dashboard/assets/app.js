@@ -55,11 +55,6 @@
     const d = new Date(date + 'T00:00:00Z'); d.setUTCDate(d.getUTCDate() + n);
     return d.toISOString().slice(0, 10);
   }
-  function weekStart(date) {
-    const d = new Date(date + 'T00:00:00Z');
-    return addDays(date, -((d.getUTCDay() + 6) % 7));
-  }
-
   class APIError extends Error { constructor(status, msg) { super(msg); this.status = status; } }
   async function api(path, opts = {}) {
     const init = { method: opts.method || 'GET', credentials: 'same-origin', headers: { 'Accept': 'application/json' } };
@@ -116,18 +111,16 @@
   }
 
   async function overview(root, gen) {
-    const today = zoneDate(tz());
-    const [d, w, m, st, lim, extra] = await Promise.all([
-      usage('daily', { since: today, until: today }),
-      usage('weekly', { since: weekStart(today), until: today }),
-      usage('monthly', { since: today.slice(0, 8) + '01', until: today }),
-      isAdmin() ? api('/api/status' + (tz() ? '?tz=' + encodeURIComponent(tz()) : '')) : null,
+    const zq = tz() ? '?tz=' + encodeURIComponent(tz()) : '';
+    const [ov, st, lim, extra] = await Promise.all([
+      api((isAdmin() ? '/api/overview' : '/api/me/overview') + zq),
+      isAdmin() ? api('/api/status' + zq) : null,
       limitsData(),
       overviewExtra(),
     ]);
     if (gen !== S.gen) return;
     const kids = [h('h1', {}, 'Overview ', h('span', { class: 'live', id: 'live', title: 'updates every few seconds' }, '● live'))];
-    kids.push(h('div', { class: 'cards' }, figs(d.totals, 'period-today'), figs(w.totals, 'period-week'), figs(m.totals, 'period-month')));
+    kids.push(h('div', { class: 'cards' }, figs(ov.today, 'period-today'), figs(ov.week, 'period-week'), figs(ov.month, 'period-month')));
     if (st && st.block) {
       const b = st.block;
       kids.push(h('h2', {}, 'Current 5-hour block'), h('div', { class: 'cards' },
