@@ -76,7 +76,9 @@ func TestRequestsAndHourly(t *testing.T) {
 	rec := get(h, "/api/hourly?by=key&since=2026-11-30")
 	var rep struct {
 		Rows   []struct{ Period, Key string }
-		Totals struct{ InputTokens int64 `json:"input_tokens"` }
+		Totals struct {
+			InputTokens int64 `json:"input_tokens"`
+		}
 	}
 	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &rep) != nil || len(rep.Rows) != 3 || rep.Totals.InputTokens != 60 || rep.Rows[0].Period != "2026-11-30T10:00" {
 		t.Errorf("GET /api/hourly?by=key = %d %s; want 3 rows at 10:00, 60 input tokens", rec.Code, rec.Body)
