@@ -518,6 +518,21 @@ func TestReconcileScheduled(t *testing.T) {
 		t.Errorf("anomalies %+v, %v; want one reconcile anomaly for the 10:00 bucket", anomalies, err)
 	}
 
+	// The anomaly reaches the alerts through the default anomalies rule.
+	if err := w.gw.Alerts.Evaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := w.gw.store.Alerts(context.Background(), tokenmeter.AlertQuery{Firing: true})
+	n := 0
+	for _, a := range alerts {
+		if strings.Contains(a.Summary, "reconcile anomaly on anthropic") {
+			n++
+		}
+	}
+	if err != nil || n != 1 {
+		t.Errorf("firing alerts %+v, %v; want one for the reconcile anomaly", alerts, err)
+	}
+
 	var out bytes.Buffer
 	if err := reconcileCmd(context.Background(), []string{"history", "--data", w.gw.Config.Data}, &out, &out, reconcileEnv{}); err != nil {
 		t.Fatal(err)
