@@ -118,6 +118,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	htmlFile := fs.String("html", "", "also write a self-contained HTML report to `FILE`")
 	noCost := fs.Bool("no-cost", false, "do not read the cost report")
 	save := fs.Bool("save", false, "store the run in the ledger (reconcile history shows it)")
+	source := fs.String("source", "all", "ledger events to compare: all, or proxy (leave out imported Claude Code and Codex logs)")
 	data := fs.String("data", defaultDataDir(), "data `directory`")
 	cfgPath := fs.String("config", "", "YAML config `file` (upstreams, admin_keys, credentials)")
 	fs.Usage = func() {
@@ -143,6 +144,9 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if *by != "model" && *by != "key" {
 		return &exitError{code: 2, msg: fmt.Sprintf("--by %q: want model or key", *by)}
 	}
+	if *source != "all" && *source != "proxy" {
+		return &exitError{code: 2, msg: fmt.Sprintf("--source %q: want all or proxy", *source)}
+	}
 	if *lag < 0 {
 		return &exitError{code: 2, msg: "--lag must not be negative"}
 	}
@@ -167,7 +171,8 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return &exitError{code: 2, msg: "--" + tokenmeter.ErrorMessage(err)}
 	}
 	now := env.now().UTC()
-	in := reconcile.Input{Options: reconcile.Options{Provider: provider, Bucket: width, By: *by, Tolerance: tolerance, Lag: *lag, Now: now},
+	in := reconcile.Input{Options: reconcile.Options{Provider: provider, Bucket: width, By: *by, Tolerance: tolerance, Lag: *lag, Now: now,
+		ProxyOnly: *source == "proxy"},
 		Costs: !*noCost}
 	if in.Since, err = parseUTC("since", *since); err != nil {
 		return err

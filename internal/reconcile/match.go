@@ -109,6 +109,9 @@ type Options struct {
 	// Principals maps ledger principals ("cred:..." and "key:NAME") to the
 	// provider's API key ids (see MatchKeys); used by key.
 	Principals map[string]string
+	// ProxyOnly leaves out imported events (Claude Code and Codex logs,
+	// often subscription traffic that no admin report covers).
+	ProxyOnly bool
 }
 
 // Figures are one side's numbers for a row.
@@ -236,7 +239,7 @@ func Compare(opts Options, usage UsagePage, costs *CostPage, ledger []tokenmeter
 		r.Provider.Requests += u.Requests
 	}
 	for _, b := range ledger {
-		if b.Provider != opts.Provider || b.Start.Before(opts.Since) || !b.Start.Before(opts.Until) {
+		if b.Provider != opts.Provider || b.Start.Before(opts.Since) || !b.Start.Before(opts.Until) || (opts.ProxyOnly && b.Source != tokenmeter.SourceProxy) {
 			continue
 		}
 		key := ""
@@ -402,7 +405,7 @@ func compareCosts(opts Options, costs CostPage, ledger []tokenmeter.UsageBucket,
 		get(c.Start).Provider += c.Amount
 	}
 	for _, b := range ledger {
-		if b.Provider != opts.Provider || b.Start.Before(opts.Since) || !b.Start.Before(opts.Until) {
+		if b.Provider != opts.Provider || b.Start.Before(opts.Since) || !b.Start.Before(opts.Until) || (opts.ProxyOnly && b.Source != tokenmeter.SourceProxy) {
 			continue
 		}
 		get(b.Start).Ledger += b.Cost

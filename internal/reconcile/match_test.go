@@ -74,6 +74,19 @@ func TestCompare(t *testing.T) {
 		t.Errorf("first row %+v: want the provider's model name, matched, 3 ledger requests", rep.Rows[0])
 	}
 
+	// Imported events count unless ProxyOnly.
+	imported := bucket(h(1), "anthropic", "claude-sonnet-4-5", "", u(5, 5), 1)
+	imported.Source = tokenmeter.SourceClaudeCode
+	withImport := append(append([]tokenmeter.UsageBucket{}, ledger...), imported)
+	if rep := reconcile.Compare(opts, usage, nil, withImport); rep.Rows[0].Class != "mismatch" || rep.Rows[0].Ledger.Usage != u(105, 15) {
+		t.Errorf("with an imported event: first row %+v, want a mismatch of 105/15", rep.Rows[0])
+	}
+	po := opts
+	po.ProxyOnly = true
+	if rep := reconcile.Compare(po, usage, nil, withImport); rep.Rows[0].Class != "match" {
+		t.Errorf("ProxyOnly: first row %+v, want a match", rep.Rows[0])
+	}
+
 	// A tolerance of 10 tokens: only the 50 input tokens remain beyond.
 	opts.Tolerance, _ = reconcile.ParseTolerance("10")
 	if rep := reconcile.Compare(opts, usage, nil, ledger); rep.Summary.Beyond != 1 {
