@@ -66,7 +66,7 @@ func (tr *traffic) headers(now time.Time, h http.Header) {
 func BenchmarkCapture(b *testing.B) {
 	tr := &traffic{t0: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	w := NewWatcher(nil, nil)
-	w.stored = make(map[string]tokenmeter.Sample)
+	w.stored = make(map[seriesKey]tokenmeter.Sample)
 	resp := http.Header{}
 	onPath := make([]time.Duration, 0, b.N)
 	offPath := make([]time.Duration, 0, b.N)
@@ -120,7 +120,7 @@ func BenchmarkSamplesDiskSize(b *testing.B) {
 		tr := &traffic{t0: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 		w := NewWatcher(db, nil)
 		w.Retention = 0
-		w.stored = make(map[string]tokenmeter.Sample)
+		w.stored = make(map[seriesKey]tokenmeter.Sample)
 		w.Log = discard()
 		ctx := context.Background()
 		resp := http.Header{}

@@ -12,7 +12,7 @@ import (
 const (
 	// DefaultGrace is the clock skew allowed between the provider's reset
 	// times and the gateway's clock.
-	DefaultGrace = 2 * time.Second
+	DefaultGrace = 5 * time.Second
 	// DefaultSlack is the share of a counter's scale (its limit, or 100 %)
 	// by which a value may move beyond what the window explains, in basis
 	// points: 200 = 2 %.
@@ -70,7 +70,7 @@ type Detector struct {
 	ThrottleCount  int
 	ThrottleWindow time.Duration
 
-	series   map[string]*seriesState
+	series   map[seriesKey]*seriesState
 	throttle map[string]*throttleState
 }
 
@@ -101,10 +101,10 @@ func NewDetector() *Detector {
 		DriftTolerance: DefaultDriftTolerance, ThrottleCount: DefaultThrottleCount, ThrottleWindow: DefaultThrottleWindow}
 }
 
-// SeriesKey identifies the series of s.
-func SeriesKey(s tokenmeter.Sample) string {
-	return s.Provider + "\x00" + s.Credential + "\x00" + s.Counter
-}
+// seriesKey identifies the series of a sample.
+type seriesKey struct{ provider, credential, counter string }
+
+func keyOf(s tokenmeter.Sample) seriesKey { return seriesKey{s.Provider, s.Credential, s.Counter} }
 
 // Seed makes prev the last sample seen of its series, as when a process
 // that sees one sample at a time (tokenmeter statusline) reads it back.
@@ -115,9 +115,9 @@ func (d *Detector) Seed(prev tokenmeter.Sample) {
 
 func (d *Detector) state(s tokenmeter.Sample) *seriesState {
 	if d.series == nil || len(d.series) >= maxSeries {
-		d.series = make(map[string]*seriesState)
+		d.series = make(map[seriesKey]*seriesState)
 	}
-	k := SeriesKey(s)
+	k := keyOf(s)
 	st := d.series[k]
 	if st == nil {
 		st = &seriesState{}

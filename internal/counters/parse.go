@@ -87,29 +87,27 @@ func Parse(headers []Header, now time.Time, provider, credential string) []token
 	if len(headers) == 0 {
 		return nil
 	}
-	byCounter := make(map[string]*tokenmeter.Sample, 8)
+	var samples []*tokenmeter.Sample // few: a linear search beats a map
 	get := func(counter string) *tokenmeter.Sample {
-		if s := byCounter[counter]; s != nil {
-			return s
+		for _, s := range samples {
+			if s.Counter == counter {
+				return s
+			}
 		}
-		if len(byCounter) >= MaxSamplesPerResponse {
+		if len(samples) >= MaxSamplesPerResponse {
 			return nil
 		}
 		s := &tokenmeter.Sample{Time: now, Provider: provider, Credential: credential, Counter: counter,
 			Limit: tokenmeter.NoValue, Remaining: tokenmeter.NoValue, Utilization: tokenmeter.NoValue,
 			Source: tokenmeter.SampleGateway}
-		byCounter[counter] = s
+		samples = append(samples, s)
 		return s
 	}
-	// Sorted, so that Raw is the same whatever the map order was.
-	sorted := append([]Header(nil), headers...)
-	for i := range sorted {
-		sorted[i].Name = strings.ToLower(sorted[i].Name)
-	}
-	slices.SortFunc(sorted, func(a, b Header) int { return strings.Compare(a.Name, b.Name) })
 	var tc timeCache
-	for _, h := range sorted {
-		name, value := h.Name, strings.TrimSpace(h.Value)
+	var claim string
+	var claimed *tokenmeter.Sample
+	for _, h := range headers {
+		name, value := strings.ToLower(h.Name), strings.TrimSpace(h.Value)
 		if !Relevant(name) || !validName(name) {
 			continue
 		}
@@ -118,13 +116,24 @@ func Parse(headers []Header, now time.Time, provider, credential string) []token
 		if s == nil {
 			break
 		}
-		if !setField(s, field, value, now, &tc) {
+		if field == fieldClaim && isToken(value) {
+			claim, claimed = value, s
+		} else if !setField(s, field, value, now, &tc) {
 			addRaw(s, name, value)
 		}
 	}
-	out := make([]tokenmeter.Sample, 0, len(byCounter))
-	for _, s := range byCounter {
-		out = append(out, *s)
+	if claimed != nil {
+		claimed.Status += "/" + claim
+	}
+	out := make([]tokenmeter.Sample, len(samples))
+	for i, s := range samples {
+		if strings.Contains(s.Raw, "\n") {
+			// The same text whatever the order of the headers.
+			lines := strings.Split(s.Raw, "\n")
+			slices.Sort(lines)
+			s.Raw = strings.Join(lines, "\n")
+		}
+		out[i] = *s
 	}
 	slices.SortFunc(out, func(a, b tokenmeter.Sample) int { return strings.Compare(a.Counter, b.Counter) })
 	return out
@@ -165,27 +174,30 @@ func classify(name string) (counter, field string) {
 		if window == "" {
 			return name, fieldRaw
 		}
+		// "unified-" + window, without a copy.
+		counter := name[len("anthropic-ratelimit-") : len("anthropic-ratelimit-unified-")+len(window)]
 		switch f {
 		case "utilization":
-			return "unified-" + window, fieldUtilization
+			return counter, fieldUtilization
 		case "reset":
-			return "unified-" + window, fieldResetEpoch
+			return counter, fieldResetEpoch
 		case "status":
-			return "unified-" + window, fieldStatus
+			return counter, fieldStatus
 		}
-		return "unified-" + window, fieldRaw
+		return counter, fieldRaw
 	}
 	for _, prefix := range []string{"anthropic-ratelimit-", "anthropic-priority-"} {
 		if rest, ok := strings.CutPrefix(name, prefix); ok {
 			for _, suffix := range []string{"-limit", "-remaining", "-reset"} {
 				if base, ok := strings.CutSuffix(rest, suffix); ok && base != "" {
+					counter := name[:len(prefix)+len(base)]
 					switch suffix {
 					case "-limit":
-						return prefix + base, fieldLimit
+						return counter, fieldLimit
 					case "-remaining":
-						return prefix + base, fieldRemaining
+						return counter, fieldRemaining
 					}
-					return prefix + base, fieldResetTime
+					return counter, fieldResetTime
 				}
 			}
 			return name, fieldRaw
@@ -251,16 +263,7 @@ func setField(s *tokenmeter.Sample, field, value string, now time.Time, tc *time
 		if !isToken(value) {
 			return false
 		}
-		if claim, ok := strings.CutPrefix(s.Status, "/"); ok { // the claim came first
-			s.Status = value + "/" + claim
-		} else {
-			s.Status = value
-		}
-	case fieldClaim:
-		if !isToken(value) {
-			return false
-		}
-		s.Status += "/" + value
+		s.Status = value
 	default:
 		return false
 	}

@@ -85,7 +85,7 @@ type Watcher struct {
 
 	reported  int64
 	lastPrune time.Time
-	stored    map[string]tokenmeter.Sample // last stored sample per series
+	stored    map[seriesKey]tokenmeter.Sample // last stored sample per series
 	pending   []tokenmeter.Sample
 }
 
@@ -123,7 +123,7 @@ func (w *Watcher) Open() {
 	w.syncReq = make(chan chan struct{})
 	w.stop = make(chan struct{})
 	w.done = make(chan struct{})
-	w.stored = make(map[string]tokenmeter.Sample)
+	w.stored = make(map[seriesKey]tokenmeter.Sample)
 	go w.run()
 }
 
@@ -240,9 +240,9 @@ func (w *Watcher) process(ctx context.Context, o Observation) {
 // and otherwise one per Heartbeat.
 func (w *Watcher) keep(s tokenmeter.Sample, found bool) bool {
 	if len(w.stored) >= maxSeries {
-		w.stored = make(map[string]tokenmeter.Sample)
+		w.stored = make(map[seriesKey]tokenmeter.Sample)
 	}
-	k := SeriesKey(s)
+	k := keyOf(s)
 	last, ok := w.stored[k]
 	keep := !ok || found || last.Limit != s.Limit || last.Status != s.Status ||
 		// A new window of a counter whose windows are longer than the
