@@ -103,6 +103,12 @@ func Parse(headers []Header, now time.Time, provider, credential string) []token
 		samples = append(samples, s)
 		return s
 	}
+	if len(headers) > MaxSamplesPerResponse {
+		// More than the cap: keep the same series of every response,
+		// whatever the order of the headers (http.Header is a map).
+		headers = slices.Clone(headers)
+		slices.SortFunc(headers, func(a, b Header) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	}
 	var tc timeCache
 	var claim string
 	var claimed *tokenmeter.Sample

@@ -2,6 +2,7 @@ package counters_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,11 @@ func TestParseBounds(t *testing.T) {
 		in = append(in, counters.Header{Name: "x-ratelimit-junk-" + strings.Repeat("a", i%7) + string(rune('a'+i%26)) + strings.Repeat("z", i), Value: strings.Repeat("v", 10000)})
 	}
 	got := counters.Parse(in, now, "openai", cred)
+	rev := slices.Clone(in)
+	slices.Reverse(rev)
+	if diff := cmp.Diff(got, counters.Parse(rev, now, "openai", cred)); diff != "" {
+		t.Errorf("the series kept depend on the order of the headers:\n%s", diff)
+	}
 	if len(got) > counters.MaxSamplesPerResponse {
 		t.Errorf("%d samples from one response, want at most %d", len(got), counters.MaxSamplesPerResponse)
 	}
