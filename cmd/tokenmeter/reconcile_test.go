@@ -355,7 +355,7 @@ func TestReconcileEndToEnd(t *testing.T) {
 		}
 		_, code, csv := w.run(t, "anthropic", nil, "--csv")
 		lines := strings.Split(strings.TrimSpace(csv), "\n")
-		if code != 3 || len(lines) != 1+12+1 || !strings.HasPrefix(lines[0], "start,end,model,key,principals,class,final,provider_input_tokens,ledger_input_tokens") {
+		if code != 3 || len(lines) != 1+12+2 || !strings.HasPrefix(lines[0], "start,end,model,key,principals,class,final,provider_input_tokens,ledger_input_tokens") {
 			t.Errorf("--csv: exit %d, %d lines:\n%s", code, len(lines), csv)
 		}
 	})

@@ -157,10 +157,12 @@ func requestSecret(r *http.Request) string {
 
 var prices = pricing.Default()
 
-// record counts c, a served call, for the admin reports: replies with
-// status 200 on the reply routes only.
-func (s *Server) record(r *http.Request, c *call) {
-	if c.status != http.StatusOK || c.model == "" {
+// record counts c, a call whose headers are being written, for the admin
+// reports: replies with status 200 on the reply routes only, with the
+// usage planned for them.
+func (s *Server) record(c *call) {
+	r := c.req
+	if c.status != http.StatusOK || c.model == "" || r == nil {
 		return
 	}
 	switch r.URL.Path {
@@ -243,6 +245,7 @@ type grid struct {
 	from         time.Time // this page's first bucket
 	limit        int
 	model, keyID bool // grouped by
+	description  bool // cost report grouped by description (and so by model)
 }
 
 // parseGrid reads a report request's query in the provider's dialect.
@@ -325,6 +328,8 @@ func parseGrid(c *call, q map[string][]string, kind reportKind, now time.Time) (
 			g.model = true
 		case "api_key_id":
 			g.keyID = true
+		case "description":
+			g.description = true
 		}
 	}
 	return g, nil
@@ -367,7 +372,7 @@ func (s *Server) adminReport(kind reportKind) handlerFunc {
 			if kind == reportUsage {
 				data = append(data, s.usageBucket(c.provider, g, b, end, now, f))
 			} else {
-				data = append(data, s.costBucket(c.provider, b, end))
+				data = append(data, s.costBucket(c.provider, g, b, end))
 			}
 			b = end
 		}
@@ -512,18 +517,26 @@ func (s *Server) usageBucket(p provider, g grid, start, end, now time.Time, f Ad
 	return map[string]any{"object": "bucket", "start_time": start.Unix(), "end_time": end.Unix(), "results": results}
 }
 
-// costBucket returns one cost-report bucket. Callers hold s.admin.mu.
-func (s *Server) costBucket(p provider, start, end time.Time) any {
-	var total tokenmeter.Micros
-	for _, v := range s.sums(p.String(), start, end, end, grid{}) {
-		total += v.cost
-	}
+// costBucket returns one cost-report bucket: one result (the day's
+// total), or with Anthropic's group_by[]=description one per model.
+// Callers hold s.admin.mu.
+func (s *Server) costBucket(p provider, g grid, start, end time.Time) any {
+	byModel := p == providerAnthropic && g.description
+	sums := s.sums(p.String(), start, end, end, grid{model: byModel})
 	results := []any{}
-	if total != 0 {
+	for _, k := range sortedGroups(sums) {
+		total := sums[k].cost
+		if total == 0 {
+			continue
+		}
 		if p == providerAnthropic {
 			cents := strconv.FormatInt(int64(total)/10_000, 10) + "." + strconv.FormatInt(int64(total)%10_000+10_000, 10)[1:]
-			results = append(results, map[string]any{"currency": "USD", "amount": cents, "workspace_id": nil, "description": nil,
-				"cost_type": nil, "context_window": nil, "model": nil, "service_tier": nil, "token_type": nil})
+			r := map[string]any{"currency": "USD", "amount": cents, "workspace_id": nil, "description": nil,
+				"cost_type": nil, "context_window": nil, "model": nil, "service_tier": nil, "token_type": nil}
+			if byModel {
+				r["description"], r["model"], r["cost_type"] = k.model+" Usage", k.model, "tokens"
+			}
+			results = append(results, r)
 		} else {
 			results = append(results, map[string]any{"object": "organization.costs.result",
 				"amount":    map[string]any{"value": json.Number(total.String()), "currency": "usd"},

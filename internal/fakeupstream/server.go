@@ -219,6 +219,7 @@ type call struct {
 	// model and usage are those of the planned reply (reply routes only).
 	model string
 	usage tokenmeter.Usage
+	req   *http.Request // for the admin reports (admin.go)
 }
 
 // plan records rp as the reply c answers with, and the tokens it charges
@@ -242,7 +243,7 @@ func (s *Server) handle(p provider, h handlerFunc) http.Handler {
 		n := s.requests.Add(1)
 		c := &call{provider: resolveProvider(p, r), start: s.now()}
 		c.principal = c.provider.String() + ":" + credentialHash(r)
-		defer s.record(r, c)
+		c.req = r
 		if s.observe != nil {
 			// Deferred, so that calls cut with http.ErrAbortHandler are
 			// observed too.
@@ -360,6 +361,7 @@ func (s *Server) writeHeader(w http.ResponseWriter, c *call, status int, content
 	}
 	s.scen.apply(h, c, s.now())
 	c.status = status
+	s.record(c) // before the client can see the reply, so admin reports include it
 	w.WriteHeader(status)
 }
 

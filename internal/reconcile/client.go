@@ -319,6 +319,9 @@ func (c *Client) Usage(ctx context.Context, since, until time.Time, bucket time.
 }
 
 // Costs reads the cost report (daily buckets) for [since, until).
+// Anthropic's is grouped by description, so that its results carry their
+// model; OpenAI's is not grouped (its line items do not name models in a
+// documented form).
 func (c *Client) Costs(ctx context.Context, since, until time.Time) (CostPage, error) {
 	q := url.Values{}
 	path := "/v1/organizations/cost_report"
@@ -327,6 +330,7 @@ func (c *Client) Costs(ctx context.Context, since, until time.Time) (CostPage, e
 		q.Set("starting_at", since.UTC().Format(time.RFC3339))
 		q.Set("ending_at", until.UTC().Format(time.RFC3339))
 		q.Set("bucket_width", "1d")
+		q["group_by[]"] = []string{"description"}
 	} else {
 		path, parse = "/v1/organization/costs", ParseOpenAICost
 		q.Set("start_time", strconv.FormatInt(since.Unix(), 10))

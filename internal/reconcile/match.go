@@ -133,10 +133,12 @@ type Row struct {
 	Ledger     Figures   `json:"ledger"`
 }
 
-// CostDay is one UTC day's cost, all models, on both sides.
+// CostDay is one UTC day's cost of one model ("" for all models), on
+// both sides.
 type CostDay struct {
 	Start    time.Time         `json:"start"`
 	End      time.Time         `json:"end"`
+	Model    string            `json:"model,omitempty"`
 	Provider tokenmeter.Micros `json:"provider_micros"`
 	Ledger   tokenmeter.Micros `json:"ledger_micros"`
 	Class    string            `json:"class"`
@@ -384,17 +386,36 @@ func Compare(opts Options, usage UsagePage, costs *CostPage, ledger []tokenmeter
 	return rep
 }
 
-// compareCosts compares the providers' daily cost with the ledger's cost
-// summed over the same UTC days.
+// compareCosts compares the provider's daily cost with the ledger's cost
+// summed over the same UTC days: per model when every result of the
+// provider's report names one (Anthropic's, grouped by description), else
+// over all models.
 func compareCosts(opts Options, costs CostPage, ledger []tokenmeter.UsageBucket, final func(time.Time) bool, rep *Report) []CostDay {
 	const day = 24 * time.Hour
-	days := map[int64]*CostDay{}
-	get := func(start time.Time) *CostDay {
+	byModel := len(costs.Rows) > 0
+	for _, c := range costs.Rows {
+		if c.Model == "" && c.Amount != 0 {
+			byModel = false
+		}
+	}
+	type dayKey struct {
+		start int64
+		model string
+	}
+	days := map[dayKey]*CostDay{}
+	get := func(start time.Time, model string) *CostDay {
 		start = start.UTC().Truncate(day)
-		d := days[start.Unix()]
+		k := dayKey{start.Unix(), ""}
+		if byModel {
+			k.model = tokenmeter.ModelBase(model)
+		}
+		d := days[k]
 		if d == nil {
 			d = &CostDay{Start: start, End: start.Add(day)}
-			days[start.Unix()] = d
+			if byModel {
+				d.Model = model
+			}
+			days[k] = d
 		}
 		return d
 	}
@@ -402,13 +423,17 @@ func compareCosts(opts Options, costs CostPage, ledger []tokenmeter.UsageBucket,
 		if c.Start.Before(opts.Since) || !c.Start.Before(opts.Until) {
 			continue
 		}
-		get(c.Start).Provider += c.Amount
+		d := get(c.Start, c.Model)
+		d.Provider += c.Amount
+		if byModel {
+			d.Model = c.Model // the provider's name wins
+		}
 	}
 	for _, b := range ledger {
 		if b.Provider != opts.Provider || b.Start.Before(opts.Since) || !b.Start.Before(opts.Until) || (opts.ProxyOnly && b.Source != tokenmeter.SourceProxy) {
 			continue
 		}
-		get(b.Start).Ledger += b.Cost
+		get(b.Start, b.Model).Ledger += b.Cost
 	}
 	var out []CostDay
 	sum := &rep.Summary
@@ -432,12 +457,17 @@ func compareCosts(opts Options, costs CostPage, ledger []tokenmeter.UsageBucket,
 		sum.ProviderCost += d.Provider
 		sum.LedgerCost += d.Ledger
 		if d.Provider != d.Ledger {
-			rep.Discrepancies = append(rep.Discrepancies, tokenmeter.Discrepancy{Start: d.Start, End: d.End, Class: d.Class,
+			rep.Discrepancies = append(rep.Discrepancies, tokenmeter.Discrepancy{Start: d.Start, End: d.End, Model: d.Model, Class: d.Class,
 				Category: tokenmeter.CategoryCost, Provider: int64(d.Provider), Ledger: int64(d.Ledger), Final: d.Final, Beyond: d.Beyond})
 		}
 		out = append(out, *d)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Start.Equal(out[j].Start) {
+			return out[i].Start.Before(out[j].Start)
+		}
+		return out[i].Model < out[j].Model
+	})
 	return out
 }
 

@@ -139,6 +139,41 @@ func TestCompareCosts(t *testing.T) {
 	}
 }
 
+// TestCompareCostsByModel: when every cost result names its model
+// (Anthropic grouped by description), cost is compared per day and model,
+// aliases matched; one result without a model falls back to day totals.
+func TestCompareCostsByModel(t *testing.T) {
+	h1 := day0.Add(time.Hour)
+	ledger := []tokenmeter.UsageBucket{
+		bucket(h1, "anthropic", "claude-sonnet-4-5", "", tokenmeter.Usage{InputTokens: 1}, 1),
+		bucket(h1, "anthropic", "claude-haiku-5-5", "", tokenmeter.Usage{InputTokens: 1}, 1),
+	}
+	ledger[0].Cost, ledger[1].Cost = 700, 300
+	costs := &reconcile.CostPage{Rows: []reconcile.CostRow{
+		{Start: day0, End: day0.Add(24 * time.Hour), Model: "claude-sonnet-4-5-20250929", Amount: 700},
+		{Start: day0, End: day0.Add(24 * time.Hour), Model: "claude-haiku-5-5", Amount: 350},
+	}}
+	opts := reconcile.Options{Provider: "anthropic", Since: day0, Until: day0.Add(24 * time.Hour), Bucket: time.Hour, Now: day0.Add(48 * time.Hour)}
+	rep := reconcile.Compare(opts, reconcile.UsagePage{}, costs, ledger)
+	if len(rep.Costs) != 2 || rep.Costs[0].Model != "claude-haiku-5-5" || rep.Costs[0].Class != "mismatch" || rep.Costs[1].Model != "claude-sonnet-4-5-20250929" || rep.Costs[1].Class != "match" {
+		t.Errorf("costs by model %+v", rep.Costs)
+	}
+	var cost []tokenmeter.Discrepancy
+	for _, d := range rep.Discrepancies {
+		if d.Category == tokenmeter.CategoryCost {
+			cost = append(cost, d)
+		}
+	}
+	if len(cost) != 1 || cost[0].Model != "claude-haiku-5-5" || cost[0].Diff() != 50 {
+		t.Errorf("cost discrepancies %+v, want haiku's 50", cost)
+	}
+	costs.Rows = append(costs.Rows, reconcile.CostRow{Start: day0, End: day0.Add(24 * time.Hour), Amount: 10}) // web search, say
+	rep = reconcile.Compare(opts, reconcile.UsagePage{}, costs, ledger)
+	if len(rep.Costs) != 1 || rep.Costs[0].Model != "" || rep.Costs[0].Provider != 1060 || rep.Costs[0].Ledger != 1000 {
+		t.Errorf("costs with an unattributed result %+v, want one day total", rep.Costs)
+	}
+}
+
 // BenchmarkReconcile31Days: 31 days of 1-hour buckets against a ledger of
 // 1M events (the target: under 2 s, the provider's response time
 // excluded): the ledger query on the provider's grid and the comparison.

@@ -110,7 +110,8 @@ func WriteJSON(w io.Writer, rep Report) error {
 }
 
 // WriteCSV writes one line per row compared, provider and ledger side by
-// side for each category, then one line per day of cost (model "(cost)").
+// side for each category, then one line per day (and model) of cost,
+// whose token columns are empty.
 func WriteCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	cats := Categories(rep.Provider)
@@ -129,7 +130,11 @@ func WriteCSV(w io.Writer, rep Report) error {
 		cw.Write(append(line, "", ""))
 	}
 	for _, d := range rep.Costs {
-		line := []string{ts(d.Start), ts(d.End), "(cost)", "", "", d.Class, strconv.FormatBool(d.Final)}
+		model := d.Model
+		if model == "" {
+			model = "(all models)"
+		}
+		line := []string{ts(d.Start), ts(d.End), model, "", "", d.Class, strconv.FormatBool(d.Final)}
 		for range cats {
 			line = append(line, "", "")
 		}
@@ -188,8 +193,8 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 {{range .Discrepancies}}<tr{{if and .Final .Beyond}} class="bad"{{end}}><td class="l">{{time .Start}}</td><td class="l">{{if .Model}}{{.Model}}{{else}}(all models){{end}}</td>{{if eq $p.By "key"}}<td class="l">{{.Key}}</td><td class="l">{{.Principals}}</td>{{end}}<td class="l">{{.Class}}</td><td class="l">{{.Category}}</td><td>{{value .Category .Provider}}</td><td>{{value .Category .Ledger}}</td><td>{{diff .Category .Diff}}</td><td class="l">{{if not .Final}}<span class="soft">not final</span>{{else if not .Beyond}}<span class="soft">within tolerance</span>{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="ok">None: every bucket matches.</p>{{end}}
 {{if .Costs}}<h2>Cost by day</h2>
-<table><tr><th class="l">Day (UTC)</th><th>Provider</th><th>Ledger</th><th>Difference</th><th class="l">Class</th></tr>
-{{range .Costs}}<tr{{if and .Final .Beyond}} class="bad"{{end}}><td class="l">{{day .Start}}</td><td>{{money .Provider}}</td><td>{{money .Ledger}}</td><td>{{diff "cost_micros" (subm .Provider .Ledger)}}</td><td class="l">{{.Class}}{{if not .Final}} (not final){{end}}</td></tr>
+<table><tr><th class="l">Day (UTC)</th><th class="l">Model</th><th>Provider</th><th>Ledger</th><th>Difference</th><th class="l">Class</th></tr>
+{{range .Costs}}<tr{{if and .Final .Beyond}} class="bad"{{end}}><td class="l">{{day .Start}}</td><td class="l">{{if .Model}}{{.Model}}{{else}}(all models){{end}}</td><td>{{money .Provider}}</td><td>{{money .Ledger}}</td><td>{{diff "cost_micros" (subm .Provider .Ledger)}}</td><td class="l">{{.Class}}{{if not .Final}} (not final){{end}}</td></tr>
 {{end}}</table>{{end}}
 <h2>Every row compared</h2>
 <table><tr><th class="l">Bucket (UTC)</th><th class="l">Model</th>{{if eq .By "key"}}<th class="l">API key</th>{{end}}<th class="l">Class</th>{{range .Categories}}<th title="{{.}}">{{short .}}<br>provider / ledger</th>{{end}}</tr>
