@@ -565,3 +565,70 @@ func FuzzParseThresholds(f *testing.F) {
 		}
 	})
 }
+
+// TestServeAlertFlags: serve's --alert-webhook and --alert-command send
+// every alert (here a default threshold rule on a soft limit set with the
+// CLI while serve runs), the webhook signed with $TOKENMETER_ALERT_SECRET.
+func TestServeAlertFlags(t *testing.T) {
+	up, _ := newUpstream(t)
+	hook := newHookReceiver(t, "flag-secret")
+	t.Setenv(AlertSecretEnv, "flag-secret")
+	data := t.TempDir()
+	out := filepath.Join(t.TempDir(), "alerts.jsonl")
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--upstream", "anthropic=" + up.URL,
+			"--alert-webhook", hook.URL + "/hook", "--alert-command", "cat >> " + out + "; echo >> " + out}, strings.NewReader(""), stdout, stderr)
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v\n%s", err, stderr.String())
+		}
+	}()
+	var base string
+	waitFor(t, "serve to listen", func() bool {
+		_, rest, ok := strings.Cut(stdout.String(), "gateway on ")
+		base, _, _ = strings.Cut(rest, ",")
+		return ok && strings.HasPrefix(base, "http://")
+	})
+	if _, stderr, err := run(t, "limits", "set", "day", "--scope", "global", "--metric", "tokens", "--max", "100", "--window", "day", "--data", data); err != nil {
+		t.Fatalf("limits set: %v %s", err, stderr)
+	}
+	for i := range 2 {
+		resp, body := post(t, base+"/anthropic/v1/messages", nil,
+			fmt.Sprintf(`{"model":"claude-haiku-5-5","max_tokens":100,"messages":[{"role":"user","content":"[[fake output=10 input=20]] %d"}]}`, i))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("call: %d %s", resp.StatusCode, body)
+		}
+	}
+	// 60 tokens of 100: the default rule's 50 % (burn-rate may fire too).
+	has50 := func(ms []alerts.Message) bool {
+		for _, m := range ms {
+			if strings.Contains(m.Alert.Summary, "reached 50%") {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "the webhook", func() bool { return has50(hook.messages()) })
+	waitFor(t, "the command", func() bool {
+		b, _ := os.ReadFile(out)
+		var ms []alerts.Message
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var m alerts.Message
+			if json.Unmarshal([]byte(line), &m) == nil {
+				ms = append(ms, m)
+			}
+		}
+		return has50(ms)
+	})
+	if _, bad := hook.counts(); bad != 0 {
+		t.Errorf("%d webhook requests badly signed", bad)
+	}
+	if strings.Contains(stderr.String(), "flag-secret") {
+		t.Error("the log shows the webhook secret")
+	}
+}
