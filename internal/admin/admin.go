@@ -60,6 +60,8 @@ type Handler struct {
 
 	log *slog.Logger
 	mux *http.ServeMux
+	// overviewCache keeps /api/overview's sums of past days (overview.go).
+	overviewCache overviewCache
 }
 
 // New returns a Handler over store that admits the admin token hashing to

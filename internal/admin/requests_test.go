@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/admin"
+	"github.com/tokenmeter/tokenmeter/internal/report"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 	"github.com/tokenmeter/tokenmeter/internal/storetest"
 )
@@ -114,4 +116,101 @@ func FuzzRequestsQuery(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOverviewPeriods: /api/overview's today, week and month equal the
+// totals of the daily, weekly and monthly reports from each period's
+// start (the ledger here holds calls after now too), when the
+// week starts before the month and when it starts after it, in a zone
+// with a half-hour offset.
+func TestOverviewPeriods(t *testing.T) {
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), "ledger.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)
+	var evs []tokenmeter.Event
+	for i := range 45 * 24 {
+		ev := storetest.Event(fmt.Sprintf("c%d", i), start.Add(time.Duration(i)*time.Hour+17*time.Minute), tokenmeter.Usage{InputTokens: int64(i), OutputTokens: 3})
+		ev.Principal = []string{"key:alice", "key:bob"}[i%2]
+		evs = append(evs, ev)
+	}
+	if _, err := db.Append(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation("Asia/Kolkata")
+	for _, now := range []time.Time{
+		time.Date(2026, 11, 4, 15, 0, 0, 0, loc), // Wednesday: the month (Sunday 1st) starts before the week
+		time.Date(2026, 12, 2, 9, 0, 0, 0, loc),  // Wednesday: the week (Monday 30 Nov) starts before the month
+		time.Date(2026, 11, 30, 0, 5, 0, 0, loc), // Monday, just after midnight
+	} {
+		h := admin.New(db, admin.HashToken(requestsToken), slog.New(slog.NewTextHandler(io.Discard, nil)))
+		h.Loc, h.Now = loc, func() time.Time { return now }
+		rec := get(h, "/api/overview")
+		var ov struct {
+			Today, Week, Month struct {
+				Period string
+				report.Figures
+			}
+		}
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &ov) != nil {
+			t.Fatalf("GET /api/overview at %v = %d %s", now, rec.Code, rec.Body)
+		}
+		day := report.DayStart(now, loc)
+		for _, c := range []struct {
+			kind  string
+			since time.Time
+			got   report.Figures
+		}{{report.Daily, day, ov.Today.Figures}, {report.Weekly, report.WeekStart(now, loc), ov.Week.Figures},
+			{report.Monthly, time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, loc), ov.Month.Figures}} {
+			// Both run from the period's start on, without an end.
+			rep, err := report.Build(context.Background(), db, report.Query{Kind: c.kind, Since: c.since, Loc: loc}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.got != rep.Totals || c.got.Requests == 0 {
+				t.Errorf("at %v, %s from %v: overview %+v; report %+v", now, c.kind, c.since, c.got, rep.Totals)
+			}
+		}
+	}
+}
+
+// TestOverviewCache: a call in today shows at once; a call imported into
+// a past day shows in the week and month once the cache (a minute) ends.
+func TestOverviewCache(t *testing.T) {
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), "ledger.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) // Thursday
+	h := admin.New(db, admin.HashToken(requestsToken), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.Loc, h.Now = time.UTC, func() time.Time { return now }
+	read := func() (today, week, month int64) {
+		var ov struct{ Today, Week, Month struct{ Requests int64 } }
+		rec := get(h, "/api/overview")
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &ov) != nil {
+			t.Fatalf("GET /api/overview = %d %s", rec.Code, rec.Body)
+		}
+		return ov.Today.Requests, ov.Week.Requests, ov.Month.Requests
+	}
+	add := func(name string, at time.Time) {
+		if _, err := db.Append(context.Background(), []tokenmeter.Event{storetest.Event(name, at, tokenmeter.Usage{InputTokens: 1})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("past", now.AddDate(0, 0, -2))
+	if d, w, m := read(); d != 0 || w != 1 || m != 1 {
+		t.Fatalf("overview = %d, %d, %d; want 0, 1, 1", d, w, m)
+	}
+	add("today", now.Add(-time.Hour))
+	add("imported", now.AddDate(0, 0, -3))
+	if d, w, m := read(); d != 1 || w != 2 || m != 2 {
+		t.Errorf("overview after a call today and an import = %d, %d, %d; want 1, 2, 2 (today live, past days cached)", d, w, m)
+	}
+	now = now.Add(time.Minute)
+	if d, w, m := read(); d != 1 || w != 3 || m != 3 {
+		t.Errorf("overview a minute later = %d, %d, %d; want 1, 3, 3", d, w, m)
+	}
 }
