@@ -118,7 +118,7 @@ func (w *recWorld) openai(t *testing.T, at time.Time, model, dirs string) {
 func (w *recWorld) wait(t *testing.T) {
 	t.Helper()
 	want := w.calls["anthropic"] + w.calls["openai"]
-	for range 500 {
+	for range 3000 {
 		if len(w.gw.completed(t)) == want {
 			return
 		}
@@ -422,7 +422,7 @@ func TestReconcileByKey(t *testing.T) {
 	w.clk.Set(recDay.Add(16 * time.Hour))
 	// The gateway notes the credentials it forwards in the background.
 	var creds []tokenmeter.Credential
-	for range 500 {
+	for range 3000 {
 		creds, _ = w.gw.store.Credentials(context.Background())
 		if len(creds) >= 2 {
 			break
@@ -664,7 +664,7 @@ func TestReconcileVirtualKey(t *testing.T) {
 		}
 	}
 	w.clk.Set(hourOf(16))
-	for range 500 {
+	for range 3000 {
 		if creds, _ := w.gw.store.Credentials(context.Background()); len(creds) > 0 {
 			break
 		}
