@@ -192,15 +192,17 @@ func TestDashboardAccess(t *testing.T) {
 	gw, alice, _ := adminGateway(t)
 	anon := newBrowserClient(t, gw.URL())
 	apiRoutes := []string{"/api/keys", "/api/usage", "/api/status", "/api/limits", "/api/me", "/api/requests",
-		"/api/me/requests", "/api/hourly", "/api/me/hourly", "/api/overview", "/api/me/overview"}
+		"/api/me/requests", "/api/hourly", "/api/me/hourly", "/api/overview", "/api/me/overview",
+		"/api/anomalies", "/api/anomalies/1", "/api/counters", "/api/alerts", "/api/alerts/1", "/api/reconcile", "/api/reconcile/1"}
 	for _, p := range apiRoutes {
 		if resp, body := anon.do("GET", p, nil, ""); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET %s without a session = %d %s; want 401", p, resp.StatusCode, body)
 		}
 	}
-	for _, p := range []string{"/api/keys", "/api/keys/alice/revoke", "/api/keys/alice/rotate", "/ui/logout"} {
-		if resp, body := anon.do("POST", p, map[string]string{"Content-Type": "application/json"}, `{"name":"x"}`); resp.StatusCode != 401 && resp.StatusCode != 403 {
-			t.Errorf("POST %s without a session = %d %s; want 401 or 403", p, resp.StatusCode, body)
+	for _, m := range []struct{ method, path string }{{"POST", "/api/keys"}, {"POST", "/api/keys/alice/revoke"},
+		{"POST", "/api/keys/alice/rotate"}, {"PUT", "/api/limits/x"}, {"DELETE", "/api/limits/x"}, {"POST", "/ui/logout"}} {
+		if resp, body := anon.do(m.method, m.path, map[string]string{"Content-Type": "application/json"}, `{"name":"x"}`); resp.StatusCode != 401 && resp.StatusCode != 403 {
+			t.Errorf("%s %s without a session = %d %s; want 401 or 403", m.method, m.path, resp.StatusCode, body)
 		}
 	}
 	if resp, _ := anon.do("GET", "/", nil, ""); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/login" {
@@ -262,23 +264,24 @@ func TestDashboardAccess(t *testing.T) {
 		}
 		return h
 	}
-	mutations := []struct{ path, body string }{
-		{"/api/keys", `{"name":"carol"}`}, {"/api/keys/bob/rotate", ""}, {"/api/keys/bob/revoke", ""},
+	mutations := []struct{ method, path, body string }{
+		{"POST", "/api/keys", `{"name":"carol"}`}, {"POST", "/api/keys/bob/rotate", ""}, {"POST", "/api/keys/bob/revoke", ""},
+		{"PUT", "/api/limits/team", `{"scope":"global","metric":"tokens","max":"1000","window":"day"}`}, {"DELETE", "/api/limits/team", ""},
 	}
 	for _, m := range mutations {
 		for _, bad := range []map[string]string{jsonHdr("", ""), jsonHdr("wrong", ""), jsonHdr(csrf, "https://evil.example")} {
-			if resp, body := adm.do("POST", m.path, bad, m.body); resp.StatusCode != http.StatusForbidden {
-				t.Errorf("POST %s with session, headers %v = %d %s; want 403", m.path, bad, resp.StatusCode, body)
+			if resp, body := adm.do(m.method, m.path, bad, m.body); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s %s with session, headers %v = %d %s; want 403", m.method, m.path, bad, resp.StatusCode, body)
 			}
 		}
 	}
 	if keys := listKeyNames(t, adm); strings.Contains(keys, "carol") || strings.Contains(keys, "bob(revoked)") {
 		t.Errorf("refused mutations changed the keys: %s", keys)
 	}
-	wantStatus := []int{201, 200, 200}
+	wantStatus := []int{201, 200, 200, 200, 204}
 	for i, m := range mutations {
-		if resp, body := adm.do("POST", m.path, jsonHdr(csrf, gw.URL()), m.body); resp.StatusCode != wantStatus[i] {
-			t.Errorf("POST %s with session and CSRF token = %d %s; want %d", m.path, resp.StatusCode, body, wantStatus[i])
+		if resp, body := adm.do(m.method, m.path, jsonHdr(csrf, gw.URL()), m.body); resp.StatusCode != wantStatus[i] {
+			t.Errorf("%s %s with session and CSRF token = %d %s; want %d", m.method, m.path, resp.StatusCode, body, wantStatus[i])
 		}
 	}
 	// The admin bearer token still needs no CSRF token (no cookie involved).
@@ -291,7 +294,8 @@ func TestDashboardAccess(t *testing.T) {
 	if resp, body := key.login(alice, nil); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("key log-in = %d %s; want 303", resp.StatusCode, body)
 	}
-	for _, p := range []string{"/api/keys", "/api/usage", "/api/status", "/api/limits", "/api/requests", "/api/hourly", "/api/overview"} {
+	for _, p := range []string{"/api/keys", "/api/usage", "/api/status", "/api/limits", "/api/requests", "/api/hourly", "/api/overview",
+		"/api/anomalies", "/api/counters", "/api/alerts", "/api/reconcile"} {
 		if resp, _ := key.do("GET", p, nil, ""); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("key session: GET %s = %d; want 403", p, resp.StatusCode)
 		}
