@@ -574,13 +574,13 @@ func TestServeAlertFlags(t *testing.T) {
 	hook := newHookReceiver(t, "flag-secret")
 	t.Setenv(AlertSecretEnv, "flag-secret")
 	data := t.TempDir()
-	out := filepath.Join(t.TempDir(), "alerts.jsonl")
+	out := t.TempDir() // one file per message: deliveries run in parallel
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--upstream", "anthropic=" + up.URL,
-			"--alert-webhook", hook.URL + "/hook", "--alert-command", "cat >> " + out + "; echo >> " + out}, strings.NewReader(""), stdout, stderr)
+			"--alert-webhook", hook.URL + "/hook", "--alert-command", "cat > " + out + "/$TOKENMETER_IDEMPOTENCY_KEY.json"}, strings.NewReader(""), stdout, stderr)
 	}()
 	defer func() {
 		cancel()
@@ -615,11 +615,12 @@ func TestServeAlertFlags(t *testing.T) {
 	}
 	waitFor(t, "the webhook", func() bool { return has50(hook.messages()) })
 	waitFor(t, "the command", func() bool {
-		b, _ := os.ReadFile(out)
+		files, _ := filepath.Glob(filepath.Join(out, "tm-alert-*.json"))
 		var ms []alerts.Message
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
 			var m alerts.Message
-			if json.Unmarshal([]byte(line), &m) == nil {
+			if json.Unmarshal(b, &m) == nil && filepath.Base(f) == m.IdempotencyKey+".json" {
 				ms = append(ms, m)
 			}
 		}
