@@ -466,3 +466,17 @@ func TestCounterCredentials(t *testing.T) {
 		t.Errorf("samples under the virtual key's hash: %+v", s)
 	}
 }
+
+func FuzzParseRetention(f *testing.F) {
+	f.Add("30d")
+	f.Add("720h")
+	f.Fuzz(func(t *testing.T, v string) {
+		d, err := parseRetention(v)
+		if err == nil && d != 0 && d < time.Hour {
+			t.Fatalf("parseRetention(%q) = %v: under an hour", v, d)
+		}
+		if err == nil && d < 0 {
+			t.Fatalf("parseRetention(%q) = %v", v, d)
+		}
+	})
+}
