@@ -124,7 +124,33 @@ func (w *Watcher) Open() {
 	w.stop = make(chan struct{})
 	w.done = make(chan struct{})
 	w.stored = make(map[seriesKey]tokenmeter.Sample)
+	w.seed()
 	go w.run()
+}
+
+// seedSpan is how far back Open looks for the series' last samples.
+const seedSpan = 10 * time.Minute
+
+// seed makes the last sample stored of each series, in the last
+// seedSpan, the detectors' and compaction's starting point, so that a
+// counter that jumped while the gateway was restarting is still compared.
+func (w *Watcher) seed() {
+	if w.Store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	samples, err := w.Store.Samples(ctx, tokenmeter.SampleQuery{Since: w.Now().Add(-seedSpan), Limit: 10000})
+	if err != nil {
+		w.Log.Warn("cannot read the last counter samples; the detectors start afresh", "err", err)
+		return
+	}
+	for _, s := range samples { // oldest first: the last one wins
+		if s.Source == tokenmeter.SampleGateway {
+			w.Detector.Seed(s)
+			w.stored[keyOf(s)] = s
+		}
+	}
 }
 
 // Observe hands o to the watcher without blocking; when the queue is full

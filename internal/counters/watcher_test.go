@@ -115,3 +115,25 @@ func TestWatcherDrops(t *testing.T) {
 		t.Errorf("Dropped = %d, want 10", w.Dropped())
 	}
 }
+
+// TestWatcherSeeds: a restarted watcher compares the first sample of a
+// series with the last one stored before, so an early reset during the
+// restart is found.
+func TestWatcherSeeds(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	reset := now.Add(3 * time.Hour)
+	if err := db.AddSamples(ctx, []tokenmeter.Sample{util(now.Add(-time.Minute), "unified-5h", 6000, reset)}); err != nil {
+		t.Fatal(err)
+	}
+	w := counters.NewWatcher(db, slog.New(slog.DiscardHandler))
+	w.Now = func() time.Time { return now }
+	w.Open()
+	w.Observe(counters.Observation{Time: now, Provider: "anthropic", Credential: tokenmeter.Credential{ID: cred},
+		Headers: hdrs("anthropic-ratelimit-unified-5h-utilization", "0.01", "anthropic-ratelimit-unified-5h-reset", "1777500000")})
+	w.Close()
+	list, err := db.Anomalies(ctx, time.Time{})
+	if err != nil || len(list) != 1 || list[0].Kind != tokenmeter.AnomalyEarlyReset || !list[0].Start.Equal(now.Add(-time.Minute)) {
+		t.Errorf("anomalies %+v, %v; want the early reset against the sample stored before the restart", list, err)
+	}
+}
