@@ -14,6 +14,7 @@
       if (v === undefined || v === null || v === false) continue;
       if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
       else if (k === 'text') el.textContent = v;
+      else if (k === 'style') el.style.cssText = v; // CSSOM: allowed by the CSP, unlike a style attribute
       else el.setAttribute(k, v === true ? '' : v);
     }
     for (const kid of kids.flat()) {
