@@ -276,7 +276,10 @@ func (w *Watcher) keep(s tokenmeter.Sample, found bool) bool {
 		(!last.Reset.IsZero() && !s.Time.Before(last.Reset) && last.Reset.Sub(last.Time) >= w.Heartbeat) ||
 		last.Reset.IsZero() != s.Reset.IsZero() ||
 		s.Time.Sub(last.Time) >= w.Heartbeat ||
-		(s.Raw != last.Raw && s.Counter != "retry-after")
+		// A change of raw text counts only beside parsed values: a header
+		// kept raw alone (an unknown *ratelimit* header) is stored once per
+		// Heartbeat, however often its value changes.
+		(s.Raw != last.Raw && s.Counter != "retry-after" && !rawOnly(s))
 	if !keep && !s.Reset.IsZero() && !last.Reset.IsZero() {
 		moved := s.Reset.Sub(last.Reset).Abs()
 		keep = moved > max(w.Detector.ResetMove, last.Reset.Sub(last.Time)/100)
@@ -285,6 +288,12 @@ func (w *Watcher) keep(s tokenmeter.Sample, found bool) bool {
 		w.stored[k] = s
 	}
 	return keep
+}
+
+// rawOnly reports whether s carries nothing but raw text.
+func rawOnly(s tokenmeter.Sample) bool {
+	return s.Limit == tokenmeter.NoValue && s.Remaining == tokenmeter.NoValue && s.Utilization == tokenmeter.NoValue &&
+		s.Reset.IsZero() && s.Status == ""
 }
 
 // record judges f against the ledger and stores the anomaly.

@@ -137,3 +137,20 @@ func TestWatcherSeeds(t *testing.T) {
 		t.Errorf("anomalies %+v, %v; want the early reset against the sample stored before the restart", list, err)
 	}
 }
+
+// TestWatcherRawOnly: an unknown header whose value changes with every
+// response is stored once per heartbeat, not once per response.
+func TestWatcherRawOnly(t *testing.T) {
+	db := openDB(t)
+	w := counters.NewWatcher(db, slog.New(slog.DiscardHandler))
+	w.Open()
+	for i := range 100 {
+		w.Observe(counters.Observation{Time: now.Add(time.Duration(i) * time.Second), Provider: "openai",
+			Headers: hdrs("x-ratelimit-nonce", time.Duration(i).String())})
+	}
+	w.Close()
+	got, err := db.Samples(context.Background(), tokenmeter.SampleQuery{Counter: "x-ratelimit-nonce"})
+	if err != nil || len(got) != 2 {
+		t.Errorf("%d samples (%v), want 2 (at 0 s and 60 s)", len(got), err)
+	}
+}
