@@ -632,6 +632,20 @@ func TestDashboardBrowser(t *testing.T) {
 	must("requests page", chromedp.Navigate(gw.URL()+"/#/requests"), chromedp.WaitVisible(css("#requests-table tbody tr")),
 		poll(fmt.Sprintf(`document.querySelectorAll('#requests-table tbody tr').length === %d`, n), 20*time.Second))
 	must("filter requests", setField("f-key", "key:bob"), poll(`document.querySelectorAll('#requests-table tbody tr').length === 2`, 20*time.Second))
+	// Older calls, a page at a time, with the live refresh paused.
+	var older []tokenmeter.Event
+	for i := range 120 {
+		older = append(older, storetest.Event(fmt.Sprintf("older-%d", i), time.Now().Add(-24*time.Hour-time.Duration(i)*time.Minute), tokenmeter.Usage{InputTokens: 1}))
+	}
+	if _, err := gw.store.Append(context.Background(), older); err != nil {
+		t.Fatal(err)
+	}
+	must("first page", setField("f-key", ""), poll(`document.querySelectorAll('#requests-table tbody tr').length === 100 && !!document.getElementById('older')`, 20*time.Second))
+	must("older calls", chromedp.Click(css("#older")),
+		poll(fmt.Sprintf(`document.querySelectorAll('#requests-table tbody tr').length === %d && !document.getElementById('older')`, n+120), 20*time.Second),
+		poll(`!!document.getElementById('latest') && document.querySelector('#main').dataset.refreshed > 0`, 20*time.Second))
+	must("still paged after a refresh", poll(fmt.Sprintf(`document.querySelectorAll('#requests-table tbody tr').length === %d`, n+120), 5*time.Second))
+	must("back to the latest", chromedp.Click(css("#latest")), poll(`document.querySelectorAll('#requests-table tbody tr').length === 100`, 20*time.Second))
 
 	// Limits and keys pages.
 	must("limits page", chromedp.Navigate(gw.URL()+"/#/limits"), chromedp.WaitVisible(css(`tr[data-limit="alice-day"] .bar`)))

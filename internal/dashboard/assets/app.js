@@ -258,11 +258,25 @@
   }
 
   // ---- requests ----
-  async function requestsPage(root, gen) {
+  function callRow(c) {
+    return h('tr', { 'data-request-id': c.request_id },
+      h('td', { title: c.time }, localTime(c.time)), h('td', {}, c.provider), h('td', {}, c.model || '—'),
+      h('td', {}, c.key || '—'), h('td', {}, c.project || ''),
+      h('td', { class: 'n' }, int(c.input_tokens)), h('td', { class: 'n' }, int(c.output_tokens)),
+      h('td', { class: 'n' }, int(c.cache_creation_input_tokens + c.cache_read_input_tokens)),
+      h('td', { class: 'n', title: microsStr(c.cost_micros) }, c.cost_known ? usd(c.cost_micros) : '?'),
+      h('td', {}, c.status || '—'), h('td', { class: 'n' }, ms(c.latency_ms)), h('td', { class: 'n' }, c.ttfb_ms ? ms(c.ttfb_ms) : '—'),
+      h('td', { title: c.reason || '' }, h('span', { class: 'pill ' + c.outcome }, c.outcome)));
+  }
+  async function requestsPage(root, gen, live) {
+    // While older pages are shown, the live refresh leaves the page alone.
+    if (live && S.reqOlder) return;
+    S.reqOlder = false;
     const f = S.reqFilter || (S.reqFilter = { provider: '', model: '', key: '', project: '', outcome: '' });
     const q = new URLSearchParams({ limit: '100' });
     for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
-    const data = await api((isAdmin() ? '/api/requests?' : '/api/me/requests?') + q);
+    const path = isAdmin() ? '/api/requests?' : '/api/me/requests?';
+    const data = await api(path + q);
     if (gen !== S.gen) return;
     const input = (k, ph) => h('input', { id: 'f-' + k, placeholder: ph, value: f[k], onchange: e => { f[k] = e.target.value.trim(); route(); } });
     const controls = h('div', { class: 'controls' },
@@ -270,21 +284,28 @@
       isAdmin() ? h('label', {}, 'Key', input('key', 'key:NAME')) : null, h('label', {}, 'Project', input('project', 'any')),
       h('label', {}, 'Outcome', h('select', { id: 'f-outcome', onchange: e => { f.outcome = e.target.value; route(); } },
         ...['', 'ok', 'error', 'cancelled', 'failed', 'unknown'].map(o => h('option', { value: o, selected: o === f.outcome }, o || 'any')))));
-    const rows = data.requests.map(c => h('tr', { 'data-request-id': c.request_id },
-      h('td', { title: c.time }, localTime(c.time)), h('td', {}, c.provider), h('td', {}, c.model || '—'),
-      h('td', {}, c.key || '—'), h('td', {}, c.project || ''),
-      h('td', { class: 'n' }, int(c.input_tokens)), h('td', { class: 'n' }, int(c.output_tokens)),
-      h('td', { class: 'n' }, int(c.cache_creation_input_tokens + c.cache_read_input_tokens)),
-      h('td', { class: 'n', title: microsStr(c.cost_micros) }, c.cost_known ? usd(c.cost_micros) : '?'),
-      h('td', {}, c.status || '—'), h('td', { class: 'n' }, ms(c.latency_ms)), h('td', { class: 'n' }, c.ttfb_ms ? ms(c.ttfb_ms) : '—'),
-      h('td', { title: c.reason || '' }, h('span', { class: 'pill ' + c.outcome }, c.outcome))));
+    const rows = data.requests.map(callRow);
+    const tbody = h('tbody', {}, ...rows);
+    const note = h('p', { class: 'muted small', id: 'requests-note' },
+      rows.length ? `Latest ${rows.length} calls. Prompts and completions are never stored.` : 'No calls match.');
+    let next = data.next;
+    const older = h('button', { class: 'secondary', id: 'older', onclick: async () => {
+      S.reqOlder = true;
+      q.set('before', next.before); q.set('before_seq', String(next.before_seq));
+      const more = await api(path + q);
+      tbody.append(...more.requests.map(callRow));
+      next = more.next;
+      if (!next) older.remove();
+      note.replaceChildren(`${tbody.children.length} calls; live updates paused while older calls are shown. `,
+        h('button', { class: 'link', id: 'latest', onclick: () => route() }, 'Back to the latest'));
+    } }, 'Older calls');
     root.replaceChildren(h('h1', {}, 'Requests ', h('span', { class: 'live' }, '● live')), controls,
       h('div', { class: 'table-wrap' }, h('table', { id: 'requests-table' },
         h('thead', {}, h('tr', {}, ...['Time', 'Provider', 'Model', 'Key', 'Project'].map(t => h('th', {}, t)),
           ...['Input', 'Output', 'Cache', 'Cost'].map(t => h('th', { class: 'n' }, t)), h('th', {}, 'Status'),
           h('th', { class: 'n' }, 'Latency'), h('th', { class: 'n' }, 'TTFB'), h('th', {}, 'Outcome'))),
-        h('tbody', {}, ...rows))),
-      rows.length ? h('p', { class: 'muted small' }, `Latest ${rows.length} calls. Prompts and completions are never stored.`) : h('p', { class: 'muted' }, 'No calls match.'));
+        tbody)),
+      note, next ? older : null);
   }
 
   // ---- limits ----
@@ -529,7 +550,7 @@
     // A live page re-renders in place; pause while the tab is hidden.
     if (document.hidden) { S.timer = setTimeout(() => refresh(page, gen), POLL_MS); return; }
     const focused = document.activeElement && document.activeElement.id;
-    try { await page.render($('#main'), gen); if (gen === S.gen) $('#main').dataset.refreshed = String(Date.now()); } catch (e) { /* keep the last view */ }
+    try { await page.render($('#main'), gen, true); if (gen === S.gen) $('#main').dataset.refreshed = String(Date.now()); } catch (e) { /* keep the last view */ }
     if (focused && $('#' + focused)) $('#' + focused).focus();
     if (gen === S.gen) S.timer = setTimeout(() => refresh(page, gen), POLL_MS);
   }
