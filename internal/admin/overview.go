@@ -14,11 +14,6 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/status"
 )
 
-// overviewBucket is so wide that a day, a week or a month falls into at
-// most two buckets: the store sums in SQL over its 15-minute rollups and
-// returns a handful of rows (as status does for today and this week).
-const overviewBucket = tokenmeter.RollupBucket << 20
-
 // overviewChunk is the longest span one query of /api/overview sums; the
 // month's spans are read in parallel on the store's reader connections.
 const overviewChunk = 4 * 24 * time.Hour
@@ -104,7 +99,7 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, c caller) err
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sums[i], errs[i] = src.Usage(r.Context(), tokenmeter.UsageQuery{Since: sp[0], Until: sp[1], Bucket: overviewBucket})
+			sums[i], errs[i] = src.Usage(r.Context(), tokenmeter.UsageQuery{Since: sp[0], Until: sp[1]})
 		}()
 	}
 	wg.Wait()

@@ -172,6 +172,8 @@ func TestVerifyTamper(t *testing.T) {
 		{"SwapContent", `UPDATE events SET key = key || 'x' WHERE seq = 1`, 1, "altered"},
 		{"EditRollup", `UPDATE usage_rollup SET output_tokens = output_tokens + 1`, 0, "aggregates were altered"},
 		{"DeleteRollup", `DELETE FROM usage_rollup`, 0, "missing from the aggregated usage"},
+		{"EditDailyRollup", `UPDATE usage_rollup_day SET input_tokens = input_tokens + 1`, 0, "aggregates were altered"},
+		{"DeleteDailyRollup", `DELETE FROM usage_rollup_day`, 0, "missing from the aggregated usage"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -91,14 +91,14 @@ func TestReserveFollowsCommits(t *testing.T) {
 				case 0: // refused after reserving: released by hand
 					cached.ReleaseReservation(ctx, req)
 				case 1: // imported, then a fuller reading revises it
-					ev.Source, ev.Key = tokenmeter.SourceClaudeCode, "cc:"+req
+					ev.Source = tokenmeter.SourceClaudeCode
 					cached.ReleaseReservation(ctx, req)
 					if _, err := cached.Import(ctx, []tokenmeter.Event{ev}, nil); err != nil {
 						t.Error(err)
 					}
 					ev.Usage.OutputTokens += 50
-					if _, err := cached.Import(ctx, []tokenmeter.Event{ev}, nil); err != nil {
-						t.Error(err)
+					if res, err := cached.Import(ctx, []tokenmeter.Event{ev}, nil); err != nil || res.Revised != 1 {
+						t.Errorf("fuller reading of %s: %+v, %v; want one revision", req, res, err)
 					}
 				default: // completed through the gateway
 					if _, err := cached.Append(ctx, []tokenmeter.Event{ev}); err != nil {

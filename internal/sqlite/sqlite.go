@@ -103,16 +103,17 @@ type DB struct {
 	headHash    string
 	headDirty   bool // headSeq is newer than the recorded head
 
-	w        *sql.DB // the one writer connection
-	r        *sql.DB // readers
-	insert   *sql.Stmt
-	recorded *sql.Stmt
-	held     *sql.Stmt
-	rollup   *sql.Stmt
-	saveFile *sql.Stmt
-	rs       reserver // hard limits' reservations and window usage
-	head     *sql.Stmt
-	setHead  *sql.Stmt
+	w         *sql.DB // the one writer connection
+	r         *sql.DB // readers
+	insert    *sql.Stmt
+	recorded  *sql.Stmt
+	held      *sql.Stmt
+	rollup    *sql.Stmt
+	rollupDay *sql.Stmt
+	saveFile  *sql.Stmt
+	rs        reserver // hard limits' reservations and window usage
+	head      *sql.Stmt
+	setHead   *sql.Stmt
 }
 
 var _ tokenmeter.Store = (*DB)(nil)
@@ -202,6 +203,7 @@ func (db *DB) Open() error {
 		{&db.recorded, recordedSQL},
 		{&db.held, heldSQL},
 		{&db.rollup, rollupSQL},
+		{&db.rollupDay, strings.Replace(rollupSQL, "INSERT INTO usage_rollup ", "INSERT INTO usage_rollup_day ", 1)},
 		{&db.saveFile, `INSERT INTO import_files (source, path, identity, size, mod_us, offset, line, state) VALUES (?,?,?,?,?,?,?,?)
 			ON CONFLICT (source, path) DO UPDATE SET identity = excluded.identity, size = excluded.size,
 			mod_us = excluded.mod_us, offset = excluded.offset, line = excluded.line, state = excluded.state`},
@@ -251,7 +253,7 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.saveFile, db.head, db.setHead} {
+	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.rollupDay, db.saveFile, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -505,14 +507,31 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		}
 	}
 	if len(sums) > 0 {
-		up := tx.StmtContext(ctx, db.rollup)
+		// The 15-minute rows, then the same sums per UTC day.
+		days := make(map[rollupKey]*rollupRow, len(sums))
 		for k, r := range sums {
-			u := r.usage
-			if _, err := up.ExecContext(ctx, k.bucket, k.source, k.provider, k.model, k.principal, k.project, k.outcome,
-				r.requests, u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
-				u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests, r.cost, r.usageUnknown, r.costUnknown,
-				r.first, r.last); err != nil {
-				return res, FormatError(fmt.Errorf("update usage rollup: %w", err))
+			d := k
+			d.bucket = (k.bucket / dayWidth) * dayWidth
+			if dr := days[d]; dr == nil {
+				c := *r
+				days[d] = &c
+			} else {
+				dr.add(r)
+			}
+		}
+		for _, t := range []struct {
+			st   *sql.Stmt
+			rows map[rollupKey]*rollupRow
+		}{{db.rollup, sums}, {db.rollupDay, days}} {
+			up := tx.StmtContext(ctx, t.st)
+			for k, r := range t.rows {
+				u := r.usage
+				if _, err := up.ExecContext(ctx, k.bucket, k.source, k.provider, k.model, k.principal, k.project, k.outcome,
+					r.requests, u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
+					u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests, r.cost, r.usageUnknown, r.costUnknown,
+					r.first, r.last); err != nil {
+					return res, FormatError(fmt.Errorf("update usage rollup: %w", err))
+				}
 			}
 		}
 	}
@@ -609,6 +628,23 @@ type rollupRow struct {
 }
 
 var rollupWidth = tokenmeter.RollupBucket.Microseconds()
+
+// floorTo and ceilTo round v down and up to a multiple of w.
+func floorTo(v, w int64) int64 { return v - ((v%w)+w)%w }
+func ceilTo(v, w int64) int64  { return -floorTo(-v, w) }
+
+// dayWidth is usage_rollup_day's bucket: a UTC day.
+const dayWidth = int64(24 * time.Hour / time.Microsecond)
+
+// add adds o's sums to r.
+func (r *rollupRow) add(o *rollupRow) {
+	r.requests += o.requests
+	r.usage = r.usage.Add(o.usage)
+	r.cost += o.cost
+	r.usageUnknown += o.usageUnknown
+	r.costUnknown += o.costUnknown
+	r.first, r.last = min(r.first, o.first), max(r.last, o.last)
+}
 
 func addRollup(sums map[rollupKey]*rollupRow, ev *tokenmeter.Event) {
 	t := ev.Time.UnixMicro()
@@ -744,19 +780,37 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	}
 	onGrid := func(v int64) bool { return v%rollupWidth == 0 || v == -1<<62 || v == 1<<62 }
 	var query string
+	var args []any
 	if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && bucket == rollupWidth {
 		// The rollup's own grid: its rows are the answer, in key order.
 		query = `SELECT bucket_us, source, provider, model, principal, project, outcome, '',
 		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
 		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us
 		FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < ?3 AND ?1 > 0 ORDER BY bucket_us`
-	} else if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (bucket%rollupWidth == 0) {
+	} else if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (q.Bucket == 0 || bucket%rollupWidth == 0) {
+		// Whole UTC days inside [since, until) come from the daily rows
+		// when every day falls in one result bucket (buckets of whole days,
+		// or one bucket); the partial days at the edges, and everything for
+		// narrower buckets, from the 15-minute rows.
+		d0, d1 := int64(0), int64(0) // the daily rows' span; empty by default
+		if q.Bucket == 0 || bucket%dayWidth == 0 {
+			d0, d1 = ceilTo(since, dayWidth), floorTo(until, dayWidth)
+			if d1 < d0 {
+				d0, d1 = 0, 0
+			}
+		}
+		cols := `source, provider, model, principal, project, outcome,
+		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
+		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us`
 		query = `SELECT (bucket_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, '',
 		SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
 		SUM(usage_unknown), SUM(cost_unknown), MIN(first_us), MAX(last_us)
-		FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < ?3
+		FROM (SELECT bucket_us, ` + cols + ` FROM usage_rollup
+			WHERE bucket_us >= ?2 AND bucket_us < ?3 AND NOT (bucket_us >= ?4 AND bucket_us < ?5)
+		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup_day WHERE bucket_us >= ?4 AND bucket_us < ?5)
 		GROUP BY b, source, provider, model, principal, project, outcome ORDER BY b`
+		args = append(args, d0, d1)
 	} else {
 		session := "''"
 		if q.BySession {
@@ -769,7 +823,7 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		FROM events WHERE kind IN ('completed', 'revised') AND time_us >= ?2 AND time_us < ?3
 		GROUP BY b, source, provider, model, principal, project, outcome, 8 ORDER BY b`
 	}
-	rows, err := db.r.QueryContext(ctx, query, bucket, since, until)
+	rows, err := db.r.QueryContext(ctx, query, append([]any{bucket, since, until}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("query usage: %w", err)
 	}

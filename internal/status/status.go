@@ -44,11 +44,6 @@ const FirstLookback = 24 * time.Hour
 // later calls, is a little more likely in an hour than in 15 minutes.
 const BlockBucket = time.Hour
 
-// coarse is a bucket width (a multiple of the rollup grid) so wide that a
-// period of a day or a week falls into at most two buckets: the store sums
-// in SQL and returns a handful of rows.
-const coarse = tokenmeter.RollupBucket << 20
-
 // UsageSource is the part of tokenmeter.Store that status reads.
 type UsageSource interface {
 	Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error)
@@ -218,11 +213,13 @@ func startExact(blocks []report.Block, since time.Time) bool {
 	return false
 }
 
-// period sums the usage from start on. Local midnights are on the 15-minute
-// grid in every time zone in use, so the query reads the rollups.
+// period sums the usage from start on, in one bucket. Local midnights are
+// on the 15-minute grid in every time zone in use, so the store answers
+// from its aggregates (the SQLite store: whole UTC days from its daily
+// rows, the rest from the 15-minute ones).
 func (r *Reader) period(ctx context.Context, start time.Time, name string) (Period, error) {
 	p := Period{Period: name, Start: start.UTC()}
-	buckets, err := r.Store.Usage(ctx, tokenmeter.UsageQuery{Since: start, Bucket: coarse})
+	buckets, err := r.Store.Usage(ctx, tokenmeter.UsageQuery{Since: start})
 	if err != nil {
 		return p, fmt.Errorf("read usage since %s: %w", name, err)
 	}
