@@ -542,6 +542,12 @@ func TestDashboardBrowser(t *testing.T) {
 
 	br := newBrowser(t, chrome)
 	ctx, must, eval, poll := br.ctx, br.must, br.eval, br.poll
+	// click clicks the element sel selects at the moment of the click: the
+	// live pages re-render every few seconds, and a click through a DOM
+	// node id resolved a moment earlier can miss a node just replaced.
+	click := func(sel string) chromedp.Action[chromedp.Void] {
+		return eval(fmt.Sprintf(`(document.querySelector(%q).click(), true)`, sel))
+	}
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	dl := t.TempDir()
 	must("allow downloads", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
@@ -599,7 +605,7 @@ func TestDashboardBrowser(t *testing.T) {
 		poll(`document.querySelectorAll('#usage-table thead th').length === 10`, 20*time.Second))
 	must("change range", setField("since", since),
 		poll(fmt.Sprintf(`document.getElementById('since').value === %q && document.getElementById('by').value === 'model' && window.tokenmeter.csv().includes(',claude-sonnet-5-5,')`, since), 20*time.Second))
-	must("download CSV", chromedp.Click(css("#csv")))
+	must("download CSV", click("#csv"))
 	var csvFile string
 	for i := 0; i < 400 && csvFile == ""; i++ {
 		ents, _ := os.ReadDir(dl)
@@ -641,11 +647,11 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	must("first page", setField("f-key", ""), poll(`document.querySelectorAll('#requests-table tbody tr').length === 100 && !!document.getElementById('older')`, 20*time.Second))
-	must("older calls", chromedp.Click(css("#older")),
+	must("older calls", click("#older"),
 		poll(fmt.Sprintf(`document.querySelectorAll('#requests-table tbody tr').length === %d && !document.getElementById('older')`, n+120), 20*time.Second),
 		poll(`!!document.getElementById('latest') && document.querySelector('#main').dataset.refreshed > 0`, 20*time.Second))
 	must("still paged after a refresh", poll(fmt.Sprintf(`document.querySelectorAll('#requests-table tbody tr').length === %d`, n+120), 5*time.Second))
-	must("back to the latest", chromedp.Click(css("#latest")), poll(`document.querySelectorAll('#requests-table tbody tr').length === 100`, 20*time.Second))
+	must("back to the latest", click("#latest"), poll(`document.querySelectorAll('#requests-table tbody tr').length === 100`, 20*time.Second))
 
 	// Limits and keys pages.
 	must("limits page", chromedp.Navigate(gw.URL()+"/#/limits"), chromedp.WaitVisible(css(`tr[data-limit="alice-day"] .bar`)))
@@ -656,15 +662,15 @@ func TestDashboardBrowser(t *testing.T) {
 	if err != nil || !strings.HasPrefix(secret, "tm-") {
 		t.Errorf("new key's secret shown as %q (%v); want tm-…", secret, err)
 	}
-	must("keys page: revoke", chromedp.Click(css(`button[data-action="revoke"][data-key="browser-made"]`)),
-		chromedp.Click(css(`button[data-action="revoke"][data-key="browser-made"]`)),
+	must("keys page: revoke", click(`button[data-action="revoke"][data-key="browser-made"]`),
+		click(`button[data-action="revoke"][data-key="browser-made"]`),
 		chromedp.WaitVisible(css(`tr[data-key="browser-made"] .pill.bad`)))
 
 	// Follow an anomaly from the overview to its evidence on the Provider
 	// counters page, with the counter charted.
 	must("anomaly to evidence", chromedp.Navigate(gw.URL()+"/#/overview"),
 		chromedp.WaitVisible(css(fmt.Sprintf(`#anomalies a[data-anomaly="%d"]`, anomalyID))),
-		chromedp.Click(css(fmt.Sprintf(`#anomalies a[data-anomaly="%d"]`, anomalyID))),
+		click(fmt.Sprintf(`#anomalies a[data-anomaly="%d"]`, anomalyID)),
 		chromedp.WaitVisible(css("#anomaly-evidence")), chromedp.WaitVisible(css(`[data-series="anthropic-ratelimit-tokens"] .uplot`)))
 	evidence, err := chromedp.Run(ctx, chromedp.Text(css("#anomaly-evidence")))
 	if err != nil || !strings.Contains(evidence, "45 min before the advertised reset") || !strings.Contains(evidence, `"remaining": 27000`) {
