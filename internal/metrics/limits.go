@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -85,17 +86,51 @@ func CountersFrom(store tokenmeter.CounterStore, now func() time.Time) func(ctx 
 }
 
 // AlertsFrom returns a reader of the number of alerts fired, by kind and
-// severity, for Metrics.Alerts.
+// severity, for Metrics.Alerts. Alerts are never deleted and their kind and
+// severity never change, so after the first scrape it reads only the
+// alerts fired since the newest one it has counted (less alertOverlap, for
+// clocks of replicas that disagree a little), skipping those counted.
 func AlertsFrom(store tokenmeter.AlertStore) func(ctx context.Context) (map[[2]string]int64, error) {
+	var (
+		mu     sync.Mutex
+		counts = map[[2]string]int64{}
+		seen   = map[int64]time.Time{} // counted alerts fired within alertOverlap of newest
+		newest time.Time
+	)
 	return func(ctx context.Context) (map[[2]string]int64, error) {
-		list, err := store.Alerts(ctx, tokenmeter.AlertQuery{})
+		mu.Lock()
+		defer mu.Unlock()
+		var since time.Time
+		if !newest.IsZero() {
+			since = newest.Add(-alertOverlap)
+		}
+		list, err := store.Alerts(ctx, tokenmeter.AlertQuery{Since: since})
 		if err != nil {
 			return nil, fmt.Errorf("list alerts: %w", err)
 		}
-		out := map[[2]string]int64{}
 		for _, a := range list {
-			out[[2]string{string(a.Kind), string(a.Severity)}]++
+			if _, ok := seen[a.ID]; ok {
+				continue
+			}
+			seen[a.ID] = a.Fired
+			counts[[2]string{string(a.Kind), string(a.Severity)}]++
+			if a.Fired.After(newest) {
+				newest = a.Fired
+			}
+		}
+		for id, at := range seen {
+			if at.Before(newest.Add(-alertOverlap)) {
+				delete(seen, id)
+			}
+		}
+		out := make(map[[2]string]int64, len(counts))
+		for k, n := range counts {
+			out[k] = n
 		}
 		return out, nil
 	}
 }
+
+// alertOverlap is how far before the newest alert counted AlertsFrom
+// reads again.
+const alertOverlap = 10 * time.Minute
