@@ -34,6 +34,9 @@ func TestReserveFollowsCommits(t *testing.T) {
 		{Limit: limit("a-cost", "key:alice", tokenmeter.MetricCost), Since: day},
 		{Limit: limit("p-out", "project:web", tokenmeter.MetricOutputTokens), Since: now.Add(-time.Hour)},
 		{Limit: limit("m-in", "model:claude-sonnet-4-5", tokenmeter.MetricInputTokens), Since: day},
+		// Whole days from the daily rows, the edges from the 15-minute ones.
+		{Limit: limit("g-days", "global", tokenmeter.MetricTokens), Since: now.Add(-9*24*time.Hour + 7*time.Hour).Truncate(15 * time.Minute)},
+		{Limit: limit("b-days", "key:bob", tokenmeter.MetricCost), Since: day.Add(-5 * 24 * time.Hour)},
 	}
 	event := func(req string, at time.Time, rng *rand.Rand) tokenmeter.Event {
 		ev := storetest.Event(req, at, tokenmeter.Usage{InputTokens: rng.Int64N(1000), OutputTokens: rng.Int64N(1000), CacheReadTokens: rng.Int64N(100)})
@@ -49,6 +52,7 @@ func TestReserveFollowsCommits(t *testing.T) {
 	var early []tokenmeter.Event
 	for i := range 50 {
 		early = append(early, event(fmt.Sprintf("early%d", i), now.Add(-time.Duration(rng.IntN(120))*time.Minute), rng))
+		early = append(early, event(fmt.Sprintf("older%d", i), now.Add(-time.Duration(rng.IntN(10*24*60))*time.Minute), rng))
 	}
 	if _, err := cached.Append(ctx, early); err != nil {
 		t.Fatal(err)

@@ -806,8 +806,8 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
 		SUM(usage_unknown), SUM(cost_unknown), MIN(first_us), MAX(last_us)
-		FROM (SELECT bucket_us, ` + cols + ` FROM usage_rollup
-			WHERE bucket_us >= ?2 AND bucket_us < ?3 AND NOT (bucket_us >= ?4 AND bucket_us < ?5)
+		FROM (SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < min(?3, ?4)
+		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= max(?2, ?5) AND bucket_us < ?3
 		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup_day WHERE bucket_us >= ?4 AND bucket_us < ?5)
 		GROUP BY b, source, provider, model, principal, project, outcome ORDER BY b`
 		args = append(args, d0, d1)
