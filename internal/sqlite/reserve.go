@@ -102,9 +102,6 @@ type rolled struct {
 	released []string            // request keys of completed proxied calls
 }
 
-// maxSums bounds the cached checks before unused ones are dropped.
-const maxSums = 256
-
 // reserve implements DB.Reserve.
 func (db *DB) reserve(ctx context.Context, r tokenmeter.Reservation, checks []tokenmeter.LimitCheck) ([]tokenmeter.LimitState, bool, error) {
 	rs := &db.rs
@@ -131,7 +128,10 @@ func (db *DB) reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 			if rs.sums == nil {
 				rs.sums = make(map[sumKey]*sum)
 			}
-			if s == nil && len(rs.sums) >= maxSums {
+			if s == nil {
+				// A window moved on (or a limit is new): drop the checks no
+				// request has used for a minute, since every commit walks
+				// them all.
 				for k, old := range rs.sums {
 					if now.Sub(old.hit) > time.Minute {
 						delete(rs.sums, k)
