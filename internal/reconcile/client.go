@@ -37,6 +37,11 @@ const (
 	DefaultTimeout = 60 * time.Second
 	// MaxPageBytes bounds one page's body.
 	MaxPageBytes = 32 << 20
+	// MaxReportBytes bounds the pages of one report together, so a
+	// provider that keeps paging cannot fill the gateway's memory.
+	MaxReportBytes = 256 << 20
+	// MaxCursorBytes bounds a page cursor (real ones are short).
+	MaxCursorBytes = 4096
 	// MaxPages bounds the pages of one report, so a provider that always
 	// answers has_more cannot keep a run going for ever.
 	MaxPages = 10_000
@@ -147,6 +152,14 @@ func (c *Client) get(ctx context.Context, path string, q url.Values) ([]byte, er
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
+	}
+	if hc.CheckRedirect == nil {
+		// Redirects are not followed: Go copies a custom header such as
+		// Anthropic's x-api-key to wherever a redirect points, so the admin
+		// key would go to a host nobody configured. A 3xx is an error.
+		noRedirect := *hc
+		noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		hc = &noRedirect
 	}
 	u := strings.TrimSuffix(c.BaseURL, "/") + path
 	if enc := q.Encode(); enc != "" {
@@ -355,6 +368,7 @@ func (c *Client) Costs(ctx context.Context, since, until time.Time) (CostPage, e
 // any page: the caller gets the error only.
 func (c *Client) pages(ctx context.Context, what, path string, q url.Values, read func([]byte) (bool, string, error)) error {
 	seen := map[string]bool{}
+	total := 0
 	for n := 1; ; n++ {
 		if n > MaxPages {
 			return fmt.Errorf("%s %s: more than %d pages", c.Provider, what, MaxPages)
@@ -363,12 +377,18 @@ func (c *Client) pages(ctx context.Context, what, path string, q url.Values, rea
 		if err != nil {
 			return fmt.Errorf("%s %s page %d: %w", c.Provider, what, n, err)
 		}
+		if total += len(b); total > MaxReportBytes {
+			return fmt.Errorf("%s %s page %d: the report passes %d bytes in all", c.Provider, what, n, MaxReportBytes)
+		}
 		more, next, err := read(b)
 		if err != nil {
 			return fmt.Errorf("%s %s page %d: %w", c.Provider, what, n, err)
 		}
 		if !more {
 			return nil
+		}
+		if len(next) > MaxCursorBytes {
+			return fmt.Errorf("%s %s page %d: next_page of %d bytes (at most %d)", c.Provider, what, n, len(next), MaxCursorBytes)
 		}
 		if seen[next] {
 			return fmt.Errorf("%s %s page %d: next_page %q repeats an earlier cursor", c.Provider, what, n, clipS(next))
@@ -416,6 +436,7 @@ func (c *Client) listKeys(ctx context.Context, path, cursor, hintField string) (
 	var out []Key
 	q := url.Values{}
 	q.Set("limit", "100")
+	seenCursor := map[string]bool{}
 	for n := 1; n <= MaxPages; n++ {
 		b, err := c.get(ctx, path, q)
 		if err != nil {
@@ -460,9 +481,13 @@ func (c *Client) listKeys(ctx context.Context, path, cursor, hintField string) (
 		if last == "" {
 			last = out[len(out)-1].ID
 		}
-		if q.Get(cursor) == last {
-			return nil, fmt.Errorf("%s key listing %s page %d: cursor %q repeats", c.Provider, path, n, clipS(last))
+		if len(last) > MaxCursorBytes {
+			return nil, fmt.Errorf("%s key listing %s page %d: cursor of %d bytes (at most %d)", c.Provider, path, n, len(last), MaxCursorBytes)
 		}
+		if seenCursor[last] {
+			return nil, fmt.Errorf("%s key listing %s page %d: cursor %q repeats an earlier one", c.Provider, path, n, clipS(last))
+		}
+		seenCursor[last] = true
 		q.Set(cursor, last)
 	}
 	return nil, fmt.Errorf("%s key listing %s: more than %d pages", c.Provider, path, MaxPages)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -255,5 +256,32 @@ func TestClientCostAndKeys(t *testing.T) {
 		if m["key:ci"] != keys[0].ID || m[tokenmeter.CredentialID(secret)] != keys[0].ID {
 			t.Errorf("%s: MatchKeys = %v", provider, m)
 		}
+	}
+}
+
+// TestClientNoRedirect: a report endpoint that redirects elsewhere gets
+// an error, and the admin key never reaches the redirect's target (Go
+// would copy Anthropic's x-api-key header to it).
+func TestClientNoRedirect(t *testing.T) {
+	var leaked atomic.Bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("x-api-key") != "" || r.Header.Get("Authorization") != "" {
+			leaked.Store(true)
+		}
+		w.Write([]byte(`{"data":[],"has_more":false}`))
+	}))
+	defer elsewhere.Close()
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	for _, provider := range []string{reconcile.Anthropic, reconcile.OpenAI} {
+		c := &reconcile.Client{Provider: provider, BaseURL: redirect.URL, AdminKey: "sk-ant-admin01-secret-0123456789", Sleep: (&waits{}).sleep}
+		if _, err := c.Usage(context.Background(), day0, day0.Add(24*time.Hour), time.Hour); err == nil || !strings.Contains(err.Error(), "307") {
+			t.Errorf("%s: Usage through a redirect = %v; want an error naming the 307", provider, err)
+		}
+	}
+	if leaked.Load() {
+		t.Error("the admin key reached the redirect's target")
 	}
 }

@@ -419,8 +419,17 @@ func compareCosts(opts Options, costs CostPage, ledger []tokenmeter.UsageBucket,
 		}
 		return d
 	}
+	// Only whole UTC days inside [Since, Until) are compared: the provider
+	// reports cost per day, and a day cut by either end would set a full
+	// day of the provider's against part of one of the ledger's (a
+	// scheduled run starts at the hour, 48 hours back).
+	from, to := opts.Since.UTC().Truncate(day), opts.Until.UTC().Truncate(day)
+	if from.Before(opts.Since) {
+		from = from.Add(day)
+	}
+	inside := func(t time.Time) bool { return !t.Before(from) && t.Before(to) }
 	for _, c := range costs.Rows {
-		if c.Start.Before(opts.Since) || !c.Start.Before(opts.Until) {
+		if !inside(c.Start.UTC().Truncate(day)) {
 			continue
 		}
 		d := get(c.Start, c.Model)
@@ -430,7 +439,8 @@ func compareCosts(opts Options, costs CostPage, ledger []tokenmeter.UsageBucket,
 		}
 	}
 	for _, b := range ledger {
-		if b.Provider != opts.Provider || b.Start.Before(opts.Since) || !b.Start.Before(opts.Until) || (opts.ProxyOnly && b.Source != tokenmeter.SourceProxy) {
+		if b.Provider != opts.Provider || !inside(b.Start.UTC().Truncate(day)) || b.Start.Before(opts.Since) || !b.Start.Before(opts.Until) ||
+			(opts.ProxyOnly && b.Source != tokenmeter.SourceProxy) {
 			continue
 		}
 		get(b.Start, b.Model).Ledger += b.Cost

@@ -139,6 +139,34 @@ func TestCompareCosts(t *testing.T) {
 	}
 }
 
+// TestCompareCostsWholeDays: cost is compared over whole UTC days only. A
+// span that starts and ends mid-day (a scheduled run's last 48 hours, from
+// the hour) with equal figures on both sides shows no discrepancy: the
+// days cut by its ends are left out on both sides.
+func TestCompareCostsWholeDays(t *testing.T) {
+	var ledger []tokenmeter.UsageBucket
+	var rows []reconcile.CostRow
+	for d := range 3 {
+		start := day0.Add(time.Duration(d) * 24 * time.Hour)
+		for _, h := range []int{3, 15} {
+			b := bucket(start.Add(time.Duration(h)*time.Hour), "anthropic", "m", "", tokenmeter.Usage{InputTokens: 1}, 1)
+			b.Cost = 2500
+			ledger = append(ledger, b)
+		}
+		rows = append(rows, reconcile.CostRow{Start: start, End: start.Add(24 * time.Hour), Amount: 5000})
+	}
+	opts := reconcile.Options{Provider: "anthropic", Since: day0.Add(11 * time.Hour), Until: day0.Add(59 * time.Hour), Bucket: time.Hour, Now: day0.Add(96 * time.Hour)}
+	rep := reconcile.Compare(opts, reconcile.UsagePage{}, &reconcile.CostPage{Rows: rows}, ledger)
+	for _, d := range rep.Discrepancies {
+		if d.Category == tokenmeter.CategoryCost {
+			t.Errorf("cost discrepancy %+v on equal figures; days cut by the span's ends must be left out", d)
+		}
+	}
+	if len(rep.Costs) != 1 || !rep.Costs[0].Start.Equal(day0.Add(24*time.Hour)) || rep.Costs[0].Class != "match" {
+		t.Errorf("costs %+v; want the one whole day inside the span, matching", rep.Costs)
+	}
+}
+
 // TestCompareCostsByModel: when every cost result names its model
 // (Anthropic grouped by description), cost is compared per day and model,
 // aliases matched; one result without a model falls back to day totals.

@@ -162,6 +162,10 @@ func (o *obj) count(name string, required bool) (int64, bool, error) {
 		}
 		return 0, false, o.errf(name, "want a non-negative integer, got %s", clip(v))
 	}
+	if n >= 1<<53 {
+		// No real count is this large; summed, such values could wrap.
+		return 0, false, o.errf(name, "%d is beyond any real count (at most 2^53)", n)
+	}
 	return n, true, nil
 }
 

@@ -169,6 +169,7 @@ func TestParseHostile(t *testing.T) {
 		{"negative tokens", `{"data":[{` + bucket + `,"results":[{` + strings.Replace(good, `"output_tokens":1`, `"output_tokens":-5`, 1) + `}]}],"has_more":false}`, "data[0].results[0].output_tokens"},
 		{"fractional tokens", `{"data":[{` + bucket + `,"results":[{` + strings.Replace(good, `"output_tokens":1`, `"output_tokens":1.5`, 1) + `}]}],"has_more":false}`, "data[0].results[0].output_tokens"},
 		{"huge tokens", `{"data":[{` + bucket + `,"results":[{` + strings.Replace(good, `"output_tokens":1`, `"output_tokens":1e300`, 1) + `}]}],"has_more":false}`, "data[0].results[0].output_tokens"},
+		{"integer beyond 2^53", `{"data":[{` + bucket + `,"results":[{` + strings.Replace(good, `"output_tokens":1`, `"output_tokens":9223372036854775807`, 1) + `}]}],"has_more":false}`, "data[0].results[0].output_tokens"},
 		{"no cache_creation", `{"data":[{` + bucket + `,"results":[{"uncached_input_tokens":1,"cache_read_input_tokens":0,"output_tokens":1}]}],"has_more":false}`, "data[0].results[0].cache_creation"},
 		{"model number", `{"data":[{` + bucket + `,"results":[{` + good + `,"model":7}]}],"has_more":false}`, "data[0].results[0].model"},
 	}
