@@ -324,10 +324,16 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 			continue // fired before (in this window) and resolved since
 		}
 		a.Fired = now
-		if _, _, err := e.store.FireAlert(ctx, a, c.sinks, Payload); err != nil {
+		got, _, err := e.store.FireAlert(ctx, a, c.sinks, Payload)
+		switch {
+		case err != nil:
 			errs = append(errs, fmt.Errorf("fire alert %s: %w", a.Subject, err))
-		} else {
+		case got.Key == a.Key:
 			e.recorded[a.Key] = now
+		default:
+			// Another alert of the group is still firing (its resolution
+			// failed this pass): this one is not recorded, so the next
+			// pass tries again instead of skipping it for the window.
 		}
 	}
 	return errors.Join(errs...)

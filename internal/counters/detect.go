@@ -132,19 +132,22 @@ func (d *Detector) Sample(cur tokenmeter.Sample) []Finding {
 	var out []Finding
 	if n := len(st.recent); n > 0 {
 		prev := st.recent[n-1]
-		if !cur.Time.Before(prev.Time) {
-			early, ok := d.earlyReset(st, prev, cur)
-			if ok {
-				out = append(out, early)
-			} else if f, ok := d.resetMoved(st, prev, cur); ok {
-				out = append(out, f)
-			}
-			if f, ok := d.limitChanged(st, prev, cur); ok {
-				out = append(out, f)
-			}
-			if f, ok := d.window(st, prev, cur, len(out) > 0); ok {
-				out = append(out, f)
-			}
+		if cur.Time.Before(prev.Time) {
+			// An older reading arriving late (a slow call's, read when the
+			// provider accepted it): it says nothing about now.
+			return nil
+		}
+		early, ok := d.earlyReset(st, prev, cur)
+		if ok {
+			out = append(out, early)
+		} else if f, ok := d.resetMoved(st, prev, cur); ok {
+			out = append(out, f)
+		}
+		if f, ok := d.limitChanged(st, prev, cur); ok {
+			out = append(out, f)
+		}
+		if f, ok := d.window(st, prev, cur, len(out) > 0); ok {
+			out = append(out, f)
 		}
 	} else {
 		d.window(st, tokenmeter.Sample{}, cur, true)

@@ -188,3 +188,20 @@ func TestLedgerUsageVirtualKeys(t *testing.T) {
 		t.Errorf("another credential: %+v", v)
 	}
 }
+
+// TestDetectorLateReading: a slow call's reading, taken when the provider
+// accepted it and so dated before a quicker call's, arrives after it: it
+// is not a fall in the used share (an early reset), nor is the next
+// reading after it compared with it.
+func TestDetectorLateReading(t *testing.T) {
+	d := counters.NewDetector()
+	reset := now.Add(3 * time.Hour)
+	d.Sample(util(now, "unified-5h", 1000, reset))
+	d.Sample(util(now.Add(20*time.Second), "unified-5h", 6000, reset)) // the quick call, after the slow one's tokens
+	if f := d.Sample(util(now.Add(time.Second), "unified-5h", 1100, reset)); len(f) != 0 {
+		t.Errorf("late older reading: %v, want nothing", kinds(f))
+	}
+	if f := d.Sample(util(now.Add(30*time.Second), "unified-5h", 6100, reset)); len(f) != 0 {
+		t.Errorf("next reading: %v, want nothing", kinds(f))
+	}
+}

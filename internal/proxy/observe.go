@@ -44,7 +44,12 @@ func (p *Proxy) observe(c *call, resp *http.Response) {
 	if !c.virtual {
 		secret = credentialSecret(resp.Request.Header)
 	}
-	o := counters.Observation{Time: now, Provider: c.rt.Name, Status: resp.StatusCode, Headers: counters.Select(resp.Header)}
+	// The provider's counters are read when it accepts the request, and a
+	// non-streamed reply's headers come only at its end: the reading is
+	// dated by the call's start, so a slow call's older reading sorts
+	// before a quicker, later call's (the detector skips readings older
+	// than the newest it has seen).
+	o := counters.Observation{Time: c.start, Provider: c.rt.Name, Status: resp.StatusCode, Headers: counters.Select(resp.Header)}
 	if secret != "" {
 		o.Credential.ID = tokenmeter.CredentialID(secret)
 		if p.obs.due(o.Credential.ID, now) {

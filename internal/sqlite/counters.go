@@ -135,18 +135,48 @@ func (db *DB) Samples(ctx context.Context, q tokenmeter.SampleQuery) ([]tokenmet
 	return out, rows.Err()
 }
 
-// PruneSamples implements tokenmeter.CounterStore.
+// PruneSamples implements tokenmeter.CounterStore. The samples are keyed
+// by series and then time, with no index on time alone (it would cost a
+// third of the table's size), so it walks the series with one index seek
+// each and deletes each series' old samples through the key, in a
+// transaction of its own: the ledger's writer connection, which the
+// gateway's commits share, is never held for a scan of the table.
 func (db *DB) PruneSamples(ctx context.Context, before time.Time) (int, error) {
-	var n int64
-	err := db.keyTx(ctx, "prune samples", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM counter_samples WHERE time_us < ?`, before.UnixMicro())
-		if err != nil {
-			return FormatError(fmt.Errorf("prune samples: %w", err))
+	var total int64
+	var p, c, k string
+	first := true
+	for {
+		q := `SELECT provider, credential, counter FROM counter_samples
+			WHERE (provider, credential, counter) > (?, ?, ?) ORDER BY provider, credential, counter LIMIT 1`
+		if first {
+			q = `SELECT provider, credential, counter FROM counter_samples ORDER BY provider, credential, counter LIMIT 1`
 		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	return int(n), err
+		var args []any
+		if !first {
+			args = []any{p, c, k}
+		}
+		err := db.r.QueryRowContext(ctx, q, args...).Scan(&p, &c, &k)
+		if errors.Is(err, sql.ErrNoRows) {
+			return int(total), nil
+		}
+		if err != nil {
+			return int(total), FormatError(fmt.Errorf("prune samples: find series: %w", err))
+		}
+		first = false
+		err = db.keyTx(ctx, "prune samples", func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM counter_samples WHERE provider = ? AND credential = ? AND counter = ? AND time_us < ?`,
+				p, c, k, before.UnixMicro())
+			if err != nil {
+				return FormatError(fmt.Errorf("prune samples: %w", err))
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			return nil
+		})
+		if err != nil {
+			return int(total), err
+		}
+	}
 }
 
 const anomalyColumns = `id, kind, provider, credential, counter, detected_us, start_us, end_us, summary, evidence`
