@@ -83,9 +83,18 @@ func TestWriterConcurrent(t *testing.T) {
 }
 
 func TestWriterFullDisk(t *testing.T) {
+	fresh := sqlite.NewDB(filepath.Join(t.TempDir(), "fresh.db"))
+	if err := fresh.Open(); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := fresh.PageCount()
+	fresh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	db := sqlite.NewDB(path)
-	db.MaxPageCount = 40 // a few rows' worth beyond the schema
+	db.MaxPageCount = schema + 4 // a few rows' worth beyond the schema
 	if err := db.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +102,14 @@ func TestWriterFullDisk(t *testing.T) {
 	w := ledger.NewWriter(db, discard)
 	w.Open()
 	defer w.Close()
-	var err error
+	err = nil
 	for i := 0; i < 10000 && err == nil; i++ {
 		ev := storetest.Event(fmt.Sprintf("r%d", i), time.Now(), tokenmeter.Usage{})
 		ev.Reason = strings.Repeat("x", 500)
 		err = w.Submit(ev).Wait(context.Background())
 	}
 	if err == nil {
-		t.Fatal("ledger capped at 40 pages accepted 10000 events")
+		t.Fatalf("ledger capped at %d pages accepted 10000 events", db.MaxPageCount)
 	}
 	if code := tokenmeter.ErrorCode(err); code != tokenmeter.EUNAVAILABLE {
 		t.Errorf("full ledger error %v has code %q, want %q", err, code, tokenmeter.EUNAVAILABLE)

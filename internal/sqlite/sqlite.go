@@ -816,11 +816,16 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		if q.BySession {
 			session = "session"
 		}
+		// Completed and revised events through their partial time indexes
+		// (kind IN (...) would scan the table).
+		cols := `time_us, kind, source, provider, model, principal, project, outcome, session, input_tokens, output_tokens,
+			cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch, cost_micros, usage_known, cost_known`
 		query = `SELECT (time_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, ` + session + `,
 		SUM(kind = 'completed'), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
 		SUM(kind = 'completed' AND usage_known = 0), SUM(kind = 'completed' AND usage_known = 1 AND cost_known = 0), MIN(time_us), MAX(time_us)
-		FROM events WHERE kind IN ('completed', 'revised') AND time_us >= ?2 AND time_us < ?3
+		FROM (SELECT ` + cols + ` FROM events WHERE kind = 'completed' AND time_us >= ?2 AND time_us < ?3
+			UNION ALL SELECT ` + cols + ` FROM events WHERE kind = 'revised' AND time_us >= ?2 AND time_us < ?3)
 		GROUP BY b, source, provider, model, principal, project, outcome, 8 ORDER BY b`
 	}
 	rows, err := db.r.QueryContext(ctx, query, append([]any{bucket, since, until}, args...)...)
