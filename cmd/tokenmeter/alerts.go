@@ -206,7 +206,11 @@ func (a *AlertsConfig) sinks(getenv func(string) string) ([]alerts.Sink, error) 
 			}
 			w := &alerts.Webhook{SinkName: s.Name, URL: u, Slack: s.Type == "slack", Timeout: time.Duration(s.Timeout)}
 			if s.SecretEnv != "" {
-				w.Secret = []byte(getenv(s.SecretEnv))
+				// Named but empty would send unsigned alerts to a receiver
+				// that expects a signature: refused, as an empty URL is.
+				if w.Secret = []byte(getenv(s.SecretEnv)); len(w.Secret) == 0 {
+					return nil, fmt.Errorf("alert sink %s: $%s (its HMAC secret) is empty", s.Name, s.SecretEnv)
+				}
 			}
 			out = append(out, w)
 		case "command":

@@ -237,7 +237,9 @@ func (db *DB) ResolveAlert(ctx context.Context, id int64, at time.Time, summary 
 func (db *DB) Alerts(ctx context.Context, q tokenmeter.AlertQuery) ([]tokenmeter.Alert, error) {
 	query := `SELECT ` + alertColumns + ` FROM alerts WHERE fired_us >= ?`
 	if q.Firing {
-		query += ` AND state = 'firing'`
+		// Through the partial index of firing alerts (a handful), not
+		// every alert ever fired, which the engine would walk every pass.
+		query = `SELECT ` + alertColumns + ` FROM alerts INDEXED BY alerts_firing_group WHERE state = 'firing' AND fired_us >= ?`
 	}
 	rows, err := db.r.QueryContext(ctx, query+` ORDER BY fired_us DESC, id DESC`, micros(q.Since))
 	if err != nil {
