@@ -151,23 +151,46 @@ func (e *Engine) AddSink(s Sink) {
 
 // Run evaluates the rules and delivers the outbox every Interval until ctx
 // ends; it starts with a pass at once (deliveries a previous run left are
-// sent right away). Failures are logged, never fatal.
+// sent right away). Delivery runs in a goroutine of its own, woken after
+// each evaluation, so a slow or dead sink never delays the evaluation;
+// Run returns once both have stopped. Failures are logged, never fatal.
 func (e *Engine) Run(ctx context.Context) error {
 	interval := e.Interval
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
+	kick := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if _, err := e.Deliver(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("alert delivery failed", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-kick:
+			}
+		}
+	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		if err := e.Evaluate(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("alert evaluation failed", "err", err)
 		}
-		if _, err := e.Deliver(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("alert delivery failed", "err", err)
+		select {
+		case kick <- struct{}{}:
+		default: // a delivery pass is already due
 		}
 		select {
 		case <-ctx.Done():
+			wg.Wait()
 			return nil
 		case <-t.C:
 		}
