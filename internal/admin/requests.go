@@ -149,7 +149,10 @@ func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error
 	rep := &report.Report{Kind: "hourly", By: q.By, TimeZone: q.Loc.String(), Created: now.UTC(), Rows: []report.Row{}}
 	uq := tokenmeter.UsageQuery{Bucket: tokenmeter.RollupBucket}
 	if q.Since.IsZero() {
-		uq.Since = now.Truncate(time.Hour).Add(-47 * time.Hour)
+		// The start of the local hour 47 hours back (zones at :30 and :45
+		// offsets start their hours off the UTC hour).
+		t := now.In(q.Loc)
+		uq.Since = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, q.Loc).Add(-47 * time.Hour)
 	} else {
 		uq.Since = report.DayStart(q.Since, q.Loc)
 		rep.Since = uq.Since.Format(time.DateOnly)
