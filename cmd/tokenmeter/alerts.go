@@ -264,16 +264,8 @@ URL (a webhook; --slack for a Slack-compatible one). See docs/alerts.md.
 
 // runAlerts lists alerts and manages alert rules.
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, alertsUsage)
-		return &exitError{code: 2, msg: "alerts needs one of list, rules, test"}
-	}
 	a := &alertsCmd{stdout: stdout, stderr: stderr, now: time.Now}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "list":
-		return a.list(ctx, rest)
-	case "rules":
+	rules := func(ctx context.Context, rest []string) error {
 		if len(rest) > 0 && rest[0] == "set" {
 			return a.set(ctx, rest[1:])
 		}
@@ -281,14 +273,9 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return a.delete(ctx, rest[1:])
 		}
 		return a.rules(ctx, rest)
-	case "test":
-		return a.test(ctx, rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, alertsUsage)
-		return nil
 	}
-	fmt.Fprint(stderr, alertsUsage)
-	return &exitError{code: 2, msg: fmt.Sprintf("unknown alerts command %q (want list, rules or test)", sub)}
+	return dispatch(ctx, "alerts", alertsUsage, args, stdout, stderr, []subcommand{
+		{"list", a.list}, {"rules", rules}, {"test", a.test}})
 }
 
 type alertsCmd struct {

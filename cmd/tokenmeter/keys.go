@@ -33,27 +33,9 @@ $TOKENMETER_ADMIN_TOKEN (docs/admin-api.md).
 
 // runKeys manages virtual keys in the data directory's ledger.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keysUsage)
-		return &exitError{code: 2, msg: "keys needs one of create, list, revoke, rotate"}
-	}
-	sub, rest := args[0], args[1:]
 	k := &keysCmd{stdout: stdout, stderr: stderr, now: time.Now}
-	switch sub {
-	case "create":
-		return k.create(ctx, rest)
-	case "list":
-		return k.list(ctx, rest)
-	case "revoke":
-		return k.revoke(ctx, rest)
-	case "rotate":
-		return k.rotate(ctx, rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, keysUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, keysUsage)
-	return &exitError{code: 2, msg: fmt.Sprintf("unknown keys command %q (want create, list, revoke or rotate)", sub)}
+	return dispatch(ctx, "keys", keysUsage, args, stdout, stderr, []subcommand{
+		{"create", k.create}, {"list", k.list}, {"revoke", k.revoke}, {"rotate", k.rotate}})
 }
 
 type keysCmd struct {

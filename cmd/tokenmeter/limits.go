@@ -35,25 +35,9 @@ can cross the limit; soft limits never refuse. See docs/limits.md.
 
 // runLimits manages limits in the data directory's ledger.
 func runLimits(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, limitsUsage)
-		return &exitError{code: 2, msg: "limits needs one of set, list, delete"}
-	}
-	sub, rest := args[0], args[1:]
 	l := &limitsCmd{stdout: stdout, stderr: stderr, now: time.Now}
-	switch sub {
-	case "set":
-		return l.set(ctx, rest)
-	case "list":
-		return l.list(ctx, rest)
-	case "delete":
-		return l.delete(ctx, rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, limitsUsage)
-		return nil
-	}
-	fmt.Fprint(stderr, limitsUsage)
-	return &exitError{code: 2, msg: fmt.Sprintf("unknown limits command %q (want set, list or delete)", sub)}
+	return dispatch(ctx, "limits", limitsUsage, args, stdout, stderr, []subcommand{
+		{"set", l.set}, {"list", l.list}, {"delete", l.delete}})
 }
 
 type limitsCmd struct {
