@@ -320,9 +320,23 @@ func results(o *obj, fn func(r *obj) error) error {
 	return nil
 }
 
-func checkBucket(o *obj, start, end time.Time) (Bucket, error) {
+// bucket reads a report bucket's span: Anthropic's starting_at/ending_at
+// (RFC 3339) or, with unix, OpenAI's start_time/end_time (Unix seconds).
+func bucket(o *obj, unix bool) (Bucket, error) {
+	startName, endName, read := "starting_at", "ending_at", o.rfc3339
+	if unix {
+		startName, endName, read = "start_time", "end_time", o.unix
+	}
+	start, err := read(startName)
+	if err != nil {
+		return Bucket{}, err
+	}
+	end, err := read(endName)
+	if err != nil {
+		return Bucket{}, err
+	}
 	if !end.After(start) {
-		return Bucket{}, o.errf("ending_at", "bucket ends (%s) before it starts (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
+		return Bucket{}, o.errf(endName, "bucket ends (%s) before it starts (%s)", end.Format(time.RFC3339), start.Format(time.RFC3339))
 	}
 	return Bucket{start, end}, nil
 }
@@ -333,19 +347,12 @@ func ParseAnthropicUsage(b []byte) (UsagePage, error) {
 	var p UsagePage
 	var err error
 	p.HasMore, p.NextPage, err = envelope(b, func(i int, o *obj) error {
-		start, err := o.rfc3339("starting_at")
-		if err != nil {
-			return err
-		}
-		end, err := o.rfc3339("ending_at")
-		if err != nil {
-			return err
-		}
-		bk, err := checkBucket(o, start, end)
+		bk, err := bucket(o, false)
 		if err != nil {
 			return err
 		}
 		p.Buckets = append(p.Buckets, bk)
+		start, end := bk.Start, bk.End
 		return results(o, func(r *obj) error {
 			row := UsageRow{Start: start, End: end}
 			var err error
@@ -397,19 +404,12 @@ func ParseOpenAIUsage(b []byte) (UsagePage, error) {
 	var p UsagePage
 	var err error
 	p.HasMore, p.NextPage, err = envelope(b, func(i int, o *obj) error {
-		start, err := o.unix("start_time")
-		if err != nil {
-			return err
-		}
-		end, err := o.unix("end_time")
-		if err != nil {
-			return err
-		}
-		bk, err := checkBucket(o, start, end)
+		bk, err := bucket(o, true)
 		if err != nil {
 			return err
 		}
 		p.Buckets = append(p.Buckets, bk)
+		start, end := bk.Start, bk.End
 		return results(o, func(r *obj) error {
 			row := UsageRow{Start: start, End: end, HasRequests: true}
 			input, _, err := r.count("input_tokens", true)
@@ -458,19 +458,12 @@ func ParseAnthropicCost(b []byte) (CostPage, error) {
 	var p CostPage
 	var err error
 	p.HasMore, p.NextPage, err = envelope(b, func(i int, o *obj) error {
-		start, err := o.rfc3339("starting_at")
-		if err != nil {
-			return err
-		}
-		end, err := o.rfc3339("ending_at")
-		if err != nil {
-			return err
-		}
-		bk, err := checkBucket(o, start, end)
+		bk, err := bucket(o, false)
 		if err != nil {
 			return err
 		}
 		p.Buckets = append(p.Buckets, bk)
+		start, end := bk.Start, bk.End
 		return results(o, func(r *obj) error {
 			row := CostRow{Start: start, End: end}
 			s, err := r.str("amount", true)
@@ -504,19 +497,12 @@ func ParseOpenAICost(b []byte) (CostPage, error) {
 	var p CostPage
 	var err error
 	p.HasMore, p.NextPage, err = envelope(b, func(i int, o *obj) error {
-		start, err := o.unix("start_time")
-		if err != nil {
-			return err
-		}
-		end, err := o.unix("end_time")
-		if err != nil {
-			return err
-		}
-		bk, err := checkBucket(o, start, end)
+		bk, err := bucket(o, true)
 		if err != nil {
 			return err
 		}
 		p.Buckets = append(p.Buckets, bk)
+		start, end := bk.Start, bk.End
 		return results(o, func(r *obj) error {
 			row := CostRow{Start: start, End: end}
 			amount, err := r.object("amount", true)
