@@ -530,11 +530,6 @@ func (e *Engine) limitRule(ctx context.Context, r tokenmeter.AlertRule, now time
 	return v, nil
 }
 
-// usageSpan is the bucket width windowUsed asks the store for: a multiple
-// of the rollup grid longer than any window, so the store sums its rollups
-// in SQL and returns one row per group.
-const usageSpan = 400 * 24 * time.Hour
-
 // UsageCacheTTL is how long the engine reuses a limit's usage in the
 // window's older buckets (all but the last two 15-minute buckets, which it
 // reads every pass): an import of old calls shows within it.
@@ -560,7 +555,7 @@ func (e *Engine) used(ctx context.Context, l tokenmeter.Limit, since, now time.T
 	end := now.Truncate(tokenmeter.RollupBucket).Add(tokenmeter.RollupBucket)
 	upto := end.Add(-2 * tokenmeter.RollupBucket)
 	if !upto.After(since) {
-		return windowUsed(ctx, e.store, l, since, end)
+		return limits.UsedIn(ctx, e.store, l, since, end)
 	}
 	if e.usedCache == nil {
 		e.usedCache = map[usedKey]usedVal{}
@@ -568,35 +563,18 @@ func (e *Engine) used(ctx context.Context, l tokenmeter.Limit, since, now time.T
 	k := usedKey{scope: l.Scope, metric: l.Metric, since: since, upto: upto}
 	c, ok := e.usedCache[k]
 	if !ok || now.Sub(c.at) >= UsageCacheTTL || now.Before(c.at) {
-		v, err := windowUsed(ctx, e.store, l, since, upto)
+		v, err := limits.UsedIn(ctx, e.store, l, since, upto)
 		if err != nil {
 			return 0, err
 		}
 		c = usedVal{v: v, at: now}
 		e.usedCache[k] = c
 	}
-	recent, err := windowUsed(ctx, e.store, l, upto, end)
+	recent, err := limits.UsedIn(ctx, e.store, l, upto, end)
 	if err != nil {
 		return 0, err
 	}
 	return c.v + recent, nil
-}
-
-// windowUsed sums the usage of l's scope in [since, until) (both on the
-// rollup grid), asking the store for one bucket per group instead of one
-// per 15 minutes: a month's window is a few rows, not thousands.
-func windowUsed(ctx context.Context, s Store, l tokenmeter.Limit, since, until time.Time) (int64, error) {
-	buckets, err := s.Usage(ctx, tokenmeter.UsageQuery{Since: since, Until: until, Bucket: usageSpan})
-	if err != nil {
-		return 0, fmt.Errorf("limit %s: read usage: %w", l.Name, err)
-	}
-	var used int64
-	for _, b := range buckets {
-		if tokenmeter.ScopeApplies(l.Scope, b.Principal, b.Project, b.Model) {
-			used += l.Metric.Of(b.Usage, b.Requests, b.Cost)
-		}
-	}
-	return used, nil
 }
 
 // anomalyRule fires once for each anomaly detected within

@@ -335,9 +335,20 @@ func WorstCase(bodyBytes int, maxOutput int64, bytesPerToken int, defaultOutput 
 // Used returns the usage of limit l's scope in its metric from since
 // (floored to the rollup grid, as Reserve counts it) to now, read from the
 // store's Usage: what limits list shows. Reservations are not included.
-func Used(ctx context.Context, s Store, l tokenmeter.Limit, since, now time.Time) (int64, error) {
-	buckets, err := s.Usage(ctx, tokenmeter.UsageQuery{Since: since.Truncate(tokenmeter.RollupBucket),
-		Until: now.Truncate(tokenmeter.RollupBucket).Add(tokenmeter.RollupBucket), Bucket: tokenmeter.RollupBucket})
+func Used(ctx context.Context, s UsageSource, l tokenmeter.Limit, since, now time.Time) (int64, error) {
+	return UsedIn(ctx, s, l, since.Truncate(tokenmeter.RollupBucket), now.Truncate(tokenmeter.RollupBucket).Add(tokenmeter.RollupBucket))
+}
+
+// UsageSource is the part of the store Used and UsedIn read.
+type UsageSource interface {
+	Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error)
+}
+
+// UsedIn returns the usage of limit l's scope in its metric in [since,
+// until), both on the rollup grid, asking the store for one bucket (so it
+// sums its aggregates in SQL and returns a row per group).
+func UsedIn(ctx context.Context, s UsageSource, l tokenmeter.Limit, since, until time.Time) (int64, error) {
+	buckets, err := s.Usage(ctx, tokenmeter.UsageQuery{Since: since, Until: until})
 	if err != nil {
 		return 0, fmt.Errorf("limit %s: read usage: %w", l.Name, err)
 	}
