@@ -51,7 +51,12 @@ func (p *Proxy) observe(c *call, resp *http.Response) {
 	// than the newest it has seen).
 	o := counters.Observation{Time: c.start, Provider: c.rt.Name, Status: resp.StatusCode, Headers: counters.Select(resp.Header)}
 	if secret != "" {
-		o.Credential.ID = tokenmeter.CredentialID(secret)
+		// A pass-through call's principal is already its credential's ID
+		// (prepare hashed it); a virtual key's call hashes the route's.
+		o.Credential.ID = c.principal
+		if c.virtual || o.Credential.ID == "" {
+			o.Credential.ID = tokenmeter.CredentialID(secret)
+		}
 		if p.obs.due(o.Credential.ID, now) {
 			o.NoteCredential = true
 			o.Credential.Hint = tokenmeter.CredentialHint(secret)

@@ -424,16 +424,11 @@ func newID() string {
 // credential: "cred:" and the first 16 hex digits of its SHA-256.
 func CredentialHash(cred string) string { return tokenmeter.CredentialID(cred) }
 
-// principal derives the caller's identity from its credential headers.
+// principal derives the caller's identity from its credential headers:
+// the hash of the credential (see credentialSecret), or "" without one.
 func principal(h http.Header) string {
-	if k := h.Get("X-Api-Key"); k != "" {
-		return CredentialHash(k)
-	}
-	if a := h.Get("Authorization"); a != "" {
-		if tok, ok := strings.CutPrefix(a, "Bearer "); ok {
-			return CredentialHash(strings.TrimSpace(tok))
-		}
-		return CredentialHash(a)
+	if secret := credentialSecret(h); secret != "" {
+		return CredentialHash(secret)
 	}
 	return ""
 }
