@@ -656,3 +656,39 @@ func BenchmarkResponsesStream(b *testing.B) {
 		}
 	}
 }
+
+// responsesStream returns a recorded-looking Responses stream with 300
+// output_text.delta events.
+func responsesStream(tb testing.TB) []byte {
+	tb.Helper()
+	in, err := os.ReadFile("testdata/responses_stream_completed.sse")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d := "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":9,\"item_id\":\"msg_68af1c2f9e8d7c6b\",\"output_index\":1,\"content_index\":0,\"delta\":\" and the next\",\"logprobs\":[],\"obfuscation\":\"x9\"}\n\n"
+	i := bytes.Index(in, []byte("event: response.output_text.done"))
+	return append(append(append([]byte(nil), in[:i]...), strings.Repeat(d, 300)...), in[i:]...)
+}
+
+// BenchmarkResponsesLongStream meters a Responses stream of 300 text
+// deltas as the gateway does.
+func BenchmarkResponsesLongStream(b *testing.B) {
+	stream := responsesStream(b)
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := openai.NewMeter(openai.Responses, false)
+		buf := stream
+		for {
+			n := sse.FrameEnd(buf)
+			if n < 0 {
+				break
+			}
+			m.Frame(sse.Parse(buf[:n]))
+			buf = buf[n:]
+		}
+		if _, _, known := m.Usage(); !known || !m.Complete() {
+			b.Fatal("usage unknown")
+		}
+	}
+}
