@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -262,4 +263,206 @@ func Clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// EachElement calls fn for each element of the JSON array arr, in order,
+// with the bounds [start, end) of the element in arr. Like EachMember it
+// checks the array's own syntax and returns ErrNotArray when that is broken
+// or arr is another kind of value; elements are skipped, not validated.
+func EachElement(arr []byte, fn func(start, end int)) error {
+	i := SkipSpace(arr, 0)
+	if i >= len(arr) || arr[i] != '[' {
+		return ErrNotArray
+	}
+	i = SkipSpace(arr, i+1)
+	if i < len(arr) && arr[i] == ']' {
+		if SkipSpace(arr, i+1) != len(arr) {
+			return ErrNotArray
+		}
+		return nil
+	}
+	for {
+		stop := SkipValue(arr, i)
+		if stop < 0 {
+			return ErrNotArray
+		}
+		fn(i, stop)
+		i = SkipSpace(arr, stop)
+		if i >= len(arr) {
+			return ErrNotArray
+		}
+		switch arr[i] {
+		case ']':
+			if SkipSpace(arr, i+1) != len(arr) {
+				return ErrNotArray
+			}
+			return nil
+		case ',':
+			i = SkipSpace(arr, i+1)
+		default:
+			return ErrNotArray
+		}
+	}
+}
+
+// ErrNotArray is returned by EachElement for input that is not a
+// well-formed JSON array at its top level.
+var ErrNotArray = errors.New("not a JSON array")
+
+// StringLen returns the length in characters (Unicode code points) of the
+// value of the JSON string literal s, quotes included, as a decoder would
+// produce it: an escape such as \n or \u00e9 is one character, a surrogate
+// pair written as two \u escapes is one, and each byte of invalid UTF-8 is
+// one. It allocates nothing and reads s once. ok is false when s is not a
+// complete string literal (no opening or closing quote, a broken escape, or
+// bytes after the closing quote); n then counts what could be read.
+func StringLen(s []byte) (n int, ok bool) {
+	if len(s) < 2 || s[0] != '"' {
+		return 0, false
+	}
+	ok = true
+	i := 1
+	q := -1 // index of the next unescaped-looking quote at or after i
+	for {
+		if q < i {
+			q = bytes.IndexByte(s[i:], '"')
+			if q < 0 {
+				return n + utf8.RuneCount(s[i:]), false
+			}
+			q += i
+		}
+		k := bytes.IndexByte(s[i:q], '\\')
+		if k < 0 {
+			n += utf8.RuneCount(s[i:q])
+			return n, ok && q == len(s)-1
+		}
+		k += i
+		n += utf8.RuneCount(s[i:k])
+		adv, good := escapeLen(s, k)
+		ok = ok && good
+		n++
+		i = k + adv
+		if i > len(s) {
+			return n, false
+		}
+	}
+}
+
+// escapeLen returns the length in bytes of the escape at s[k] (a
+// backslash): 2 for \n and the like, 6 for \uXXXX and 12 for a surrogate
+// pair. good is false for an escape JSON does not allow.
+func escapeLen(s []byte, k int) (adv int, good bool) {
+	if k+1 >= len(s) {
+		return 1, false
+	}
+	switch s[k+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return 2, true
+	case 'u':
+		r, ok := hex4(s, k+2)
+		if !ok {
+			return 2, false
+		}
+		if r >= 0xD800 && r < 0xDC00 && k+7 < len(s) && s[k+6] == '\\' && s[k+7] == 'u' {
+			if r2, ok := hex4(s, k+8); ok && r2 >= 0xDC00 && r2 < 0xE000 {
+				return 12, true
+			}
+		}
+		return 6, true
+	}
+	return 2, false
+}
+
+// hex4 decodes the four hex digits at s[i:i+4].
+func hex4(s []byte, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// AppendString appends the decoded value of the JSON string literal s
+// (quotes included) to dst, stopping before the first character that would
+// take dst past limit bytes, and returns the extended slice and the number
+// of characters appended. Escapes are decoded as encoding/json does (a lone
+// surrogate, and each byte of invalid UTF-8, becomes U+FFFD); a broken
+// escape is skipped. It never panics.
+func AppendString(dst, s []byte, limit int) ([]byte, int) {
+	if len(s) < 2 || s[0] != '"' {
+		return dst, 0
+	}
+	body := s[1:]
+	n := 0
+	for i := 0; i < len(body); {
+		c := body[i]
+		if c == '"' {
+			break // the closing quote
+		}
+		if c != '\\' {
+			r, size := rune(c), 1
+			if c >= utf8.RuneSelf {
+				r, size = utf8.DecodeRune(body[i:])
+			}
+			if len(dst)+utf8.RuneLen(r) > limit {
+				return dst, n
+			}
+			if r == utf8.RuneError && size == 1 {
+				dst = utf8.AppendRune(dst, r)
+			} else {
+				dst = append(dst, body[i:i+size]...)
+			}
+			i += size
+			n++
+			continue
+		}
+		adv, good := escapeLen(body, i)
+		if !good {
+			i += adv
+			continue
+		}
+		var r rune
+		switch body[i+1] {
+		case 'b':
+			r = '\b'
+		case 'f':
+			r = '\f'
+		case 'n':
+			r = '\n'
+		case 'r':
+			r = '\r'
+		case 't':
+			r = '\t'
+		case 'u':
+			r, _ = hex4(body, i+2)
+			if adv == 12 {
+				lo, _ := hex4(body, i+8)
+				r = utf16.DecodeRune(r, lo)
+			} else if utf16.IsSurrogate(r) {
+				r = utf8.RuneError
+			}
+		default:
+			r = rune(body[i+1])
+		}
+		if len(dst)+utf8.RuneLen(r) > limit {
+			return dst, n
+		}
+		dst = utf8.AppendRune(dst, r)
+		i += adv
+		n++
+	}
+	return dst, n
 }

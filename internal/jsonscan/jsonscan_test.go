@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 )
@@ -100,4 +101,120 @@ func FuzzEachMember(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestStringLen(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{`""`, 0, true},
+		{`"Hi"`, 2, true},
+		{`"a\nb"`, 3, true},
+		{`"caf\u00e9"`, 4, true},
+		{`"café"`, 4, true},
+		{`"\ud83d\ude00!"`, 2, true},      // a surrogate pair is one character
+		{`"😀"`, 1, true},                  // as is the same character unescaped
+		{`"\ud83d x"`, 3, true},           // a lone surrogate is one (U+FFFD)
+		{`"say \"hi\" \\"`, 10, true},     // escaped quotes and backslash
+		{`"\\"`, 1, true},                 // a backslash before the closing quote
+		{`"a\qb"`, 3, false},              // not a JSON escape
+		{`"a\u12"`, 4, false},             // a short \u escape: a, the backslash-u, 1, 2
+		{`"abc`, 3, false},                // no closing quote
+		{`"ab"c`, 2, false},               // bytes after it
+		{`abc`, 0, false},                 // not a string
+		{`"` + "\xff\xfe" + `"`, 2, true}, // invalid UTF-8: a character per byte
+	} {
+		got, ok := jsonscan.StringLen([]byte(tt.in))
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("StringLen(%s) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for _, tt := range []struct {
+		in    string
+		limit int
+		want  string
+		n     int
+	}{
+		{`"a\nb\u00e9\ud83d\ude00"`, 100, "a\nbé😀", 5},
+		{`"a\nb\u00e9\ud83d\ude00"`, 4, "a\nb", 3}, // é (2 bytes) does not fit
+		{`"\ud83d"`, 100, "\uFFFD", 1},
+		{`"x\"y"`, 100, `x"y`, 3},
+		{`"unterminated`, 100, "unterminated", 12},
+		{`"ab"cd`, 100, "ab", 2},
+		{`nope`, 100, "", 0},
+	} {
+		got, n := jsonscan.AppendString([]byte("<"), []byte(tt.in), tt.limit+1)
+		if string(got) != "<"+tt.want || n != tt.n {
+			t.Errorf("AppendString(%s, %d) = %q, %d; want %q, %d", tt.in, tt.limit, got[1:], n, tt.want, tt.n)
+		}
+	}
+}
+
+func TestEachElement(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{`[]`, ``, true},
+		{` [ 1 , "a]" ,{"b":[2]} ] `, `1|"a]"|{"b":[2]}`, true},
+		{`[1,]`, `1`, false},
+		{`[1 2]`, `1`, false},
+		{`[1] x`, `1`, false},
+		{`{}`, ``, false},
+	} {
+		var got []string
+		err := jsonscan.EachElement([]byte(tt.in), func(start, end int) { got = append(got, tt.in[start:end]) })
+		if strings.Join(got, "|") != tt.want || (err == nil) != tt.ok {
+			t.Errorf("EachElement(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// FuzzString checks StringLen and AppendString against encoding/json: for
+// every string literal encoding/json accepts, StringLen is ok and counts
+// the runes of the decoded value, and AppendString decodes the same value
+// (whole, or cut at a character boundary by a limit); for anything else
+// neither panics.
+func FuzzString(f *testing.F) {
+	for _, s := range []string{`""`, `"a\nb"`, `"caf\u00e9"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\udc00\ud800"`, `"\\\""`, `"a\qb"`, `"ab`, "\"\xff\"", `"\u12"`} {
+		f.Add([]byte(s), 7)
+	}
+	f.Fuzz(func(t *testing.T, s []byte, limit int) {
+		n, ok := jsonscan.StringLen(s)
+		limit = max(0, limit%64)
+		out, m := jsonscan.AppendString(nil, s, limit)
+		if len(out) > limit || m > n+1 {
+			t.Fatalf("AppendString(%q, %d) = %q, %d characters (StringLen %d)", s, limit, out, m, n)
+		}
+		var v string
+		if json.Unmarshal(s, &v) != nil || s[0] != '"' || s[len(s)-1] != '"' {
+			return // not a string literal alone (space around it is not part of it)
+		}
+		if !ok || n != utf8.RuneCountInString(v) {
+			t.Fatalf("StringLen(%q) = %d, %v; encoding/json decodes %d runes", s, n, ok, utf8.RuneCountInString(v))
+		}
+		whole, m := jsonscan.AppendString(nil, s, len(v))
+		if string(whole) != v || m != n {
+			t.Fatalf("AppendString(%q) = %q, %d; encoding/json gives %q", s, whole, m, v)
+		}
+		if !strings.HasPrefix(v, string(out)) {
+			t.Fatalf("AppendString(%q, %d) = %q, not a prefix of %q", s, limit, out, v)
+		}
+	})
+}
+
+func BenchmarkStringLen(b *testing.B) {
+	s := []byte(`"The quick brown fox \"jumps\" over the lazy dog.\nCafé au lait, s'il vous plaît. \u00e9\u00e8"`)
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if n, ok := jsonscan.StringLen(s); !ok || n != 84 {
+			b.Fatal(n, ok)
+		}
+	}
 }
