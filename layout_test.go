@@ -7,9 +7,10 @@ import (
 )
 
 // TestLayout keeps the package layering true: the root imports only the
-// standard library, wire packages import only the root and sse, storage
-// backends are wired only by cmd, and no production package imports
-// testing helpers or the fake upstream.
+// standard library, wire packages import only the root, sse, jsonscan and
+// estimate (which adds only a tokenizer), storage backends are wired only by
+// cmd, and no production package imports testing helpers or the fake
+// upstream.
 func TestLayout(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
 	if err != nil {
@@ -22,8 +23,9 @@ func TestLayout(t *testing.T) {
 		why    string
 	}{
 		{mod, func(i string) bool { return strings.Contains(i, ".") }, "the root package is vocabulary: standard library only"},
-		{mod + "/internal/anthropic", notIn(mod, mod+"/internal/sse", mod+"/internal/jsonscan"), "wire packages import only the root, sse and jsonscan"},
-		{mod + "/internal/openai", notIn(mod, mod+"/internal/sse", mod+"/internal/jsonscan"), "wire packages import only the root, sse and jsonscan"},
+		{mod + "/internal/anthropic", notIn(mod, mod+"/internal/sse", mod+"/internal/jsonscan", mod+"/internal/estimate"), "wire packages import only the root, sse, jsonscan and estimate"},
+		{mod + "/internal/openai", notIn(mod, mod+"/internal/sse", mod+"/internal/jsonscan", mod+"/internal/estimate"), "wire packages import only the root, sse, jsonscan and estimate"},
+		{mod + "/internal/estimate", notIn(mod+"/internal/jsonscan", "github.com/tiktoken-go/tokenizer/codec"), "estimate imports only jsonscan and the tokenizer's vocabularies"},
 		{mod + "/internal/jsonscan", func(i string) bool { return strings.Contains(i, ".") }, "jsonscan is a leaf: standard library only"},
 		{"*", func(i string) bool { return i == mod+"/internal/sqlite" }, "only cmd/tokenmeter wires a storage backend"},
 		{"*", func(i string) bool { return i == "testing" || i == mod+"/internal/storetest" }, "no test helpers in production code"},

@@ -3,10 +3,11 @@ package anthropic
 import (
 	"encoding/json"
 	"errors"
-	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"strings"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/estimate"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"github.com/tokenmeter/tokenmeter/internal/sse"
 )
 
@@ -24,6 +25,10 @@ import (
 // A usage object that cannot be read (invalid JSON, a count that is not an
 // integer, negative, or above a billion) is not applied at all and is
 // reported by Malformed; the counts read before it are kept.
+//
+// As the frames pass, the meter also counts the output relayed to the client
+// (see Relayed), for an estimate when the stream is cut before its final
+// usage.
 type Meter struct {
 	c     counts
 	known bool
@@ -40,6 +45,8 @@ type Meter struct {
 	complete  bool
 	errReason string
 	malformed string
+
+	relayed estimate.Output
 }
 
 // counts holds the usage fields as the provider reported them.
@@ -64,8 +71,10 @@ func NewMeter() *Meter { return &Meter{} }
 //
 // Frames are recognised by their event name, or by the "type" of their JSON
 // data when the frame has no event line. message_start, message_delta,
-// message_stop and error are read; ping, content blocks and unknown events are
-// ignored without being parsed. Frame keeps no reference to ev.Data.
+// message_stop and error are read; content_block_start and
+// content_block_delta are scanned, without decoding, for the output they
+// relay (see Relayed); ping and unknown events are ignored without being
+// parsed. Frame keeps no reference to ev.Data.
 func (m *Meter) Frame(ev sse.Event) (terminal, drop bool) {
 	name := ev.Name
 	if name == "" {
@@ -76,6 +85,10 @@ func (m *Meter) Frame(ev sse.Event) (terminal, drop bool) {
 		m.messageStart(ev.Data)
 	case "message_delta":
 		m.messageDelta(ev.Data)
+	case "content_block_delta":
+		m.relayDelta(ev.Data)
+	case "content_block_start":
+		m.relayBlockStart(ev.Data)
 	case "message_stop":
 		m.complete = true
 		return true, false
@@ -124,6 +137,94 @@ func (m *Meter) messageDelta(data []byte) {
 		m.setMalformed("message_delta usage: " + err.Error())
 	}
 }
+
+// relayDelta counts the output of a content_block_delta: the text of a
+// text_delta, the thinking of a thinking_delta, the partial_json of an
+// input_json_delta. Signature and citation deltas are not output.
+func (m *Meter) relayDelta(data []byte) {
+	delta := member(data, "delta")
+	if delta == nil {
+		return
+	}
+	var typ, text, thinking, partial []byte
+	err := jsonscan.EachMember(delta, func(key []byte, start, end int) {
+		switch {
+		case jsonscan.KeyIs(key, "type"):
+			typ = delta[start:end]
+		case jsonscan.KeyIs(key, "text"):
+			text = delta[start:end]
+		case jsonscan.KeyIs(key, "thinking"):
+			thinking = delta[start:end]
+		case jsonscan.KeyIs(key, "partial_json"):
+			partial = delta[start:end]
+		}
+	})
+	if err != nil {
+		return
+	}
+	switch string(typ) {
+	case `"text_delta"`:
+		m.relayed.AddString(text)
+	case `"thinking_delta"`:
+		m.relayed.AddString(thinking)
+	case `"input_json_delta"`:
+		m.relayed.AddString(partial)
+	}
+}
+
+// relayBlockStart counts the text a content_block_start carries in a text
+// or thinking block (usually empty: the text follows in deltas).
+func (m *Meter) relayBlockStart(data []byte) {
+	block := member(data, "content_block")
+	if block == nil {
+		return
+	}
+	var typ, text, thinking []byte
+	err := jsonscan.EachMember(block, func(key []byte, start, end int) {
+		switch {
+		case jsonscan.KeyIs(key, "type"):
+			typ = block[start:end]
+		case jsonscan.KeyIs(key, "text"):
+			text = block[start:end]
+		case jsonscan.KeyIs(key, "thinking"):
+			thinking = block[start:end]
+		}
+	})
+	if err != nil {
+		return
+	}
+	switch string(typ) {
+	case `"text"`:
+		m.relayed.AddString(text)
+	case `"thinking"`:
+		m.relayed.AddString(thinking)
+	}
+}
+
+// member returns the raw value of the object member name in the JSON object
+// data, or nil if data is not an object or has no such member (the last of
+// repeated ones wins, as in encoding/json).
+func member(data []byte, name string) []byte {
+	var v []byte
+	if jsonscan.EachMember(data, func(key []byte, start, end int) {
+		if jsonscan.KeyIs(key, name) {
+			v = data[start:end]
+		}
+	}) != nil {
+		return nil
+	}
+	return v
+}
+
+// Relayed returns the meter's count of the output relayed to the client so
+// far: the characters of every text, thinking and tool-input (partial_json)
+// delta, and of any text a content_block_start carried, with a bounded
+// sample of the text for a tokenizer. Call its Estimate when the stream ends
+// without its final usage (a cut stream): message_start's output_tokens is
+// then only the first few tokens. The gateway may add, with AddChars, output
+// it counted in frames too large to parse. The Output belongs to the Meter;
+// it is empty for plain responses (Body).
+func (m *Meter) Relayed() *estimate.Output { return &m.relayed }
 
 // Body meters the complete body of a response that was not streamed. Call it
 // once, whatever the status; the body may be truncated or not JSON at all.
@@ -397,6 +498,10 @@ func peekType(data []byte) string {
 			t = "message_stop"
 		case `"error"`:
 			t = "error"
+		case `"content_block_delta"`:
+			t = "content_block_delta"
+		case `"content_block_start"`:
+			t = "content_block_start"
 		default:
 			t = ""
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/anthropic"
+	"github.com/tokenmeter/tokenmeter/internal/estimate"
 	"github.com/tokenmeter/tokenmeter/internal/sse"
 )
 
@@ -32,6 +33,10 @@ type result struct {
 	Complete       bool             `json:"complete"`
 	ErrorReason    string           `json:"error_reason"`
 	Malformed      string           `json:"malformed"`
+	// RelayedChars and RelayedEstimate are what Relayed counted, and its
+	// estimate for the response's model.
+	RelayedChars    int64             `json:"relayed_chars"`
+	RelayedEstimate estimate.Estimate `json:"relayed_estimate"`
 }
 
 func report(m *anthropic.Meter) result {
@@ -40,6 +45,7 @@ func report(m *anthropic.Meter) result {
 		Usage: u, RawUsage: raw, Known: known,
 		Model: m.Model(), MessageID: m.MessageID(), Started: m.Started(), Complete: m.Complete(),
 		ErrorReason: m.ErrorReason(), Malformed: m.Malformed(),
+		RelayedChars: m.Relayed().Chars(), RelayedEstimate: m.Relayed().Estimate(m.Model()),
 	}
 }
 
@@ -371,6 +377,48 @@ func TestMeterFrames(t *testing.T) {
 				t.Errorf("Malformed() = %q, want it to contain %q", got, tt.malformed)
 			}
 		})
+	}
+}
+
+// TestMeterRelayed checks what Relayed counts: text, thinking and tool
+// input, decoded, whatever the event line says or without one; not
+// signatures, citations, pings or broken frames.
+func TestMeterRelayed(t *testing.T) {
+	blockDelta := func(d string) sse.Event {
+		return ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":`+d+`}`)
+	}
+	frames := []sse.Event{
+		start(`{"input_tokens":25,"output_tokens":1}`),
+		ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}`),
+		blockDelta(`{"type":"thinking_delta","thinking":"Let me think\u2026"}`), // 13
+		blockDelta(`{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxJ"}`),
+		ev("content_block_start", `{"type":"content_block_start","index":1,"content_block":{"type":"text","text":"Pre"}}`), // 3
+		blockDelta(`{"type":"text_delta","text":"Hello, \"w\u00f6rld\"\n"}`),                                               // 15
+		blockDelta(`{"type":"citations_delta","citation":{"type":"char_location","cited_text":"not output"}}`),
+		{Data: []byte(`{"type":"content_block_delta","index":1,"delta":{"text":"!!","type":"text_delta"}}`)}, // 2, no event line
+		ev("content_block_start", `{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}`),
+		blockDelta(`{"type":"input_json_delta","partial_json":"{\"city\": \"Par"}`), // 13
+		blockDelta(`{"type":"input_json_delta","partial_json":""}`),
+		blockDelta(`{"type":"text_delta","text":"broken"`),                    // not JSON: not counted
+		ev("content_block_delta", `{"type":"content_block_delta","delta":3}`), // no object
+		ev("ping", `{"type":"ping"}`),
+	}
+	m := anthropic.NewMeter()
+	for _, f := range frames {
+		m.Frame(f)
+	}
+	if got := m.Relayed().Chars(); got != 13+3+15+2+13 {
+		t.Errorf("Relayed().Chars() = %d, want %d", got, 13+3+15+2+13)
+	}
+	if m.Malformed() != "" {
+		t.Errorf("content frames made the meter Malformed: %q", m.Malformed())
+	}
+	e := m.Relayed().Estimate(m.Model())
+	if e.Tokens != 12 || e.Basis != "output: 46 relayed characters, 4 characters per token" {
+		t.Errorf("Relayed().Estimate = %+v, want 12 tokens at 4 characters each", e)
+	}
+	if got := anthropic.NewMeter().Relayed().Estimate("claude-x"); got.Tokens != 0 {
+		t.Errorf("a new meter's Relayed estimates %+v", got)
 	}
 }
 

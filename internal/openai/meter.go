@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"strings"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/estimate"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"github.com/tokenmeter/tokenmeter/internal/sse"
 )
 
@@ -30,6 +31,9 @@ import (
 // reported by Malformed. Cached plus cache-write tokens above the prompt are
 // clamped to the prompt and reported by Malformed too; the clamped counts are
 // kept.
+//
+// As the frames pass, the meter also counts the output relayed to the client
+// (see Relayed), for an estimate when the stream is cut before its usage.
 type Meter struct {
 	api   API
 	strip bool
@@ -42,6 +46,8 @@ type Meter struct {
 	complete  bool
 	errReason string
 	malformed string
+
+	relayed estimate.Output
 }
 
 // NewMeter returns a Meter for one response of api. stripUsageChunk says the
@@ -71,6 +77,9 @@ func NewMeter(api API, stripUsageChunk bool) *Meter {
 // response.failed and error events set ErrorReason. Other events are ignored
 // without being parsed, except response.created and friends until the model
 // is known.
+//
+// Both APIs: the deltas of output text are scanned, without decoding, for
+// Relayed.
 func (m *Meter) Frame(ev sse.Event) (terminal, drop bool) {
 	if m.api == Responses {
 		return m.responsesFrame(ev), false
@@ -129,7 +138,8 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 	}
 	mayUsage := mayHaveUsage(data)
 	if m.model != "" && !mayUsage && !bytes.Contains(data, errorKey) {
-		return false, false // a content delta
+		m.relayChat(data) // a content delta
+		return false, false
 	}
 	var c chatChunkModel
 	var err error
@@ -147,6 +157,9 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 	if m.model == "" {
 		m.model = jsonscan.Clip(str(c.Model), maxName)
 	}
+	if c.Choices {
+		m.relayChat(data)
+	}
 	if c.Error != nil {
 		m.setError("error event: " + errorObjectText(c.Error))
 	}
@@ -156,6 +169,100 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 	}
 	return false, drop
 }
+
+// relayChat counts the output a chat chunk relays: in each choice's delta,
+// content, refusal, reasoning (reasoning_content or reasoning, as
+// compatible servers name it; the longer if a server sends both) and the
+// arguments of tool and function calls. Invalid chunks count nothing.
+func (m *Meter) relayChat(data []byte) {
+	choices := member(data, "choices")
+	if len(choices) == 0 || choices[0] != '[' {
+		return
+	}
+	jsonscan.EachElement(choices, func(start, end int) {
+		choice := choices[start:end]
+		delta := member(choice, "delta")
+		if delta == nil {
+			return
+		}
+		var content, refusal, reasoning, reasoningContent, toolCalls, functionCall []byte
+		if jsonscan.EachMember(delta, func(key []byte, start, end int) {
+			v := delta[start:end]
+			switch {
+			case jsonscan.KeyIs(key, "content"):
+				content = v
+			case jsonscan.KeyIs(key, "refusal"):
+				refusal = v
+			case jsonscan.KeyIs(key, "reasoning_content"):
+				reasoningContent = v
+			case jsonscan.KeyIs(key, "reasoning"):
+				reasoning = v
+			case jsonscan.KeyIs(key, "tool_calls"):
+				toolCalls = v
+			case jsonscan.KeyIs(key, "function_call"):
+				functionCall = v
+			}
+		}) != nil {
+			return
+		}
+		m.relayString(content)
+		m.relayString(refusal)
+		if len(reasoning) > len(reasoningContent) {
+			m.relayString(reasoning)
+		} else {
+			m.relayString(reasoningContent)
+		}
+		if len(toolCalls) > 0 && toolCalls[0] == '[' {
+			jsonscan.EachElement(toolCalls, func(start, end int) {
+				m.relayString(member(member(toolCalls[start:end], "function"), "arguments"))
+			})
+		}
+		m.relayString(member(functionCall, "arguments"))
+	})
+}
+
+// relayResponsesDelta counts the "delta" string of a Responses delta event.
+func (m *Meter) relayResponsesDelta(data []byte) {
+	m.relayString(member(data, "delta"))
+}
+
+// relayString counts v as relayed output if it is a JSON string.
+func (m *Meter) relayString(v []byte) {
+	if len(v) > 1 && v[0] == '"' {
+		m.relayed.AddString(v)
+	}
+}
+
+// member returns the raw value of the object member name in the JSON object
+// data, or nil if data is not an object or has no such member (the last of
+// repeated ones wins, as in encoding/json).
+func member(data []byte, name string) []byte {
+	var v []byte
+	if len(data) == 0 || jsonscan.EachMember(data, func(key []byte, start, end int) {
+		if jsonscan.KeyIs(key, name) {
+			v = data[start:end]
+		}
+	}) != nil {
+		return nil
+	}
+	return v
+}
+
+// Relayed returns the meter's count of the output relayed to the client so
+// far, with a bounded sample of its text for a tokenizer. It counts, for
+// Chat, each choice's delta content, refusal, reasoning_content or
+// reasoning, and tool_calls[].function.arguments (and the legacy
+// function_call.arguments); for Responses, the delta of
+// response.output_text.delta, response.refusal.delta,
+// response.reasoning_text.delta, response.reasoning_summary_text.delta,
+// response.function_call_arguments.delta,
+// response.custom_tool_call_input.delta, response.mcp_call_arguments.delta
+// and response.code_interpreter_call_code.delta. The ".done" events repeat
+// the text and are not counted; nor is audio. Call its Estimate when the
+// stream ends without usage. The gateway may add, with AddChars, output it
+// counted in frames too large to parse. The Output belongs to the Meter; it
+// is empty for plain responses (Body).
+func (m *Meter) Relayed() *estimate.Output { return &m.relayed }
 
 // responsesEvent is the part of a Responses stream event the meter reads.
 type responsesEvent struct {
@@ -199,6 +306,11 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 			m.setMalformed(name + " has no usage")
 		}
 		return true
+	case "response.output_text.delta", "response.refusal.delta",
+		"response.reasoning_text.delta", "response.reasoning_summary_text.delta",
+		"response.function_call_arguments.delta", "response.custom_tool_call_input.delta",
+		"response.mcp_call_arguments.delta", "response.code_interpreter_call_code.delta":
+		m.relayResponsesDelta(ev.Data)
 	case "error":
 		m.setError("error event: " + errorText(ev.Data))
 	}
@@ -460,6 +572,11 @@ func peekType(data []byte) string {
 			t = "response.failed"
 		case `"error"`:
 			t = "error"
+		case `"response.output_text.delta"`, `"response.refusal.delta"`,
+			`"response.reasoning_text.delta"`, `"response.reasoning_summary_text.delta"`,
+			`"response.function_call_arguments.delta"`, `"response.custom_tool_call_input.delta"`,
+			`"response.mcp_call_arguments.delta"`, `"response.code_interpreter_call_code.delta"`:
+			t = string(data[start+1 : end-1])
 		default:
 			t = ""
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/estimate"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
 	"github.com/tokenmeter/tokenmeter/internal/sse"
 )
@@ -32,6 +33,10 @@ type result struct {
 	Complete       bool             `json:"complete"`
 	ErrorReason    string           `json:"error_reason"`
 	Malformed      string           `json:"malformed"`
+	// RelayedChars and RelayedEstimate are what Relayed counted, and its
+	// estimate for the response's model.
+	RelayedChars    int64             `json:"relayed_chars"`
+	RelayedEstimate estimate.Estimate `json:"relayed_estimate"`
 }
 
 func report(api openai.API, m *openai.Meter) result {
@@ -39,6 +44,7 @@ func report(api openai.API, m *openai.Meter) result {
 	return result{
 		API: api, Usage: u, RawUsage: raw, Known: known, Model: m.Model(), Complete: m.Complete(),
 		ErrorReason: m.ErrorReason(), Malformed: m.Malformed(),
+		RelayedChars: m.Relayed().Chars(), RelayedEstimate: m.Relayed().Estimate(m.Model()),
 	}
 }
 
@@ -426,6 +432,72 @@ func TestMeterResponses(t *testing.T) {
 			}
 			checkResult(t, m, tt.want, tt.known, tt.complete, tt.errReason, tt.malformed)
 		})
+	}
+}
+
+// TestMeterRelayedChat checks what Relayed counts in chat chunks: content,
+// refusal, reasoning and tool arguments of every choice, decoded; not roles,
+// names, logprobs, usage chunks or broken chunks.
+func TestMeterRelayedChat(t *testing.T) {
+	frames := []sse.Event{
+		chunk(`[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"finish_reason":null}]`, `null`),
+		chunk(`[{"index":0,"delta":{"content":"Caf\u00e9 \"au\" lait\n"},"logprobs":{"content":[{"token":"Caf","logprob":-0.1}]}}]`, `null`), // 15
+		chunk(`[{"index":0,"delta":{"content":"ab"}},{"index":1,"delta":{"content":"cde"}}]`, `null`),                                        // 5, n=2
+		chunk(`[{"index":0,"delta":{"refusal":"No."}}]`, `null`),                                                                             // 3
+		chunk(`[{"index":0,"delta":{"reasoning_content":"hmm"}}]`, `null`),                                                                   // 3 (DeepSeek, vLLM)
+		chunk(`[{"index":0,"delta":{"reasoning":"think","reasoning_content":"think","reasoning_details":[{"text":"think"}]}}]`, `null`),      // 5, once
+		chunk(`[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]`, `null`),
+		chunk(`[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}},{"index":1,"function":{"arguments":"{}"}}]}}]`, `null`), // 8+2
+		chunk(`[{"index":0,"delta":{"function_call":{"arguments":"{}"}}}]`, `null`),                                                                         // 2
+		data(`{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"broken"}}]`),                                                             // not JSON
+		chunk(`[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]`, `{"prompt_tokens":5,"completion_tokens":9}`),                                  // 1, with usage
+		chunk(`[]`, `{"prompt_tokens":5,"completion_tokens":9}`),
+		done,
+	}
+	m := openai.NewMeter(openai.Chat, true)
+	for _, f := range frames {
+		m.Frame(f)
+	}
+	want := int64(15 + 5 + 3 + 3 + 5 + 8 + 2 + 2 + 1)
+	if got := m.Relayed().Chars(); got != want {
+		t.Errorf("Relayed().Chars() = %d, want %d", got, want)
+	}
+	if e := m.Relayed().Estimate(m.Model()); e.Tokens < 10 || e.Tokens > want || !strings.HasSuffix(e.Basis, "o200k_base tokenizer") {
+		t.Errorf("Relayed().Estimate(%q) = %+v, want o200k_base tokens between 10 and %d", m.Model(), e, want)
+	}
+}
+
+// TestMeterRelayedResponses checks the Responses delta events counted, with
+// and without event lines, and those left out.
+func TestMeterRelayedResponses(t *testing.T) {
+	evt := func(name, rest string) sse.Event {
+		return sse.Event{Name: name, Data: []byte(`{"type":"` + name + `","sequence_number":1,` + rest + `}`)}
+	}
+	frames := []sse.Event{
+		evt("response.created", `"response":{"id":"resp_1","model":"gpt-5","usage":null}`),
+		evt("response.output_text.delta", `"item_id":"msg_1","delta":"Paris \u00e9","logprobs":[]`), // 7
+		evt("response.refusal.delta", `"delta":"No"`),                                               // 2
+		evt("response.reasoning_text.delta", `"delta":"abc"`),                                       // 3
+		evt("response.reasoning_summary_text.delta", `"delta":"abcd"`),                              // 4
+		evt("response.function_call_arguments.delta", `"delta":"{\"a\":1}"`),                        // 7
+		evt("response.custom_tool_call_input.delta", `"delta":"ls -la"`),                            // 5
+		evt("response.mcp_call_arguments.delta", `"delta":"{}"`),                                    // 2
+		evt("response.code_interpreter_call_code.delta", `"delta":"print(1)"`),                      // 8
+		{Data: []byte(`{"type":"response.output_text.delta","delta":"xyz"}`)},                       // 3, no event line
+		evt("response.output_text.done", `"text":"Paris \u00e9"`),
+		evt("response.function_call_arguments.done", `"arguments":"{\"a\":1}"`),
+		evt("response.audio.delta", `"delta":"UklGRiQAAABXQVZF"`),
+		evt("response.output_text.delta", `"delta":{"not":"a string"}`),
+	}
+	m := openai.NewMeter(openai.Responses, false)
+	for _, f := range frames {
+		m.Frame(f)
+	}
+	if got, want := m.Relayed().Chars(), int64(7+2+3+4+7+6+2+8+3); got != want {
+		t.Errorf("Relayed().Chars() = %d, want %d", got, want)
+	}
+	if m.Malformed() != "" || m.Complete() {
+		t.Errorf("delta events changed the meter: Malformed %q, Complete %v", m.Malformed(), m.Complete())
 	}
 }
 
