@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -113,6 +114,7 @@ func (m *Meter) messageStart(data []byte) {
 	m.started = true
 	m.id = jsonscan.Clip(str(v.Message.ID), maxName)
 	m.model = jsonscan.Clip(str(v.Message.Model), maxName)
+	m.relayed.SetModel(m.model)
 	if jsonscan.IsNull(v.Message.Usage) {
 		m.setMalformed("message_start has no usage")
 		return
@@ -138,14 +140,37 @@ func (m *Meter) messageDelta(data []byte) {
 	}
 }
 
+// deltaForms are the text-bearing deltas as Anthropic writes them, type
+// first: the prefix before the string that is counted.
+var deltaForms = [...][]byte{
+	[]byte(`{"type":"text_delta","text":`),
+	[]byte(`{"type":"thinking_delta","thinking":`),
+	[]byte(`{"type":"input_json_delta","partial_json":`),
+}
+
 // relayDelta counts the output of a content_block_delta: the text of a
 // text_delta, the thinking of a thinking_delta, the partial_json of an
 // input_json_delta. Signature and citation deltas are not output.
 func (m *Meter) relayDelta(data []byte) {
-	delta := member(data, "delta")
-	if delta == nil {
+	// "delta" is the event's only member of that name: find it by its key
+	// rather than by walking the event.
+	i := jsonscan.Find(data, "delta")
+	if i < 0 {
 		return
 	}
+	for _, form := range deltaForms {
+		if s := i + len(form); bytes.HasPrefix(data[i:], form) && s < len(data) && data[s] == '"' {
+			if e := jsonscan.SkipString(data, s); e > 0 && e < len(data) && data[e] == '}' {
+				m.relayed.AddString(data[s:e])
+				return
+			}
+		}
+	}
+	end := jsonscan.SkipValue(data, i)
+	if end < 0 {
+		return
+	}
+	delta := data[i:end]
 	var typ, text, thinking, partial []byte
 	err := jsonscan.EachMember(delta, func(key []byte, start, end int) {
 		switch {
@@ -175,10 +200,15 @@ func (m *Meter) relayDelta(data []byte) {
 // relayBlockStart counts the text a content_block_start carries in a text
 // or thinking block (usually empty: the text follows in deltas).
 func (m *Meter) relayBlockStart(data []byte) {
-	block := member(data, "content_block")
-	if block == nil {
+	start := jsonscan.Find(data, "content_block")
+	if start < 0 {
 		return
 	}
+	end := jsonscan.SkipValue(data, start)
+	if end < 0 {
+		return
+	}
+	block := data[start:end]
 	var typ, text, thinking []byte
 	err := jsonscan.EachMember(block, func(key []byte, start, end int) {
 		switch {
@@ -199,21 +229,6 @@ func (m *Meter) relayBlockStart(data []byte) {
 	case `"thinking"`:
 		m.relayed.AddString(thinking)
 	}
-}
-
-// member returns the raw value of the object member name in the JSON object
-// data, or nil if data is not an object or has no such member (the last of
-// repeated ones wins, as in encoding/json).
-func member(data []byte, name string) []byte {
-	var v []byte
-	if jsonscan.EachMember(data, func(key []byte, start, end int) {
-		if jsonscan.KeyIs(key, name) {
-			v = data[start:end]
-		}
-	}) != nil {
-		return nil
-	}
-	return v
 }
 
 // Relayed returns the meter's count of the output relayed to the client so

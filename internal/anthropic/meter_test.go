@@ -382,7 +382,7 @@ func TestMeterFrames(t *testing.T) {
 
 // TestMeterRelayed checks what Relayed counts: text, thinking and tool
 // input, decoded, whatever the event line says or without one; not
-// signatures, citations, pings or broken frames.
+// signatures, citations, pings or broken deltas.
 func TestMeterRelayed(t *testing.T) {
 	blockDelta := func(d string) sse.Event {
 		return ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":`+d+`}`)
@@ -407,15 +407,15 @@ func TestMeterRelayed(t *testing.T) {
 	for _, f := range frames {
 		m.Frame(f)
 	}
-	if got := m.Relayed().Chars(); got != 13+3+15+2+13 {
-		t.Errorf("Relayed().Chars() = %d, want %d", got, 13+3+15+2+13)
+	if got := m.Relayed().Chars(); got != 13+3+15+2+13+6 {
+		t.Errorf("Relayed().Chars() = %d, want %d", got, 13+3+15+2+13+6)
 	}
 	if m.Malformed() != "" {
 		t.Errorf("content frames made the meter Malformed: %q", m.Malformed())
 	}
 	e := m.Relayed().Estimate(m.Model())
-	if e.Tokens != 12 || e.Basis != "output: 46 relayed characters, 4 characters per token" {
-		t.Errorf("Relayed().Estimate = %+v, want 12 tokens at 4 characters each", e)
+	if e.Tokens != 13 || e.Basis != "output: 52 relayed characters, 4 characters per token" {
+		t.Errorf("Relayed().Estimate = %+v, want 13 tokens at 4 characters each", e)
 	}
 	if got := anthropic.NewMeter().Relayed().Estimate("claude-x"); got.Tokens != 0 {
 		t.Errorf("a new meter's Relayed estimates %+v", got)
@@ -624,5 +624,20 @@ func BenchmarkBody(b *testing.B) {
 		if _, _, known := m.Usage(); !known {
 			b.Fatal("usage unknown")
 		}
+	}
+}
+
+// BenchmarkFrameTextDelta is the per-frame cost of the commonest frame, a
+// text delta, after message_start: what counting relayed output adds.
+func BenchmarkFrameTextDelta(b *testing.B) {
+	m := anthropic.NewMeter()
+	m.Frame(start(`{"input_tokens":25,"output_tokens":1}`))
+	frame := []byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\" and the next few words\"}}\n\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Frame(sse.Parse(frame))
+	}
+	if m.Relayed().Chars() == 0 {
+		b.Fatal("nothing counted")
 	}
 }

@@ -11,28 +11,43 @@ import (
 // the first SampleBytes of the text itself for a tokenizer. The zero Output
 // is empty and ready to use. It is not safe for concurrent use.
 type Output struct {
-	chars   int64  // every character relayed
-	sample  []byte // the first of them, decoded, at most SampleBytes
-	sampled int64  // characters in sample
+	chars    int64  // every character relayed
+	sample   []byte // the first of them, decoded, at most SampleBytes
+	sampled  int64  // characters in sample
+	noSample bool   // the model is counted by characters: keep no sample
+}
+
+// SetModel tells the Output which model is producing the text, as soon as
+// the response names it. For a model counted by characters (Claude and
+// unknown models) it keeps no sample from then on, so relaying costs no
+// memory. Estimate still takes the model to count for.
+func (o *Output) SetModel(model string) {
+	o.noSample = tokenizerFor(model) == nil
 }
 
 // AddString counts the value of the JSON string literal lit (quotes
 // included, as it appears in a frame) as relayed output. It allocates
-// only while the sample has room, and keeps no reference to lit.
+// only while the sample grows (doubling, to at most SampleBytes), and keeps
+// no reference to lit.
 func (o *Output) AddString(lit []byte) {
 	n, _ := jsonscan.StringLen(lit)
 	if n == 0 {
 		return
 	}
 	o.chars += int64(n)
-	if len(o.sample) < SampleBytes {
-		if o.sample == nil {
-			o.sample = make([]byte, 0, min(SampleBytes, max(1<<10, 2*len(lit))))
-		}
-		var got int
-		o.sample, got = jsonscan.AppendString(o.sample, lit, SampleBytes)
-		o.sampled += int64(got)
+	if o.noSample || len(o.sample) >= SampleBytes {
+		return
 	}
+	// A decoded string is never longer than its literal: make room for it
+	// here, so that AppendString does not grow the slice by append's rule.
+	if need := min(len(o.sample)+len(lit), SampleBytes); need > cap(o.sample) {
+		grown := make([]byte, len(o.sample), min(SampleBytes, max(need, 2*cap(o.sample), 256)))
+		copy(grown, o.sample)
+		o.sample = grown
+	}
+	var got int
+	o.sample, got = jsonscan.AppendString(o.sample, lit, SampleBytes)
+	o.sampled += int64(got)
 }
 
 // AddChars counts n characters of relayed output whose text was not seen,

@@ -87,7 +87,9 @@ func end(obj []byte, i int) error {
 // KeyIs reports whether the raw key (as passed by EachMember) names want,
 // decoding escapes such as "mod\u0065l" the way a JSON parser would.
 func KeyIs(key []byte, want string) bool {
-	if bytes.IndexByte(key, '\\') < 0 {
+	// An escape makes a key longer than what it decodes to, so a key no
+	// longer than want matches only as written.
+	if len(key) <= len(want) || bytes.IndexByte(key, '\\') < 0 {
 		return string(key) == want
 	}
 	var s string
@@ -112,7 +114,17 @@ func SkipSpace(b []byte, i int) int {
 // SkipString returns the index just after the string starting at b[i] (a
 // quote), or -1.
 func SkipString(b []byte, i int) int {
+	// Keys and short values are scanned byte by byte, which costs less
+	// than a call to IndexByte; a backslash skips the byte it escapes.
 	j := i + 1
+	for end := min(len(b), j+32); j < end; j++ {
+		switch b[j] {
+		case '"':
+			return j + 1
+		case '\\':
+			j++
+		}
+	}
 	for j < len(b) {
 		q := bytes.IndexByte(b[j:], '"')
 		if q < 0 {
@@ -305,6 +317,48 @@ func EachElement(arr []byte, fn func(start, end int)) error {
 	}
 }
 
+// Find returns the index in the JSON text b of the value of the first
+// member named name (written without escapes), at any depth, or -1. It
+// finds the key by its bytes (the name in quotes, then a colon) and checks
+// that its opening quote is not escaped, which in valid JSON makes it a key;
+// it does not check which object the key belongs to, so callers use it where
+// the name occurs once in a document's shape (the "delta" of a stream
+// event). The value is neither validated nor skipped: SkipValue finds its
+// end.
+func Find(b []byte, name string) int {
+	if name == "" {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], name[0])
+		if j < 0 {
+			return -1
+		}
+		k := i + j // the name's first byte
+		i = k + 1
+		end := k + len(name)
+		if k == 0 || b[k-1] != '"' || end >= len(b) || b[end] != '"' || string(b[k:end]) != name {
+			continue
+		}
+		n := 0 // backslashes before the opening quote
+		for p := k - 2; p >= 0 && b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 1 {
+			continue
+		}
+		c := SkipSpace(b, end+1)
+		if c >= len(b) || b[c] != ':' {
+			continue
+		}
+		if v := SkipSpace(b, c+1); v < len(b) {
+			return v
+		}
+		return -1
+	}
+	return -1
+}
+
 // ErrNotArray is returned by EachElement for input that is not a
 // well-formed JSON array at its top level.
 var ErrNotArray = errors.New("not a JSON array")
@@ -319,6 +373,9 @@ var ErrNotArray = errors.New("not a JSON array")
 func StringLen(s []byte) (n int, ok bool) {
 	if len(s) < 2 || s[0] != '"' {
 		return 0, false
+	}
+	if len(s) <= 64 {
+		return shortStringLen(s)
 	}
 	ok = true
 	i := 1
@@ -346,6 +403,29 @@ func StringLen(s []byte) (n int, ok bool) {
 			return n, false
 		}
 	}
+}
+
+// shortStringLen is StringLen for a short literal, a byte at a time: a
+// character starts at every byte that is not a UTF-8 continuation byte.
+func shortStringLen(s []byte) (n int, ok bool) {
+	ok = true
+	for i := 1; i < len(s); {
+		switch c := s[i]; {
+		case c == '"':
+			return n, ok && i == len(s)-1
+		case c == '\\':
+			adv, good := escapeLen(s, i)
+			ok = ok && good
+			n++
+			i += adv
+		default:
+			if c&0xC0 != 0x80 {
+				n++
+			}
+			i++
+		}
+	}
+	return n, false
 }
 
 // escapeLen returns the length in bytes of the escape at s[k] (a
@@ -408,6 +488,21 @@ func AppendString(dst, s []byte, limit int) ([]byte, int) {
 	body := s[1:]
 	n := 0
 	for i := 0; i < len(body); {
+		// Copy a run of plain ASCII at once.
+		j := i
+		for j < len(body) && body[j] >= 0x20 && body[j] < utf8.RuneSelf && body[j] != '"' && body[j] != '\\' {
+			j++
+		}
+		if j > i {
+			room := limit - len(dst)
+			if j-i > room {
+				return append(dst, body[i:i+max(room, 0)]...), n + max(room, 0)
+			}
+			dst = append(dst, body[i:j]...)
+			n += j - i
+			i = j
+			continue
+		}
 		c := body[i]
 		if c == '"' {
 			break // the closing quote

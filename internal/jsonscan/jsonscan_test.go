@@ -1,8 +1,10 @@
 package jsonscan_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -60,7 +62,8 @@ func TestParseCount(t *testing.T) {
 }
 
 func TestKeyIs(t *testing.T) {
-	if !jsonscan.KeyIs([]byte(`mod\u0065l`), "model") || jsonscan.KeyIs([]byte("Model"), "model") {
+	if !jsonscan.KeyIs([]byte(`mod\u0065l`), "model") || jsonscan.KeyIs([]byte("Model"), "model") ||
+		!jsonscan.KeyIs([]byte(`\/`), "/") || jsonscan.KeyIs([]byte("mode"), "model") || jsonscan.KeyIs([]byte(`mode\n`), "model") {
 		t.Error("KeyIs must decode escapes and match case exactly")
 	}
 }
@@ -213,8 +216,92 @@ func BenchmarkStringLen(b *testing.B) {
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if n, ok := jsonscan.StringLen(s); !ok || n != 84 {
+		if n, ok := jsonscan.StringLen(s); !ok || n != 80 {
 			b.Fatal(n, ok)
 		}
 	}
+}
+
+func TestFind(t *testing.T) {
+	for _, tt := range []struct {
+		in, name, want string
+	}{
+		{`{"type":"x","delta":{"text":"hi"}}`, "delta", `{"text":"hi"}`},
+		{`{"type":"text_delta","delta" : "a"}`, "delta", `"a"`},                              // "text_delta" is a value, not the key
+		{`{"a":"say \"delta\": no","delta":1}`, "delta", `1`},                                // inside a string
+		{`{"a\"delta":2,"delta":3}`, "delta", `3`},                                           // the tail of a key with an escaped quote
+		{`{"a\\":"x","delta":4}`, "delta", `4`},                                              // an escaped backslash before a quote
+		{`{"choices":[{"delta":{"content":"a"}},{"delta":{}}]}`, "delta", `{"content":"a"}`}, // the first
+		{`{"deltas":1}`, "delta", ``},
+		{`{"delta":}`, "delta", ``},
+		{`{"delta"`, "delta", ``},
+		{``, "delta", ``},
+	} {
+		got := ""
+		if start := jsonscan.Find([]byte(tt.in), tt.name); start >= 0 {
+			if end := jsonscan.SkipValue([]byte(tt.in), start); end >= 0 {
+				got = tt.in[start:end]
+			}
+		}
+		if got != tt.want {
+			t.Errorf("Find(%s, %q) = %q, want %q", tt.in, tt.name, got, tt.want)
+		}
+	}
+}
+
+// FuzzFind checks Find against encoding/json on valid documents: a value it
+// finds is the value of a member of that name somewhere in the document, and
+// in a document without escapes a member of that name is always found.
+func FuzzFind(f *testing.F) {
+	for _, s := range []string{`{"delta":{"text":"a"}}`, `{"a":"\"delta\":1","delta":2}`, `[{"x":{"delta":[1]}}]`, `{"a\"delta":1}`, `"delta"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		start := jsonscan.Find(b, "delta")
+		if start >= len(b) {
+			t.Fatalf("Find(%q) = %d", b, start)
+		}
+		end := -1
+		if start >= 0 {
+			end = jsonscan.SkipValue(b, start)
+		}
+		var doc any
+		if json.Unmarshal(b, &doc) != nil {
+			return
+		}
+		var values []any
+		var walk func(v any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case map[string]any:
+				for k, x := range v {
+					if k == "delta" {
+						values = append(values, x)
+					}
+					walk(x)
+				}
+			case []any:
+				for _, x := range v {
+					walk(x)
+				}
+			}
+		}
+		walk(doc)
+		if end < 0 {
+			if len(values) > 0 && !bytes.Contains(b, []byte(`\`)) {
+				t.Fatalf("Find(%q) found nothing; the document has a member delta", b)
+			}
+			return
+		}
+		var got any
+		if err := json.Unmarshal(b[start:end], &got); err != nil {
+			t.Fatalf("Find(%q) = %q, not a JSON value: %v", b, b[start:end], err)
+		}
+		for _, v := range values {
+			if reflect.DeepEqual(v, got) {
+				return
+			}
+		}
+		t.Fatalf("Find(%q) = %q, not the value of a member named delta (%v)", b, b[start:end], values)
+	})
 }

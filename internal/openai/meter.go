@@ -156,6 +156,7 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 	}
 	if m.model == "" {
 		m.model = jsonscan.Clip(str(c.Model), maxName)
+		m.relayed.SetModel(m.model)
 	}
 	if c.Choices {
 		m.relayChat(data)
@@ -173,57 +174,80 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 // relayChat counts the output a chat chunk relays: in each choice's delta,
 // content, refusal, reasoning (reasoning_content or reasoning, as
 // compatible servers name it; the longer if a server sends both) and the
-// arguments of tool and function calls. Invalid chunks count nothing.
+// arguments of tool and function calls. A delta that is not a well-formed
+// object counts nothing.
 func (m *Meter) relayChat(data []byte) {
-	choices := member(data, "choices")
-	if len(choices) == 0 || choices[0] != '[' {
-		return
-	}
-	jsonscan.EachElement(choices, func(start, end int) {
-		choice := choices[start:end]
-		delta := member(choice, "delta")
-		if delta == nil {
+	// "delta" is a member of each choice and nowhere else in a chunk, so
+	// the deltas are found by their key rather than by walking the chunk.
+	for off := 0; off < len(data); {
+		i := jsonscan.Find(data[off:], "delta")
+		if i < 0 {
 			return
 		}
-		var content, refusal, reasoning, reasoningContent, toolCalls, functionCall []byte
-		if jsonscan.EachMember(delta, func(key []byte, start, end int) {
-			v := delta[start:end]
-			switch {
-			case jsonscan.KeyIs(key, "content"):
-				content = v
-			case jsonscan.KeyIs(key, "refusal"):
-				refusal = v
-			case jsonscan.KeyIs(key, "reasoning_content"):
-				reasoningContent = v
-			case jsonscan.KeyIs(key, "reasoning"):
-				reasoning = v
-			case jsonscan.KeyIs(key, "tool_calls"):
-				toolCalls = v
-			case jsonscan.KeyIs(key, "function_call"):
-				functionCall = v
+		i += off
+		// Fast path: a delta of content alone, as OpenAI writes most.
+		if s := i + len(contentDelta); bytes.HasPrefix(data[i:], contentDelta) && s < len(data) && data[s] == '"' {
+			if e := jsonscan.SkipString(data, s); e > 0 && e < len(data) && data[e] == '}' {
+				m.relayed.AddString(data[s:e])
+				off = e + 1
+				continue
 			}
-		}) != nil {
+		}
+		end := jsonscan.SkipValue(data, i)
+		if end < 0 {
 			return
 		}
-		m.relayString(content)
-		m.relayString(refusal)
-		if len(reasoning) > len(reasoningContent) {
-			m.relayString(reasoning)
-		} else {
-			m.relayString(reasoningContent)
-		}
-		if len(toolCalls) > 0 && toolCalls[0] == '[' {
-			jsonscan.EachElement(toolCalls, func(start, end int) {
-				m.relayString(member(member(toolCalls[start:end], "function"), "arguments"))
-			})
-		}
-		m.relayString(member(functionCall, "arguments"))
-	})
+		m.relayChatDelta(data[i:end])
+		off = end
+	}
 }
 
-// relayResponsesDelta counts the "delta" string of a Responses delta event.
+var contentDelta = []byte(`{"content":`)
+
+func (m *Meter) relayChatDelta(delta []byte) {
+	var content, refusal, reasoning, reasoningContent, toolCalls, functionCall []byte
+	if jsonscan.EachMember(delta, func(key []byte, start, end int) {
+		v := delta[start:end]
+		switch {
+		case jsonscan.KeyIs(key, "content"):
+			content = v
+		case jsonscan.KeyIs(key, "refusal"):
+			refusal = v
+		case jsonscan.KeyIs(key, "reasoning_content"):
+			reasoningContent = v
+		case jsonscan.KeyIs(key, "reasoning"):
+			reasoning = v
+		case jsonscan.KeyIs(key, "tool_calls"):
+			toolCalls = v
+		case jsonscan.KeyIs(key, "function_call"):
+			functionCall = v
+		}
+	}) != nil {
+		return
+	}
+	m.relayString(content)
+	m.relayString(refusal)
+	if len(reasoning) > len(reasoningContent) {
+		m.relayString(reasoning)
+	} else {
+		m.relayString(reasoningContent)
+	}
+	if len(toolCalls) > 0 && toolCalls[0] == '[' {
+		jsonscan.EachElement(toolCalls, func(start, end int) {
+			m.relayString(member(member(toolCalls[start:end], "function"), "arguments"))
+		})
+	}
+	m.relayString(member(functionCall, "arguments"))
+}
+
+// relayResponsesDelta counts the "delta" string of a Responses delta event
+// (its only member of that name).
 func (m *Meter) relayResponsesDelta(data []byte) {
-	m.relayString(member(data, "delta"))
+	if i := jsonscan.Find(data, "delta"); i >= 0 && data[i] == '"' {
+		if e := jsonscan.SkipString(data, i); e > 0 {
+			m.relayed.AddString(data[i:e])
+		}
+	}
 }
 
 // relayString counts v as relayed output if it is a JSON string.
@@ -284,6 +308,7 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 			var v responsesEvent
 			if json.Unmarshal(ev.Data, &v) == nil {
 				m.model = jsonscan.Clip(str(v.Response.Model), maxName)
+				m.relayed.SetModel(m.model)
 			}
 		}
 	case "response.completed", "response.incomplete", "response.failed":

@@ -437,7 +437,7 @@ func TestMeterResponses(t *testing.T) {
 
 // TestMeterRelayedChat checks what Relayed counts in chat chunks: content,
 // refusal, reasoning and tool arguments of every choice, decoded; not roles,
-// names, logprobs, usage chunks or broken chunks.
+// names, logprobs, usage chunks or broken deltas.
 func TestMeterRelayedChat(t *testing.T) {
 	frames := []sse.Event{
 		chunk(`[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"finish_reason":null}]`, `null`),
@@ -449,7 +449,8 @@ func TestMeterRelayedChat(t *testing.T) {
 		chunk(`[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]`, `null`),
 		chunk(`[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}},{"index":1,"function":{"arguments":"{}"}}]}}]`, `null`), // 8+2
 		chunk(`[{"index":0,"delta":{"function_call":{"arguments":"{}"}}}]`, `null`),                                                                         // 2
-		data(`{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"broken"}}]`),                                                             // not JSON
+		data(`{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"cut at"}}]`),                                                             // 6: the chunk is cut, its delta is whole
+		data(`{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"broken"`),                                                                // the delta is cut
 		chunk(`[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]`, `{"prompt_tokens":5,"completion_tokens":9}`),                                  // 1, with usage
 		chunk(`[]`, `{"prompt_tokens":5,"completion_tokens":9}`),
 		done,
@@ -458,7 +459,7 @@ func TestMeterRelayedChat(t *testing.T) {
 	for _, f := range frames {
 		m.Frame(f)
 	}
-	want := int64(15 + 5 + 3 + 3 + 5 + 8 + 2 + 2 + 1)
+	want := int64(15 + 5 + 3 + 3 + 5 + 8 + 2 + 2 + 6 + 1)
 	if got := m.Relayed().Chars(); got != want {
 		t.Errorf("Relayed().Chars() = %d, want %d", got, want)
 	}
@@ -762,5 +763,40 @@ func BenchmarkResponsesLongStream(b *testing.B) {
 		if _, _, known := m.Usage(); !known || !m.Complete() {
 			b.Fatal("usage unknown")
 		}
+	}
+}
+
+// BenchmarkFrameChatDelta and BenchmarkFrameResponsesDelta are the
+// per-frame cost of the commonest frame of each API, a text delta, once
+// the model is known: what counting relayed output adds.
+func BenchmarkFrameChatDelta(b *testing.B) {
+	in, err := os.ReadFile("testdata/chat_stream_include_usage.sse")
+	if err != nil {
+		b.Fatal(err)
+	}
+	first := sse.FrameEnd(in)
+	second := first + sse.FrameEnd(in[first:])
+	m := openai.NewMeter(openai.Chat, true)
+	m.Frame(sse.Parse(in[:first]))
+	frame := in[first:second]
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Frame(sse.Parse(frame))
+	}
+	if m.Relayed().Chars() == 0 {
+		b.Fatal("nothing counted")
+	}
+}
+
+func BenchmarkFrameResponsesDelta(b *testing.B) {
+	m := openai.NewMeter(openai.Responses, false)
+	m.Frame(sse.Event{Name: "response.created", Data: []byte(`{"type":"response.created","response":{"model":"gpt-5"}}`)})
+	frame := []byte("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":9,\"item_id\":\"msg_68af1c2f9e8d7c6b\",\"output_index\":1,\"content_index\":0,\"delta\":\" and the next\",\"logprobs\":[],\"obfuscation\":\"x9\"}\n\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Frame(sse.Parse(frame))
+	}
+	if m.Relayed().Chars() == 0 {
+		b.Fatal("nothing counted")
 	}
 }
