@@ -241,6 +241,15 @@ func (m *Meter) relayBlockStart(data []byte) {
 // it is empty for plain responses (Body).
 func (m *Meter) Relayed() *estimate.Output { return &m.relayed }
 
+// RelayedOutput returns the output tokens the relayed text amounts to for
+// model, and the basis of that estimate: Relayed().Estimate(model). It
+// tokenizes up to estimate.SampleBytes of text, so call it once, when the
+// call ends without its final usage.
+func (m *Meter) RelayedOutput(model string) (tokens int64, basis string) {
+	e := m.relayed.Estimate(model)
+	return e.Tokens, e.Basis
+}
+
 // Body meters the complete body of a response that was not streamed. Call it
 // once, whatever the status; the body may be truncated or not JSON at all.
 // A message body sets the usage (from its top-level usage) and Complete; an

@@ -641,3 +641,12 @@ func BenchmarkFrameTextDelta(b *testing.B) {
 		b.Fatal("nothing counted")
 	}
 }
+
+func TestRelayedOutput(t *testing.T) {
+	m := anthropic.NewMeter()
+	m.Frame(start(`{"input_tokens":25,"output_tokens":1}`))
+	m.Frame(ev("content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello there"}}`))
+	if n, basis := m.RelayedOutput("claude-sonnet-4-5"); n != 3 || basis != "output: 11 relayed characters, 4 characters per token" {
+		t.Errorf("RelayedOutput = %d, %q; want 3 tokens at 4 characters each", n, basis)
+	}
+}

@@ -288,6 +288,15 @@ func member(data []byte, name string) []byte {
 // is empty for plain responses (Body).
 func (m *Meter) Relayed() *estimate.Output { return &m.relayed }
 
+// RelayedOutput returns the output tokens the relayed text amounts to for
+// model, and the basis of that estimate: Relayed().Estimate(model). It
+// tokenizes up to estimate.SampleBytes of text, so call it once, when the
+// call ends without its final usage.
+func (m *Meter) RelayedOutput(model string) (tokens int64, basis string) {
+	e := m.relayed.Estimate(model)
+	return e.Tokens, e.Basis
+}
+
 // responsesEvent is the part of a Responses stream event the meter reads.
 type responsesEvent struct {
 	Response struct {

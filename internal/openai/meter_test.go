@@ -800,3 +800,11 @@ func BenchmarkFrameResponsesDelta(b *testing.B) {
 		b.Fatal("nothing counted")
 	}
 }
+
+func TestRelayedOutput(t *testing.T) {
+	m := openai.NewMeter(openai.Chat, false)
+	m.Frame(chunk(`[{"index":0,"delta":{"content":"Hello, world!"}}]`, `null`))
+	if n, basis := m.RelayedOutput("gpt-4o"); n != 4 || basis != "output: 13 relayed characters, o200k_base tokenizer" {
+		t.Errorf("RelayedOutput = %d, %q; want 4 tokens by o200k_base", n, basis)
+	}
+}
