@@ -552,6 +552,12 @@ func FuzzMeter(f *testing.F) {
 
 func checkMeter(t *testing.T, m *anthropic.Meter) {
 	t.Helper()
+	for _, model := range []string{"gpt-4o", "claude-sonnet-4-5"} {
+		e := m.Relayed().Estimate(model)
+		if m.Relayed().Chars() < 0 || e.Tokens < 0 || e.Tokens > 4*m.Relayed().Chars() || len(e.Basis) > 120 {
+			t.Fatalf("Relayed() has %d characters, estimated %+v for %s", m.Relayed().Chars(), e, model)
+		}
+	}
 	u, raw, known := m.Usage()
 	for name, n := range map[string]int64{
 		"InputTokens": u.InputTokens, "OutputTokens": u.OutputTokens, "CacheWrite5mTokens": u.CacheWrite5mTokens,
