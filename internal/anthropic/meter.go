@@ -140,6 +140,13 @@ func (m *Meter) messageDelta(data []byte) {
 	}
 }
 
+// deltaEventHead and deltaKey frame the index of a content_block_delta as
+// Anthropic writes it: {"type":"content_block_delta","index":0,"delta":...
+var (
+	deltaEventHead = []byte(`{"type":"content_block_delta","index":`)
+	deltaKey       = []byte(`,"delta":`)
+)
+
 // deltaForms are the text-bearing deltas as Anthropic writes them, type
 // first: the prefix before the string that is counted.
 var deltaForms = [...][]byte{
@@ -153,10 +160,21 @@ var deltaForms = [...][]byte{
 // input_json_delta. Signature and citation deltas are not output.
 func (m *Meter) relayDelta(data []byte) {
 	// "delta" is the event's only member of that name: find it by its key
-	// rather than by walking the event.
-	i := jsonscan.Find(data, "delta")
+	// rather than by walking the event, or where Anthropic puts it.
+	i := -1
+	if rest, ok := bytes.CutPrefix(data, deltaEventHead); ok {
+		d := 0
+		for d < len(rest) && d < 10 && rest[d] >= '0' && rest[d] <= '9' {
+			d++
+		}
+		if bytes.HasPrefix(rest[d:], deltaKey) {
+			i = len(data) - len(rest) + d + len(deltaKey)
+		}
+	}
 	if i < 0 {
-		return
+		if i = jsonscan.Find(data, "delta"); i < 0 {
+			return
+		}
 	}
 	for _, form := range deltaForms {
 		if s := i + len(form); bytes.HasPrefix(data[i:], form) && s < len(data) && data[s] == '"' {

@@ -1,12 +1,14 @@
 package estimate_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tiktoken-go/tokenizer/codec"
 
@@ -290,4 +292,27 @@ func BenchmarkPathological(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzAddString checks that an Output counts the same characters whether
+// it samples the text (decoding it) or not (counting it), for every string
+// literal encoding/json accepts, and never panics on others.
+func FuzzAddString(f *testing.F) {
+	for _, s := range []string{`""`, `"a\nb"`, `"caf\u00e9 \ud83d\ude00"`, `"\ud83d"`, "\"\xff\xfe\"", `"\\\""`, `"a\qb"`, `"ab`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, lit []byte) {
+		var sampled, counted estimate.Output
+		counted.SetModel("claude-sonnet-4-5")
+		sampled.AddString(lit)
+		counted.AddString(lit)
+		sampled.Estimate("gpt-4o")
+		var v string
+		if json.Unmarshal(lit, &v) != nil || lit[0] != '"' || lit[len(lit)-1] != '"' {
+			return
+		}
+		if sampled.Chars() != counted.Chars() || sampled.Chars() != int64(utf8.RuneCountInString(v)) {
+			t.Fatalf("AddString(%q): %d characters sampled, %d counted, encoding/json decodes %d", lit, sampled.Chars(), counted.Chars(), utf8.RuneCountInString(v))
+		}
+	})
 }

@@ -30,6 +30,18 @@ func (o *Output) SetModel(model string) {
 // only while the sample grows (doubling, to at most SampleBytes), and keeps
 // no reference to lit.
 func (o *Output) AddString(lit []byte) {
+	if !o.noSample && len(o.sample)+len(lit) <= SampleBytes {
+		// The whole string fits the sample (a decoded string is never
+		// longer than its literal): decoding it counts its characters.
+		if need := len(o.sample) + len(lit); need > cap(o.sample) {
+			o.grow(need)
+		}
+		var n int
+		o.sample, n = jsonscan.AppendString(o.sample, lit, SampleBytes)
+		o.chars += int64(n)
+		o.sampled += int64(n)
+		return
+	}
 	n, _ := jsonscan.StringLen(lit)
 	if n == 0 {
 		return
@@ -38,16 +50,21 @@ func (o *Output) AddString(lit []byte) {
 	if o.noSample || len(o.sample) >= SampleBytes {
 		return
 	}
-	// A decoded string is never longer than its literal: make room for it
-	// here, so that AppendString does not grow the slice by append's rule.
-	if need := min(len(o.sample)+len(lit), SampleBytes); need > cap(o.sample) {
-		grown := make([]byte, len(o.sample), min(SampleBytes, max(need, 2*cap(o.sample), 256)))
-		copy(grown, o.sample)
-		o.sample = grown
+	// The sample's last room: take the string's head.
+	if cap(o.sample) < SampleBytes {
+		o.grow(SampleBytes)
 	}
 	var got int
 	o.sample, got = jsonscan.AppendString(o.sample, lit, SampleBytes)
 	o.sampled += int64(got)
+}
+
+// grow makes room in the sample for need bytes, at least doubling it (up
+// to SampleBytes), so that AppendString never grows it by append's rule.
+func (o *Output) grow(need int) {
+	grown := make([]byte, len(o.sample), min(SampleBytes, max(need, 2*cap(o.sample), 256)))
+	copy(grown, o.sample)
+	o.sample = grown
 }
 
 // AddChars counts n characters of relayed output whose text was not seen,

@@ -330,6 +330,8 @@ func Find(b []byte, name string) int {
 		return -1
 	}
 	for i := 0; i < len(b); {
+		// Look for the name's first byte: cheaper than bytes.Index where
+		// quotes are frequent, as they are in JSON.
 		j := bytes.IndexByte(b[i:], name[0])
 		if j < 0 {
 			return -1
@@ -374,8 +376,8 @@ func StringLen(s []byte) (n int, ok bool) {
 	if len(s) < 2 || s[0] != '"' {
 		return 0, false
 	}
-	if len(s) <= 64 {
-		return shortStringLen(s)
+	if last := len(s) - 1; s[last] == '"' && bytes.IndexByte(s[1:last], '"') < 0 && bytes.IndexByte(s[1:last], '\\') < 0 {
+		return utf8.RuneCount(s[1:last]), true // no escapes: the common case
 	}
 	ok = true
 	i := 1
@@ -403,29 +405,6 @@ func StringLen(s []byte) (n int, ok bool) {
 			return n, false
 		}
 	}
-}
-
-// shortStringLen is StringLen for a short literal, a byte at a time: a
-// character starts at every byte that is not a UTF-8 continuation byte.
-func shortStringLen(s []byte) (n int, ok bool) {
-	ok = true
-	for i := 1; i < len(s); {
-		switch c := s[i]; {
-		case c == '"':
-			return n, ok && i == len(s)-1
-		case c == '\\':
-			adv, good := escapeLen(s, i)
-			ok = ok && good
-			n++
-			i += adv
-		default:
-			if c&0xC0 != 0x80 {
-				n++
-			}
-			i++
-		}
-	}
-	return n, false
 }
 
 // escapeLen returns the length in bytes of the escape at s[k] (a
