@@ -300,7 +300,7 @@ func retryAfter(ctx context.Context, s Store, c compiled, st tokenmeter.LimitSta
 		if !tokenmeter.ScopeApplies(st.Limit.Scope, b.Principal, b.Project, b.Model) {
 			continue
 		}
-		freed += st.Limit.Metric.Of(b.Usage, b.Requests, b.Cost)
+		freed += b.Charge(st.Limit.Metric)
 		if freed >= excess {
 			at := b.Start.Add(tokenmeter.RollupBucket + c.spec.Length)
 			return max(at.Sub(now), time.Second), nil
@@ -355,7 +355,7 @@ func UsedIn(ctx context.Context, s UsageSource, l tokenmeter.Limit, since, until
 	var used int64
 	for _, b := range buckets {
 		if tokenmeter.ScopeApplies(l.Scope, b.Principal, b.Project, b.Model) {
-			used += l.Metric.Of(b.Usage, b.Requests, b.Cost)
+			used += b.Charge(l.Metric)
 		}
 	}
 	return used, nil
