@@ -103,22 +103,22 @@ type DB struct {
 	headHash    string
 	headDirty   bool // headSeq is newer than the recorded head
 
-	w         *sql.DB // the one writer connection
-	r         *sql.DB // readers
-	insert    *sql.Stmt
-	recorded  *sql.Stmt
+	w        *sql.DB // the one writer connection
+	r        *sql.DB // readers
+	insert   *sql.Stmt
+	recorded *sql.Stmt
 	// recordedResp finds a proxied call by response id.
 	recordedResp *sql.Stmt
 	// completedOf reads a call's completed event and whether it was
 	// retracted.
 	completedOf *sql.Stmt
-	held      *sql.Stmt
-	rollup    *sql.Stmt
-	rollupDay *sql.Stmt
-	saveFile  *sql.Stmt
-	rs        reserver // hard limits' reservations and window usage
-	head      *sql.Stmt
-	setHead   *sql.Stmt
+	held        *sql.Stmt
+	rollup      *sql.Stmt
+	rollupDay   *sql.Stmt
+	saveFile    *sql.Stmt
+	rs          reserver // hard limits' reservations and window usage
+	head        *sql.Stmt
+	setHead     *sql.Stmt
 }
 
 var _ tokenmeter.Store = (*DB)(nil)
@@ -395,8 +395,8 @@ type scanner interface{ Scan(dest ...any) error }
 func scanEvent(s scanner, ev *tokenmeter.Event) error {
 	var (
 		timeUS, latUS, ttfbUS, cost, holdCost int64
-		kind, source, outcome, raw  string
-		u                           = &ev.Usage
+		kind, source, outcome, raw            string
+		u                                     = &ev.Usage
 	)
 	err := s.Scan(&ev.Seq, &ev.Key, &ev.RequestKey, &kind, &timeUS, &source, &ev.Instance,
 		&ev.Provider, &ev.Endpoint, &ev.Model, &ev.Stream,

@@ -139,7 +139,7 @@ func runEstimates(t *testing.T, open func(t *testing.T) tokenmeter.Store) {
 		}
 		batch := []tokenmeter.Event{
 			imp("msg_gw1", "msg_gw1", "", tokenmeter.Usage{InputTokens: 100, OutputTokens: 150}, 77), // by response id
-			imp("msg_x2", "", "req_gw2", tokenmeter.Usage{InputTokens: 60, OutputTokens: 9}, 11),    // by upstream id
+			imp("msg_x2", "", "req_gw2", tokenmeter.Usage{InputTokens: 60, OutputTokens: 9}, 11),     // by upstream id
 			imp("msg_gw3", "msg_gw3", "", tokenmeter.Usage{InputTokens: 7, OutputTokens: 7}, 42),     // known: skipped
 		}
 		res, err := s.Import(ctx, batch, nil)
