@@ -150,6 +150,8 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.proxy.Instance = newInstanceID()
 	s.proxy.Price = price
 	s.proxy.Limits = limits.New(s.store)
+	s.proxy.CanonicalModel = prices.Canonical
+	s.proxy.Limits.CanonicalModel = prices.Canonical
 	if s.Transport != nil {
 		s.proxy.Transport = s.Transport
 	}

@@ -103,6 +103,11 @@ type Proxy struct {
 	Instance string
 	// Price sets Cost and CostKnown of a completed event; nil leaves cost unknown.
 	Price func(*tokenmeter.Event)
+	// CanonicalModel maps a model name to its canonical one (the price
+	// table's), so that a response naming a snapshot of the requested
+	// alias is the same model; nil compares names through
+	// tokenmeter.ModelBase only.
+	CanonicalModel func(string) string
 	// Now returns the current time.
 	Now func() time.Time
 	// Transport carries requests upstream.
