@@ -168,8 +168,16 @@ func openAIKind(path string) string {
 }
 
 // event returns an event of kind for this call with what is known now.
+// Started and progress events carry the worst case reserved under hard
+// limits as their Hold (they add nothing to any sum), so recovery after a
+// crash keeps charging it.
 func (c *call) event(kind tokenmeter.Kind) tokenmeter.Event {
+	var hold tokenmeter.Hold
+	if kind != tokenmeter.KindCompleted && c.limit.Reserved {
+		hold = tokenmeter.HoldFor(c.reserved, c.reservedCost, tokenmeter.Usage{}, 0)
+	}
 	return tokenmeter.Event{
+		Hold:              hold,
 		Key:               tokenmeter.EventKey(c.id, kind),
 		RequestKey:        c.id,
 		Kind:              kind,
@@ -356,7 +364,9 @@ func (c *call) recordMetered(ev *tokenmeter.Event, addReason func(string)) {
 		addReason(why)
 		c.estimate(ev)
 	}
-	if (ev.UsageKnown || ev.Estimate != "") && c.p.Price != nil {
+	if (ev.UsageKnown || !ev.Usage.IsZero()) && c.p.Price != nil {
+		// Known usage, an estimate, or the floor of what is known to have
+		// been used.
 		c.p.Price(ev)
 	}
 }
