@@ -70,6 +70,13 @@ type call struct {
 	// plainBody is the request body as the meter reads it (decoded), kept
 	// for the input estimate of a call cut before the provider's usage.
 	plainBody []byte
+	// poll is the id of the OpenAI response a GET /v1/responses/{id}
+	// reads: once it shows the response's final usage, that settles the
+	// (background) call that created it.
+	poll string
+	// background says the request created an OpenAI background response:
+	// its create call shows no usage; the work is billed when it ends.
+	background bool
 
 	started    *ledger.Pending
 	progressed bool
@@ -123,6 +130,9 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 	case OpenAI:
 		api, kind := openai.APIForPath(path), openAIKind(path)
 		strip := false
+		if id, ok := polledResponse(r.Method, path); ok {
+			c.poll, api = id, openai.Responses
+		}
 		if post && (api != openai.Other || kind != "") {
 			c.metered = true
 			parseAs := api
@@ -152,6 +162,16 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 		}
 		c.meter = openai.NewMeter(api, strip)
 	}
+}
+
+// polledResponse returns the response id that a GET of
+// /v1/responses/{id} reads.
+func polledResponse(method, path string) (string, bool) {
+	id, ok := strings.CutPrefix(path, "/v1/responses/")
+	if method != http.MethodGet || !ok || id == "" || strings.Contains(id, "/") || len(id) > 200 {
+		return "", false
+	}
+	return id, true
 }
 
 // openAIKind names the OpenAI endpoints outside Chat Completions and
@@ -325,6 +345,9 @@ func (c *call) recordUsage(ev *tokenmeter.Event) {
 		// Free endpoints (models, count_tokens, polling a response): a
 		// request, no usage, once the upstream answered.
 		ev.UsageKnown, ev.CostKnown = c.status != 0, c.status != 0
+		if c.poll != "" {
+			c.settlePoll(ev)
+		}
 	case !c.metered && c.status >= 400:
 		ev.UsageKnown, ev.CostKnown = true, true // an error bills nothing
 	case !c.metered:
@@ -349,6 +372,12 @@ func (c *call) recordMetered(ev *tokenmeter.Event, addReason func(string)) {
 	}
 	if why == "" && ev.UsageKnown && !c.meter.Complete() {
 		why = "the response ended before its final usage"
+	}
+	if c.background && !ev.UsageKnown && c.status < 400 {
+		// The create call of a background response: the work is billed
+		// when it ends, which a later poll through the gateway settles.
+		addReason("background response; its usage is recorded when it is read back (GET /v1/responses/" + responseID(c.meter) + ")")
+		return
 	}
 	if why == "" && (c.status >= 400 || (!ev.UsageKnown && ev.Usage.IsZero() && c.meter.ErrorReason() != "" && !c.meterStarted())) {
 		// An error response, or a stream that errs before the message
@@ -400,6 +429,35 @@ func (c *call) estimate(ev *tokenmeter.Event) {
 	}
 	ev.Usage = u
 	ev.Estimate = strings.Join(basis, "; ")
+}
+
+// settlePoll hands the final usage a poll of an OpenAI response shows to
+// the ledger (Proxy.Settle), as the response's own record: it settles the
+// background call that created the response if the gateway recorded it
+// without usage, and is skipped if the call's usage is known already; a
+// response created elsewhere is recorded once, keyed by its id, however
+// often it is polled. poll is the poll's own completed event.
+func (c *call) settlePoll(poll *tokenmeter.Event) {
+	if c.p.Settle == nil || c.status != http.StatusOK {
+		return
+	}
+	u, raw, known := c.meter.Usage()
+	if !known || !c.meter.Complete() || c.meter.Malformed() != "" {
+		return // still queued or running, or unreadable
+	}
+	ev := *poll
+	ev.RequestKey = "resp:" + c.poll
+	ev.Key = tokenmeter.EventKey(ev.RequestKey, tokenmeter.KindCompleted)
+	ev.Endpoint, ev.ResponseID, ev.UpstreamRequestID = "/v1/responses", c.poll, ""
+	ev.Usage, ev.RawUsage, ev.UsageKnown, ev.Latency, ev.TTFB = u, raw, true, 0, 0
+	ev.Reason = "usage read back from a poll of the response"
+	ev.Cost, ev.CostKnown = 0, false
+	if c.p.Price != nil {
+		c.p.Price(&ev)
+	}
+	if err := c.p.Settle(context.Background(), ev); err != nil {
+		c.p.log.Warn("the usage of a polled response was not recorded", "request", c.id, "response", c.poll, "err", err)
+	}
 }
 
 // relayer is a meter that can estimate the output tokens a response has

@@ -139,6 +139,12 @@ type Proxy struct {
 	// maximum; zero means limits.DefaultMaxOutput.
 	DefaultMaxOutput int64
 
+	// Settle records a call's usage read after the call itself (a polled
+	// background response) the way an importer does (Store.Import): it
+	// settles the gateway's record of the call if that has no known usage
+	// and is skipped if it has. nil leaves such usage unrecorded.
+	Settle func(ctx context.Context, ev tokenmeter.Event) error
+
 	// Metrics observes calls as they pass (Prometheus); nil observes none.
 	Metrics Observer
 
