@@ -7,11 +7,12 @@ package anthropic
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"net/http"
 	"strconv"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
+	"github.com/tokenmeter/tokenmeter/internal/reqbody"
 )
 
 // Request is what the gateway needs to know about a Messages request.
@@ -24,22 +25,29 @@ type Request struct {
 // ParseRequest reads model, stream and max_tokens from a Messages request
 // body. Unknown fields are ignored and missing or null fields are zero. Keys
 // match exactly, as on the API ({"Model": ...} is not the model), and the last
-// of duplicate keys wins.
+// of duplicate keys wins. The body must be plain UTF-8 JSON: run a body with
+// a Content-Encoding, a byte order mark or UTF-16 through reqbody.Decode
+// first.
 //
 // Every error is a *tokenmeter.Error with code EINVALID whose message names
-// the problem and quotes at most a short jsonscan.Excerpt of the body: the body is not
-// a JSON object, or a field has the wrong type (e.g. a non-integer or negative
-// max_tokens).
+// the problem by field and byte offset and quotes nothing of the body: the
+// body is not a JSON object, or a field has the wrong type (e.g. a
+// non-integer or negative max_tokens). A model name longer than
+// reqbody.MaxModelBytes is reqbody.ErrModelTooLong itself (errors.Is), which
+// the gateway answers with 400.
 func ParseRequest(body []byte) (Request, error) {
 	var r Request
 	var ferr error
+	tooLong := false
 	err := jsonscan.EachMember(body, func(key []byte, start, end int) {
 		v := body[start:end]
 		switch {
 		case jsonscan.KeyIs(key, "model"):
-			r.Model = ""
-			if !jsonscan.IsNull(v) && json.Unmarshal(v, &r.Model) != nil {
-				ferr = fmt.Errorf("model is not a string: %s", jsonscan.Clip(string(v), 24))
+			var err error
+			if r.Model, err = reqbody.ModelName(v); err == reqbody.ErrModelTooLong {
+				tooLong = true
+			} else if err != nil {
+				ferr = err
 			}
 		case jsonscan.KeyIs(key, "stream"):
 			switch string(v) {
@@ -48,10 +56,10 @@ func ParseRequest(body []byte) (Request, error) {
 			case "false", "null":
 				r.Stream = false
 			default:
-				ferr = fmt.Errorf("stream is not a boolean: %s", jsonscan.Clip(string(v), 24))
+				ferr = fmt.Errorf("stream is not a boolean (%s)", reqbody.Kind(v))
 			}
 		case jsonscan.KeyIs(key, "max_tokens"):
-			n, err := jsonscan.ParseCount("max_tokens", v)
+			n, err := count("max_tokens", v)
 			if err != nil {
 				ferr = err
 			}
@@ -62,14 +70,27 @@ func ParseRequest(body []byte) (Request, error) {
 		// Only now pay for a full parse, to say what is wrong.
 		var v any
 		if jerr := json.Unmarshal(body, &v); jerr != nil {
-			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, jerr))
+			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", reqbody.DescribeJSONError(body, jerr))
 		}
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
+	}
+	if tooLong {
+		return Request{}, reqbody.ErrModelTooLong
 	}
 	if ferr != nil {
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %v", ferr)
 	}
 	return r, nil
+}
+
+// count is jsonscan.ParseCount without quoting a value that is not a
+// number (it could be prompt text).
+func count(field string, v []byte) (int64, error) {
+	n, err := jsonscan.ParseCount(field, v)
+	if err != nil && reqbody.Kind(v) != "a number" {
+		return 0, fmt.Errorf("%s is not an integer (%s)", field, reqbody.Kind(v))
+	}
+	return n, err
 }
 
 // WriteError writes an Anthropic error body,
