@@ -24,17 +24,17 @@ func text(b []byte, limit int64) ([]byte, error) {
 		// which no JSON text does.
 		out, err = utf32(b[4:], binary.LittleEndian, "utf-32le", 4, limit)
 	case len(b) >= 2 && b[0] == 0xFE && b[1] == 0xFF:
-		out, err = utf16(b[2:], binary.BigEndian, "utf-16be", 2, limit)
+		out, err = utf16(b[2:], true, "utf-16be", 2, limit)
 	case len(b) >= 2 && b[0] == 0xFF && b[1] == 0xFE:
-		out, err = utf16(b[2:], binary.LittleEndian, "utf-16le", 2, limit)
+		out, err = utf16(b[2:], false, "utf-16le", 2, limit)
 	case len(b) >= 2 && b[0] == 0x00 && b[1] == 0x00:
 		out, err = utf32(b, binary.BigEndian, "utf-32be", 0, limit)
 	case len(b) >= 2 && b[0] == 0x00:
-		out, err = utf16(b, binary.BigEndian, "utf-16be", 0, limit)
+		out, err = utf16(b, true, "utf-16be", 0, limit)
 	case len(b) >= 4 && b[1] == 0x00 && b[2] == 0x00 && b[3] == 0x00:
 		out, err = utf32(b, binary.LittleEndian, "utf-32le", 0, limit)
 	case len(b) >= 2 && b[1] == 0x00:
-		out, err = utf16(b, binary.LittleEndian, "utf-16le", 0, limit)
+		out, err = utf16(b, false, "utf-16le", 0, limit)
 	case len(b) == 1 && b[0] == 0x00:
 		return nil, &Error{Stage: "utf-16be", Kind: ErrBadText, Detail: "odd number of bytes"}
 	}
@@ -47,20 +47,32 @@ func text(b []byte, limit int64) ([]byte, error) {
 	return out, nil
 }
 
-// utf16 transcodes UTF-16 in byte order bo to UTF-8. base is how many bytes
+// utf16 transcodes UTF-16 (big-endian if be) to UTF-8. base is how many bytes
 // preceded b in the body (a byte order mark), for error offsets.
-func utf16(b []byte, bo binary.ByteOrder, stage string, base int, limit int64) ([]byte, error) {
+func utf16(b []byte, be bool, stage string, base int, limit int64) ([]byte, error) {
+	unit := func(i int) rune {
+		if be {
+			return rune(b[i])<<8 | rune(b[i+1])
+		}
+		return rune(b[i+1])<<8 | rune(b[i])
+	}
 	if len(b)%2 != 0 {
 		return nil, &Error{Stage: stage, Kind: ErrBadText, Detail: "odd number of bytes"}
 	}
 	// JSON is mostly ASCII: one UTF-8 byte for every two here.
 	out := make([]byte, 0, min(int64(len(b)/2), max(limit, 0)+1))
 	for i := 0; i < len(b); i += 2 {
-		r := rune(bo.Uint16(b[i:]))
+		r := unit(i)
 		switch {
+		case r < utf8.RuneSelf:
+			if int64(len(out)) >= limit {
+				return nil, tooLarge(stage, limit)
+			}
+			out = append(out, byte(r))
+			continue
 		case r < 0xD800 || r > 0xDFFF:
 		case r <= 0xDBFF && i+4 <= len(b):
-			lo := rune(bo.Uint16(b[i+2:]))
+			lo := unit(i + 2)
 			if lo < 0xDC00 || lo > 0xDFFF {
 				return nil, badText(stage, "unpaired surrogate", base+i)
 			}
