@@ -6,13 +6,13 @@ package anthropic
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
-	"github.com/tokenmeter/tokenmeter/internal/reqbody"
 )
 
 // Request is what the gateway needs to know about a Messages request.
@@ -30,11 +30,11 @@ type Request struct {
 // first.
 //
 // Every error is a *tokenmeter.Error with code EINVALID whose message names
-// the problem by field and byte offset and quotes nothing of the body: the
-// body is not a JSON object, or a field has the wrong type (e.g. a
-// non-integer or negative max_tokens). A model name longer than
-// reqbody.MaxModelBytes is reqbody.ErrModelTooLong itself (errors.Is), which
-// the gateway answers with 400.
+// the problem: the body is not a JSON object (as jsonscan.DescribeError
+// says), or a field has the wrong type (e.g. a non-integer or negative
+// max_tokens), named by the kind of its value, never the value unless it
+// is a number. A model name longer than MaxModelBytes is ErrModelTooLong
+// itself (errors.Is), which the gateway answers with 400.
 func ParseRequest(body []byte) (Request, error) {
 	var r Request
 	var ferr error
@@ -44,7 +44,7 @@ func ParseRequest(body []byte) (Request, error) {
 		switch {
 		case jsonscan.KeyIs(key, "model"):
 			var err error
-			if r.Model, err = reqbody.ModelName(v); err == reqbody.ErrModelTooLong {
+			if r.Model, err = modelName(v); err == ErrModelTooLong {
 				tooLong = true
 			} else if err != nil {
 				ferr = err
@@ -56,10 +56,10 @@ func ParseRequest(body []byte) (Request, error) {
 			case "false", "null":
 				r.Stream = false
 			default:
-				ferr = fmt.Errorf("stream is not a boolean (%s)", reqbody.Kind(v))
+				ferr = fmt.Errorf("stream is not a boolean (%s)", jsonscan.Kind(v))
 			}
 		case jsonscan.KeyIs(key, "max_tokens"):
-			n, err := count("max_tokens", v)
+			n, err := jsonscan.ParseCount("max_tokens", v)
 			if err != nil {
 				ferr = err
 			}
@@ -70,27 +70,17 @@ func ParseRequest(body []byte) (Request, error) {
 		// Only now pay for a full parse, to say what is wrong.
 		var v any
 		if jerr := json.Unmarshal(body, &v); jerr != nil {
-			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", reqbody.DescribeJSONError(body, jerr))
+			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, jerr))
 		}
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
 	}
 	if tooLong {
-		return Request{}, reqbody.ErrModelTooLong
+		return Request{}, ErrModelTooLong
 	}
 	if ferr != nil {
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %v", ferr)
 	}
 	return r, nil
-}
-
-// count is jsonscan.ParseCount without quoting a value that is not a
-// number (it could be prompt text).
-func count(field string, v []byte) (int64, error) {
-	n, err := jsonscan.ParseCount(field, v)
-	if err != nil && reqbody.Kind(v) != "a number" {
-		return 0, fmt.Errorf("%s is not an integer (%s)", field, reqbody.Kind(v))
-	}
-	return n, err
 }
 
 // WriteError writes an Anthropic error body,
@@ -114,4 +104,17 @@ func WriteError(w http.ResponseWriter, status int, typ, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// modelName reads the model member's raw value v: ErrModelTooLong beyond
+// MaxModelBytes, else an error naming what v holds without quoting it.
+func modelName(v []byte) (string, error) {
+	s, err := jsonscan.BoundedString(v, MaxModelBytes)
+	switch {
+	case errors.Is(err, jsonscan.ErrTooLong):
+		return "", ErrModelTooLong
+	case err != nil:
+		return "", fmt.Errorf("model is %w", err)
+	}
+	return s, nil
 }

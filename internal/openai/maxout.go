@@ -6,7 +6,6 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
-	"github.com/tokenmeter/tokenmeter/internal/reqbody"
 )
 
 // MaxOutputField returns the request field that bounds the output of api:
@@ -40,7 +39,7 @@ func InjectMaxOutput(api API, body []byte, n int64) ([]byte, error) {
 	if !json.Valid(body) {
 		var v any
 		err := json.Unmarshal(body, &v)
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", reqbody.DescribeJSONError(body, err))
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, err))
 	}
 	value := strconv.FormatInt(n, 10)
 	var at [][2]int // the values of every member named field

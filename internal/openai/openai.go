@@ -16,7 +16,6 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
-	"github.com/tokenmeter/tokenmeter/internal/reqbody"
 )
 
 // API names an OpenAI endpoint family whose usage the meter understands.
@@ -122,13 +121,13 @@ func (r Request) OutputBound(def int64) int64 {
 // UTF-16 through reqbody.Decode first.
 //
 // Every error is a *tokenmeter.Error with code EINVALID whose message names
-// the problem by field and byte offset and quotes nothing of the body: the
-// body is not a JSON object, a field has the wrong type, n or best_of is
-// not an integer from 0 to MaxPerPrompt (0 reads as 1), the request asks
-// for more than MaxChoices outputs or more than jsonscan.MaxCount output
-// tokens in all. A model name longer than reqbody.MaxModelBytes is
-// reqbody.ErrModelTooLong itself (errors.Is), which the gateway answers
-// with 400.
+// the problem: the body is not a JSON object (as jsonscan.DescribeError
+// says), a field has the wrong type (named by the kind of its value, never
+// the value unless it is a number), n or best_of is not an integer from 0
+// to MaxPerPrompt (0 reads as 1), or the request asks for more than
+// MaxChoices outputs or more than jsonscan.MaxCount output tokens in all.
+// A model name longer than MaxModelBytes is ErrModelTooLong itself
+// (errors.Is), which the gateway answers with 400.
 func ParseRequest(api API, body []byte) (Request, error) {
 	r := Request{API: api}
 	var maxCompletion, maxOutput, maxTokens int64
@@ -146,7 +145,7 @@ func ParseRequest(api API, body []byte) (Request, error) {
 		var err error
 		switch {
 		case jsonscan.KeyIs(key, "model"):
-			if r.Model, err = reqbody.ModelName(v); err == reqbody.ErrModelTooLong {
+			if r.Model, err = modelName(v); err == ErrModelTooLong {
 				tooLong, err = true, nil
 			}
 		case jsonscan.KeyIs(key, "stream"):
@@ -166,11 +165,11 @@ func ParseRequest(api API, body []byte) (Request, error) {
 				err = fmt.Errorf("stream_options is not an object")
 			}
 		case jsonscan.KeyIs(key, "max_completion_tokens"):
-			maxCompletion, err = count("max_completion_tokens", v)
+			maxCompletion, err = jsonscan.ParseCount("max_completion_tokens", v)
 		case jsonscan.KeyIs(key, "max_output_tokens"):
-			maxOutput, err = count("max_output_tokens", v)
+			maxOutput, err = jsonscan.ParseCount("max_output_tokens", v)
 		case jsonscan.KeyIs(key, "max_tokens"):
-			maxTokens, err = count("max_tokens", v)
+			maxTokens, err = jsonscan.ParseCount("max_tokens", v)
 		case jsonscan.KeyIs(key, "n"):
 			n, err = perPrompt("n", v)
 		case jsonscan.KeyIs(key, "best_of"):
@@ -186,7 +185,7 @@ func ParseRequest(api API, body []byte) (Request, error) {
 		case jsonscan.KeyIs(key, "background"):
 			r.Background, err = parseBool("background", v)
 		case jsonscan.KeyIs(key, "max_tool_calls"):
-			r.MaxToolCalls, err = count("max_tool_calls", v)
+			r.MaxToolCalls, err = jsonscan.ParseCount("max_tool_calls", v)
 		case jsonscan.KeyIs(key, "modalities"):
 			modalAudio, err = hasAudio(v)
 		case jsonscan.KeyIs(key, "audio"):
@@ -200,12 +199,12 @@ func ParseRequest(api API, body []byte) (Request, error) {
 		// Only now pay for a full parse, to say what is wrong.
 		var v any
 		if jerr := json.Unmarshal(body, &v); jerr != nil {
-			return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", reqbody.DescribeJSONError(body, jerr))
+			return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, jerr))
 		}
 		return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
 	}
 	if tooLong {
-		return Request{API: api}, reqbody.ErrModelTooLong
+		return Request{API: api}, ErrModelTooLong
 	}
 	if ferr != nil {
 		return Request{API: api}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %v", ferr)
@@ -233,21 +232,11 @@ func cmpOr(vals ...int64) int64 {
 	return 0
 }
 
-// count is jsonscan.ParseCount without quoting a value that is not a
-// number (it could be prompt text).
-func count(field string, v []byte) (int64, error) {
-	n, err := jsonscan.ParseCount(field, v)
-	if err != nil && reqbody.Kind(v) != "a number" {
-		return 0, fmt.Errorf("%s is not an integer (%s)", field, reqbody.Kind(v))
-	}
-	return n, err
-}
-
 // perPrompt reads n or best_of: an integer from 0 to MaxPerPrompt; null,
 // absent and 0 read as 1 (OpenAI refuses 0; a lenient server takes its
 // default, one).
 func perPrompt(field string, v []byte) (int64, error) {
-	c, err := count(field, v)
+	c, err := jsonscan.ParseCount(field, v)
 	switch {
 	case err != nil:
 		return 1, err
@@ -265,7 +254,7 @@ func countPrompts(v []byte) (int64, error) {
 	var numbers bool
 	err := eachElement(v, func(e []byte) {
 		c++
-		if reqbody.Kind(e) == "a number" {
+		if jsonscan.Kind(e) == "a number" {
 			numbers = true
 		}
 	})
@@ -274,10 +263,10 @@ func countPrompts(v []byte) (int64, error) {
 		return 1, nil
 	case err == nil:
 		return c, nil
-	case jsonscan.IsNull(v) || reqbody.Kind(v) == "a string":
+	case jsonscan.IsNull(v) || jsonscan.Kind(v) == "a string":
 		return 1, nil
 	}
-	return 1, fmt.Errorf("prompt is not a string or an array (%s)", reqbody.Kind(v))
+	return 1, fmt.Errorf("prompt is not a string or an array (%s)", jsonscan.Kind(v))
 }
 
 // hasAudio reports whether the modalities array v includes "audio".
@@ -292,7 +281,7 @@ func hasAudio(v []byte) (bool, error) {
 		}
 	})
 	if err != nil {
-		return false, fmt.Errorf("modalities is not an array (%s)", reqbody.Kind(v))
+		return false, fmt.Errorf("modalities is not an array (%s)", jsonscan.Kind(v))
 	}
 	return found, nil
 }
@@ -339,7 +328,7 @@ func parseBool(field string, v []byte) (bool, error) {
 	case "false", "null":
 		return false, nil
 	}
-	return false, fmt.Errorf("%s is not a boolean (%s)", field, reqbody.Kind(v))
+	return false, fmt.Errorf("%s is not a boolean (%s)", field, jsonscan.Kind(v))
 }
 
 // InjectIncludeUsage returns body with stream_options.include_usage set to
@@ -356,7 +345,7 @@ func InjectIncludeUsage(body []byte) ([]byte, error) {
 	if !json.Valid(body) {
 		var v any
 		err := json.Unmarshal(body, &v)
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", reqbody.DescribeJSONError(body, err))
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, err))
 	}
 	type edit struct {
 		start, end int
@@ -451,4 +440,17 @@ func WriteError(w http.ResponseWriter, status int, typ, code, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// modelName reads the model member's raw value v: ErrModelTooLong beyond
+// MaxModelBytes, else an error naming what v holds without quoting it.
+func modelName(v []byte) (string, error) {
+	s, err := jsonscan.BoundedString(v, MaxModelBytes)
+	switch {
+	case errors.Is(err, jsonscan.ErrTooLong):
+		return "", ErrModelTooLong
+	case err != nil:
+		return "", fmt.Errorf("model is %w", err)
+	}
+	return s, nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
-	"github.com/tokenmeter/tokenmeter/internal/reqbody"
 )
 
 func TestAPIForPath(t *testing.T) {
@@ -106,7 +105,7 @@ func TestParseRequest(t *testing.T) {
 		{name: "ChatAudioModalities", api: openai.Chat, body: `{"modalities":["text","audio"]}`, want: openai.Request{API: openai.Chat, Choices: 1, AudioOutput: true}},
 		{name: "ChatAudioParam", api: openai.Chat, body: `{"audio":{"voice":"alloy","format":"wav"},"modalities":null}`, want: openai.Request{API: openai.Chat, Choices: 1, AudioOutput: true}},
 		{name: "ChatTextOnly", api: openai.Chat, body: `{"modalities":["text"],"audio":null}`, want: openai.Request{API: openai.Chat, Choices: 1}},
-		{name: "ModelAtCap", api: openai.Chat, body: `{"model":"` + strings.Repeat("m", reqbody.MaxModelBytes) + `"}`, want: openai.Request{API: openai.Chat, Model: strings.Repeat("m", reqbody.MaxModelBytes), Choices: 1}},
+		{name: "ModelAtCap", api: openai.Chat, body: `{"model":"` + strings.Repeat("m", openai.MaxModelBytes) + `"}`, want: openai.Request{API: openai.Chat, Model: strings.Repeat("m", openai.MaxModelBytes), Choices: 1}},
 		{name: "NNegative", api: openai.Chat, body: `{"n":-1}`, wantErr: "n is negative"},
 		{name: "NFloat", api: openai.Chat, body: `{"n":2.5}`, wantErr: "n is not an integer"},
 		{name: "NString", api: openai.Chat, body: `{"n":"` + secret + `"}`, wantErr: "n is not an integer (a string)"},
@@ -128,7 +127,6 @@ func TestParseRequest(t *testing.T) {
 		{name: "MaxTokensNegative", api: openai.Chat, body: `{"max_completion_tokens":-5}`, wantErr: "max_completion_tokens is negative"},
 		{name: "MaxTokensString", api: openai.Chat, body: `{"max_tokens":"` + secret + `"}`, wantErr: "max_tokens is not an integer (a string)"},
 		{name: "StreamNotBool", api: openai.Chat, body: `{"stream":"` + secret + `"}`, wantErr: "stream is not a boolean (a string)"},
-		{name: "InvalidJSONQuotesNothing", api: openai.Chat, body: `{"messages":[{"content":"` + secret + `"}] oops}`, wantErr: "invalid JSON at byte"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,14 +158,14 @@ const secret = "SECRETPROMPT"
 
 func TestParseRequestModelTooLong(t *testing.T) {
 	for _, body := range []string{
-		`{"model":"` + strings.Repeat("m", reqbody.MaxModelBytes+1) + `","max_tokens":"x"}`,
-		`{"model":"` + strings.Repeat(`\u00e9`, reqbody.MaxModelBytes/2+1) + `"}`, // 2 bytes each once decoded
+		`{"model":"` + strings.Repeat("m", openai.MaxModelBytes+1) + `","max_tokens":"x"}`,
+		`{"model":"` + strings.Repeat(`\u00e9`, openai.MaxModelBytes/2+1) + `"}`, // 2 bytes each once decoded
 		`{"model":"` + strings.Repeat("m", 32<<20) + `"}`,
 		`{"model":"a","model":"` + strings.Repeat("m", 300) + `"}`,
 	} {
 		for _, api := range []openai.API{openai.Chat, openai.Responses, openai.Completions} {
 			_, err := openai.ParseRequest(api, []byte(body))
-			if !errors.Is(err, reqbody.ErrModelTooLong) || tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
+			if !errors.Is(err, openai.ErrModelTooLong) || tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
 				t.Errorf("ParseRequest(%s, model of %d bytes) = %v, want ErrModelTooLong (EINVALID)", api, len(body), err)
 			}
 		}
@@ -278,7 +276,7 @@ func FuzzParseRequest(f *testing.F) {
 		`{"model":"o3","background":true,"max_tool_calls":3,"previous_response_id":"r","prompt":{"id":"p"}}`,
 		`{"modalities":["text","au\u0064io"],"audio":{"voice":"alloy"}}`,
 		`{"n":129}`, `{"n":-1}`, `{"n":1e2}`, `{"best_of":"5"}`,
-		`{"model":"` + strings.Repeat("m", reqbody.MaxModelBytes+1) + `"}`,
+		`{"model":"` + strings.Repeat("m", openai.MaxModelBytes+1) + `"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -292,7 +290,7 @@ func FuzzParseRequest(f *testing.F) {
 				continue
 			}
 			if r.Choices < 1 || r.Choices > openai.MaxChoices || r.MaxTokens < 0 || r.MaxTokens*r.Choices > jsonscan.MaxCount ||
-				r.MaxToolCalls < 0 || len(r.Model) > reqbody.MaxModelBytes {
+				r.MaxToolCalls < 0 || len(r.Model) > openai.MaxModelBytes {
 				t.Fatalf("ParseRequest(%s, %q) = %+v, out of bounds", api, b, r)
 			}
 			if ob := r.OutputBound(32000); ob < r.MaxTokens || ob > jsonscan.MaxCount {

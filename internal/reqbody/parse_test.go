@@ -65,7 +65,7 @@ func TestDecodeThenParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := openai.ParseRequest(openai.Chat, plain); !errors.Is(err, reqbody.ErrModelTooLong) {
+	if _, err := openai.ParseRequest(openai.Chat, plain); !errors.Is(err, openai.ErrModelTooLong) {
 		t.Errorf("ParseRequest(decoded long model) = %v, want ErrModelTooLong", err)
 	}
 }

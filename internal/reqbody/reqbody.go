@@ -13,10 +13,6 @@
 // silently repaired or dropped; and no error quotes the body or the header
 // values it was given.
 //
-// It also holds what the Anthropic and OpenAI request parsers share about
-// bodies: the bound on model names (MaxModelBytes, ErrModelTooLong) and a
-// description of malformed JSON that quotes none of it (DescribeJSONError).
-//
 // The gateway forwards the original bytes and headers: what this package
 // returns is for metering only.
 package reqbody

@@ -137,7 +137,7 @@ func checkError(t *testing.T, err error) {
 func TestDecode(t *testing.T) {
 	body := []byte(doc)
 	big := bytes.Repeat([]byte(`{"content":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},`), 40_000) // 1.7 MB
-	zeros := make([]byte, 8<<20)
+	zeros := make([]byte, 4<<20)
 	gzBody := gz(t, body)
 	tests := []struct {
 		name       string
