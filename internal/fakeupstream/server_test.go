@@ -380,7 +380,7 @@ func TestErrors(t *testing.T) {
 		wantStatus int
 		wantShape  string
 	}{
-		{"UnknownOpenAIPath", request{path: "/v1/embeddings", body: "{}"}, 404, "openai invalid_request_error"},
+		{"UnknownOpenAIPath", request{path: "/v1/moderations", body: "{}"}, 404, "openai invalid_request_error"},
 		{"UnknownPathAnthropicHeader", request{path: "/v1/files", header: av}, 404, "anthropic not_found_error"},
 		{"UnknownMessagesPath", request{path: "/v1/messages/batches", body: "{}"}, 404, "anthropic not_found_error"},
 		{"WrongMethodMessages", request{method: http.MethodGet, path: "/v1/messages"}, 404, "anthropic not_found_error"},
@@ -694,15 +694,19 @@ func TestObserve(t *testing.T) {
 		want fakeupstream.Call // RequestID is checked against the response
 	}{
 		{"MessagesStream", request{path: "/v1/messages?beta=true", body: msgStream},
-			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream)}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream),
+				Billed: usage("/v1/messages", "", msgStream), BillSeq: 1}},
+		// Cut after message_start and ping: input billed, no output generated.
 		{"MessagesCut", request{path: "/v1/messages", body: msgStream, header: map[string]string{fakeupstream.DirectiveHeader: "fault=cut"}},
-			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream), Fault: "cut"}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream), Fault: "cut",
+				Billed: tokenmeter.Usage{InputTokens: fakeupstream.InputTokens([]byte(msgStream)), CacheReadTokens: 9}, BillSeq: 2}},
 		{"ChatJSON", request{path: "/v1/chat/completions", body: chat},
-			fakeupstream.Call{Method: "POST", Path: "/v1/chat/completions", Provider: "openai", Model: "gpt-5.4", Status: 200, Usage: usage("/v1/chat/completions", "", chat)}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/chat/completions", Provider: "openai", Model: "gpt-5.4", Status: 200, Usage: usage("/v1/chat/completions", "", chat),
+				Billed: usage("/v1/chat/completions", "", chat), BillSeq: 3}},
 		{"InjectedStatus", request{path: "/v1/responses", body: fmt.Sprintf(responsesBody, ""), header: map[string]string{fakeupstream.DirectiveHeader: "status=429"}},
-			fakeupstream.Call{Method: "POST", Path: "/v1/responses", Provider: "openai", Status: 429}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/responses", Provider: "openai", Status: 429, BillSeq: 4}},
 		{"ErrorAfterPlan", request{path: "/v1/messages", body: fmt.Sprintf(messagesBody, ""), header: map[string]string{fakeupstream.DirectiveHeader: "fault=error_event"}},
-			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Status: 529, Fault: "error_event"}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Status: 529, Fault: "error_event", BillSeq: 5}},
 		{"CountTokens", request{path: "/v1/messages/count_tokens", body: "{}"},
 			fakeupstream.Call{Method: "POST", Path: "/v1/messages/count_tokens", Provider: "anthropic", Status: 200}},
 		{"HelloHead", request{method: http.MethodHead, path: "/api/hello"},
