@@ -231,13 +231,13 @@ func costOf(model string, t time.Time, u tokenmeter.Usage) tokenmeter.Micros {
 
 // adminRoutes registers the admin endpoints.
 func (s *Server) adminRoutes(mux *http.ServeMux) {
-	mux.Handle("GET /v1/organizations/usage_report/messages", s.handle(providerAnthropic, false, s.adminReport(reportUsage)))
-	mux.Handle("GET /v1/organizations/cost_report", s.handle(providerAnthropic, false, s.adminReport(reportCost)))
-	mux.Handle("GET /v1/organizations/api_keys", s.handle(providerAnthropic, false, s.adminKeys))
-	mux.Handle("GET /v1/organization/usage/completions", s.handle(providerOpenAI, false, s.adminReport(reportUsage)))
-	mux.Handle("GET /v1/organization/costs", s.handle(providerOpenAI, false, s.adminReport(reportCost)))
-	mux.Handle("GET /v1/organization/projects", s.handle(providerOpenAI, false, s.adminProjects))
-	mux.Handle("GET /v1/organization/projects/{project}/api_keys", s.handle(providerOpenAI, false, s.adminKeys))
+	mux.Handle("GET /v1/organizations/usage_report/messages", s.handle(providerAnthropic, s.adminReport(reportUsage)))
+	mux.Handle("GET /v1/organizations/cost_report", s.handle(providerAnthropic, s.adminReport(reportCost)))
+	mux.Handle("GET /v1/organizations/api_keys", s.handle(providerAnthropic, s.adminKeys))
+	mux.Handle("GET /v1/organization/usage/completions", s.handle(providerOpenAI, s.adminReport(reportUsage)))
+	mux.Handle("GET /v1/organization/costs", s.handle(providerOpenAI, s.adminReport(reportCost)))
+	mux.Handle("GET /v1/organization/projects", s.handle(providerOpenAI, s.adminProjects))
+	mux.Handle("GET /v1/organization/projects/{project}/api_keys", s.handle(providerOpenAI, s.adminKeys))
 }
 
 // adminAuth checks the admin key of r.

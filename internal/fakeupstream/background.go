@@ -173,7 +173,7 @@ func (j *bgJob) object(t time.Time) responseObject {
 // bgStream is the job's event stream, timed and ending early if the job is
 // cancelled.
 func (s *Server) bgStream(j *bgJob) stream {
-	st := responsesStream(j.ref, j.rp, j)
+	st := timedResponsesStream(j.ref, j.rp, j)
 	st.end = func(i int) bool {
 		s.bg.mu.Lock()
 		defer s.bg.mu.Unlock()

@@ -176,8 +176,8 @@ func TestBillingStreamFaults(t *testing.T) {
 	}{
 		{"output=10", 10},
 		{"output=10 fault=malformed", 10},
-		{"output=10 fault=cut after=4", 3},            // role chunk and three words
-		{"output=10 fault=error_event after=6", 5},    // role chunk and five words
+		{"output=10 fault=cut after=4", 3},             // role chunk and three words
+		{"output=10 fault=error_event after=6", 5},     // role chunk and five words
 		{"output=10 reasoning=7 fault=cut after=1", 0}, // the role chunk only
 		{"output=10 reasoning=7 fault=cut after=2", 8}, // reasoning, then one word
 	}

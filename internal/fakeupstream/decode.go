@@ -29,7 +29,13 @@ func DecodeBody(contentEncoding string, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeText(out)
+	if out, err = decodeText(out); err != nil {
+		return nil, err
+	}
+	if len(out) > MaxBodyBytes {
+		return nil, errDecodedTooLarge
+	}
+	return out, nil
 }
 
 // Decoding errors, answered in the provider's shape by handle.

@@ -360,7 +360,7 @@ func (s *Server) handleResponses(w http.ResponseWriter, r *http.Request, c *call
 		o.Usage = responseUsageOf(rp)
 		return s.writeBody(w, r, c, o)
 	}
-	return s.writeStream(w, r, c, responsesStream(c, rp, nil), 0)
+	return s.writeStream(w, r, c, responsesStream(c, rp), 0)
 }
 
 // Responses stream event types.
@@ -427,8 +427,12 @@ func responseHead(rp reply) int {
 // queued for a background response), in_progress, the output item and its
 // part, a text delta per word, the done events, and the terminal event
 // with the usage. Every event that carries the response echoes the
-// request's instructions. A background response's stream follows tl.
-func responsesStream(c *call, rp reply, tl responseTimeline) stream {
+// request's instructions.
+func responsesStream(c *call, rp reply) stream { return timedResponsesStream(c, rp, nil) }
+
+// timedResponsesStream is responsesStream following tl, the timeline of a
+// background response (nil for none).
+func timedResponsesStream(c *call, rp reply, tl responseTimeline) stream {
 	var b streamBuilder
 	response := func(typ, status string) {
 		b.one(func(seq int) frame {

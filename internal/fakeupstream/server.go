@@ -172,30 +172,29 @@ func orDefault(v, def int64) int64 {
 	return def
 }
 
-// routes lists every route of the fake. billing marks the routes that
-// bill (see billing.go).
+// routes lists every route of the fake; handleBilled marks those that bill
+// (see billing.go).
 func (s *Server) routes() *http.ServeMux {
-	const billed, free = true, false
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/messages", s.handle(providerAnthropic, billed, s.handleMessages))
-	mux.Handle("POST /v1/messages/count_tokens", s.handle(providerAnthropic, free, s.handleCountTokens))
-	mux.Handle("GET /v1/models", s.handle(providerByHeader, free, s.handleModels))
-	mux.Handle("GET /api/hello", s.handle(providerAnthropic, free, s.handleHello))
-	mux.Handle("POST /v1/chat/completions", s.handle(providerOpenAI, billed, s.handleChatCompletions))
-	mux.Handle("POST /v1/responses", s.handle(providerOpenAI, billed, s.handleResponses))
-	mux.Handle("GET /v1/responses/{id}", s.handle(providerOpenAI, free, s.handleGetResponse))
-	mux.Handle("POST /v1/responses/{id}/cancel", s.handle(providerOpenAI, free, s.handleCancelResponse))
-	mux.Handle("POST /v1/completions", s.handle(providerOpenAI, billed, s.handleCompletions))
-	mux.Handle("POST /v1/embeddings", s.handle(providerOpenAI, billed, s.handleEmbeddings))
+	mux.Handle("POST /v1/messages", s.handleBilled(providerAnthropic, s.handleMessages))
+	mux.Handle("POST /v1/messages/count_tokens", s.handle(providerAnthropic, s.handleCountTokens))
+	mux.Handle("GET /v1/models", s.handle(providerByHeader, s.handleModels))
+	mux.Handle("GET /api/hello", s.handle(providerAnthropic, s.handleHello))
+	mux.Handle("POST /v1/chat/completions", s.handleBilled(providerOpenAI, s.handleChatCompletions))
+	mux.Handle("POST /v1/responses", s.handleBilled(providerOpenAI, s.handleResponses))
+	mux.Handle("GET /v1/responses/{id}", s.handle(providerOpenAI, s.handleGetResponse))
+	mux.Handle("POST /v1/responses/{id}/cancel", s.handle(providerOpenAI, s.handleCancelResponse))
+	mux.Handle("POST /v1/completions", s.handleBilled(providerOpenAI, s.handleCompletions))
+	mux.Handle("POST /v1/embeddings", s.handleBilled(providerOpenAI, s.handleEmbeddings))
 	for path, sp := range standIns {
-		mux.Handle("POST "+path, s.handle(providerOpenAI, billed, s.handleStandIn(sp)))
+		mux.Handle("POST "+path, s.handleBilled(providerOpenAI, s.handleStandIn(sp)))
 	}
 	mux.Handle("GET "+BillingPath, http.HandlerFunc(s.handleBilling))
 	s.adminRoutes(mux)
 	for _, extra := range extraRoutes {
 		extra(s, mux)
 	}
-	mux.Handle("/", s.handle(providerByRoute, free, s.handleNotFound))
+	mux.Handle("/", s.handle(providerByRoute, s.handleNotFound))
 	return mux
 }
 
@@ -297,10 +296,16 @@ func (c *call) requestID() string { return "req_" + c.id }
 // error, or another error when the client went away.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
 
-// handle adapts h: it counts the request, reads and decodes the body,
+// handle adapts h, a route that bills nothing: see serve.
+func (s *Server) handle(p provider, h handlerFunc) http.Handler { return s.serve(p, false, h) }
+
+// handleBilled adapts h, a route that bills: see serve.
+func (s *Server) handleBilled(p provider, h handlerFunc) http.Handler { return s.serve(p, true, h) }
+
+// serve adapts h: it counts the request, reads and decodes the body,
 // parses directives, answers injected statuses, turns h's error into a
-// response, and bills the call when it ends if billable.
-func (s *Server) handle(p provider, billable bool, h handlerFunc) http.Handler {
+// response, and when the call ends bills it if billable (finish).
+func (s *Server) serve(p provider, billable bool, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
 		n := s.requests.Add(1)
@@ -352,8 +357,11 @@ func (s *Server) handle(p provider, billable bool, h handlerFunc) http.Handler {
 	})
 }
 
-// finish bills c if its route bills, corrects the admin reports to what
-// it billed, and calls Observe.
+// finish bills c if c.billable, corrects the admin reports to what it
+// billed, and calls Observe. serve calls it when the request ends; a
+// transport that serves several calls on one request (a WebSocket) calls
+// it once per call, having set c.billable, planned the reply (c.plan) and
+// kept c.generated up to date as it sent the stream's frames.
 func (s *Server) finish(r *http.Request, c *call) {
 	billed := c.billedUsage()
 	var seq int64

@@ -108,13 +108,27 @@ func FuzzExpectedUsage(f *testing.F) {
 	f.Add("/v1/messages", "output=3", []byte(fmt.Sprintf(messagesBody, `,"stream":true`)))
 	f.Add("/v1/chat/completions", "", []byte(`{"model":"m","messages":[],"max_tokens":2} [[fake output=9 fault=cut]]`))
 	f.Add("/v1/responses", "delay=1ms,ttfb=2ms", []byte(`{"model":"m","input":"[[fake]] [[fake reasoning=1"}`))
+	f.Add("/v1/chat/completions", "reasoning=2", []byte(`{"model":"m","n":4,"messages":[]}`))
+	f.Add("/v1/responses", "background_delay=200ms", []byte(`{"model":"m","background":true,"instructions":"be brief","input":"hi"}`))
+	f.Add("/v1/completions", "output=30", []byte(`{"model":"m","prompt":"x","n":2,"best_of":5}`))
+	f.Add("/v1/embeddings", "", []byte(`{"model":"m","input":["a",[1,2]]}`))
+	f.Add("/v1/embeddings", "input=9", []byte(`{"model":"m","input":[[1,2],[3]],"dimensions":8}`))
+	f.Add("/v1/images/generations", "output=5", []byte(`{"prompt":"p","n":3}`))
+	f.Add("/v1/audio/transcriptions", "", []byte("--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nxx\r\n--b--\r\n"))
+	f.Add("/v1/batches", "", []byte(`{"input_file_id":"f","endpoint":"/v1/chat/completions","completion_window":"24h"}`))
+	f.Add("/v1/responses", "", append([]byte{0xEF, 0xBB, 0xBF}, `{"model":"m","input":"bom"}`...))
+	f.Add("/v1/chat/completions", "", []byte{0xFF, 0xFE, '{', 0, '}', 0})
 	f.Fuzz(func(t *testing.T, path, header string, body []byte) {
+		billed, berr := fakeupstream.ExpectedBilled(path, header, body)
 		u, err := fakeupstream.ExpectedUsage(path, header, body)
-		if err != nil {
+		if err == nil && (berr != nil || billed != u) {
+			t.Errorf("ExpectedUsage(%q, %q, %q) = %+v but ExpectedBilled = %+v, %v", path, header, body, u, billed, berr)
+		}
+		if berr != nil {
 			return
 		}
-		if u.InputTokens < 0 || u.OutputTokens < u.ReasoningTokens || u.ReasoningTokens < 0 || u.CacheReadTokens < 0 {
-			t.Errorf("ExpectedUsage(%q, %q, %q) = %+v: negative or inconsistent counts", path, header, body, u)
+		if billed.InputTokens < 0 || billed.OutputTokens < billed.ReasoningTokens || billed.ReasoningTokens < 0 || billed.CacheReadTokens < 0 {
+			t.Errorf("ExpectedBilled(%q, %q, %q) = %+v: negative or inconsistent counts", path, header, body, billed)
 		}
 	})
 }

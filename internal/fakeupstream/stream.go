@@ -94,6 +94,21 @@ func (b *streamBuilder) build() stream {
 	}}
 }
 
+// frameStream returns a stream of the given frames.
+func frameStream(frames []frame) stream {
+	return stream{n: len(frames), at: func(i int) frame { return frames[i] }}
+}
+
+// all returns every frame of st, for a transport that sends them another
+// way (a WebSocket). It holds the whole stream in memory.
+func (st stream) all() []frame {
+	out := make([]frame, st.n)
+	for i := range out {
+		out[i] = st.at(i)
+	}
+	return out
+}
+
 // truncate returns the first half of a JSON document: never valid JSON.
 func truncate(data []byte) []byte { return data[:len(data)/2] }
 
