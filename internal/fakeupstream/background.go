@@ -72,7 +72,9 @@ type bgJob struct {
 	size     int
 
 	cancelledAt time.Time // zero unless cancelled
-	settled     bool      // billed
+	// settled is set by whoever bills the job (so that it is billed once),
+	// billed once its entry is in the billing account.
+	settled, billed bool
 }
 
 func newBackgroundJobs() *backgroundJobs {
@@ -216,7 +218,7 @@ func (bg *backgroundJobs) add(s *Server, id string, j *bgJob) bool {
 	defer bg.mu.Unlock()
 	for len(bg.order) >= MaxBackgroundResponses || bg.bytes+j.size > MaxBackgroundBytes {
 		i := 0
-		for i < len(bg.order) && !bg.jobs[bg.order[i]].settled {
+		for i < len(bg.order) && !bg.jobs[bg.order[i]].billed {
 			i++
 		}
 		if i == len(bg.order) {
@@ -254,8 +256,17 @@ func (bg *backgroundJobs) settle(s *Server, now time.Time) {
 	}
 }
 
-// billJob bills j's work stopped (completed or cancelled) at t.
+// markBilled records that j's entry is in the billing account.
+func (bg *backgroundJobs) markBilled(j *bgJob) {
+	bg.mu.Lock()
+	j.billed = true
+	bg.mu.Unlock()
+}
+
+// billJob bills j's work stopped (completed or cancelled) at t. The
+// caller has set j.settled.
 func (s *Server) billJob(j *bgJob, t time.Time) {
+	defer s.bg.markBilled(j)
 	billed := j.billedAt(t)
 	state := "cancelled"
 	if !t.Before(j.doneAt()) {
@@ -274,13 +285,14 @@ func (s *Server) billJob(j *bgJob, t time.Time) {
 	}
 }
 
-// pending returns the number of jobs not yet billed.
+// pending returns the number of jobs whose entry is not yet in the
+// billing account.
 func (bg *backgroundJobs) pending() int {
 	bg.mu.Lock()
 	defer bg.mu.Unlock()
 	n := 0
 	for _, j := range bg.jobs {
-		if !j.settled {
+		if !j.billed {
 			n++
 		}
 	}

@@ -106,13 +106,13 @@ func decompressOne(coding string, body []byte) ([]byte, error) {
 }
 
 // decodeText returns body as UTF-8 without a byte order mark. Like the
-// JSON readers of Python servers (json.loads of bytes, behind FastAPI and
-// so most OpenAI-compatible servers), it recognises UTF-8, UTF-16 and
-// UTF-32 by a byte order mark, or without one by the zero bytes of the
-// first ASCII character of a JSON text, and decodes UTF-16 and UTF-32;
-// the official APIs and Go servers refuse such bodies, the fake accepts
-// them so that a gateway in front of a lenient server can be tested. Text
-// that is not valid in its encoding is an error.
+// JSON reader of Python servers (json.loads of the body's bytes, behind
+// FastAPI and Starlette), it recognises UTF-8, UTF-16 and UTF-32 by a byte
+// order mark, or without one by the zero bytes of the first ASCII
+// character of a JSON text, and decodes UTF-16 and UTF-32; Go servers
+// (encoding/json) refuse such bodies, the fake accepts them so that a
+// gateway in front of a lenient server can be tested. Text that is not
+// valid in its encoding is an error; other bytes are left as they are.
 func decodeText(body []byte) ([]byte, error) {
 	switch {
 	case bytes.HasPrefix(body, []byte{0xEF, 0xBB, 0xBF}):

@@ -44,10 +44,11 @@
 // them) is undone, an unknown one is a 415, a corrupt one a 400, and one
 // over MaxBodyBytes once decoded a 413; then a UTF-8 byte order mark is
 // dropped and UTF-16 or UTF-32 text (by its byte order mark, or by the zero
-// bytes of its first character, as Python servers such as vLLM's and
-// LiteLLM's detect it with json.loads) is decoded to UTF-8. The official APIs
-// refuse UTF-16; the fake accepts it, as the lenient OpenAI-compatible
-// servers a gateway may front do. Usage and directives are read from the
+// bytes of its first character) is decoded to UTF-8, as Python servers
+// built on FastAPI or Starlette (json.loads of the body's bytes), the usual
+// OpenAI-compatible servers a gateway may front, accept it. Go servers
+// (encoding/json) refuse such bodies; the fake accepts them so that a
+// gateway can be tested against the lenient kind. Usage and directives are read from the
 // decoded text, so a 311-byte gzip body can bill 150k input tokens.
 //
 // # Usage
@@ -187,11 +188,11 @@
 //
 // A test chooses usage and faults with directives, given in the request
 // header X-Fake-Upstream as "key=value key=value" (separated by spaces or
-// commas; the header may be repeated), or anywhere in the raw request body,
-// typically inside the prompt, as "[[fake key=value key=value]]". Body
-// directives apply in the order they appear, then the header's, so the
-// header wins. Unknown keys are ignored; a known key with a bad value is a
-// 400.
+// commas; the header may be repeated), or anywhere in the decoded request
+// body, typically inside the prompt, as "[[fake key=value key=value]]".
+// Body directives apply in the order they appear, then the header's, so
+// the header wins. Unknown keys are ignored; a known key with a bad value
+// is a 400.
 //
 //	input=N           uncached input tokens, instead of InputTokens(body) (use it when a proxy rewrites the body)
 //	output=N          reply words (output tokens besides reasoning), 0..MaxOutputTokens
@@ -211,9 +212,9 @@
 //	scenario=NAME     a rate-limit scenario (see the Scenario constants)
 //
 // The count_tokens, models and hello routes honour status, ttfb and delay (and
-// count_tokens input); the other directives apply to the reply routes
-// (input and output also to embeddings and the stand-ins, which honour
-// status, ttfb, delay and the non-stream faults).
+// count_tokens input); the other directives apply to the reply routes.
+// Embeddings honour input, the stand-ins input and output, and both status,
+// ttfb, delay and the non-stream faults.
 // Stream faults happen after K events; K is capped so that at least the
 // last event of the stream is lost.
 //

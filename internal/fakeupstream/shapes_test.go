@@ -632,3 +632,38 @@ func errorsAs(err error, target **openaisdk.Error) bool {
 	}
 	return ok
 }
+
+// TestBackgroundBounds: at most MaxBackgroundResponses unfinished
+// responses are kept; more is a 429 until one finishes.
+func TestBackgroundBounds(t *testing.T) {
+	fs, srv := mustServe(t)
+	body := fmt.Sprintf(responsesBody, `,"background":true`)
+	header := map[string]string{fakeupstream.DirectiveHeader: "background_delay=10m"}
+	var first string
+	for i := range fakeupstream.MaxBackgroundResponses {
+		resp, out := mustDo(t, srv, request{path: "/v1/responses", body: body, header: header})
+		if resp.StatusCode != 200 {
+			t.Fatalf("create %d: status %d: %s", i, resp.StatusCode, out)
+		}
+		if i == 0 {
+			first, _ = field(t, string(out), "id").(string)
+		}
+	}
+	resp, out := mustDo(t, srv, request{path: "/v1/responses", body: body, header: header})
+	if resp.StatusCode != http.StatusTooManyRequests || errorShape(t, resp, out) != "openai requests" {
+		t.Fatalf("create past the bound: status %d: %s", resp.StatusCode, out)
+	}
+	if rep := fs.Billing(0); rep.PendingBackground != fakeupstream.MaxBackgroundResponses {
+		t.Errorf("%d pending, want %d", rep.PendingBackground, fakeupstream.MaxBackgroundResponses)
+	}
+	// A cancelled response is finished: it makes room, and is forgotten.
+	if resp, out := mustDo(t, srv, request{path: "/v1/responses/" + first + "/cancel"}); resp.StatusCode != 200 {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, out)
+	}
+	if resp, out := mustDo(t, srv, request{path: "/v1/responses", body: body, header: header}); resp.StatusCode != 200 {
+		t.Errorf("create after a cancel: status %d: %s", resp.StatusCode, out)
+	}
+	if resp, _ := mustDo(t, srv, request{method: http.MethodGet, path: "/v1/responses/" + first}); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("forgotten response: status %d, want 404", resp.StatusCode)
+	}
+}
