@@ -306,3 +306,31 @@ func BenchmarkReadBody(b *testing.B) {
 		})
 	}
 }
+
+// TestReasonHasNoPromptBytes: a body that does not parse is recorded with
+// the position and the problem, never with bytes of the prompt around it.
+func TestReasonHasNoPromptBytes(t *testing.T) {
+	g := newGatewayFixture(t)
+	for _, c := range []struct{ route, path, body string }{
+		{"anthropic", "/anthropic/v1/messages", `{"model":"claude-test","max_tokens":5,"messages":[{"role":"user","content":"the secret plan"},]}`},
+		{"openai", "/openai/v1/chat/completions", `{"model":"gpt-test","messages":[{"role":"user","content":"the secret plan"}] "x":1}`},
+		{"openai", "/openai/v1/responses", `{"model":"gpt-test","input":"the secret plan`},
+	} {
+		resp, b := g.send(t, http.MethodPost, c.path, c.body)
+		g.up.take()
+		var reasons []string
+		for _, ev := range g.rec.take() {
+			if ev.Kind == tokenmeter.KindCompleted {
+				reasons = append(reasons, ev.Reason)
+			}
+		}
+		if len(reasons) != 1 || !strings.Contains(reasons[0], "request body") {
+			t.Errorf("%s: %d %s; recorded reasons %q, want one naming the request body", c.path, resp.StatusCode, b, reasons)
+		}
+		for _, r := range reasons {
+			if strings.Contains(r, "secret") || strings.Contains(r, "plan") || strings.Contains(r, "content") {
+				t.Errorf("%s: reason %q holds bytes of the prompt", c.path, r)
+			}
+		}
+	}
+}
