@@ -33,7 +33,10 @@ import (
 //     declared length is only a claim).
 //
 // Every refusal is answered in the provider's error shape and recorded
-// nowhere: the request never left the gateway.
+// nowhere: the request never left the gateway. A refused request's unread
+// body gets refusedBodyGrace to arrive (net/http reads it before answering,
+// to keep the connection); a client that stalls it loses the connection
+// instead of holding a server goroutine without an in-flight slot.
 
 // Defaults for Proxy's admission fields.
 const (
@@ -51,6 +54,11 @@ const MaxEndpointLength = 512
 // initialBodyBuffer is the most the gateway allocates for a request body
 // before its bytes arrive; the buffer doubles as they do.
 const initialBodyBuffer = 64 << 10
+
+// refusedBodyGrace is how long the server may wait for the rest of a
+// refused request's body before the answer (net/http discards it first, to
+// reuse the connection); after it the connection closes after the answer.
+const refusedBodyGrace = time.Second
 
 // fullLogInterval spaces the log lines about requests refused at the
 // in-flight cap.
@@ -75,12 +83,25 @@ func (p *Proxy) InFlight() int { return int(p.inflight.Load()) }
 // route prefix is rest. On refusal it has answered the client and returns
 // false; otherwise the caller must call the admission's done when the call
 // ends.
-func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call, rest string) (admission, bool) {
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call, rest string) (a admission, ok bool) {
+	stalled := false
+	defer func() {
+		if !ok && !stalled && r.Body != nil && r.Body != http.NoBody {
+			// Bound the server's wait for the body it reads before the
+			// answer goes out (see refusedBodyGrace). A stalled body's
+			// deadline has passed already and stays so.
+			grace := refusedBodyGrace
+			if t := p.readTimeout(); t > 0 && t < grace {
+				grace = t
+			}
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(grace))
+		}
+	}()
 	if msg := checkPath(rest); msg != "" {
 		c.refuse(w, http.StatusBadRequest, msg)
 		return admission{}, false
 	}
-	a := admission{p: p, rest: rest}
+	a = admission{p: p, rest: rest}
 	n := p.inflight.Add(1)
 	if max := p.maxInFlight(); max > 0 && n > max {
 		a.done()
@@ -89,14 +110,15 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call, rest stri
 		c.refuse(w, http.StatusServiceUnavailable, fmt.Sprintf("the gateway is serving its maximum of %d requests at once; retry shortly", max))
 		return admission{}, false
 	}
-	k, ok := p.authenticate(w, r, c)
-	if !ok {
+	k, authed := p.authenticate(w, r, c)
+	if !authed {
 		a.done()
 		return admission{}, false
 	}
 	body, status, err := p.readBody(w, r)
 	if err != nil {
 		a.done()
+		stalled = status == http.StatusRequestTimeout
 		// The rest of the body, if any, is not read: end the connection.
 		w.Header().Set("Connection", "close")
 		c.refuse(w, status, err.Error())
@@ -111,6 +133,15 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call, rest stri
 		k.scrub(r.Header, a.url)
 	}
 	return a, true
+}
+
+// readTimeout returns RequestReadTimeout with its default; negative means
+// none.
+func (p *Proxy) readTimeout() time.Duration {
+	if p.RequestReadTimeout == 0 {
+		return DefaultRequestReadTimeout
+	}
+	return p.RequestReadTimeout
 }
 
 func (p *Proxy) maxInFlight() int64 {
@@ -197,10 +228,7 @@ func (p *Proxy) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, e
 	if r.ContentLength > 0 {
 		end = r.ContentLength
 	}
-	timeout := p.RequestReadTimeout
-	if timeout == 0 {
-		timeout = DefaultRequestReadTimeout
-	}
+	timeout := p.readTimeout()
 	var rc *http.ResponseController
 	if timeout > 0 {
 		rc = http.NewResponseController(w)

@@ -231,6 +231,19 @@ func TestMaxInFlight(t *testing.T) {
 	if n := len(g.up.take()); n != 0 {
 		t.Error("a request over the cap was forwarded")
 	}
+	// Refused with its body stalled: the answer still comes (the server's
+	// wait for the rest of the body is bounded), then the connection ends.
+	c := rawPost(t, g.url, "/openai/v1/chat/completions", len(body), []byte(body[:5]))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("refused request with a stalled body: %v %v, want 503", resp, err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		if _, err := br.ReadByte(); err == nil || strings.Contains(err.Error(), "timeout") {
+			t.Errorf("the connection of a refused stalled request stays open (%v)", err)
+		}
+	}
 
 	// The stalled ones finish; their slots come back.
 	a.Write([]byte(body[5:]))
