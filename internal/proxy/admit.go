@@ -119,8 +119,11 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call, rest stri
 	if err != nil {
 		a.done()
 		stalled = status == http.StatusRequestTimeout
-		// The rest of the body, if any, is not read: end the connection.
-		w.Header().Set("Connection", "close")
+		if r.ProtoMajor == 1 {
+			// The rest of the body, if any, is not read: end the
+			// connection (HTTP/2 ends just the stream).
+			w.Header().Set("Connection", "close")
+		}
 		c.refuse(w, status, err.Error())
 		return admission{}, false
 	}
