@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	openaisdk "github.com/openai/openai-go/v3"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/anthropic"
-	"github.com/tokenmeter/tokenmeter/internal/ledger"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
 )
 
@@ -236,21 +234,7 @@ func TestOversizedBodyBroken(t *testing.T) {
 	}
 }
 
-// syncRecorder is memRecorder safe for the gateway's goroutines.
-type syncRecorder struct {
-	mu     sync.Mutex
-	events []tokenmeter.Event
-}
-
-func (r *syncRecorder) Submit(ev tokenmeter.Event) *ledger.Pending {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, ev)
-	return ledger.Done(nil)
-}
-
-func (r *syncRecorder) Healthy() bool { return true }
-
+// completed returns the completion recorded for request id.
 func (r *syncRecorder) completed(t *testing.T, id string) tokenmeter.Event {
 	t.Helper()
 	r.mu.Lock()

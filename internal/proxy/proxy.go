@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -103,6 +103,11 @@ type Proxy struct {
 	Instance string
 	// Price sets Cost and CostKnown of a completed event; nil leaves cost unknown.
 	Price func(*tokenmeter.Event)
+	// CanonicalModel maps a model name to its canonical one (the price
+	// table's), so that a response naming a snapshot of the requested
+	// alias is the same model; nil compares names through
+	// tokenmeter.ModelBase only.
+	CanonicalModel func(string) string
 	// Now returns the current time.
 	Now func() time.Time
 	// Transport carries requests upstream.
@@ -123,6 +128,17 @@ type Proxy struct {
 	// key (pass-through credentials, or none).
 	RequireVirtualKey bool
 
+	// MaxInFlight caps the proxied requests served at once; a request
+	// beyond it gets 503 with retry-after in the provider's error shape.
+	// Zero means DefaultMaxInFlight; negative means no cap. See admit.go.
+	MaxInFlight int
+	// RequestReadTimeout is the longest a request body may stall (no byte
+	// arriving) before the request is answered 408. Zero means
+	// DefaultRequestReadTimeout; negative means no timeout.
+	RequestReadTimeout time.Duration
+	inflight           atomic.Int64 // requests admitted and not done
+	fullLogged         atomic.Int64 // when the cap was last logged (UnixNano)
+
 	// Limits enforces hard limits before forwarding; nil enforces none.
 	// See docs/limits.md.
 	Limits *limits.Enforcer
@@ -133,6 +149,12 @@ type Proxy struct {
 	// DefaultMaxOutput is the output reserved for a request that sets no
 	// maximum; zero means limits.DefaultMaxOutput.
 	DefaultMaxOutput int64
+
+	// Settle records a call's usage read after the call itself (a polled
+	// background response) the way an importer does (Store.Import): it
+	// settles the gateway's record of the call if that has no known usage
+	// and is skipped if it has. nil leaves such usage unrecorded.
+	Settle func(ctx context.Context, ev tokenmeter.Event) error
 
 	// Metrics observes calls as they pass (Prometheus); nil observes none.
 	Metrics Observer
@@ -267,19 +289,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.active.Done()
 	start := p.Now()
 	c := &call{p: p, rt: rt, start: start, id: newID(), ctx: r.Context()}
-	if !p.authenticate(w, r, c) {
+	// Admission (admit.go): the path, the in-flight cap, the credential and
+	// the request body; refused requests are answered there.
+	in, ok := p.admit(w, r, c, rest)
+	if !ok {
 		return
 	}
-
-	body, status, err := readBody(w, r, p.MaxRequestBody)
-	if err != nil {
-		c.refuse(w, status, err.Error())
-		return
-	}
-	if rest == "" {
-		rest = "/"
-	}
+	defer in.done()
+	body := in.body
+	rest = in.rest
 	c.prepare(r, rest, &body)
+	if c.badRequest != "" {
+		c.refuse(w, http.StatusBadRequest, c.badRequest)
+		return
+	}
 	if p.Limits != nil && !p.reserve(w, c, &body) {
 		return
 	}
@@ -301,13 +324,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ReverseProxy clones the request it forwards, so a shallow copy with
 	// its own URL is enough here.
 	out := r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
-	u := *r.URL
-	u.Path, u.RawPath = rest, ""
-	if r.URL.RawPath != "" { // keep the client's escaping, e.g. %2F
-		u.RawPath = strings.TrimPrefix(r.URL.RawPath, rt.Prefix)
-	}
-	out.URL = &u
+	out.URL = in.url // rest, the client's escaping kept; no virtual key
 	out.Header.Del("Content-Length")
+	if c.dropEncoding {
+		out.Header.Del("Content-Encoding")
+	}
 	if len(body) == 0 {
 		// No body: send none, not an empty chunked one (a GET with a body
 		// is refused by some upstreams).
@@ -324,34 +345,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	rt.rp.ServeHTTP(w, out)
-}
-
-// readBody reads the request body up to limit bytes. On error it returns
-// the status to answer with: 413 for a body over the limit, 400 for one
-// that could not be read.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, 0, nil
-	}
-	if r.ContentLength > limit {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes exceeds the gateway's limit of %d bytes", r.ContentLength, limit)
-	}
-	if r.ContentLength > 0 {
-		// The common case: read exactly the declared length, one allocation.
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
-		}
-		return b, 0, nil
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds the gateway's limit of %d bytes", limit)
-	} else if err != nil {
-		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
-	}
-	return b, 0, nil
 }
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {
