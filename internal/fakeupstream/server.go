@@ -154,6 +154,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("GET /api/hello", s.handle(providerAnthropic, s.handleHello))
 	mux.Handle("POST /v1/chat/completions", s.handle(providerOpenAI, s.handleChatCompletions))
 	mux.Handle("POST /v1/responses", s.handle(providerOpenAI, s.handleResponses))
+	mux.HandleFunc("GET /v1/responses", s.handleResponsesWebSocket) // the WebSocket transport (websocket.go)
 	s.adminRoutes(mux)
 	mux.Handle("/", s.handle(providerByRoute, s.handleNotFound))
 	return mux

@@ -149,6 +149,8 @@ type Proxy struct {
 
 	keyMu    sync.Mutex
 	keyCache map[string]cachedKey // by hash
+
+	ws webSockets // relayed WebSocket connections (websocket.go)
 }
 
 type route struct {
@@ -218,6 +220,7 @@ func (p *Proxy) match(path string) (*route, string, bool) {
 // submitted its completion), or ctx ends. Call it after the HTTP server
 // has stopped, before closing the ledger writer.
 func (p *Proxy) Wait(ctx context.Context) error {
+	p.shutdownWebSockets(ctx)
 	done := make(chan struct{})
 	go func() {
 		p.active.Wait()
@@ -268,6 +271,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.Now()
 	c := &call{p: p, rt: rt, start: start, id: newID(), ctx: r.Context()}
 	if !p.authenticate(w, r, c) {
+		return
+	}
+	if isWebSocket(r) {
+		p.serveWebSocket(w, r, c, rest)
 		return
 	}
 
