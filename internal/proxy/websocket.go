@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -630,19 +631,7 @@ func (rl *wsRelay) upstreamMessage(ctx context.Context, msg []byte) bool {
 			return false
 		}
 	}
-	switch env.typ {
-	case "response.created", "response.queued", "response.in_progress":
-		c.created = true
-	}
-	terminal, _ := c.meter.Frame(sse.Event{Data: msg})
-	if env.typ == "error" && (env.status != 0 || !c.created) {
-		// An error that ends the request: a wrapped HTTP error, or one
-		// before any response existed.
-		terminal = true
-		if env.status != 0 {
-			c.status = env.status
-		}
-	}
+	terminal := c.observe(env, msg)
 	if terminal {
 		rl.pop(c)
 		if err := c.finish(tokenmeter.OutcomeOK, "", true); err != nil && !p.FailOpen {
@@ -665,6 +654,27 @@ func (rl *wsRelay) upstreamMessage(ctx context.Context, msg []byte) bool {
 		}
 	}
 	return true
+}
+
+// observe meters one message of c's response and reports whether it ends
+// the response: response.completed, incomplete or failed, or an error
+// that ends the request (one with an HTTP status, which the transport
+// sends for a refused request, or any error before the response was
+// created). An error during a response (no status) is followed by
+// response.failed, which ends it.
+func (c *wsCall) observe(env envelope, msg []byte) bool {
+	switch env.typ {
+	case "response.created", "response.queued", "response.in_progress":
+		c.created = true
+	}
+	terminal, _ := c.meter.Frame(sse.Event{Data: msg})
+	if env.typ == "error" && (env.status != 0 || !c.created) {
+		terminal = true
+		if env.status != 0 {
+			c.status = env.status
+		}
+	}
+	return terminal
 }
 
 // attribute returns the call a message from the upstream belongs to: the
@@ -782,7 +792,7 @@ func jsonString(v []byte) string {
 	if len(v) < 2 || v[0] != '"' || len(v) > 2*maxEnvelopeString+2 {
 		return ""
 	}
-	if bytes.IndexByte(v, '\\') < 0 {
+	if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
 		return jsonscan.Clip(string(v[1:len(v)-1]), maxEnvelopeString)
 	}
 	var s string
