@@ -76,6 +76,21 @@ func ChainHash(ev *Event) string {
 		str("session")
 		str(ev.Session)
 	}
+	if ev.ResponseID != "" {
+		str("response_id")
+		str(ev.ResponseID)
+	}
+	if ev.Estimate != "" {
+		str("estimate")
+		str(ev.Estimate)
+	}
+	if !ev.Hold.IsZero() {
+		str("hold")
+		num(ev.Hold.Tokens)
+		num(ev.Hold.InputTokens)
+		num(ev.Hold.OutputTokens)
+		num(int64(ev.Hold.Cost))
+	}
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:])
 }

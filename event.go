@@ -28,6 +28,15 @@ const (
 	// Its key is derived from the corrected total, so re-reading the same
 	// line revises nothing twice.
 	KindRevised Kind = "revised"
+	// KindRetracted withdraws the figures a completed call was recorded
+	// with (its usage, cost, usage state and hold, all negated) because the
+	// provider's own figure has turned up for a call whose usage was
+	// estimated or unknown. It is always followed, in the same commit, by a
+	// KindRevised event that states the provider's figure, so the call's
+	// usage becomes exactly that figure and it counts once (see
+	// Event.Contribution). Like a revision it carries the original's Time
+	// and labels and is not a request.
+	KindRetracted Kind = "retracted"
 )
 
 // Outcome says how a completed call ended.
@@ -87,6 +96,11 @@ type Event struct {
 	// UpstreamRequestID is the provider's request id (request-id or
 	// x-request-id), used to recognise the same call seen by an importer.
 	UpstreamRequestID string `json:"upstream_request_id,omitempty"`
+	// ResponseID is the provider's own id of the response (Anthropic's
+	// msg_..., OpenAI's resp_... or chatcmpl-...), recorded by the gateway
+	// from the response and by importers from the logs, so the same call
+	// seen twice is recognised as one.
+	ResponseID string `json:"response_id,omitempty"`
 
 	Status  int     `json:"status,omitempty"`
 	Outcome Outcome `json:"outcome,omitempty"`
@@ -94,10 +108,25 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 
 	Usage Usage `json:"usage"`
-	// UsageKnown is false when the response carried no usage the meter could
-	// read (malformed body, a cut stream before any usage, an endpoint
-	// without usage).
+	// UsageKnown is true when Usage is the provider's own final figure. It
+	// is false when the response carried no usage the meter could read in
+	// full (malformed body, a cut stream, a background response, an
+	// endpoint without usage); Usage then holds what is known to have been
+	// used, or an estimate (see Estimate). Nothing billable is ever
+	// recorded as a known zero.
 	UsageKnown bool `json:"usage_known"`
+	// Estimate, when not empty, says Usage is the gateway's estimate rather
+	// than the provider's figure, and how it was made (e.g. "output: 812
+	// relayed characters at 4 per token; input: message_start"). UsageKnown
+	// is then false. Reports count estimated calls and their tokens apart
+	// from unknown ones (UsageState).
+	Estimate string `json:"estimate,omitempty"`
+	// Hold is what hard limits keep charging a completed call beyond its
+	// Usage and Cost while its usage is not known: the excess of the worst
+	// case it reserved over what was recorded (see HoldFor). A retraction
+	// withdraws it when the provider's figure arrives. Zero for calls that
+	// held no reservation or whose usage is known.
+	Hold Hold `json:"hold,omitzero"`
 	// RawUsage is the provider's usage object as it arrived, kept so that
 	// fields added by providers later are not lost.
 	RawUsage json.RawMessage `json:"raw_usage,omitempty"`
@@ -110,6 +139,26 @@ type Event struct {
 
 	PrevHash string `json:"prev_hash"`
 	Hash     string `json:"hash"`
+}
+
+// UsageState says how far a completed event's usage can be trusted.
+type UsageState string
+
+const (
+	UsageStateKnown     UsageState = "known"     // the provider's own final figure
+	UsageStateEstimated UsageState = "estimated" // an estimate, with its basis in Estimate
+	UsageStateUnknown   UsageState = "unknown"   // not read; Usage is a lower bound at best
+)
+
+// UsageState returns the state of ev's usage.
+func (ev *Event) UsageState() UsageState {
+	switch {
+	case ev.UsageKnown:
+		return UsageStateKnown
+	case ev.Estimate != "":
+		return UsageStateEstimated
+	}
+	return UsageStateUnknown
 }
 
 // EventKey returns the idempotency key of the kind step of the call named

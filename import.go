@@ -38,4 +38,8 @@ type ImportResult struct {
 	// Revised were in the ledger with less usage than this reading of
 	// them: a revision event adds the difference.
 	Revised int `json:"revised"`
+	// Settled were metered by the gateway with estimated or unknown usage:
+	// the imported figure replaced the gateway's (see Store.Import). They
+	// are counted in Recorded too.
+	Settled int `json:"settled,omitempty"`
 }

@@ -39,8 +39,14 @@ type Store interface {
 	Usage(ctx context.Context, q UsageQuery) ([]UsageBucket, error)
 
 	// Import is Append for importers, with completed events only. An event
-	// is skipped as recorded when the gateway metered the call (an event of
-	// another call carries the same non-empty UpstreamRequestID). When its
+	// is skipped as recorded when the gateway metered the call (a proxied
+	// call carries the same non-empty UpstreamRequestID or ResponseID) and
+	// its usage is known. When the gateway's record of the call is
+	// estimated or unknown, the imported figure settles it instead: a
+	// KindRetracted event withdraws the gateway's figures and a KindRevised
+	// event states the imported ones, under the gateway's call (counted in
+	// ImportResult.Settled), so the call counts once, with the provider's
+	// figure. When its
 	// Key is in the ledger it is a duplicate, unless its usage covers (see
 	// Usage.Covers) what the ledger holds for the call: then a KindRevised
 	// event with the difference is appended. The files' import state is
@@ -129,8 +135,28 @@ type UsageBucket struct {
 	Requests int64
 	Usage    Usage
 	Cost     Micros
-	// UsageUnknown counts events whose usage could not be read;
-	// CostUnknown counts events with usage but no price.
-	UsageUnknown int64
-	CostUnknown  int64
+	// UsageUnknown counts calls whose usage could not be read;
+	// UsageEstimated counts calls whose usage is an estimate, and
+	// EstimatedTokens is the part of Usage's tokens those estimates make
+	// up; CostUnknown counts calls with usage (or an estimate) but no
+	// price. See Event.Contribution.
+	UsageUnknown    int64
+	UsageEstimated  int64
+	EstimatedTokens int64
+	CostUnknown     int64
+	// Hold is what hard limits charge beyond Usage and Cost for calls
+	// whose usage is not known (see Hold); reports leave it out.
+	Hold Hold
+}
+
+// Add adds c to b's sums (not First and Last).
+func (b *UsageBucket) Add(c Contribution) {
+	b.Requests += c.Requests
+	b.Usage = b.Usage.Add(c.Usage)
+	b.Cost += c.Cost
+	b.UsageUnknown += c.UsageUnknown
+	b.UsageEstimated += c.UsageEstimated
+	b.EstimatedTokens += c.EstimatedTokens
+	b.CostUnknown += c.CostUnknown
+	b.Hold = b.Hold.Add(c.Hold)
 }

@@ -6,11 +6,12 @@ import (
 	"testing"
 )
 
-// TestHardLimitUnmeteredEndpoints (G5): a POST whose usage the gateway
-// cannot read (message batches, embeddings, legacy completions) is refused
-// while a hard limit applies to the caller, since no reservation could hold
-// it; free endpoints (token counting) and reads pass, and callers without a
-// hard limit are forwarded as before.
+// TestHardLimitUnmeteredEndpoints (G5, G8): a POST whose usage the gateway
+// cannot read (message batches, images, audio, a legacy completion without
+// max_tokens) is refused while a hard limit applies to the caller, since no
+// reservation could hold it; free endpoints (token counting) and reads
+// pass, and callers without a hard limit are forwarded as before, recorded
+// with usage unknown, never as a known zero.
 func TestHardLimitUnmeteredEndpoints(t *testing.T) {
 	gw, tap := keysGateway(t, nil, nil)
 	capped := createKey(t, gw.Config.Data, "--name", "capped")
@@ -41,7 +42,7 @@ func TestHardLimitUnmeteredEndpoints(t *testing.T) {
 		}
 		return post(t, gw.URL()+path, h, `{"model":"claude-haiku-5-5","input":"x","messages":[{"role":"user","content":"hi"}],"requests":[]}`)
 	}
-	for _, path := range []string{"/anthropic/v1/messages/batches", "/openai/v1/embeddings", "/openai/v1/completions"} {
+	for _, path := range []string{"/anthropic/v1/messages/batches", "/openai/v1/images/generations", "/openai/v1/audio/speech", "/openai/v1/completions"} {
 		before := len(tap.headers())
 		resp, body := send(http.MethodPost, path, capped)
 		var shape map[string]any
@@ -51,8 +52,15 @@ func TestHardLimitUnmeteredEndpoints(t *testing.T) {
 		if len(tap.headers()) != before {
 			t.Errorf("POST %s with a hard limit reached the upstream", path)
 		}
-		if resp, body := send(http.MethodPost, path, free); resp.StatusCode == http.StatusForbidden {
+		resp, body = send(http.MethodPost, path, free)
+		if resp.StatusCode == http.StatusForbidden {
 			t.Errorf("POST %s without a hard limit: %d %s; want it forwarded", path, resp.StatusCode, body)
+		}
+		if resp.StatusCode < 400 {
+			if ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest)); ev.UsageKnown || ev.CostKnown {
+				t.Errorf("POST %s (%d) recorded with usage known %v, cost known %v (%+v): an unmetered billable call must not be a known zero",
+					path, resp.StatusCode, ev.UsageKnown, ev.CostKnown, ev.Usage)
+			}
 		}
 	}
 	if resp, body := send(http.MethodPost, "/anthropic/v1/messages/count_tokens", capped); resp.StatusCode != http.StatusOK {

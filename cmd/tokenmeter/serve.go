@@ -150,6 +150,12 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.proxy.Instance = newInstanceID()
 	s.proxy.Price = price
 	s.proxy.Limits = limits.New(s.store)
+	s.proxy.CanonicalModel = prices.Canonical
+	s.proxy.Settle = func(ctx context.Context, ev tokenmeter.Event) error {
+		_, err := s.store.Import(ctx, []tokenmeter.Event{ev}, nil)
+		return err
+	}
+	s.proxy.Limits.CanonicalModel = prices.Canonical
 	if s.Transport != nil {
 		s.proxy.Transport = s.Transport
 	}

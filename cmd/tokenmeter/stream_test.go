@@ -110,8 +110,8 @@ func TestCutStreams(t *testing.T) {
 		if ev.Outcome != tokenmeter.OutcomeCancelled {
 			t.Errorf("outcome %q (%s), want cancelled", ev.Outcome, ev.Reason)
 		}
-		if !ev.UsageKnown || ev.Usage.InputTokens == 0 || ev.Usage.CacheReadTokens != 50 || ev.Usage.OutputTokens < 1 {
-			t.Errorf("cut stream recorded usage %+v (known %v); want input and cache from message_start and output ≥ 1, never zero", ev.Usage, ev.UsageKnown)
+		if ev.UsageKnown || ev.Estimate == "" || ev.Usage.InputTokens == 0 || ev.Usage.CacheReadTokens != 50 || ev.Usage.OutputTokens < 1 {
+			t.Errorf("cut stream recorded usage %+v (known %v, estimate %q); want an estimate with input and cache from message_start and output ≥ 1, never a known figure", ev.Usage, ev.UsageKnown, ev.Estimate)
 		}
 		id := resp.Header.Get("Request-Id")
 		for range 200 {
@@ -153,8 +153,8 @@ func TestCutStreams(t *testing.T) {
 			if ev.Outcome != tc.outcome || !strings.Contains(ev.Reason, tc.reason) {
 				t.Errorf("outcome %q reason %q; want %q mentioning %q", ev.Outcome, ev.Reason, tc.outcome, tc.reason)
 			}
-			if !ev.UsageKnown || ev.Usage.InputTokens == 0 || ev.Usage.CacheWrite1hTokens != 7 {
-				t.Errorf("usage %+v known %v; want what message_start reported", ev.Usage, ev.UsageKnown)
+			if ev.UsageKnown || ev.Estimate == "" || ev.Usage.InputTokens == 0 || ev.Usage.CacheWrite1hTokens != 7 {
+				t.Errorf("usage %+v known %v estimate %q; want an estimate from what message_start reported", ev.Usage, ev.UsageKnown, ev.Estimate)
 			}
 		})
 	}

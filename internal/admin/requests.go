@@ -23,12 +23,16 @@ type Call struct {
 	Model      string `json:"model"`
 	Stream     bool   `json:"stream"`
 	// Key is the principal: "key:NAME", "cred:HASHPREFIX" or "".
-	Key        string  `json:"key"`
-	Project    string  `json:"project"`
-	Status     int     `json:"status"`
-	Outcome    string  `json:"outcome"`
-	Reason     string  `json:"reason,omitempty"`
-	UsageKnown bool    `json:"usage_known"`
+	Key        string `json:"key"`
+	Project    string `json:"project"`
+	Status     int    `json:"status"`
+	Outcome    string `json:"outcome"`
+	Reason     string `json:"reason,omitempty"`
+	UsageKnown bool   `json:"usage_known"`
+	// UsageState is "known", "estimated" or "unknown"; Estimate is the
+	// basis of an estimate.
+	UsageState string  `json:"usage_state"`
+	Estimate   string  `json:"estimate,omitempty"`
 	CostKnown  bool    `json:"cost_known"`
 	LatencyMS  float64 `json:"latency_ms"`
 	TTFBMS     float64 `json:"ttfb_ms"`
@@ -40,17 +44,14 @@ func ToCall(ev tokenmeter.Event) Call {
 	c := Call{Seq: ev.Seq, Time: ev.Time.UTC().Format(time.RFC3339Nano), RequestKey: ev.RequestKey, Source: string(ev.Source),
 		Provider: ev.Provider, Endpoint: ev.Endpoint, Model: ev.Model, Stream: ev.Stream, Key: ev.Principal, Project: ev.Project,
 		Status: ev.Status, Outcome: string(ev.Outcome), Reason: ev.Reason, UsageKnown: ev.UsageKnown, CostKnown: ev.CostKnown,
+		UsageState: string(ev.UsageState()), Estimate: ev.Estimate,
 		LatencyMS: float64(ev.Latency.Microseconds()) / 1000, TTFBMS: float64(ev.TTFB.Microseconds()) / 1000}
-	c.Figures.Add(tokenmeter.UsageBucket{Outcome: ev.Outcome, Requests: 1, Usage: ev.Usage, Cost: ev.Cost,
-		UsageUnknown: b2i(!ev.UsageKnown), CostUnknown: b2i(ev.UsageKnown && !ev.CostKnown)})
-	return c
-}
-
-func b2i(b bool) int64 {
-	if b {
-		return 1
+	b := tokenmeter.UsageBucket{Outcome: ev.Outcome}
+	if contrib, ok := ev.Contribution(); ok {
+		b.Add(contrib)
 	}
-	return 0
+	c.Figures.Add(b)
+	return c
 }
 
 // requests serves GET /api/requests (admin) and /api/me/requests (a

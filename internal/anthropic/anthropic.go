@@ -6,12 +6,13 @@ package anthropic
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"net/http"
 	"strconv"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 )
 
 // Request is what the gateway needs to know about a Messages request.
@@ -24,22 +25,29 @@ type Request struct {
 // ParseRequest reads model, stream and max_tokens from a Messages request
 // body. Unknown fields are ignored and missing or null fields are zero. Keys
 // match exactly, as on the API ({"Model": ...} is not the model), and the last
-// of duplicate keys wins.
+// of duplicate keys wins. The body must be plain UTF-8 JSON: run a body with
+// a Content-Encoding, a byte order mark or UTF-16 through reqbody.Decode
+// first.
 //
 // Every error is a *tokenmeter.Error with code EINVALID whose message names
-// the problem and quotes at most a short jsonscan.Excerpt of the body: the body is not
-// a JSON object, or a field has the wrong type (e.g. a non-integer or negative
-// max_tokens).
+// the problem: the body is not a JSON object (as jsonscan.DescribeError
+// says), or a field has the wrong type (e.g. a non-integer or negative
+// max_tokens), named by the kind of its value, never the value unless it
+// is a number. A model name longer than MaxModelBytes is ErrModelTooLong
+// itself (errors.Is), which the gateway answers with 400.
 func ParseRequest(body []byte) (Request, error) {
 	var r Request
 	var ferr error
+	tooLong := false
 	err := jsonscan.EachMember(body, func(key []byte, start, end int) {
 		v := body[start:end]
 		switch {
 		case jsonscan.KeyIs(key, "model"):
-			r.Model = ""
-			if !jsonscan.IsNull(v) && json.Unmarshal(v, &r.Model) != nil {
-				ferr = fmt.Errorf("model is not a string: %s", jsonscan.Clip(string(v), 24))
+			var err error
+			if r.Model, err = modelName(v); err == ErrModelTooLong {
+				tooLong = true
+			} else if err != nil {
+				ferr = err
 			}
 		case jsonscan.KeyIs(key, "stream"):
 			switch string(v) {
@@ -48,7 +56,7 @@ func ParseRequest(body []byte) (Request, error) {
 			case "false", "null":
 				r.Stream = false
 			default:
-				ferr = fmt.Errorf("stream is not a boolean: %s", jsonscan.Clip(string(v), 24))
+				ferr = fmt.Errorf("stream is not a boolean (%s)", jsonscan.Kind(v))
 			}
 		case jsonscan.KeyIs(key, "max_tokens"):
 			n, err := jsonscan.ParseCount("max_tokens", v)
@@ -65,6 +73,9 @@ func ParseRequest(body []byte) (Request, error) {
 			return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", jsonscan.DescribeError(body, jerr))
 		}
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not a JSON object")
+	}
+	if tooLong {
+		return Request{}, ErrModelTooLong
 	}
 	if ferr != nil {
 		return Request{}, tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %v", ferr)
@@ -93,4 +104,17 @@ func WriteError(w http.ResponseWriter, status int, typ, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// modelName reads the model member's raw value v: ErrModelTooLong beyond
+// MaxModelBytes, else an error naming what v holds without quoting it.
+func modelName(v []byte) (string, error) {
+	s, err := jsonscan.BoundedString(v, MaxModelBytes)
+	switch {
+	case errors.Is(err, jsonscan.ErrTooLong):
+		return "", ErrModelTooLong
+	case err != nil:
+		return "", fmt.Errorf("model is %w", err)
+	}
+	return s, nil
 }

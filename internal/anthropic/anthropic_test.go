@@ -2,6 +2,7 @@ package anthropic_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -47,6 +48,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "ModelNotString", body: `{"model":42}`, wantErr: "model is not a string"},
 		{name: "StreamNotBool", body: `{"stream":"true"}`, wantErr: "stream is not a boolean"},
 		{name: "MaxTokensFloat", body: `{"max_tokens":10.5}`, wantErr: "max_tokens is not an integer"},
+		{name: "MaxTokensString", body: `{"max_tokens":"10"}`, wantErr: "max_tokens is not an integer (a string)"},
+		{name: "ModelNotStringKind", body: `{"model":{"id":"m"}}`, wantErr: "model is not a string (an object)"},
 		{name: "MaxTokensNegative", body: `{"max_tokens":-1}`, wantErr: "max_tokens is negative"},
 		{name: "TrailingGarbage", body: `{"model":"a"} x`, wantErr: "invalid JSON"},
 	}
@@ -72,17 +75,44 @@ func TestParseRequest(t *testing.T) {
 	}
 }
 
-// TestParseRequestExcerpt checks that an error quotes only a short piece of
-// the body, never the rest of it.
-func TestParseRequestExcerpt(t *testing.T) {
-	secret := strings.Repeat("s", 200)
-	body := `{"messages":[{"role":"user","content":"` + secret + `"}], oops}`
-	_, err := anthropic.ParseRequest([]byte(body))
-	if err == nil {
-		t.Fatal("ParseRequest(invalid) error = nil")
+// TestParseRequestQuotesNothing checks that no error about a field quotes
+// the body: the reason a body was unreadable is kept in the ledger, and
+// must hold no prompt text. (Syntax errors are jsonscan.DescribeError's.)
+func TestParseRequestQuotesNothing(t *testing.T) {
+	const secret = "SECRETPROMPT"
+	for _, body := range []string{
+		`{"messages":[{"role":"user","content":"` + secret,
+		`{"model":["` + secret + `"]}`,
+		`{"model":"` + secret + `\x"}`,
+		`{"stream":"` + secret + `"}`,
+		`{"max_tokens":"` + secret + `"}`,
+		`{"max_tokens":-` + secret + `}`,
+		`{"max_tokens":{"` + secret + `":1}}`,
+	} {
+		_, err := anthropic.ParseRequest([]byte(body))
+		if err == nil {
+			t.Fatalf("ParseRequest(%s) error = nil", body)
+		}
+		if msg := err.Error(); strings.Contains(msg, "SECRET") || len(msg) > 120 {
+			t.Errorf("ParseRequest(%s) error = %q, want it to quote nothing", body, msg)
+		}
 	}
-	if msg := err.Error(); strings.Contains(msg, strings.Repeat("s", 30)) || len(msg) > 150 {
-		t.Errorf("ParseRequest(invalid) error = %q (%d bytes), want a short excerpt", msg, len(msg))
+}
+
+func TestParseRequestModelTooLong(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"` + strings.Repeat("m", anthropic.MaxModelBytes+1) + `","max_tokens":1}`,
+		`{"model":"` + strings.Repeat(`\u00e9`, anthropic.MaxModelBytes/2+1) + `"}`, // 2 bytes each once decoded
+		`{"model":"` + strings.Repeat("m", 32<<20) + `","stream":"x"}`,
+	} {
+		_, err := anthropic.ParseRequest([]byte(body))
+		if !errors.Is(err, anthropic.ErrModelTooLong) || tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
+			t.Errorf("ParseRequest(model of %d bytes) = %v, want ErrModelTooLong (EINVALID)", len(body), err)
+		}
+	}
+	long := strings.Repeat("m", anthropic.MaxModelBytes)
+	if r, err := anthropic.ParseRequest([]byte(`{"model":"` + long + `"}`)); err != nil || r.Model != long {
+		t.Errorf("ParseRequest(model of exactly %d bytes) = %+v, %v; want it read", anthropic.MaxModelBytes, r, err)
 	}
 }
 
@@ -121,6 +151,8 @@ func FuzzParseRequest(f *testing.F) {
 		`{"a":[{"b":"\"}"}],"model":"x"}`,
 		`{"mod\u0065l":"a","stream":null}`,
 		`{"model":"a",}`, `[]`, `"x"`, `{`, ``,
+		`{"model":"` + strings.Repeat("m", anthropic.MaxModelBytes+1) + `"}`,
+		`{"model":"\u00e9\u00e9","max_tokens":"x"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -131,6 +163,9 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if r.MaxTokens < 0 {
 			t.Fatalf("ParseRequest(%q).MaxTokens = %d", b, r.MaxTokens)
+		}
+		if len(r.Model) > anthropic.MaxModelBytes {
+			t.Fatalf("ParseRequest(%q).Model is %d bytes, over the cap", b, len(r.Model))
 		}
 		// What we read agrees with encoding/json when no key differs from
 		// ours only by case (encoding/json matches keys case-insensitively).

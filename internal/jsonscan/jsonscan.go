@@ -207,6 +207,9 @@ func ParseCount(field string, v []byte) (int64, error) {
 	}
 	var n int64
 	if err := json.Unmarshal(v, &n); err != nil {
+		if k := Kind(v); k != "a number" {
+			return 0, fmt.Errorf("%s is not an integer (%s)", field, k) // a string could be prompt text
+		}
 		return 0, fmt.Errorf("%s is not an integer: %s", field, Clip(string(v), 24))
 	}
 	if n < 0 {

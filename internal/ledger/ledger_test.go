@@ -132,6 +132,8 @@ func TestRecover(t *testing.T) {
 	}
 	prog := started("b")
 	prog.Kind, prog.Key = tokenmeter.KindProgress, tokenmeter.EventKey("b", tokenmeter.KindProgress)
+	// b reserved 2000 input and 1000 output tokens, $0.50, under a hard limit.
+	prog.Hold = tokenmeter.Hold{Tokens: 3000, InputTokens: 2000, OutputTokens: 1000, Cost: 500_000}
 	prog.Usage, prog.UsageKnown, prog.UpstreamRequestID = tokenmeter.Usage{InputTokens: 500, CacheReadTokens: 7}, true, "req_b"
 	if _, err := db.Append(ctx, []tokenmeter.Event{started("a"), started("b"), prog}); err != nil {
 		t.Fatal(err)
@@ -155,11 +157,15 @@ func TestRecover(t *testing.T) {
 	if a.Outcome != tokenmeter.OutcomeUnknown || a.UsageKnown || a.Latency != time.Minute {
 		t.Errorf("call a recovered as %+v; want outcome unknown, usage unknown, latency 1m", a)
 	}
-	if b.Outcome != tokenmeter.OutcomeUnknown || !b.UsageKnown || b.Usage.InputTokens != 500 || b.UpstreamRequestID != "req_b" || b.Cost != 9 {
-		t.Errorf("call b recovered as %+v; want outcome unknown with input 500 from message_start, priced", b)
+	if b.Outcome != tokenmeter.OutcomeUnknown || b.UsageKnown || b.Usage.InputTokens != 500 || b.UpstreamRequestID != "req_b" || b.Cost != 9 {
+		t.Errorf("call b recovered as %+v; want outcome unknown, usage not known, with input 500 from message_start as its floor, priced", b)
+	}
+	// G5/G8: the reservation keeps charging what the floor does not cover.
+	if want := (tokenmeter.Hold{Tokens: 3000 - 507, InputTokens: 1500, OutputTokens: 1000, Cost: 500_000 - 9}); b.Hold != want || !a.Hold.IsZero() {
+		t.Errorf("holds after recovery: a %+v, b %+v; want none and %+v", a.Hold, b.Hold, want)
 	}
 	if priced != 1 {
-		t.Errorf("price called %d times, want 1 (only calls with known usage)", priced)
+		t.Errorf("price called %d times, want 1 (only calls with a floor)", priced)
 	}
 }
 

@@ -14,8 +14,10 @@ const ReasonCrashed = "gateway stopped before the call completed; outcome unknow
 // Recover closes every call that a previous process left open: for each, it
 // appends a completed event with outcome unknown, carrying the usage known
 // from the call's last progress event (the input and cache tokens of
-// Anthropic's message_start) so the tokens a call is known to have used are
-// never dropped. price sets the cost of such an event; it may be nil.
+// Anthropic's message_start) as a floor, never as a known figure, so the
+// tokens a call is known to have used are never dropped, and the hold of
+// the worst case it reserved (from the started or progress event). price
+// sets the cost of that floor; it may be nil.
 //
 // Call it at start-up while no other process writes for the same instances.
 // It is idempotent: the completion's key is derived from the call.
@@ -36,15 +38,23 @@ func Recover(ctx context.Context, store tokenmeter.Store, instances []string, no
 		ev.Outcome = tokenmeter.OutcomeUnknown
 		ev.Reason = ReasonCrashed
 		ev.Latency = now.Sub(last.Time)
+		// The call's usage is not known: what its progress event read (the
+		// input of Anthropic's message_start) is kept as a floor, and the
+		// worst case it reserved under hard limits, which the gateway
+		// writes on its started and progress events, stays charged (G5,
+		// G8) until a revision settles the call.
+		reserved := last.Hold
+		ev.UsageKnown, ev.Estimate = false, ""
 		if last.Kind == tokenmeter.KindStarted {
-			ev.UsageKnown = false
 			ev.Usage = tokenmeter.Usage{}
 		}
 		ev.Time = now
 		ev.Cost, ev.CostKnown = 0, false
-		if price != nil && ev.UsageKnown {
-			price(&ev)
+		if price != nil && !ev.Usage.IsZero() {
+			price(&ev) // the floor's cost
 		}
+		ev.Hold = tokenmeter.HoldFor(tokenmeter.Usage{InputTokens: reserved.InputTokens, OutputTokens: reserved.OutputTokens},
+			reserved.Cost, ev.Usage, ev.Cost)
 		events = append(events, ev)
 	}
 	if _, err := store.Append(ctx, events); err != nil {

@@ -110,8 +110,8 @@ func verifyAggregates(ctx context.Context, store tokenmeter.Store) error {
 
 func diffBuckets(fast, exact []tokenmeter.UsageBucket) string {
 	key := func(b tokenmeter.UsageBucket) tokenmeter.UsageBucket {
-		b.Requests, b.Usage, b.Cost, b.UsageUnknown, b.CostUnknown, b.First, b.Last = 0, tokenmeter.Usage{}, 0, 0, 0, time.Time{}, time.Time{}
-		return b
+		return tokenmeter.UsageBucket{Start: b.Start, Source: b.Source, Provider: b.Provider, Model: b.Model,
+			Principal: b.Principal, Project: b.Project, Outcome: b.Outcome, Session: b.Session}
 	}
 	want := make(map[tokenmeter.UsageBucket]tokenmeter.UsageBucket, len(exact))
 	for _, b := range exact {
@@ -121,7 +121,8 @@ func diffBuckets(fast, exact []tokenmeter.UsageBucket) string {
 		w, ok := want[key(b)]
 		delete(want, key(b))
 		if !ok || w.Requests != b.Requests || w.Usage != b.Usage || w.Cost != b.Cost || w.UsageUnknown != b.UsageUnknown ||
-			w.CostUnknown != b.CostUnknown || !w.First.Equal(b.First) || !w.Last.Equal(b.Last) {
+			w.CostUnknown != b.CostUnknown || w.UsageEstimated != b.UsageEstimated || w.EstimatedTokens != b.EstimatedTokens ||
+			w.Hold != b.Hold || !w.First.Equal(b.First) || !w.Last.Equal(b.Last) {
 			return fmt.Sprintf("aggregated usage of %s %s/%s at %s (%d requests) does not match its events (%d requests): the aggregates were altered",
 				b.Source, b.Provider, b.Model, b.Start.Format(time.RFC3339), b.Requests, w.Requests)
 		}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -44,6 +45,11 @@ type Enforcer struct {
 	CacheTTL time.Duration
 	// Now returns the current time.
 	Now func() time.Time
+	// CanonicalModel maps a model name to the name model: scopes are
+	// compared by (the price table's Canonical, so that an alias and its
+	// snapshots are one model); nil compares names as given (through
+	// tokenmeter.ModelBase, as the store does).
+	CanonicalModel func(string) string
 
 	store Store
 
@@ -94,6 +100,12 @@ func (e *Enforcer) hardLimits(ctx context.Context, now time.Time) ([]compiled, e
 		if err != nil {
 			return nil, err
 		}
+		if kind, value, _ := tokenmeter.ParseScope(l.Scope); kind == tokenmeter.ScopeModel && e.CanonicalModel != nil {
+			// The store matches the models of recorded calls against the
+			// scope through ModelBase; the canonical name is what a
+			// snapshot's base is.
+			l.Scope = tokenmeter.ScopeModel + ":" + e.CanonicalModel(value)
+		}
 		hard = append(hard, compiled{limit: l, spec: spec})
 	}
 	e.hard, e.loaded = hard, now
@@ -117,6 +129,9 @@ type Request struct {
 	// Usage and Cost are the call's worst case (see WorstCase).
 	Usage tokenmeter.Usage
 	Cost  tokenmeter.Micros
+	// CostUnknown says the request's model has no price, so its cost
+	// cannot be bounded: a cost_usd limit that applies refuses it.
+	CostUnknown bool
 }
 
 // Decision is the outcome of Reserve.
@@ -139,6 +154,10 @@ type Decision struct {
 	// RetryAfter is, for a refusal, how long until the window has freed
 	// enough for this request.
 	RetryAfter time.Duration
+	// Refusal, when not empty, says why Limit refuses the request whatever
+	// the window holds (no price for its model under a cost_usd limit):
+	// retrying does not help.
+	Refusal string
 }
 
 // Reserve reserves req's worst case against every hard limit that applies
@@ -150,14 +169,33 @@ func (e *Enforcer) Reserve(ctx context.Context, req Request) (Decision, error) {
 	if err != nil {
 		return Decision{}, err
 	}
+	model := req.Model
+	if e.CanonicalModel != nil && model != "" {
+		model = e.CanonicalModel(model)
+	}
 	var apply []compiled
 	for _, c := range hard {
-		if tokenmeter.ScopeApplies(c.limit.Scope, req.Principal, req.Project, req.Model) {
+		kind, _, _ := tokenmeter.ParseScope(c.limit.Scope)
+		// A request that names no model (or one the gateway could not
+		// read) may be for any model: every model: limit applies to it.
+		if tokenmeter.ScopeApplies(c.limit.Scope, req.Principal, req.Project, model) || (kind == tokenmeter.ScopeModel && model == "") {
 			apply = append(apply, c)
 		}
 	}
 	if len(apply) == 0 {
 		return Decision{Allowed: true}, nil
+	}
+	if req.CostUnknown {
+		for _, c := range apply {
+			if c.limit.Metric == tokenmeter.MetricCost {
+				_, reset, err := e.window(ctx, c, now)
+				if err != nil {
+					return Decision{}, err
+				}
+				return Decision{Applies: true, Limit: c.limit, Reset: reset,
+					Refusal: "model " + strconvQuote(req.Model) + " has no price, so its cost cannot be held within a cost_usd limit (add it with --prices)"}, nil
+			}
+		}
 	}
 	checks := make([]tokenmeter.LimitCheck, len(apply))
 	resets := make([]time.Time, len(apply))
@@ -170,7 +208,7 @@ func (e *Enforcer) Reserve(ctx context.Context, req Request) (Decision, error) {
 		resets[i] = end
 	}
 	r := tokenmeter.Reservation{RequestKey: req.RequestKey, Instance: req.Instance, Time: now,
-		Principal: req.Principal, Project: req.Project, Model: req.Model, Usage: req.Usage, Cost: req.Cost}
+		Principal: req.Principal, Project: req.Project, Model: model, Usage: req.Usage, Cost: req.Cost}
 	states, ok, err := e.store.Reserve(ctx, r, checks)
 	if err != nil {
 		return Decision{}, fmt.Errorf("reserve: %w", err)
@@ -300,7 +338,7 @@ func retryAfter(ctx context.Context, s Store, c compiled, st tokenmeter.LimitSta
 		if !tokenmeter.ScopeApplies(st.Limit.Scope, b.Principal, b.Project, b.Model) {
 			continue
 		}
-		freed += st.Limit.Metric.Of(b.Usage, b.Requests, b.Cost)
+		freed += b.Charge(st.Limit.Metric)
 		if freed >= excess {
 			at := b.Start.Add(tokenmeter.RollupBucket + c.spec.Length)
 			return max(at.Sub(now), time.Second), nil
@@ -355,8 +393,16 @@ func UsedIn(ctx context.Context, s UsageSource, l tokenmeter.Limit, since, until
 	var used int64
 	for _, b := range buckets {
 		if tokenmeter.ScopeApplies(l.Scope, b.Principal, b.Project, b.Model) {
-			used += l.Metric.Of(b.Usage, b.Requests, b.Cost)
+			used += b.Charge(l.Metric)
 		}
 	}
 	return used, nil
+}
+
+// strconvQuote quotes a client-chosen model name for a message, bounded.
+func strconvQuote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strconv.Quote(s)
 }

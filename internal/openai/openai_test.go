@@ -2,6 +2,7 @@ package openai_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
 )
 
@@ -47,40 +49,94 @@ func TestParseRequest(t *testing.T) {
 		{
 			name: "ChatStreamIncludeUsage", api: openai.Chat,
 			body: `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":500}`,
-			want: openai.Request{API: openai.Chat, Model: "gpt-4o", Stream: true, IncludeUsage: true, MaxTokens: 500},
+			want: openai.Request{API: openai.Chat, Model: "gpt-4o", Stream: true, IncludeUsage: true, MaxTokens: 500, Choices: 1},
 		},
 		{
 			name: "ChatStreamNoUsage", api: openai.Chat,
 			body: `{"model":"gpt-4o","stream":true,"stream_options":{"include_obfuscation":false},"max_tokens":64}`,
-			want: openai.Request{API: openai.Chat, Model: "gpt-4o", Stream: true, MaxTokens: 64},
+			want: openai.Request{API: openai.Chat, Model: "gpt-4o", Stream: true, MaxTokens: 64, Choices: 1},
 		},
 		{
 			name: "MaxCompletionBeatsMaxTokens", api: openai.Chat,
 			body: `{"model":"o3","max_tokens":64,"max_completion_tokens":4096}`,
-			want: openai.Request{API: openai.Chat, Model: "o3", MaxTokens: 4096},
+			want: openai.Request{API: openai.Chat, Model: "o3", MaxTokens: 4096, Choices: 1},
 		},
 		{
 			name: "Responses", api: openai.Responses,
 			body: `{"model":"gpt-5","input":"hi","stream":true,"max_output_tokens":256,"reasoning":{"effort":"low"}}`,
-			want: openai.Request{API: openai.Responses, Model: "gpt-5", Stream: true, MaxTokens: 256},
+			want: openai.Request{API: openai.Responses, Model: "gpt-5", Stream: true, MaxTokens: 256, Choices: 1},
 		},
 		{
 			name: "NullsAndExactKeys", api: openai.Chat,
 			body: `{"model":"a","MODEL":"b","stream":null,"stream_options":null,"max_tokens":null,"Stream":true}`,
-			want: openai.Request{API: openai.Chat, Model: "a"},
+			want: openai.Request{API: openai.Chat, Model: "a", Choices: 1},
 		},
+		{
+			name: "ChatN", api: openai.Chat,
+			body: `{"model":"gpt-4o","n":8,"max_completion_tokens":5000,"messages":[]}`,
+			want: openai.Request{API: openai.Chat, Model: "gpt-4o", MaxTokens: 5000, Choices: 8},
+		},
+		{name: "NNullZeroAndOne", api: openai.Chat, body: `{"n":null}`, want: openai.Request{API: openai.Chat, Choices: 1}},
+		{name: "NZeroReadsAsOne", api: openai.Chat, body: `{"n":0}`, want: openai.Request{API: openai.Chat, Choices: 1}},
+		{name: "NMax", api: openai.Chat, body: `{"n":128}`, want: openai.Request{API: openai.Chat, Choices: 128}},
+		{name: "NLastWins", api: openai.Chat, body: `{"n":4,"n":2}`, want: openai.Request{API: openai.Chat, Choices: 2}},
+		{
+			name: "LegacyBestOfBeatsN", api: openai.Completions,
+			body: `{"model":"gpt-3.5-turbo-instruct","prompt":"Say this","n":2,"best_of":5,"max_tokens":16}`,
+			want: openai.Request{API: openai.Completions, Model: "gpt-3.5-turbo-instruct", MaxTokens: 16, Choices: 5},
+		},
+		{
+			name: "LegacyPromptList", api: openai.Completions,
+			body: `{"prompt":["a","b","c"],"n":3}`,
+			want: openai.Request{API: openai.Completions, Choices: 9},
+		},
+		{name: "LegacyTokenPrompt", api: openai.Completions, body: `{"prompt":[1, 2, 3],"n":2}`, want: openai.Request{API: openai.Completions, Choices: 2}},
+		{name: "LegacyTokenPromptList", api: openai.Completions, body: `{"prompt":[[1,2],[3]]}`, want: openai.Request{API: openai.Completions, Choices: 2}},
+		{name: "LegacyEmptyPromptList", api: openai.Completions, body: `{"prompt":[]}`, want: openai.Request{API: openai.Completions, Choices: 1}},
+		{name: "ChatPromptIgnored", api: openai.Chat, body: `{"prompt":["a","b"],"n":2}`, want: openai.Request{API: openai.Chat, Choices: 2}},
+		{
+			name: "ResponsesBackground", api: openai.Responses,
+			body: `{"model":"o3-pro","input":"long task","background":true,"max_tool_calls":5,"previous_response_id":"resp_1"}`,
+			want: openai.Request{API: openai.Responses, Model: "o3-pro", Choices: 1, Background: true, MaxToolCalls: 5, StoredInput: true},
+		},
+		{name: "ResponsesConversation", api: openai.Responses, body: `{"conversation":"conv_1","background":false}`, want: openai.Request{API: openai.Responses, Choices: 1, StoredInput: true}},
+		{name: "ResponsesStoredPrompt", api: openai.Responses, body: `{"prompt":{"id":"pmpt_1"},"previous_response_id":null}`, want: openai.Request{API: openai.Responses, Choices: 1, StoredInput: true}},
+		{name: "ResponsesNulls", api: openai.Responses, body: `{"prompt":null,"conversation":null,"background":null,"max_tool_calls":null}`, want: openai.Request{API: openai.Responses, Choices: 1}},
+		{name: "ChatAudioModalities", api: openai.Chat, body: `{"modalities":["text","audio"]}`, want: openai.Request{API: openai.Chat, Choices: 1, AudioOutput: true}},
+		{name: "ChatAudioParam", api: openai.Chat, body: `{"audio":{"voice":"alloy","format":"wav"},"modalities":null}`, want: openai.Request{API: openai.Chat, Choices: 1, AudioOutput: true}},
+		{name: "ChatTextOnly", api: openai.Chat, body: `{"modalities":["text"],"audio":null}`, want: openai.Request{API: openai.Chat, Choices: 1}},
+		{name: "ModelAtCap", api: openai.Chat, body: `{"model":"` + strings.Repeat("m", openai.MaxModelBytes) + `"}`, want: openai.Request{API: openai.Chat, Model: strings.Repeat("m", openai.MaxModelBytes), Choices: 1}},
+		{name: "NNegative", api: openai.Chat, body: `{"n":-1}`, wantErr: "n is negative"},
+		{name: "NFloat", api: openai.Chat, body: `{"n":2.5}`, wantErr: "n is not an integer"},
+		{name: "NString", api: openai.Chat, body: `{"n":"` + secret + `"}`, wantErr: "n is not an integer (a string)"},
+		{name: "NAbsurd", api: openai.Chat, body: `{"n":129}`, wantErr: "n is implausibly large (129"},
+		{name: "NHuge", api: openai.Chat, body: `{"n":99999999999999999999}`, wantErr: "n is not an integer"},
+		{name: "BestOfAbsurd", api: openai.Completions, body: `{"best_of":1000}`, wantErr: "best_of is implausibly large"},
+		{name: "TooManyOutputs", api: openai.Completions, body: `{"prompt":[` + strings.Repeat(`"a",`, 39) + `"a"],"n":128,"best_of":1}`, wantErr: "asks for 5120 outputs"},
+		{name: "TooManyPrompts", api: openai.Completions, body: `{"prompt":[` + strings.Repeat(`"a",`, 4096) + `"a"]}`, wantErr: "asks for 4097 outputs"},
+		{name: "TooManyTokensInAll", api: openai.Chat, body: `{"n":100,"max_completion_tokens":100000000}`, wantErr: "more than 1000000000 in all"},
+		{name: "PromptNotStringOrArray", api: openai.Completions, body: `{"prompt":{"text":"x"}}`, wantErr: "prompt is not a string or an array (an object)"},
+		{name: "BackgroundNotBool", api: openai.Responses, body: `{"background":"yes"}`, wantErr: "background is not a boolean (a string)"},
+		{name: "MaxToolCallsNegative", api: openai.Responses, body: `{"max_tool_calls":-1}`, wantErr: "max_tool_calls is negative"},
+		{name: "ModalitiesNotArray", api: openai.Chat, body: `{"modalities":"audio"}`, wantErr: "modalities is not an array"},
+		{name: "ModelNotString", api: openai.Chat, body: `{"model":["` + secret + `"]}`, wantErr: "model is not a string (an array)"},
 		{name: "InvalidJSON", api: openai.Chat, body: `{"model":}`, wantErr: "invalid JSON at byte 10"},
 		{name: "NotObject", api: openai.Chat, body: `null`, wantErr: "request body is not a JSON object"},
 		{name: "StreamOptionsNotObject", api: openai.Chat, body: `{"stream_options":true}`, wantErr: "stream_options is not an object"},
 		{name: "IncludeUsageNotBool", api: openai.Chat, body: `{"stream_options":{"include_usage":1}}`, wantErr: "stream_options.include_usage is not a boolean"},
 		{name: "MaxTokensNegative", api: openai.Chat, body: `{"max_completion_tokens":-5}`, wantErr: "max_completion_tokens is negative"},
+		{name: "MaxTokensString", api: openai.Chat, body: `{"max_tokens":"` + secret + `"}`, wantErr: "max_tokens is not an integer (a string)"},
+		{name: "StreamNotBool", api: openai.Chat, body: `{"stream":"` + secret + `"}`, wantErr: "stream is not a boolean (a string)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := openai.ParseRequest(tt.api, []byte(tt.body))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("ParseRequest(%s) error = %v, want it to contain %q", tt.body, err, tt.wantErr)
+					t.Fatalf("ParseRequest(%.200s) error = %v, want it to contain %q", tt.body, err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("ParseRequest error %q quotes the body", err)
 				}
 				if code := tokenmeter.ErrorCode(err); code != tokenmeter.EINVALID {
 					t.Errorf("ParseRequest(%s) error code = %q, want %q", tt.body, code, tokenmeter.EINVALID)
@@ -94,6 +150,44 @@ func TestParseRequest(t *testing.T) {
 				t.Errorf("ParseRequest(%s) mismatch (-want +got):\n%s", tt.body, diff)
 			}
 		})
+	}
+}
+
+// secret marks prompt text, which no error may quote.
+const secret = "SECRETPROMPT"
+
+func TestParseRequestModelTooLong(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"` + strings.Repeat("m", openai.MaxModelBytes+1) + `","max_tokens":"x"}`,
+		`{"model":"` + strings.Repeat(`\u00e9`, openai.MaxModelBytes/2+1) + `"}`, // 2 bytes each once decoded
+		`{"model":"` + strings.Repeat("m", 32<<20) + `"}`,
+		`{"model":"a","model":"` + strings.Repeat("m", 300) + `"}`,
+	} {
+		for _, api := range []openai.API{openai.Chat, openai.Responses, openai.Completions} {
+			_, err := openai.ParseRequest(api, []byte(body))
+			if !errors.Is(err, openai.ErrModelTooLong) || tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
+				t.Errorf("ParseRequest(%s, model of %d bytes) = %v, want ErrModelTooLong (EINVALID)", api, len(body), err)
+			}
+		}
+	}
+}
+
+func TestOutputBound(t *testing.T) {
+	tests := []struct {
+		r    openai.Request
+		def  int64
+		want int64
+	}{
+		{openai.Request{MaxTokens: 5000, Choices: 8}, 32000, 40000},
+		{openai.Request{Choices: 8}, 32000, 256000},
+		{openai.Request{MaxTokens: 100}, 32000, 100}, // Choices 0 reads as 1
+		{openai.Request{MaxTokens: 900_000_000, Choices: 128}, 0, 1_000_000_000},
+		{openai.Request{Choices: 3}, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.r.OutputBound(tt.def); got != tt.want {
+			t.Errorf("%+v.OutputBound(%d) = %d, want %d", tt.r, tt.def, got, tt.want)
+		}
 	}
 }
 
@@ -177,13 +271,35 @@ func FuzzParseRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"max_tokens":5}`,
 		`{"stream_options":null}`, `{"a":[{"b":"\"}"}]}`, `{"model":"a",}`, `[]`, ``,
+		`{"model":"gpt-4o","n":8,"max_completion_tokens":5000}`,
+		`{"prompt":["a",[1,2],"c"],"n":3,"best_of":5,"max_tokens":16}`,
+		`{"model":"o3","background":true,"max_tool_calls":3,"previous_response_id":"r","prompt":{"id":"p"}}`,
+		`{"modalities":["text","au\u0064io"],"audio":{"voice":"alloy"}}`,
+		`{"n":129}`, `{"n":-1}`, `{"n":1e2}`, `{"best_of":"5"}`,
+		`{"model":"` + strings.Repeat("m", openai.MaxModelBytes+1) + `"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, api := range []openai.API{openai.Responses, openai.Completions} {
+			r, err := openai.ParseRequest(api, b)
+			if err != nil {
+				if strings.Contains(err.Error(), "\n") {
+					t.Fatalf("ParseRequest(%s, %q) error %q spans lines", api, b, err)
+				}
+				continue
+			}
+			if r.Choices < 1 || r.Choices > openai.MaxChoices || r.MaxTokens < 0 || r.MaxTokens*r.Choices > jsonscan.MaxCount ||
+				r.MaxToolCalls < 0 || len(r.Model) > openai.MaxModelBytes {
+				t.Fatalf("ParseRequest(%s, %q) = %+v, out of bounds", api, b, r)
+			}
+			if ob := r.OutputBound(32000); ob < r.MaxTokens || ob > jsonscan.MaxCount {
+				t.Fatalf("ParseRequest(%s, %q).OutputBound = %d", api, b, ob)
+			}
+		}
 		r, err := openai.ParseRequest(openai.Chat, b)
-		if err == nil && r.MaxTokens < 0 {
-			t.Fatalf("ParseRequest(%q).MaxTokens = %d", b, r.MaxTokens)
+		if err == nil && (r.MaxTokens < 0 || r.Choices < 1 || r.Choices > openai.MaxPerPrompt) {
+			t.Fatalf("ParseRequest(%q) = %+v", b, r)
 		}
 		out, injectErr := openai.InjectIncludeUsage(b)
 		if err != nil || injectErr != nil {
@@ -269,4 +385,25 @@ func FuzzStripNullUsage(f *testing.F) {
 			t.Fatalf("StripNullUsage(%q) = %q: removed %d bytes", in, out, len(in)-len(out))
 		}
 	})
+}
+
+func BenchmarkParseRequest(b *testing.B) {
+	// A Codex-sized Responses request: instructions, history and tools.
+	var sb strings.Builder
+	sb.WriteString(`{"model":"gpt-5-codex","instructions":"You are Codex, a coding agent.","stream":true,"max_output_tokens":32000,"input":[`)
+	for i := 0; i < 200; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(`{"type":"message","role":"user","content":[{"type":"input_text","text":"Please look at the file src/main.go and explain what \"run\" does."}]}`)
+	}
+	sb.WriteString(`],"tools":[{"type":"function","name":"shell","parameters":{"type":"object","properties":{"command":{"type":"array"}}}}],"parallel_tool_calls":true,"store":false}`)
+	body := []byte(sb.String())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := openai.ParseRequest(openai.Responses, body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -107,6 +107,19 @@ func (t *Table) Lookup(model string, at time.Time) (Price, bool) {
 	return Price{}, false
 }
 
+// Canonical returns the table's ID for model (its canonical name: an
+// alias, a dated snapshot the table lists or one of the decorations the
+// package documentation lists resolve to it), or model itself when the
+// table does not know it. Limits compare models by it, so that an alias in
+// a request and the snapshot in its response count toward the same
+// model: scope.
+func (t *Table) Canonical(model string) string {
+	if id, ok := t.resolve(model); ok {
+		return id
+	}
+	return model
+}
+
 // resolve returns the ID that model names. Listed ids and aliases are a map
 // hit; other names are resolved once and cached.
 func (t *Table) resolve(model string) (string, bool) {

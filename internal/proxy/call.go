@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -48,11 +50,33 @@ type call struct {
 	// stream, so the usage members it causes are removed from the chunks.
 	stripNullUsage bool
 	// maxOutput is the request's max_tokens (or OpenAI's equivalents); 0 if
-	// absent.
+	// absent. noOutput says the endpoint writes no output tokens
+	// (embeddings), so none are reserved.
 	maxOutput int64
+	noOutput  bool
 	// limit is the outcome of hard-limit enforcement; limit.Reserved says
 	// a reservation awaits the call's completed event.
 	limit limits.Decision
+	// reserved and reservedCost are the worst case reserved under hard
+	// limits (zero when none applied): a call that ends without known
+	// usage keeps charging it (tokenmeter.Hold).
+	reserved     tokenmeter.Usage
+	reservedCost tokenmeter.Micros
+	// unbounded says why the request's cost cannot be bounded before it is
+	// forwarded (a background response, a body that cannot be read): it is
+	// refused while a hard limit applies, metered as far as possible
+	// otherwise.
+	unbounded string
+	// plainBody is the request body as the meter reads it (decoded), kept
+	// for the input estimate of a call cut before the provider's usage.
+	plainBody []byte
+	// poll is the id of the OpenAI response a GET /v1/responses/{id}
+	// reads: once it shows the response's final usage, that settles the
+	// (background) call that created it.
+	poll string
+	// background says the request created an OpenAI background response:
+	// its create call shows no usage; the work is billed when it ends.
+	background bool
 
 	started    *ledger.Pending
 	progressed bool
@@ -80,7 +104,17 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 		c.session = cleanLabel(r.Header.Get(HeaderClaudeSession))
 	}
 	post := r.Method == http.MethodPost
-	defer func() { c.billable = post && !c.metered && !freeEndpoint(path) }()
+	defer func() {
+		c.billable = post && !c.metered && !freeEndpoint(path)
+		if c.metered && c.reason == "" && c.model == "" {
+			c.unbounded = "the request names no model"
+		}
+	}()
+	c.plainBody = *body
+	unreadable := func(err error) {
+		c.reason = "request body unreadable: " + err.Error()
+		c.unbounded = "the gateway cannot read the request body"
+	}
 	switch c.rt.Wire {
 	case Anthropic:
 		c.meter = anthropic.NewMeter()
@@ -88,35 +122,82 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 			c.metered = true
 			req, err := anthropic.ParseRequest(*body)
 			if err != nil {
-				c.reason = "request body unreadable: " + err.Error()
+				unreadable(err)
 				return
 			}
 			c.model, c.stream, c.maxOutput = req.Model, req.Stream, req.MaxTokens
 		}
 	case OpenAI:
-		api := openai.APIForPath(path)
+		api, kind := openai.APIForPath(path), openAIKind(path)
 		strip := false
-		if post && api != openai.Other {
+		if id, ok := polledResponse(r.Method, path); ok {
+			c.poll, api = id, openai.Responses
+		}
+		if post && (api != openai.Other || kind != "") {
 			c.metered = true
-			req, err := openai.ParseRequest(api, *body)
+			parseAs := api
+			if api == openai.Other {
+				// Legacy completions and embeddings report usage as chat
+				// does (prompt_tokens, completion_tokens).
+				parseAs = openai.Chat
+			}
+			req, err := openai.ParseRequest(parseAs, *body)
 			if err != nil {
-				c.reason = "request body unreadable: " + err.Error()
+				unreadable(err)
 			} else {
 				c.model, c.stream, c.maxOutput = req.Model, req.Stream, req.MaxTokens
-				if api == openai.Chat && req.Stream && !req.IncludeUsage {
+				if kind == "embeddings" {
+					c.noOutput = true
+				}
+				if kind == "completions" && req.MaxTokens == 0 {
+					c.unbounded = "a legacy completion without max_tokens"
+				}
+				if (api == openai.Chat || kind == "completions") && req.Stream && !req.IncludeUsage {
 					if nb, err := openai.InjectIncludeUsage(*body); err == nil {
 						*body, strip, c.stripNullUsage = nb, true, true
 					}
 				}
 			}
+			api = parseAs
 		}
 		c.meter = openai.NewMeter(api, strip)
 	}
 }
 
+// polledResponse returns the response id that a GET of
+// /v1/responses/{id} reads.
+func polledResponse(method, path string) (string, bool) {
+	id, ok := strings.CutPrefix(path, "/v1/responses/")
+	if method != http.MethodGet || !ok || id == "" || strings.Contains(id, "/") || len(id) > 200 {
+		return "", false
+	}
+	return id, true
+}
+
+// openAIKind names the OpenAI endpoints outside Chat Completions and
+// Responses that report usage as Chat Completions does: "completions"
+// (legacy) and "embeddings"; "" for the rest.
+func openAIKind(path string) string {
+	switch strings.TrimSuffix(path, "/") {
+	case "/v1/completions":
+		return "completions"
+	case "/v1/embeddings":
+		return "embeddings"
+	}
+	return ""
+}
+
 // event returns an event of kind for this call with what is known now.
+// Started and progress events carry the worst case reserved under hard
+// limits as their Hold (they add nothing to any sum), so recovery after a
+// crash keeps charging it.
 func (c *call) event(kind tokenmeter.Kind) tokenmeter.Event {
+	var hold tokenmeter.Hold
+	if kind != tokenmeter.KindCompleted && c.limit.Reserved {
+		hold = tokenmeter.HoldFor(c.reserved, c.reservedCost, tokenmeter.Usage{}, 0)
+	}
 	return tokenmeter.Event{
+		Hold:              hold,
 		Key:               tokenmeter.EventKey(c.id, kind),
 		RequestKey:        c.id,
 		Kind:              kind,
@@ -164,7 +245,17 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 	ev.Latency = now.Sub(c.start)
 	ev.TTFB = c.ttfb
 	if c.meter != nil {
-		if m := c.meter.Model(); m != "" {
+		switch m := c.meter.Model(); {
+		case m == "":
+			// No model in the response: the requested one, by the name
+			// model: limits match (an alias would not match their scope).
+			ev.Model = c.canonical(c.model)
+		case !c.sameModel(m) && c.limit.Reserved:
+			// Limits were checked, and the worst case reserved, against the
+			// requested model: the call is charged there too.
+			ev.Model = c.canonical(c.model)
+			reason = joinReason(reason, "served by model "+strconvQuote(m)+", recorded as the requested model")
+		default:
 			ev.Model = m
 		}
 		// An error the upstream reported (an error body or an in-stream
@@ -181,35 +272,7 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 		outcome = tokenmeter.OutcomeError
 	}
 	ev.Outcome, ev.Reason = outcome, reason
-	switch {
-	case !c.metered:
-		ev.UsageKnown = c.status != 0 // requests only: no billable usage
-	case c.meter != nil:
-		ev.Usage, ev.RawUsage, ev.UsageKnown = c.meter.Usage()
-		why := c.reason
-		if why == "" {
-			why = c.meter.Malformed()
-		}
-		if why != "" {
-			// Keep what was read (the tokens known to be used) but say the
-			// total is not known.
-			ev.UsageKnown = false
-		}
-		if !ev.UsageKnown {
-			if why == "" && c.status >= 400 {
-				ev.UsageKnown = true // an error response bills nothing
-			} else if why != "" && ev.Reason == "" {
-				ev.Reason = "usage unknown: " + why
-			} else if why != "" {
-				ev.Reason += "; usage unknown: " + why
-			}
-		}
-	}
-	if ev.UsageKnown && c.p.Price != nil && c.metered {
-		c.p.Price(&ev)
-	} else if ev.UsageKnown && !c.metered {
-		ev.CostKnown = true
-	}
+	c.recordUsage(&ev)
 	if c.p.log.Enabled(context.Background(), slog.LevelDebug) {
 		c.p.log.Debug("call completed", "request", c.id, "provider", ev.Provider, "model", ev.Model,
 			"principal", ev.Principal, "status", ev.Status, "outcome", ev.Outcome, "reason", ev.Reason,
@@ -223,6 +286,205 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 		return nil
 	}
 	return pend.Wait(context.Background())
+}
+
+// canonical returns the canonical name of model (see Proxy.CanonicalModel).
+func (c *call) canonical(model string) string {
+	if c.p.CanonicalModel == nil || model == "" {
+		return model
+	}
+	return c.p.CanonicalModel(model)
+}
+
+// sameModel reports whether the response's model m is the requested one,
+// or an alias or snapshot of it.
+func (c *call) sameModel(m string) bool {
+	if m == c.model || c.model == "" {
+		return true
+	}
+	canon := c.p.CanonicalModel
+	if canon == nil {
+		canon = func(s string) string { return s }
+	}
+	return tokenmeter.ModelBase(canon(m)) == tokenmeter.ModelBase(canon(c.model))
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// strconvQuote quotes a model name from the wire for a message, bounded.
+func strconvQuote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// recordUsage sets ev's usage, its state (known, estimated or unknown),
+// cost and hold from what the call saw. The rule (G8): nothing billable is
+// recorded as a known zero. Usage is known only when the provider's final
+// figure was read in full, or the endpoint bills nothing, or the upstream
+// answered with an error (which bills nothing). Otherwise what was read is
+// kept as a floor, an estimate is made from what was relayed when there is
+// a basis for one, and a call that reserved a worst case under hard limits
+// keeps charging the excess of it (Hold) until a revision settles it.
+func (c *call) recordUsage(ev *tokenmeter.Event) {
+	addReason := func(why string) {
+		if ev.Reason == "" {
+			ev.Reason = "usage unknown: " + why
+		} else {
+			ev.Reason += "; usage unknown: " + why
+		}
+	}
+	switch {
+	case !c.metered && !c.billable:
+		// Free endpoints (models, count_tokens, polling a response): a
+		// request, no usage, once the upstream answered.
+		ev.UsageKnown, ev.CostKnown = c.status != 0, c.status != 0
+		if c.poll != "" {
+			c.settlePoll(ev)
+		}
+	case !c.metered && c.status >= 400:
+		ev.UsageKnown, ev.CostKnown = true, true // an error bills nothing
+	case !c.metered:
+		addReason("the gateway does not meter " + c.endpoint)
+	default:
+		c.recordMetered(ev, addReason)
+	}
+	if !ev.UsageKnown && c.limit.Reserved {
+		ev.Hold = tokenmeter.HoldFor(c.reserved, c.reservedCost, ev.Usage, ev.Cost)
+	}
+}
+
+// recordMetered is recordUsage for an endpoint the meter reads.
+func (c *call) recordMetered(ev *tokenmeter.Event, addReason func(string)) {
+	ev.Usage, ev.RawUsage, ev.UsageKnown = c.meter.Usage()
+	if id := responseID(c.meter); id != "" {
+		ev.ResponseID = id
+	}
+	why := c.reason
+	if why == "" {
+		why = c.meter.Malformed()
+	}
+	if why == "" && ev.UsageKnown && !c.meter.Complete() {
+		why = "the response ended before its final usage"
+	}
+	if c.background && !ev.UsageKnown && c.status < 400 {
+		// The create call of a background response: the work is billed
+		// when it ends, which a later poll through the gateway settles.
+		addReason("background response; its usage is recorded when it is read back (GET /v1/responses/" + responseID(c.meter) + ")")
+		return
+	}
+	if why == "" && (c.status >= 400 || (!ev.UsageKnown && ev.Usage.IsZero() && c.meter.ErrorReason() != "" && !c.meterStarted())) {
+		// An error response, or a stream that errs before the message
+		// starts, bills nothing; what it said about usage, if anything,
+		// is kept.
+		ev.UsageKnown = true
+	}
+	if why != "" || !ev.UsageKnown {
+		ev.UsageKnown = false
+		if why == "" {
+			why = "no usage in the response"
+		}
+		addReason(why)
+		c.estimate(ev)
+	}
+	if (ev.UsageKnown || !ev.Usage.IsZero()) && c.p.Price != nil {
+		// Known usage, an estimate, or the floor of what is known to have
+		// been used.
+		c.p.Price(ev)
+	}
+}
+
+// estimate replaces ev's partial usage (what the meter read before the
+// response ended) by an estimate when there is a basis for one: the input
+// from Anthropic's message_start, or from the request body once the
+// upstream has accepted the request; the output from what was relayed to
+// the client. Counts the meter read are floors the estimate never goes
+// below.
+func (c *call) estimate(ev *tokenmeter.Event) {
+	if c.status == 0 || c.status >= 400 {
+		return // no response (or an error): nothing to estimate from
+	}
+	var basis []string
+	u := ev.Usage
+	if !c.meterStarted() && u.PromptTokens() == 0 {
+		if n, b := estimateInput(ev.Model, c.plainBody); n > 0 {
+			u.InputTokens, basis = n, append(basis, b)
+		}
+	} else if u.PromptTokens() > 0 {
+		basis = append(basis, "input as reported before the end")
+	}
+	if r, ok := c.meter.(relayer); ok {
+		if n, b := r.RelayedOutput(ev.Model); n > u.OutputTokens {
+			u.OutputTokens, basis = n, append(basis, b)
+		}
+	}
+	if len(basis) == 0 {
+		return
+	}
+	ev.Usage = u
+	ev.Estimate = strings.Join(basis, "; ")
+}
+
+// settlePoll hands the final usage a poll of an OpenAI response shows to
+// the ledger (Proxy.Settle), as the response's own record: it settles the
+// background call that created the response if the gateway recorded it
+// without usage, and is skipped if the call's usage is known already; a
+// response created elsewhere is recorded once, keyed by its id, however
+// often it is polled. poll is the poll's own completed event.
+func (c *call) settlePoll(poll *tokenmeter.Event) {
+	if c.p.Settle == nil || c.status != http.StatusOK {
+		return
+	}
+	u, raw, known := c.meter.Usage()
+	if !known || !c.meter.Complete() || c.meter.Malformed() != "" {
+		return // still queued or running, or unreadable
+	}
+	ev := *poll
+	ev.RequestKey = "resp:" + c.poll
+	ev.Key = tokenmeter.EventKey(ev.RequestKey, tokenmeter.KindCompleted)
+	ev.Endpoint, ev.ResponseID, ev.UpstreamRequestID = "/v1/responses", c.poll, ""
+	ev.Usage, ev.RawUsage, ev.UsageKnown, ev.Latency, ev.TTFB = u, raw, true, 0, 0
+	ev.Reason = "usage read back from a poll of the response"
+	ev.Cost, ev.CostKnown = 0, false
+	if c.p.Price != nil {
+		c.p.Price(&ev)
+	}
+	if err := c.p.Settle(context.Background(), ev); err != nil {
+		c.p.log.Warn("the usage of a polled response was not recorded", "request", c.id, "response", c.poll, "err", err)
+	}
+}
+
+// relayer is a meter that can estimate the output tokens a response has
+// relayed to the client so far (text, thinking and tool input), with the
+// basis of the estimate.
+type relayer interface {
+	RelayedOutput(model string) (tokens int64, basis string)
+}
+
+// responseID returns the provider's id of the response the meter read, if
+// it knows one.
+func responseID(m meter) string {
+	switch m := m.(type) {
+	case interface{ MessageID() string }:
+		return m.MessageID()
+	case interface{ ResponseID() string }:
+		return m.ResponseID()
+	}
+	return ""
+}
+
+// estimateInput estimates the input tokens of a request body for model.
+func estimateInput(model string, body []byte) (int64, string) {
+	if len(body) == 0 {
+		return 0, ""
+	}
+	return int64((len(body) + 3) / 4), "input: request body at 4 bytes per token"
 }
 
 // prepareMeter gives the call the default meter of its wire if prepare did
@@ -258,6 +520,10 @@ func (c *call) ledgerDown(w http.ResponseWriter, err error) {
 func freeEndpoint(path string) bool {
 	switch path {
 	case "/v1/messages/count_tokens", "/v1/moderations", "/v1/responses/input_tokens":
+		return true
+	}
+	// Cancelling a (background) response bills nothing by itself.
+	if rest, ok := strings.CutPrefix(path, "/v1/responses/"); ok && strings.Count(rest, "/") == 1 && strings.HasSuffix(rest, "/cancel") {
 		return true
 	}
 	return false

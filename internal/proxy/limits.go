@@ -28,8 +28,12 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 	bodyLen := len(*body)
 	var worst tokenmeter.Usage
 	var cost tokenmeter.Micros
+	costUnknown := false
 	if c.metered {
 		worst = limits.WorstCase(bodyLen, c.maxOutput, p.BytesPerToken, p.defaultMaxOutput())
+		if c.noOutput {
+			worst.OutputTokens = 0
+		}
 		if p.Price != nil && c.model != "" {
 			// The input may turn out to be cache writes, which cost more
 			// than plain input (1-hour writes twice as much): the worst
@@ -38,11 +42,13 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 				ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: u, Provider: c.rt.Name}
 				p.Price(&ev)
 				cost = max(cost, ev.Cost)
+				costUnknown = costUnknown || !ev.CostKnown
 			}
 		}
 	}
 	d, err := p.Limits.Reserve(c.ctx, limits.Request{RequestKey: c.id, Instance: p.Instance,
-		Principal: c.principal, Project: c.project, Model: c.model, Usage: worst, Cost: cost})
+		Principal: c.principal, Project: c.project, Model: c.model, Usage: worst, Cost: cost,
+		CostUnknown: costUnknown && c.metered})
 	if err != nil {
 		if c.ctx.Err() != nil {
 			// The client left while the reservation was being made: nothing
@@ -58,6 +64,25 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		return false
 	}
 	c.limit = d
+	if d.Reserved {
+		c.reserved, c.reservedCost = worst, cost
+	}
+	if d.Refusal != "" {
+		c.done = true
+		limitHeaders(w.Header(), d)
+		c.writeError(w, http.StatusForbidden, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+" refuses this request: "+d.Refusal)
+		return false
+	}
+	if d.Allowed && d.Applies && c.unbounded != "" {
+		// G5: a request whose cost cannot be bounded before it is
+		// forwarded is not forwarded while a hard limit applies.
+		c.release()
+		c.done = true
+		limitHeaders(w.Header(), d)
+		c.writeError(w, http.StatusForbidden, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+
+			" applies to this caller and the cost of this request cannot be bounded before it is forwarded ("+c.unbounded+"), so it is refused")
+		return false
+	}
 	if d.Allowed && d.Applies && c.billable {
 		// G5: a call whose usage cannot be read cannot be held within a
 		// hard limit, so it is not forwarded while one applies.
@@ -76,7 +101,7 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 			string(d.Limit.Metric)+", "+d.Limit.Window+") would be exceeded by this request; retry after the window frees up")
 		return false
 	}
-	if d.Applies && c.metered && c.maxOutput == 0 && c.rt.Wire == OpenAI {
+	if d.Applies && c.metered && c.maxOutput == 0 && !c.noOutput && c.rt.Wire == OpenAI {
 		// Anthropic requires max_tokens; OpenAI's may be left out, and the
 		// model may then write far more than the default reserved.
 		if nb, err := openai.InjectMaxOutput(openai.APIForPath(c.endpoint), *body, p.defaultMaxOutput()); err == nil {

@@ -103,6 +103,11 @@ type Proxy struct {
 	Instance string
 	// Price sets Cost and CostKnown of a completed event; nil leaves cost unknown.
 	Price func(*tokenmeter.Event)
+	// CanonicalModel maps a model name to its canonical one (the price
+	// table's), so that a response naming a snapshot of the requested
+	// alias is the same model; nil compares names through
+	// tokenmeter.ModelBase only.
+	CanonicalModel func(string) string
 	// Now returns the current time.
 	Now func() time.Time
 	// Transport carries requests upstream.
@@ -133,6 +138,12 @@ type Proxy struct {
 	// DefaultMaxOutput is the output reserved for a request that sets no
 	// maximum; zero means limits.DefaultMaxOutput.
 	DefaultMaxOutput int64
+
+	// Settle records a call's usage read after the call itself (a polled
+	// background response) the way an importer does (Store.Import): it
+	// settles the gateway's record of the call if that has no known usage
+	// and is skipped if it has. nil leaves such usage unrecorded.
+	Settle func(ctx context.Context, ev tokenmeter.Event) error
 
 	// Metrics observes calls as they pass (Prometheus); nil observes none.
 	Metrics Observer

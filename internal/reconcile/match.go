@@ -118,6 +118,11 @@ type Options struct {
 type Figures struct {
 	Usage    tokenmeter.Usage `json:"usage"`
 	Requests int64            `json:"requests"`
+	// The ledger's calls whose usage is estimated (and the tokens of Usage
+	// they make up) or unknown; zero on the provider's side.
+	EstimatedRequests int64 `json:"usage_estimated_requests,omitempty"`
+	EstimatedTokens   int64 `json:"estimated_tokens,omitempty"`
+	UnknownRequests   int64 `json:"usage_unknown_requests,omitempty"`
 }
 
 // Row is one bucket × model (× key) compared.
@@ -256,6 +261,9 @@ func Compare(opts Options, usage UsagePage, costs *CostPage, ledger []tokenmeter
 		}
 		r, k := get(b.Start, b.Start.Add(opts.Bucket), b.Model, key)
 		r.Ledger.Usage = r.Ledger.Usage.Add(b.Usage)
+		r.Ledger.EstimatedRequests += b.UsageEstimated
+		r.Ledger.EstimatedTokens += b.EstimatedTokens
+		r.Ledger.UnknownRequests += b.UsageUnknown
 		if b.Outcome != tokenmeter.OutcomeError {
 			// A refused call is not a model request to the provider.
 			r.Ledger.Requests += b.Requests
@@ -314,6 +322,9 @@ func Compare(opts Options, usage UsagePage, costs *CostPage, ledger []tokenmeter
 		sum.LedgerUsage = sum.LedgerUsage.Add(r.Ledger.Usage)
 		sum.ProviderRequests += r.Provider.Requests
 		sum.LedgerRequests += r.Ledger.Requests
+		sum.LedgerEstimatedRequests += r.Ledger.EstimatedRequests
+		sum.LedgerEstimatedTokens += r.Ledger.EstimatedTokens
+		sum.LedgerUnknownRequests += r.Ledger.UnknownRequests
 	}
 	// Discrepancies of one row share its class; fix those listed before
 	// the class turned from match to mismatch.

@@ -56,6 +56,10 @@ func WriteTable(w io.Writer, rep Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if s.LedgerEstimatedRequests > 0 || s.LedgerUnknownRequests > 0 {
+		fmt.Fprintf(w, "the ledger's figures include %d calls with usage estimated (%d tokens) and %d with usage unknown (cut or unread responses)\n",
+			s.LedgerEstimatedRequests, s.LedgerEstimatedTokens, s.LedgerUnknownRequests)
+	}
 	if len(rep.Discrepancies) == 0 {
 		fmt.Fprintln(w, "every bucket matches")
 		return nil

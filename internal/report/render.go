@@ -27,7 +27,8 @@ func CSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
 	head := []string{"period", "key", "input_tokens", "output_tokens", "cache_creation_input_tokens",
 		"cache_read_input_tokens", "reasoning_tokens", "total_tokens", "requests", "cost_usd",
-		"usage_unknown_requests", "cost_unknown_requests", "outcome_unknown_requests"}
+		"usage_unknown_requests", "cost_unknown_requests", "outcome_unknown_requests",
+		"usage_estimated_requests", "estimated_tokens"}
 	switch r.Kind {
 	case Session:
 		head = append(head, "session", "project", "first_activity", "last_activity", "models")
@@ -39,7 +40,8 @@ func CSV(w io.Writer, r *Report) error {
 	line := func(period, key string, f Figures, extra []string) {
 		cw.Write(append([]string{period, key, i(f.InputTokens), i(f.OutputTokens), i(f.CacheCreationInputTokens),
 			i(f.CacheReadInputTokens), i(f.ReasoningTokens), i(f.TotalTokens), i(f.Requests),
-			tokenmeter.Micros(f.CostMicros).String(), i(f.UsageUnknown), i(f.CostUnknown), i(f.OutcomeUnknown)}, extra...))
+			tokenmeter.Micros(f.CostMicros).String(), i(f.UsageUnknown), i(f.CostUnknown), i(f.OutcomeUnknown),
+			i(f.UsageEstimated), i(f.EstimatedTokens)}, extra...))
 	}
 	for _, row := range r.Rows {
 		var extra []string
@@ -160,9 +162,13 @@ func Table(w io.Writer, r *Report) error {
 			}
 		}
 	}
-	if t := r.Totals; t.UsageUnknown > 0 || t.OutcomeUnknown > 0 || t.CostUnknown > 0 {
+	if t := r.Totals; t.UsageUnknown > 0 || t.OutcomeUnknown > 0 || t.CostUnknown > 0 || t.UsageEstimated > 0 {
 		note := fmt.Sprintf("Note: %d calls with usage unknown, %d with outcome unknown (gateway stopped mid-call), %d unpriced",
 			t.UsageUnknown, t.OutcomeUnknown, t.CostUnknown)
+		if t.UsageEstimated > 0 {
+			note = fmt.Sprintf("Note: %d calls with usage estimated (%s of the tokens above; cut streams and responses not read in full), %d with usage unknown, %d with outcome unknown (gateway stopped mid-call), %d unpriced",
+				t.UsageEstimated, i(t.EstimatedTokens), t.UsageUnknown, t.OutcomeUnknown, t.CostUnknown)
+		}
 		if len(r.Unpriced) > 0 {
 			note += fmt.Sprintf(" (%s)", strings.Join(r.Unpriced, ", "))
 		}

@@ -67,7 +67,12 @@ type Figures struct {
 	UsageUnknown   int64 `json:"usage_unknown_requests"`
 	CostUnknown    int64 `json:"cost_unknown_requests"`
 	OutcomeUnknown int64 `json:"outcome_unknown_requests"`
-	Errors         int64 `json:"error_requests"`
+	// UsageEstimated counts calls whose usage is the gateway's estimate (a
+	// stream the client cut, a response the meter could not read in
+	// full); EstimatedTokens is the part of TotalTokens they make up.
+	UsageEstimated  int64 `json:"usage_estimated_requests"`
+	EstimatedTokens int64 `json:"estimated_tokens"`
+	Errors          int64 `json:"error_requests"`
 }
 
 // Add adds the bucket b to the figures.
@@ -84,6 +89,8 @@ func (f *Figures) Add(b tokenmeter.UsageBucket) {
 	f.CostMicros += int64(b.Cost)
 	f.CostUSD = tokenmeter.Micros(f.CostMicros).USD()
 	f.UsageUnknown += b.UsageUnknown
+	f.UsageEstimated += b.UsageEstimated
+	f.EstimatedTokens += b.EstimatedTokens
 	f.CostUnknown += b.CostUnknown
 	switch b.Outcome {
 	case tokenmeter.OutcomeUnknown:

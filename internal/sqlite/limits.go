@@ -100,17 +100,19 @@ func scopeFilter(scope string) (string, []any, error) {
 
 // metricSQL is the SQL expression of a metric over usage_rollup rows.
 func metricSQL(m tokenmeter.LimitMetric) string {
+	// Usage plus what calls of unknown usage still hold (see
+	// tokenmeter.Contribution.Charge).
 	switch m {
 	case tokenmeter.MetricTokens:
-		return "input_tokens + output_tokens + cache_write_5m + cache_write_1h + cache_read"
+		return "input_tokens + output_tokens + cache_write_5m + cache_write_1h + cache_read + hold_tokens"
 	case tokenmeter.MetricInputTokens:
-		return "input_tokens"
+		return "input_tokens + hold_input"
 	case tokenmeter.MetricOutputTokens:
-		return "output_tokens"
+		return "output_tokens + hold_output"
 	case tokenmeter.MetricRequests:
 		return "requests"
 	}
-	return "cost_micros"
+	return "cost_micros + hold_cost"
 }
 
 // Reserve implements tokenmeter.LimitStore (see reserve.go).

@@ -98,7 +98,7 @@ type heldSum struct {
 // rolled is what one commit added to the usage rollups.
 type rolled struct {
 	lastSeq  int64
-	events   []*tokenmeter.Event // completed and revised events
+	events   []*tokenmeter.Event // completed, revised and retracted events
 	released []string            // request keys of completed proxied calls
 }
 
@@ -218,11 +218,8 @@ func (rs *reserver) committed(c rolled) {
 			if (t/rollupWidth)*rollupWidth < k.since || !s.scope.applies(ev.Principal, ev.Project, ev.Model) {
 				continue
 			}
-			var requests int64
-			if ev.Kind == tokenmeter.KindCompleted {
-				requests = 1
-			}
-			s.used += k.metric.Of(ev.Usage, requests, ev.Cost)
+			contrib, _ := ev.Contribution()
+			s.used += contrib.Charge(k.metric)
 		}
 	}
 }

@@ -103,17 +103,22 @@ type DB struct {
 	headHash    string
 	headDirty   bool // headSeq is newer than the recorded head
 
-	w         *sql.DB // the one writer connection
-	r         *sql.DB // readers
-	insert    *sql.Stmt
-	recorded  *sql.Stmt
-	held      *sql.Stmt
-	rollup    *sql.Stmt
-	rollupDay *sql.Stmt
-	saveFile  *sql.Stmt
-	rs        reserver // hard limits' reservations and window usage
-	head      *sql.Stmt
-	setHead   *sql.Stmt
+	w        *sql.DB // the one writer connection
+	r        *sql.DB // readers
+	insert   *sql.Stmt
+	recorded *sql.Stmt
+	// recordedResp finds a proxied call by response id.
+	recordedResp *sql.Stmt
+	// completedOf reads a call's completed event and whether it was
+	// retracted.
+	completedOf *sql.Stmt
+	held        *sql.Stmt
+	rollup      *sql.Stmt
+	rollupDay   *sql.Stmt
+	saveFile    *sql.Stmt
+	rs          reserver // hard limits' reservations and window usage
+	head        *sql.Stmt
+	setHead     *sql.Stmt
 }
 
 var _ tokenmeter.Store = (*DB)(nil)
@@ -201,6 +206,8 @@ func (db *DB) Open() error {
 	}{
 		{&db.insert, insertSQL},
 		{&db.recorded, recordedSQL},
+		{&db.recordedResp, recordedResponseSQL},
+		{&db.completedOf, `SELECT ` + columns + `, EXISTS (SELECT 1 FROM events r WHERE r.key = ?2) FROM events WHERE key = ?1`},
 		{&db.held, heldSQL},
 		{&db.rollup, rollupSQL},
 		{&db.rollupDay, strings.Replace(rollupSQL, "INSERT INTO usage_rollup ", "INSERT INTO usage_rollup_day ", 1)},
@@ -253,7 +260,7 @@ func (db *DB) Close() error {
 		db.stop = nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.held, db.rollup, db.rollupDay, db.saveFile, db.head, db.setHead} {
+	for _, st := range []*sql.Stmt{db.insert, db.recorded, db.recordedResp, db.completedOf, db.held, db.rollup, db.rollupDay, db.saveFile, db.head, db.setHead} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -328,21 +335,27 @@ func (db *DB) migrate(ctx context.Context) error {
 const columns = `seq, key, request_key, kind, time_us, source, instance, provider, endpoint, model, stream,
 	principal, project, tags, upstream_request_id, status, outcome, reason,
 	input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch,
-	usage_known, raw_usage, latency_us, ttfb_us, cost_micros, cost_known, prev_hash, hash, session`
+	usage_known, raw_usage, latency_us, ttfb_us, cost_micros, cost_known, prev_hash, hash, session,
+	response_id, estimate, hold_tokens, hold_input, hold_output, hold_cost`
 
-const nColumns = 35
+const nColumns = 41
 
 var insertSQL = `INSERT INTO events (` + columns + `) VALUES (` +
 	strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + `) ON CONFLICT (key) DO NOTHING`
 
 // recordedSQL finds a call the gateway recorded under an upstream request
 // id (through the partial index events_proxy_upstream).
-const recordedSQL = `SELECT 1 FROM events WHERE upstream_request_id = ? AND upstream_request_id != '' AND source = 'proxy' LIMIT 1`
+const recordedSQL = `SELECT request_key FROM events WHERE upstream_request_id = ? AND upstream_request_id != '' AND source = 'proxy' LIMIT 1`
+
+// recordedResponseSQL finds a call the gateway recorded under a response
+// id (through the partial index events_proxy_response).
+const recordedResponseSQL = `SELECT request_key FROM events WHERE response_id = ? AND response_id != '' AND source = 'proxy' LIMIT 1`
 
 const rollupSQL = `INSERT INTO usage_rollup (bucket_us, source, provider, model, principal, project, outcome,
 	requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens,
-	web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us)
-	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us,
+	usage_estimated, estimated_tokens, hold_tokens, hold_input, hold_output, hold_cost)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 	ON CONFLICT (bucket_us, source, provider, model, principal, project, outcome) DO UPDATE SET
 	requests = requests + excluded.requests,
 	input_tokens = input_tokens + excluded.input_tokens,
@@ -357,7 +370,13 @@ const rollupSQL = `INSERT INTO usage_rollup (bucket_us, source, provider, model,
 	usage_unknown = usage_unknown + excluded.usage_unknown,
 	cost_unknown = cost_unknown + excluded.cost_unknown,
 	first_us = MIN(first_us, excluded.first_us),
-	last_us = MAX(last_us, excluded.last_us)`
+	last_us = MAX(last_us, excluded.last_us),
+	usage_estimated = usage_estimated + excluded.usage_estimated,
+	estimated_tokens = estimated_tokens + excluded.estimated_tokens,
+	hold_tokens = hold_tokens + excluded.hold_tokens,
+	hold_input = hold_input + excluded.hold_input,
+	hold_output = hold_output + excluded.hold_output,
+	hold_cost = hold_cost + excluded.hold_cost`
 
 func args(ev *tokenmeter.Event) []any {
 	u := ev.Usage
@@ -367,23 +386,25 @@ func args(ev *tokenmeter.Event) []any {
 		u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
 		u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests,
 		ev.UsageKnown, string(ev.RawUsage), ev.Latency.Microseconds(), ev.TTFB.Microseconds(),
-		int64(ev.Cost), ev.CostKnown, ev.PrevHash, ev.Hash, ev.Session}
+		int64(ev.Cost), ev.CostKnown, ev.PrevHash, ev.Hash, ev.Session,
+		ev.ResponseID, ev.Estimate, ev.Hold.Tokens, ev.Hold.InputTokens, ev.Hold.OutputTokens, int64(ev.Hold.Cost)}
 }
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanEvent(s scanner, ev *tokenmeter.Event) error {
 	var (
-		timeUS, latUS, ttfbUS, cost int64
-		kind, source, outcome, raw  string
-		u                           = &ev.Usage
+		timeUS, latUS, ttfbUS, cost, holdCost int64
+		kind, source, outcome, raw            string
+		u                                     = &ev.Usage
 	)
 	err := s.Scan(&ev.Seq, &ev.Key, &ev.RequestKey, &kind, &timeUS, &source, &ev.Instance,
 		&ev.Provider, &ev.Endpoint, &ev.Model, &ev.Stream,
 		&ev.Principal, &ev.Project, &ev.Tags, &ev.UpstreamRequestID, &ev.Status, &outcome, &ev.Reason,
 		&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
 		&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests,
-		&ev.UsageKnown, &raw, &latUS, &ttfbUS, &cost, &ev.CostKnown, &ev.PrevHash, &ev.Hash, &ev.Session)
+		&ev.UsageKnown, &raw, &latUS, &ttfbUS, &cost, &ev.CostKnown, &ev.PrevHash, &ev.Hash, &ev.Session,
+		&ev.ResponseID, &ev.Estimate, &ev.Hold.Tokens, &ev.Hold.InputTokens, &ev.Hold.OutputTokens, &holdCost)
 	if err != nil {
 		return err
 	}
@@ -391,6 +412,7 @@ func scanEvent(s scanner, ev *tokenmeter.Event) error {
 	ev.Time = time.UnixMicro(timeUS).UTC()
 	ev.Latency, ev.TTFB = time.Duration(latUS)*time.Microsecond, time.Duration(ttfbUS)*time.Microsecond
 	ev.Cost = tokenmeter.Micros(cost)
+	ev.Hold.Cost = tokenmeter.Micros(holdCost)
 	ev.RawUsage = nil
 	if raw != "" {
 		ev.RawUsage = []byte(raw)
@@ -434,32 +456,66 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		}
 	}
 	ins := tx.StmtContext(ctx, db.insert)
-	var recorded *sql.Stmt
+	var recorded, recordedResp *sql.Stmt
 	if imported {
 		// Looking every imported call up among the gateway's is needed
 		// only if the gateway has recorded any (the transaction holds the
 		// write lock, so none can appear meanwhile).
 		var any bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE upstream_request_id != '' AND source = 'proxy')`).Scan(&any); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE upstream_request_id != '' AND source = 'proxy')
+			OR EXISTS (SELECT 1 FROM events WHERE response_id != '' AND source = 'proxy')`).Scan(&any); err != nil {
 			return res, FormatError(fmt.Errorf("look for proxied calls: %w", err))
 		}
 		if any {
 			recorded = tx.StmtContext(ctx, db.recorded)
+			recordedResp = tx.StmtContext(ctx, db.recordedResp)
 		}
 	}
 	sums := make(map[rollupKey]*rollupRow)
 	var done rolled // what the reserver learns of this commit
+	// appendEvent seals and inserts an event the ledger derives (a
+	// revision or retraction); false if its key was already there.
+	appendEvent := func(e *tokenmeter.Event) (bool, error) {
+		tokenmeter.Seal(e, seq+1, prev)
+		r, err := ins.ExecContext(ctx, args(e)...)
+		if err != nil {
+			return false, FormatError(fmt.Errorf("insert event %s: %w", e.Key, err))
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			e.Seq, e.PrevHash, e.Hash = 0, "", ""
+			return false, nil
+		}
+		seq, prev = e.Seq, e.Hash
+		addRollup(sums, e)
+		done.events = append(done.events, e)
+		return true, nil
+	}
 	for i := range events {
 		ev := &events[i]
-		if recorded != nil && ev.UpstreamRequestID != "" {
-			var one int
-			err := recorded.QueryRowContext(ctx, ev.UpstreamRequestID).Scan(&one)
-			if err == nil {
+		if recorded != nil && (ev.UpstreamRequestID != "" || ev.ResponseID != "") {
+			gw, err := lookupRecorded(ctx, recorded, recordedResp, ev)
+			if err != nil {
+				return res, err
+			}
+			if gw != "" {
 				res.Recorded++
 				ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
+				derived, err := db.settlement(ctx, tx, gw, ev)
+				if err != nil {
+					return res, err
+				}
+				added := false
+				for j := range derived {
+					ok, err := appendEvent(&derived[j])
+					if err != nil {
+						return res, err
+					}
+					added = added || ok
+				}
+				if added {
+					res.Settled++
+				}
 				continue
-			} else if !errors.Is(err, sql.ErrNoRows) {
-				return res, FormatError(fmt.Errorf("look up upstream request %s: %w", ev.UpstreamRequestID, err))
 			}
 		}
 		tokenmeter.Seal(ev, seq+1, prev)
@@ -481,22 +537,18 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 				res.Duplicates++
 				continue
 			}
-			tokenmeter.Seal(&rev, seq+1, prev)
-			if r, err := ins.ExecContext(ctx, args(&rev)...); err != nil {
-				return res, FormatError(fmt.Errorf("insert event %s: %w", rev.Key, err))
-			} else if n, _ := r.RowsAffected(); n == 0 {
+			if ok, err := appendEvent(&rev); err != nil {
+				return res, err
+			} else if !ok {
 				res.Duplicates++
 				continue
 			}
 			res.Revised++
-			seq, prev = rev.Seq, rev.Hash
-			addRollup(sums, &rev)
-			done.events = append(done.events, &rev)
 			continue
 		}
 		res.Added++
 		seq, prev = ev.Seq, ev.Hash
-		if ev.Kind == tokenmeter.KindCompleted || ev.Kind == tokenmeter.KindRevised {
+		if _, counts := ev.Contribution(); counts {
 			addRollup(sums, ev)
 			done.events = append(done.events, ev)
 		}
@@ -525,11 +577,11 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		}{{db.rollup, sums}, {db.rollupDay, days}} {
 			up := tx.StmtContext(ctx, t.st)
 			for k, r := range t.rows {
-				u := r.usage
+				u, h := r.Usage, r.Hold
 				if _, err := up.ExecContext(ctx, k.bucket, k.source, k.provider, k.model, k.principal, k.project, k.outcome,
-					r.requests, u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
-					u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests, r.cost, r.usageUnknown, r.costUnknown,
-					r.first, r.last); err != nil {
+					r.Requests, u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
+					u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests, int64(r.Cost), r.UsageUnknown, r.CostUnknown,
+					r.first, r.last, r.UsageEstimated, r.EstimatedTokens, h.Tokens, h.InputTokens, h.OutputTokens, int64(h.Cost)); err != nil {
 					return res, FormatError(fmt.Errorf("update usage rollup: %w", err))
 				}
 			}
@@ -567,6 +619,85 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 	}
 	return res, nil
 }
+
+// lookupRecorded returns the request key of the proxied call that ev (an
+// imported reading) is another copy of, by upstream request id or response
+// id, or "" if the gateway did not record it.
+func lookupRecorded(ctx context.Context, byID, byResp *sql.Stmt, ev *tokenmeter.Event) (string, error) {
+	for _, q := range []struct {
+		st  *sql.Stmt
+		id  string
+		why string
+	}{{byID, ev.UpstreamRequestID, "upstream request"}, {byResp, ev.ResponseID, "response"}} {
+		if q.id == "" {
+			continue
+		}
+		var key string
+		err := q.st.QueryRowContext(ctx, q.id).Scan(&key)
+		if err == nil {
+			return key, nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return "", FormatError(fmt.Errorf("look up %s %s: %w", q.why, q.id, err))
+		}
+	}
+	return "", nil
+}
+
+// settlement returns the events that settle the gateway's call gw with
+// the imported reading ev: when the call is completed with usage that is
+// estimated or unknown and not yet settled, a retraction of its figures
+// and a revision stating ev's (see tokenmeter.Store.Import); otherwise none.
+func (db *DB) settlement(ctx context.Context, tx *sql.Tx, gw string, ev *tokenmeter.Event) ([]tokenmeter.Event, error) {
+	var orig tokenmeter.Event
+	var retracted bool
+	row := tx.StmtContext(ctx, db.completedOf).QueryRowContext(ctx,
+		tokenmeter.EventKey(gw, tokenmeter.KindCompleted), tokenmeter.EventKey(gw, tokenmeter.KindRetracted))
+	if err := scanEvent(extraScanner{row, &retracted}, &orig); errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // still open: recovery or the gateway completes it
+	} else if err != nil {
+		return nil, FormatError(fmt.Errorf("read call %s: %w", gw, err))
+	}
+	if retracted || orig.UsageKnown {
+		return nil, nil
+	}
+	var (
+		held            tokenmeter.Usage
+		cost, timeUS, n int64
+		ignore          string
+	)
+	err := tx.StmtContext(ctx, db.held).QueryRowContext(ctx, gw+"/", gw+"0").Scan(&n,
+		&held.InputTokens, &held.OutputTokens, &held.CacheWrite5mTokens, &held.CacheWrite1hTokens, &held.CacheReadTokens,
+		&held.ReasoningTokens, &held.WebSearchRequests, &held.WebFetchRequests, &cost, &timeUS,
+		&ignore, &ignore, &ignore, &ignore, &ignore, &ignore, &ignore)
+	if err != nil {
+		return nil, FormatError(fmt.Errorf("read usage of %s: %w", gw, err))
+	}
+	ret := tokenmeter.Retraction(&orig, held, tokenmeter.Micros(cost), orig.Hold)
+	rev := orig
+	rev.Seq, rev.PrevHash, rev.Hash = 0, "", ""
+	rev.Kind = tokenmeter.KindRevised
+	rev.Key = gw + "/settled"
+	rev.Usage, rev.RawUsage, rev.UsageKnown = ev.Usage, ev.RawUsage, true
+	rev.Cost, rev.CostKnown = ev.Cost, ev.CostKnown
+	rev.Estimate, rev.Hold = "", tokenmeter.Hold{}
+	rev.Reason = "settled by the " + string(ev.Source) + " record of the call"
+	rev.Latency, rev.TTFB = 0, 0
+	if rev.ResponseID == "" {
+		rev.ResponseID = ev.ResponseID
+	}
+	if rev.UpstreamRequestID == "" {
+		rev.UpstreamRequestID = ev.UpstreamRequestID
+	}
+	return []tokenmeter.Event{ret, rev}, nil
+}
+
+// extraScanner scans a row whose columns are an event's and then one more.
+type extraScanner struct {
+	s     scanner
+	extra any
+}
+
+func (e extraScanner) Scan(dest ...any) error { return e.s.Scan(append(dest, e.extra)...) }
 
 // revision returns the KindRevised event that brings the call of ev, which
 // is in the ledger already, up to ev's usage, if ev's usage covers what the
@@ -615,7 +746,7 @@ const heldSQL = `SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(o
 	COALESCE(MAX(CASE WHEN kind = 'completed' THEN project END), ''),
 	COALESCE(MAX(CASE WHEN kind = 'completed' THEN session END), ''),
 	COALESCE(MAX(CASE WHEN kind = 'completed' THEN outcome END), '')
-	FROM events WHERE key >= ? AND key < ? AND kind IN ('completed', 'revised')`
+	FROM events WHERE key >= ? AND key < ? AND kind IN ('completed', 'revised', 'retracted')`
 
 type rollupKey struct {
 	bucket                                               int64
@@ -623,8 +754,8 @@ type rollupKey struct {
 }
 
 type rollupRow struct {
-	requests, cost, usageUnknown, costUnknown, first, last int64
-	usage                                                  tokenmeter.Usage
+	tokenmeter.Contribution
+	first, last int64
 }
 
 var rollupWidth = tokenmeter.RollupBucket.Microseconds()
@@ -638,11 +769,7 @@ const dayWidth = int64(24 * time.Hour / time.Microsecond)
 
 // add adds o's sums to r.
 func (r *rollupRow) add(o *rollupRow) {
-	r.requests += o.requests
-	r.usage = r.usage.Add(o.usage)
-	r.cost += o.cost
-	r.usageUnknown += o.usageUnknown
-	r.costUnknown += o.costUnknown
+	r.Contribution.Add(o.Contribution)
 	r.first, r.last = min(r.first, o.first), max(r.last, o.last)
 }
 
@@ -654,18 +781,8 @@ func addRollup(sums map[rollupKey]*rollupRow, ev *tokenmeter.Event) {
 		r = &rollupRow{first: t, last: t}
 		sums[k] = r
 	}
-	if ev.Kind == tokenmeter.KindCompleted {
-		r.requests++
-	}
-	r.usage = r.usage.Add(ev.Usage)
-	r.cost += int64(ev.Cost)
-	if ev.Kind != tokenmeter.KindCompleted {
-		// A revision's call is counted by its completed event.
-	} else if !ev.UsageKnown {
-		r.usageUnknown++
-	} else if !ev.CostKnown {
-		r.costUnknown++
-	}
+	c, _ := ev.Contribution()
+	r.Contribution.Add(c)
 	r.first, r.last = min(r.first, t), max(r.last, t)
 }
 
@@ -785,7 +902,8 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		// The rollup's own grid: its rows are the answer, in key order.
 		query = `SELECT bucket_us, source, provider, model, principal, project, outcome, '',
 		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
-		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us
+		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us,
+		usage_estimated, estimated_tokens, hold_tokens, hold_input, hold_output, hold_cost
 		FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < ?3 AND ?1 > 0 ORDER BY bucket_us`
 	} else if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (q.Bucket == 0 || bucket%rollupWidth == 0) {
 		// Whole UTC days inside [since, until) come from the daily rows
@@ -801,11 +919,13 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		}
 		cols := `source, provider, model, principal, project, outcome,
 		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
-		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us`
+		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us,
+		usage_estimated, estimated_tokens, hold_tokens, hold_input, hold_output, hold_cost`
 		query = `SELECT (bucket_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, '',
 		SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
-		SUM(usage_unknown), SUM(cost_unknown), MIN(first_us), MAX(last_us)
+		SUM(usage_unknown), SUM(cost_unknown), MIN(first_us), MAX(last_us),
+		SUM(usage_estimated), SUM(estimated_tokens), SUM(hold_tokens), SUM(hold_input), SUM(hold_output), SUM(hold_cost)
 		FROM (SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < min(?3, ?4)
 		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= max(?2, ?5) AND bucket_us < ?3
 		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup_day WHERE bucket_us >= ?4 AND bucket_us < ?5)
@@ -816,16 +936,22 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		if q.BySession {
 			session = "session"
 		}
-		// Completed and revised events through their partial time indexes
-		// (kind IN (...) would scan the table).
+		// Completed, revised and retracted events through their partial
+		// time indexes (kind IN (...) would scan the table), summed by the
+		// rules of tokenmeter.Event.Contribution: sign is +1 for a
+		// completed event, -1 for a retraction, 0 for a revision.
 		cols := `time_us, kind, source, provider, model, principal, project, outcome, session, input_tokens, output_tokens,
-			cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch, cost_micros, usage_known, cost_known`
+			cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch, cost_micros, usage_known, cost_known,
+			estimate, hold_tokens, hold_input, hold_output, hold_cost, (kind = 'completed') - (kind = 'retracted') AS sign`
 		query = `SELECT (time_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, ` + session + `,
 		SUM(kind = 'completed'), SUM(input_tokens), SUM(output_tokens), SUM(cache_write_5m), SUM(cache_write_1h), SUM(cache_read),
 		SUM(reasoning_tokens), SUM(web_search), SUM(web_fetch), SUM(cost_micros),
-		SUM(kind = 'completed' AND usage_known = 0), SUM(kind = 'completed' AND usage_known = 1 AND cost_known = 0), MIN(time_us), MAX(time_us)
+		SUM(sign * (usage_known = 0 AND estimate = '')), SUM(sign * ((usage_known = 1 OR estimate != '') AND cost_known = 0)), MIN(time_us), MAX(time_us),
+		SUM(sign * (estimate != '')), SUM(CASE WHEN estimate != '' AND sign != 0 THEN input_tokens + output_tokens + cache_write_5m + cache_write_1h + cache_read ELSE 0 END),
+		SUM(hold_tokens), SUM(hold_input), SUM(hold_output), SUM(hold_cost)
 		FROM (SELECT ` + cols + ` FROM events WHERE kind = 'completed' AND time_us >= ?2 AND time_us < ?3
-			UNION ALL SELECT ` + cols + ` FROM events WHERE kind = 'revised' AND time_us >= ?2 AND time_us < ?3)
+			UNION ALL SELECT ` + cols + ` FROM events WHERE kind = 'revised' AND time_us >= ?2 AND time_us < ?3
+			UNION ALL SELECT ` + cols + ` FROM events WHERE kind = 'retracted' AND time_us >= ?2 AND time_us < ?3)
 		GROUP BY b, source, provider, model, principal, project, outcome, 8 ORDER BY b`
 	}
 	rows, err := db.r.QueryContext(ctx, query, append([]any{bucket, since, until}, args...)...)
@@ -836,15 +962,16 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	var out []tokenmeter.UsageBucket
 	for rows.Next() {
 		var b tokenmeter.UsageBucket
-		var start, cost, first, last int64
+		var start, cost, first, last, holdCost int64
 		var source, outcome string
-		u := &b.Usage
+		u, h := &b.Usage, &b.Hold
 		if err := rows.Scan(&start, &source, &b.Provider, &b.Model, &b.Principal, &b.Project, &outcome, &b.Session, &b.Requests,
 			&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
 			&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests, &cost, &b.UsageUnknown, &b.CostUnknown,
-			&first, &last); err != nil {
+			&first, &last, &b.UsageEstimated, &b.EstimatedTokens, &h.Tokens, &h.InputTokens, &h.OutputTokens, &holdCost); err != nil {
 			return nil, fmt.Errorf("scan usage: %w", err)
 		}
+		h.Cost = tokenmeter.Micros(holdCost)
 		if q.Bucket > 0 {
 			b.Start = time.UnixMicro(start).UTC()
 		}

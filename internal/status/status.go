@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -280,6 +281,11 @@ func Text(w io.Writer, s *Status) error {
 	}
 	if s.Week != nil {
 		fmt.Fprintf(w, "\nToday is %s; the week started on Monday %s.\n", s.Today.Period, s.Week.Period)
+	}
+	// Calls not metered in full are in the figures above, and said so.
+	if t := figs[len(figs)-1]; t.UsageEstimated > 0 || t.UsageUnknown > 0 {
+		fmt.Fprintf(w, "\nOf the %s: %d calls with usage estimated (%s tokens), %d with usage unknown.\n",
+			strings.ToLower(labels[len(labels)-1]), t.UsageEstimated, report.Tokens(t.EstimatedTokens), t.UsageUnknown)
 	}
 	return nil
 }

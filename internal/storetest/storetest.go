@@ -315,6 +315,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Calls", func(t *testing.T) { runCalls(t, mustOpen(t)) })
 	t.Run("Alerts", func(t *testing.T) { runAlerts(t, mustOpen(t)) })
 	t.Run("Reconcile", func(t *testing.T) { runReconcile(t, mustOpen(t)) })
+	t.Run("Estimates", func(t *testing.T) { runEstimates(t, mustOpen) })
 }
 
 // Key returns a new virtual key named name for tests, with its secret.

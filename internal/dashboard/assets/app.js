@@ -108,7 +108,14 @@
         h('dt', {}, 'Cache write'), h('dd', {}, int(f.cache_creation_input_tokens)),
         h('dt', {}, 'Cache read'), h('dd', {}, int(f.cache_read_input_tokens)),
         h('dt', {}, 'Requests'), h('dd', {}, int(f.requests)),
-        h('dt', {}, 'Cost'), h('dd', { title: microsStr(f.cost_micros) }, usd(f.cost_micros))));
+        h('dt', {}, 'Cost'), h('dd', { title: microsStr(f.cost_micros) }, usd(f.cost_micros)),
+        // Calls the gateway could not meter in full: estimated (cut
+        // streams) and unknown usage are shown, never hidden in the totals.
+        ...(f.usage_estimated_requests ? [h('dt', {}, 'Estimated'), h('dd', { 'data-estimated': f.usage_estimated_requests,
+          title: 'calls whose usage is an estimate (a stream the client cut, a response not read in full)' },
+          int(f.usage_estimated_requests) + ' calls, ' + human(f.estimated_tokens) + ' tok')] : []),
+        ...(f.usage_unknown_requests ? [h('dt', {}, 'Usage unknown'), h('dd', { 'data-usage-unknown': f.usage_unknown_requests },
+          int(f.usage_unknown_requests) + ' calls')] : [])));
   }
 
   async function overview(root, gen) {
@@ -242,11 +249,12 @@
   // csv is the shown report as `tokenmeter report --csv` writes it.
   function csv(rep) {
     const head = ['period', 'key', 'input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens',
-      'reasoning_tokens', 'total_tokens', 'requests', 'cost_usd', 'usage_unknown_requests', 'cost_unknown_requests', 'outcome_unknown_requests'];
+      'reasoning_tokens', 'total_tokens', 'requests', 'cost_usd', 'usage_unknown_requests', 'cost_unknown_requests', 'outcome_unknown_requests',
+      'usage_estimated_requests', 'estimated_tokens'];
     const q = s => /[",\n\r]/.test(s) || /^\s/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
     const line = (p, k, f) => [p, k || '', f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
       f.reasoning_tokens, f.total_tokens, f.requests, microsStr(f.cost_micros), f.usage_unknown_requests, f.cost_unknown_requests,
-      f.outcome_unknown_requests].map(v => q(String(v))).join(',');
+      f.outcome_unknown_requests, f.usage_estimated_requests, f.estimated_tokens].map(v => q(String(v))).join(',');
     return [head.join(','), ...rep.rows.map(r => line(r.period, r.key, r)), line('TOTAL', '', rep.totals)].join('\n') + '\n';
   }
   function downloadCSV() {
@@ -262,7 +270,10 @@
     return h('tr', { 'data-request-id': c.request_id },
       h('td', { title: c.time }, localTime(c.time)), h('td', {}, c.provider), h('td', {}, c.model || '—'),
       h('td', {}, c.key || '—'), h('td', {}, c.project || ''),
-      h('td', { class: 'n' }, int(c.input_tokens)), h('td', { class: 'n' }, int(c.output_tokens)),
+      h('td', { class: 'n' }, int(c.input_tokens)),
+      h('td', { class: 'n', 'data-usage-state': c.usage_state, title: c.usage_state === 'estimated' ? 'estimated: ' + c.estimate
+        : c.usage_state === 'unknown' ? 'usage unknown' : '' },
+        (c.usage_state === 'estimated' ? '≈' : c.usage_state === 'unknown' ? '≥' : '') + int(c.output_tokens)),
       h('td', { class: 'n' }, int(c.cache_creation_input_tokens + c.cache_read_input_tokens)),
       h('td', { class: 'n', title: microsStr(c.cost_micros) }, c.cost_known ? usd(c.cost_micros) : '?'),
       h('td', {}, c.status || '—'), h('td', { class: 'n' }, ms(c.latency_ms)), h('td', { class: 'n' }, c.ttfb_ms ? ms(c.ttfb_ms) : '—'),
