@@ -506,16 +506,22 @@ func (rl *wsRelay) newCall(ctx context.Context) *call {
 		virtual: hs.virtual, principal: hs.principal, keyProject: hs.keyProject, upstreamCred: hs.upstreamCred}
 }
 
+// prepare reads what the ledger needs from a response.create message, as
+// call.prepare does from a POST /v1/responses body (the message is that
+// body plus "type"), with the handshake's headers.
+func (rl *wsRelay) prepare(c *call, body *[]byte) {
+	post := *rl.req
+	post.Method = http.MethodPost
+	c.prepare(&post, rl.rest, body)
+	c.stream = true
+}
+
 // create meters one response.create and forwards it.
 func (rl *wsRelay) create(ctx context.Context, msg []byte, env envelope) error {
 	p := rl.p
 	c := rl.newCall(ctx)
-	// prepare reads a POST's body; the message is that body plus "type".
-	post := *rl.req
-	post.Method = http.MethodPost
 	body := msg
-	c.prepare(&post, rl.rest, &body)
-	c.stream = true
+	rl.prepare(c, &body)
 
 	rl.mu.Lock()
 	draining := rl.draining
@@ -704,11 +710,9 @@ func (rl *wsRelay) attribute(ctx context.Context, env envelope) *wsCall {
 	// A response nobody was seen asking for: meter it all the same, from
 	// here on (labels from the handshake, model from the response).
 	c := rl.newCall(ctx)
-	post := *rl.req
-	post.Method = http.MethodPost
 	body := []byte("{}")
-	c.prepare(&post, rl.rest, &body)
-	c.stream = true
+	rl.prepare(c, &body)
+	c.plainBody, c.unbounded = nil, "" // no request to estimate from
 	c.started = rl.p.rec.Submit(c.event(tokenmeter.KindStarted))
 	wc := &wsCall{call: c, lane: lane}
 	rl.lanes[lane] = append(q, wc)

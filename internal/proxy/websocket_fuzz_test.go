@@ -73,8 +73,7 @@ func FuzzWebSocketMetering(f *testing.F) {
 		for _, lane := range []string{"", "", "b"} {
 			c := rl.newCall(context.Background())
 			body := []byte(`{"type":"response.create","model":"gpt-5.4"}`)
-			post := httpRequestForFuzz
-			c.prepare(&post, rl.rest, &body)
+			rl.prepare(c, &body)
 			c.started = rl.p.rec.Submit(c.event(tokenmeter.KindStarted))
 			rl.lanes[lane] = append(rl.lanes[lane], &wsCall{call: c, lane: lane})
 			keys[c.id] = true

@@ -244,6 +244,9 @@ func TestWebSocketMetersEachResponse(t *testing.T) {
 		if ev.Model != c.Model {
 			t.Errorf("call %d: model %q, upstream %q", i, ev.Model, c.Model)
 		}
+		if want := "resp_" + strings.TrimPrefix(c.RequestID, "req_"); ev.ResponseID != want {
+			t.Errorf("call %d: response id %q, want the upstream's %q", i, ev.ResponseID, want)
+		}
 		if diff := cmp.Diff(c.Usage, ev.Usage); diff != "" {
 			t.Errorf("call %d: usage (-upstream +ledger):\n%s", i, diff)
 		}
