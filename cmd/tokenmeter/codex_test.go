@@ -28,6 +28,10 @@ import (
 // against the fake upstream.
 const codexTimeout = 2 * time.Minute
 
+// codexKey is the API key Codex is given: it passes through the gateway and
+// is recorded as its hash.
+const codexKey = "sk-test-codex-e2e"
+
 // TestCodexEndToEnd runs the real Codex CLI (TOKENMETER_TEST_CODEX, pinned
 // by .ci/run) through the gateway against fake-upstream, over the
 // Responses WebSocket (the built-in provider with openai_base_url, Codex's
@@ -97,6 +101,9 @@ func TestCodexEndToEnd(t *testing.T) {
 				if ev.Outcome != tokenmeter.OutcomeOK || !ev.UsageKnown || ev.Endpoint != "/v1/responses" {
 					t.Errorf("completed event %s: outcome %q (%s), usage known %v, endpoint %s; want ok, known, /v1/responses",
 						k, ev.Outcome, ev.Reason, ev.UsageKnown, ev.Endpoint)
+				}
+				if ev.Principal != tokenmeter.CredentialID(codexKey) {
+					t.Errorf("completed event %s: principal %q, want the hash of Codex's API key", k, ev.Principal)
 				}
 				recorded = recorded.Add(ev.Usage)
 				unmatched[k] = ev
@@ -202,7 +209,11 @@ func (cx *codexCLI) exec(t *testing.T, prompt string) (int64, string) {
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + cx.home,
 		"CODEX_HOME=" + cx.codexHome,
-		"OPENAI_API_KEY=sk-test-codex-e2e",
+		// The built-in provider sends no credential for OPENAI_API_KEY
+		// (only after `codex login --with-api-key`, or with CODEX_API_KEY);
+		// a custom provider reads its env_key.
+		"CODEX_API_KEY=" + codexKey,
+		"OPENAI_API_KEY=" + codexKey,
 	}
 	cmd.Stdin = strings.NewReader("")
 	var stdout, stderr bytes.Buffer
