@@ -15,6 +15,7 @@
 //	GET  /api/hello                 200 {} (also HEAD): the connectivity check Claude Code sends to its base URL
 //	POST /v1/chat/completions       OpenAI Chat Completions, JSON or SSE, with or without stream_options.include_usage
 //	POST /v1/responses              OpenAI Responses, JSON or SSE
+//	GET  /v1/responses              with Upgrade: websocket, the Responses WebSocket transport (websocket.go)
 //
 // Anything else is a 404, and a body that is not a JSON object is a 400
 // invalid_request_error. Errors come in the provider's own shape: Anthropic's
