@@ -85,22 +85,22 @@ type ReconcileSummary struct {
 	// means status ReconcileDiscrepancies.
 	Beyond int `json:"beyond_tolerance"`
 
-	ProviderUsage    Usage  `json:"provider_usage"`
-	LedgerUsage      Usage  `json:"ledger_usage"`
-	ProviderRequests int64  `json:"provider_requests"`
-	LedgerRequests   int64  `json:"ledger_requests"`
+	ProviderUsage    Usage `json:"provider_usage"`
+	LedgerUsage      Usage `json:"ledger_usage"`
+	ProviderRequests int64 `json:"provider_requests"`
+	LedgerRequests   int64 `json:"ledger_requests"`
 	// LedgerEstimatedRequests and LedgerEstimatedTokens are the ledger's
 	// calls with estimated usage and the tokens of LedgerUsage they make
 	// up; LedgerUnknownRequests its calls with usage unknown. A ledger
 	// figure below the provider's with unknown calls in it is explained by
 	// them before it is evidence.
-	LedgerEstimatedRequests int64 `json:"ledger_usage_estimated_requests,omitempty"`
-	LedgerEstimatedTokens   int64 `json:"ledger_estimated_tokens,omitempty"`
-	LedgerUnknownRequests   int64 `json:"ledger_usage_unknown_requests,omitempty"`
-	HasRequests      bool   `json:"has_requests"` // the provider reports request counts
-	ProviderCost     Micros `json:"provider_cost_micros"`
-	LedgerCost       Micros `json:"ledger_cost_micros"`
-	HasCost          bool   `json:"has_cost"` // the provider's cost report was read
+	LedgerEstimatedRequests int64  `json:"ledger_usage_estimated_requests,omitempty"`
+	LedgerEstimatedTokens   int64  `json:"ledger_estimated_tokens,omitempty"`
+	LedgerUnknownRequests   int64  `json:"ledger_usage_unknown_requests,omitempty"`
+	HasRequests             bool   `json:"has_requests"` // the provider reports request counts
+	ProviderCost            Micros `json:"provider_cost_micros"`
+	LedgerCost              Micros `json:"ledger_cost_micros"`
+	HasCost                 bool   `json:"has_cost"` // the provider's cost report was read
 }
 
 // ReconcileRun is one reconciliation of the ledger against a provider's

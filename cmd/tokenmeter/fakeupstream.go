@@ -16,11 +16,15 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	listen := fs.String("listen", "127.0.0.1:8788", "listen `address`")
 	adminFaults := fs.String("admin-faults", "", "discrepancies the admin usage reports inject, e.g. `drop_bucket=2026-11-25T11:00:00Z,inflate=MODEL:N,lag=10m,fail_page=2` (see go doc ./internal/fakeupstream ParseAdminFaults)")
 	scenario := fs.String("scenario", "", "rate-limit `scenario` of every request: steady, drift, reset-moved, early-reset, limit-change or all (docs/counters.md)")
+	billingWindow := fs.Int("billing-window", fakeupstream.DefaultBillingWindow, "billing entries kept for GET "+fakeupstream.BillingPath+" (`N`, the most recent; totals cover all)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *scenario != "" && !fakeupstream.ValidScenario(*scenario) {
 		return usageError("fake-upstream", "--scenario %q: want steady, drift, reset-moved, early-reset, limit-change or all", *scenario)
+	}
+	if *billingWindow < 1 {
+		return usageError("fake-upstream", "--billing-window %d: want at least 1", *billingWindow)
 	}
 	faults, err := fakeupstream.ParseAdminFaults(*adminFaults)
 	if err != nil {
@@ -31,10 +35,10 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	log := newLogger(stderr, "info")
-	fake := fakeupstream.New(fakeupstream.Options{Logger: log, Scenario: *scenario})
+	fake := fakeupstream.New(fakeupstream.Options{Logger: log, Scenario: *scenario, BillingWindow: *billingWindow})
 	fake.SetAdminFaults(faults)
 	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "tokenmeter fake-upstream on http://%s (Anthropic and OpenAI APIs; see `go doc ./internal/fakeupstream` for directives)\n", ln.Addr())
+	fmt.Fprintf(stdout, "tokenmeter fake-upstream on http://%s (Anthropic and OpenAI APIs; what it billed: GET %s; see `go doc ./internal/fakeupstream` for directives)\n", ln.Addr(), fakeupstream.BillingPath)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -159,36 +159,56 @@ var prices = pricing.Default()
 
 // record counts c, a call whose headers are being written, for the admin
 // reports: replies with status 200 on the reply routes only, with the
-// usage planned for them.
+// usage planned for them; finish corrects it to what the call billed (a
+// cut stream) with correct. The create call of a background response is
+// not counted: its work is, when it ends (recordUsage).
 func (s *Server) record(c *call) {
 	r := c.req
-	if c.status != http.StatusOK || c.model == "" || r == nil {
+	if c.status != http.StatusOK || c.model == "" || r == nil || c.background {
 		return
 	}
 	switch r.URL.Path {
-	case "/v1/messages", "/v1/chat/completions", "/v1/responses":
+	case "/v1/messages", "/v1/chat/completions", "/v1/responses", "/v1/completions":
 	default:
 		return
 	}
-	p := c.provider.String()
-	keyID := ""
-	if secret := requestSecret(r); secret != "" {
-		keyID = APIKeyID(p, secret)
-		defer func(hint string) {
-			s.admin.mu.Lock()
-			defer s.admin.mu.Unlock()
-			if _, ok := s.admin.keys[keyID]; !ok {
-				if s.admin.keys == nil {
-					s.admin.keys = map[string]servedKeyInfo{}
-				}
-				s.admin.keys[keyID] = servedKeyInfo{provider: p, hint: hint, first: c.start}
-			}
-		}(keyHint(p, secret))
+	c.recorded = true
+	keyID, hint := requestKey(c.provider.String(), r)
+	s.recordUsage(c.provider.String(), c.model, keyID, hint, c.start, c.usage, costOf(c.model, c.start, c.usage), 1)
+}
+
+// requestKey returns the api key id and hint the admin reports show for
+// r's credential on provider p, empty if it has none.
+func requestKey(p string, r *http.Request) (keyID, hint string) {
+	secret := requestSecret(r)
+	if secret == "" {
+		return "", ""
 	}
-	cost, _ := prices.Cost(c.model, c.start, c.usage, false)
-	k := servedKey{provider: p, model: c.model, keyID: keyID, minute: c.start.Truncate(time.Minute).Unix()}
+	return APIKeyID(p, secret), keyHint(p, secret)
+}
+
+// correct replaces, in the admin reports, the usage c was counted with by
+// what it billed: the provider reports what it billed.
+func (s *Server) correct(c *call, billed tokenmeter.Usage) {
+	keyID, hint := requestKey(c.provider.String(), c.req)
+	cost := costOf(c.model, c.start, billed) - costOf(c.model, c.start, c.usage)
+	s.recordUsage(c.provider.String(), c.model, keyID, hint, c.start, billed.Sub(c.usage), cost, 0)
+}
+
+// recordUsage adds u, its cost and requests served at t to the admin
+// reports.
+func (s *Server) recordUsage(p, model, keyID, hint string, t time.Time, u tokenmeter.Usage, cost tokenmeter.Micros, requests int64) {
+	k := servedKey{provider: p, model: model, keyID: keyID, minute: t.Truncate(time.Minute).Unix()}
 	s.admin.mu.Lock()
 	defer s.admin.mu.Unlock()
+	if keyID != "" {
+		if _, ok := s.admin.keys[keyID]; !ok {
+			if s.admin.keys == nil {
+				s.admin.keys = map[string]servedKeyInfo{}
+			}
+			s.admin.keys[keyID] = servedKeyInfo{provider: p, hint: hint, first: t}
+		}
+	}
 	if s.admin.served == nil {
 		s.admin.served = map[servedKey]*servedSum{}
 	}
@@ -197,9 +217,16 @@ func (s *Server) record(c *call) {
 		sum = &servedSum{}
 		s.admin.served[k] = sum
 	}
-	sum.usage = sum.usage.Add(c.usage)
-	sum.requests++
+	sum.usage = sum.usage.Add(u)
+	sum.requests += requests
 	sum.cost += cost
+}
+
+// costOf prices u with the embedded price table; 0 if the model has no
+// price.
+func costOf(model string, t time.Time, u tokenmeter.Usage) tokenmeter.Micros {
+	cost, _ := prices.Cost(model, t, u, false)
+	return cost
 }
 
 // adminRoutes registers the admin endpoints.

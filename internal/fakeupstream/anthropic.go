@@ -122,7 +122,7 @@ func (s *Server) handleMessages(w http.ResponseWriter, r *http.Request, c *call)
 			Usage:      anthropicUsageOf(rp, rp.output(), true),
 		})
 	}
-	return s.writeStream(w, r, c, anthropicStream(c, rp))
+	return s.writeStream(w, r, c, anthropicStream(c, rp), 0)
 }
 
 // anthropicStream returns the Messages event stream of rp: message_start,
@@ -176,62 +176,57 @@ func anthropicStream(c *call, rp reply) stream {
 		Error anthropicErrorInfo `json:"error"`
 	}
 
-	frames := make([]frame, 0, rp.words+rp.thinkingWords()+9)
-	frames = append(frames,
-		newFrame("message_start", startEvent{Type: "message_start", Message: anthropicMessage{
-			ID:      "msg_" + c.id,
-			Type:    "message",
-			Role:    "assistant",
-			Model:   rp.model,
-			Content: []any{},
-			Usage:   anthropicUsageOf(rp, min(1, rp.output()), true),
-		}}),
-		newFrame("ping", typeOnly{Type: "ping"}),
-	)
+	var b streamBuilder
+	fixed := func(f frame) { b.one(func(int) frame { return f }) }
+	fixed(newFrame("message_start", startEvent{Type: "message_start", Message: anthropicMessage{
+		ID:      "msg_" + c.id,
+		Type:    "message",
+		Role:    "assistant",
+		Model:   rp.model,
+		Content: []any{},
+		Usage:   anthropicUsageOf(rp, min(1, rp.output()), true),
+	}}))
+	fixed(newFrame("ping", typeOnly{Type: "ping"}))
 	index := 0
 	if rp.thinking {
-		frames = append(frames, newFrame("content_block_start", blockStart{Type: "content_block_start", ContentBlock: anthropicThinkingBlock{Type: "thinking"}}))
-		for i := range rp.thinkingWords() {
-			frames = append(frames, newFrame("content_block_delta", blockDelta{
+		fixed(newFrame("content_block_start", blockStart{Type: "content_block_start", ContentBlock: anthropicThinkingBlock{Type: "thinking"}}))
+		b.run(rp.thinkingWords(), func(k, _ int) frame {
+			return newFrame("content_block_delta", blockDelta{
 				Type:  "content_block_delta",
-				Delta: thinkingDelta{Type: "thinking_delta", Thinking: word(i)},
-			}))
-		}
-		frames = append(frames,
-			newFrame("content_block_delta", blockDelta{
-				Type:  "content_block_delta",
-				Delta: signatureDelta{Type: "signature_delta", Signature: c.signature()},
-			}),
-			newFrame("content_block_stop", blockStop{Type: "content_block_stop"}),
-		)
+				Delta: thinkingDelta{Type: "thinking_delta", Thinking: word(k)},
+			}).withOutput(int64(k) + 1)
+		})
+		fixed(newFrame("content_block_delta", blockDelta{
+			Type:  "content_block_delta",
+			Delta: signatureDelta{Type: "signature_delta", Signature: c.signature()},
+		}).withOutput(rp.reasoning))
+		fixed(newFrame("content_block_stop", blockStop{Type: "content_block_stop"}).withOutput(rp.reasoning))
 		index = 1
 	}
-	frames = append(frames, newFrame("content_block_start", blockStart{Type: "content_block_start", Index: index, ContentBlock: anthropicContentBlock{Type: "text"}}))
-	for i := range rp.words {
-		frames = append(frames, newFrame("content_block_delta", blockDelta{
+	fixed(newFrame("content_block_start", blockStart{Type: "content_block_start", Index: index, ContentBlock: anthropicContentBlock{Type: "text"}}))
+	b.run(rp.words, func(k, _ int) frame {
+		return newFrame("content_block_delta", blockDelta{
 			Type:  "content_block_delta",
 			Index: index,
-			Delta: textDelta{Type: "text_delta", Text: word(i)},
-		}))
-	}
-	frames = append(frames, newFrame("content_block_stop", blockStop{Type: "content_block_stop", Index: index}))
-	md := messageDelta{Type: "message_delta", Usage: anthropicUsageOf(rp, rp.output(), false)}
+			Delta: textDelta{Type: "text_delta", Text: word(k)},
+		}).withOutput(rp.reasoning + int64(k) + 1)
+	})
+	total := rp.output()
+	fixed(newFrame("content_block_stop", blockStop{Type: "content_block_stop", Index: index}).withOutput(total))
+	md := messageDelta{Type: "message_delta", Usage: anthropicUsageOf(rp, total, false)}
 	md.Delta.StopReason = rp.anthropicStopReason()
-	usageAt := len(frames)
-	frames = append(frames,
-		newFrame("message_delta", md),
-		newFrame("message_stop", typeOnly{Type: "message_stop"}),
-	)
-	return stream{
-		frames:  frames,
-		usageAt: usageAt,
-		errorFrames: func(int) []frame {
-			return []frame{newFrame("error", errorEvent{
-				Type:  "error",
-				Error: anthropicErrorInfo{Type: "overloaded_error", Message: "Overloaded"},
-			})}
-		},
+	usageAt := b.n
+	fixed(newFrame("message_delta", md).withOutput(total))
+	fixed(newFrame("message_stop", typeOnly{Type: "message_stop"}).withOutput(total))
+	st := b.build()
+	st.usageAt = usageAt
+	st.errorFrames = func(int) []frame {
+		return []frame{newFrame("error", errorEvent{
+			Type:  "error",
+			Error: anthropicErrorInfo{Type: "overloaded_error", Message: "Overloaded"},
+		})}
 	}
+	return st
 }
 
 // handleCountTokens serves POST /v1/messages/count_tokens.

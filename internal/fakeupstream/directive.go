@@ -19,8 +19,8 @@ const (
 )
 
 // directives are the choices a request makes about its reply. input,
-// output, retryAfter and after are -1 when the request did not set them;
-// the other counts default to 0.
+// output, retryAfter, after and backgroundDelay are -1 when the request did
+// not set them; the other counts default to 0.
 type directives struct {
 	input, output                         int64
 	reasoning, cacheRead                  int64
@@ -30,7 +30,8 @@ type directives struct {
 	fault                                 string
 	after                                 int
 	ttfb, delay                           time.Duration
-	scenario                              string // see scenario.go
+	scenario                              string        // see scenario.go
+	backgroundDelay                       time.Duration // -1 when not set
 }
 
 func (d directives) retryAfterOr(def int64) int64 {
@@ -46,7 +47,7 @@ const maxDirectiveLen = 4096
 // parseDirectives reads the directives in body ("[[fake k=v ...]]", in
 // order) and then in the header values ("k=v k=v" or "k=v,k=v").
 func parseDirectives(header []string, body []byte) (directives, error) {
-	d := directives{input: -1, output: -1, retryAfter: -1, after: -1}
+	d := directives{input: -1, output: -1, retryAfter: -1, after: -1, backgroundDelay: -1}
 	const open, end = "[[fake", "]]"
 	for rest := body; ; {
 		i := bytes.Index(rest, []byte(open))
@@ -154,6 +155,11 @@ func (d *directives) set(key, value string) error {
 		return duration(&d.ttfb)
 	case "delay":
 		return duration(&d.delay)
+	case "background_delay":
+		if err := duration(&d.backgroundDelay); err != nil {
+			return err
+		}
+		d.backgroundDelay = min(d.backgroundDelay, MaxBackgroundDelay)
 	}
 	return nil
 }

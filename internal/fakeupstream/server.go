@@ -44,6 +44,13 @@ const (
 	MaxBodyBytes = 32 << 20
 	// MaxOutputTokens is the largest output directive accepted.
 	MaxOutputTokens = 100_000
+
+	// DefaultBackgroundDelay is the time a background response takes from
+	// create to completion (queued for the first half, in progress for the
+	// second) when the request has no background_delay directive;
+	// MaxBackgroundDelay is the largest background_delay honoured.
+	DefaultBackgroundDelay = 100 * time.Millisecond
+	MaxBackgroundDelay     = 10 * time.Minute
 )
 
 // Options configures a Server. The zero value is ready to use.
@@ -69,6 +76,10 @@ type Options struct {
 	// Scenario is the rate-limit scenario of requests that name none (see
 	// scenario.go); empty means none.
 	Scenario string
+
+	// BillingWindow is the number of billing entries kept (see
+	// billing.go); zero means DefaultBillingWindow.
+	BillingWindow int
 }
 
 // Call is what the fake answered to one request, as Options.Observe sees
@@ -96,6 +107,18 @@ type Call struct {
 	Usage tokenmeter.Usage
 	// Fault is the fault directive, if any.
 	Fault string
+
+	// Billed is what the call billed (see billing.go): for a stream the
+	// client left, its input and the output generated until then; zero for
+	// errors and for the create call of a background response, whose work
+	// is billed in its own entry when it ends. BillSeq is the Seq of the
+	// call's entry in the billing account, 0 on routes that do not bill.
+	Billed  tokenmeter.Usage
+	BillSeq int64
+	// ResponseID is the response id of a Responses call ("resp_...");
+	// Background reports that it created a background response.
+	ResponseID string
+	Background bool
 }
 
 // Server is the fake upstream. It implements http.Handler and is safe for
@@ -110,6 +133,8 @@ type Server struct {
 	instance string // random per Server, so ids never repeat across instances
 	requests atomic.Int64
 	admin    admin // what was served, for the admin reports (admin.go)
+	billing  *billing
+	bg       *backgroundJobs // background responses (background.go)
 }
 
 // New returns a Server configured by opts.
@@ -125,6 +150,8 @@ func New(opts Options) *Server {
 		),
 	}
 	s.scen = newScenarios(opts.Scenario)
+	s.billing = newBilling(opts.BillingWindow)
+	s.bg = newBackgroundJobs()
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -145,20 +172,37 @@ func orDefault(v, def int64) int64 {
 	return def
 }
 
-// routes lists every route of the fake.
+// routes lists every route of the fake; handleBilled marks those that bill
+// (see billing.go).
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/messages", s.handle(providerAnthropic, s.handleMessages))
+	mux.Handle("POST /v1/messages", s.handleBilled(providerAnthropic, s.handleMessages))
 	mux.Handle("POST /v1/messages/count_tokens", s.handle(providerAnthropic, s.handleCountTokens))
 	mux.Handle("GET /v1/models", s.handle(providerByHeader, s.handleModels))
 	mux.Handle("GET /api/hello", s.handle(providerAnthropic, s.handleHello))
-	mux.Handle("POST /v1/chat/completions", s.handle(providerOpenAI, s.handleChatCompletions))
-	mux.Handle("POST /v1/responses", s.handle(providerOpenAI, s.handleResponses))
-	mux.HandleFunc("GET /v1/responses", s.handleResponsesWebSocket) // the WebSocket transport (websocket.go)
+	mux.Handle("POST /v1/chat/completions", s.handleBilled(providerOpenAI, s.handleChatCompletions))
+	mux.Handle("POST /v1/responses", s.handleBilled(providerOpenAI, s.handleResponses))
+	mux.Handle("GET /v1/responses/{id}", s.handle(providerOpenAI, s.handleGetResponse))
+	mux.Handle("POST /v1/responses/{id}/cancel", s.handle(providerOpenAI, s.handleCancelResponse))
+	mux.Handle("POST /v1/completions", s.handleBilled(providerOpenAI, s.handleCompletions))
+	mux.Handle("POST /v1/embeddings", s.handleBilled(providerOpenAI, s.handleEmbeddings))
+	for path, sp := range standIns {
+		mux.Handle("POST "+path, s.handleBilled(providerOpenAI, s.handleStandIn(sp)))
+	}
+	mux.Handle("GET "+BillingPath, http.HandlerFunc(s.handleBilling))
 	s.adminRoutes(mux)
+	for _, extra := range extraRoutes {
+		extra(s, mux)
+	}
 	mux.Handle("/", s.handle(providerByRoute, s.handleNotFound))
 	return mux
 }
+
+// extraRoutes register routes kept in their own files, such as another
+// transport of the Responses API (a WebSocket at GET /v1/responses): a
+// file appends to it from an init function. Each is called once per
+// Server, after the routes above and before the catch-all 404.
+var extraRoutes []func(s *Server, mux *http.ServeMux)
 
 // ServeHTTP answers r as the provider its path names. A request with
 // fault=cut panics with http.ErrAbortHandler, which net/http handles.
@@ -217,17 +261,33 @@ type call struct {
 	inputTokens, outputTokens int64
 	status                    int // 0 until the headers are written
 	stream                    bool
-	// model and usage are those of the planned reply (reply routes only).
+	// model and usage are those of the planned reply (reply routes only):
+	// usage as the reply reports it.
 	model string
 	usage tokenmeter.Usage
 	req   *http.Request // for the admin reports (admin.go)
+
+	// Billing (billing.go): billable marks a billing route; planned is set
+	// once the reply is accepted, with billPlan what it bills if served in
+	// full; generated is the output generated by the stream events sent.
+	billable  bool
+	planned   bool
+	billPlan  tokenmeter.Usage
+	generated int64
+	// background marks the create call of a background response;
+	// responseID is a Responses call's response id.
+	background bool
+	responseID string
+	// recorded is set when the admin reports counted c (admin.go).
+	recorded bool
 }
 
-// plan records rp as the reply c answers with, and the tokens it charges
-// to the rate-limit counters.
+// plan records rp as the reply c answers with, what it bills, and the
+// tokens it charges to the rate-limit counters.
 func (c *call) plan(rp reply, inputTokens int64) {
 	c.model, c.usage = rp.model, rp.usage()
 	c.inputTokens, c.outputTokens = inputTokens, rp.output()
+	c.planned, c.billPlan = true, c.usage
 }
 
 func (c *call) requestID() string { return "req_" + c.id }
@@ -236,28 +296,26 @@ func (c *call) requestID() string { return "req_" + c.id }
 // error, or another error when the client went away.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c *call) error
 
-// handle adapts h: it counts the request, reads the body, parses directives,
-// answers injected statuses, and turns h's error into a response.
-func (s *Server) handle(p provider, h handlerFunc) http.Handler {
+// handle adapts h, a route that bills nothing: see serve.
+func (s *Server) handle(p provider, h handlerFunc) http.Handler { return s.serve(p, false, h) }
+
+// handleBilled adapts h, a route that bills: see serve.
+func (s *Server) handleBilled(p provider, h handlerFunc) http.Handler { return s.serve(p, true, h) }
+
+// serve adapts h: it counts the request, reads and decodes the body,
+// parses directives, answers injected statuses, turns h's error into a
+// response, and when the call ends bills it if billable (finish).
+func (s *Server) serve(p provider, billable bool, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
 		n := s.requests.Add(1)
-		c := &call{provider: resolveProvider(p, r), start: s.now()}
+		c := &call{provider: resolveProvider(p, r), start: s.now(), billable: billable}
 		c.principal = c.provider.String() + ":" + credentialHash(r)
 		c.req = r
-		if s.observe != nil {
-			// Deferred, so that calls cut with http.ErrAbortHandler are
-			// observed too.
-			defer func() {
-				s.observe(Call{
-					Method: r.Method, Path: r.URL.Path, Provider: c.provider.String(),
-					RequestID: c.requestID(), Model: c.model, Stream: c.stream,
-					Status: c.status, Usage: c.usage, Fault: c.dir.fault,
-				})
-			}()
-		}
+		// Deferred, so that calls cut with http.ErrAbortHandler are billed
+		// and observed too.
+		defer s.finish(r, c)
 		body, readErr := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-		c.body = body
 		c.id = s.newID(n, body)
 
 		err := readErr
@@ -265,6 +323,12 @@ func (s *Server) handle(p provider, h handlerFunc) http.Handler {
 		if errors.As(readErr, &tooLarge) {
 			err = &apiError{status: http.StatusRequestEntityTooLarge, message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit)}
 		}
+		if err == nil {
+			if body, err = DecodeBody(r.Header.Get("Content-Encoding"), body); err != nil {
+				err = decodeError(err)
+			}
+		}
+		c.body = body
 		if err == nil {
 			c.dir, err = parseDirectives(r.Header.Values(DirectiveHeader), body)
 		}
@@ -291,6 +355,42 @@ func (s *Server) handle(p provider, h handlerFunc) http.Handler {
 			"input_tokens", c.usage.InputTokens, "output_tokens", c.usage.OutputTokens,
 			"fault", c.dir.fault, "duration", time.Since(began))
 	})
+}
+
+// finish bills c if c.billable, corrects the admin reports to what it
+// billed, and calls Observe. serve calls it when the request ends; a
+// transport that serves several calls on one request (a WebSocket) calls
+// it once per call, having set c.billable, planned the reply (c.plan) and
+// kept c.generated up to date as it sent the stream's frames.
+func (s *Server) finish(r *http.Request, c *call) {
+	billed := c.billedUsage()
+	var seq int64
+	if c.billable {
+		seq = s.billing.add(Bill{
+			Kind: BillCall, CallID: c.requestID(), Time: c.start,
+			Method: r.Method, Path: r.URL.Path, Provider: c.provider.String(), Model: c.model,
+			Status: c.status, Stream: c.stream, Background: c.background, ResponseID: c.responseID,
+			Planned: c.billPlan, Billed: billed, Stopped: c.stopped(billed),
+		})
+	}
+	if c.recorded && billed != c.usage {
+		s.correct(c, billed)
+	}
+	if s.observe != nil {
+		s.observe(Call{
+			Method: r.Method, Path: r.URL.Path, Provider: c.provider.String(),
+			RequestID: c.requestID(), Model: c.model, Stream: c.stream,
+			Status: c.status, Usage: c.usage, Fault: c.dir.fault,
+			Billed: billed, BillSeq: seq, ResponseID: c.responseID, Background: c.background,
+		})
+	}
+}
+
+// stopped reports whether c, served, billed less output than planned: a
+// stream that the client left or a fault ended.
+func (c *call) stopped(billed tokenmeter.Usage) bool {
+	return c.planned && !c.background && (c.status == http.StatusOK || c.status == 0) &&
+		billed.OutputTokens < c.billPlan.OutputTokens
 }
 
 // newID returns a 24-hex-digit id suffix unique to this request: the server

@@ -108,13 +108,27 @@ func FuzzExpectedUsage(f *testing.F) {
 	f.Add("/v1/messages", "output=3", []byte(fmt.Sprintf(messagesBody, `,"stream":true`)))
 	f.Add("/v1/chat/completions", "", []byte(`{"model":"m","messages":[],"max_tokens":2} [[fake output=9 fault=cut]]`))
 	f.Add("/v1/responses", "delay=1ms,ttfb=2ms", []byte(`{"model":"m","input":"[[fake]] [[fake reasoning=1"}`))
+	f.Add("/v1/chat/completions", "reasoning=2", []byte(`{"model":"m","n":4,"messages":[]}`))
+	f.Add("/v1/responses", "background_delay=200ms", []byte(`{"model":"m","background":true,"instructions":"be brief","input":"hi"}`))
+	f.Add("/v1/completions", "output=30", []byte(`{"model":"m","prompt":"x","n":2,"best_of":5}`))
+	f.Add("/v1/embeddings", "", []byte(`{"model":"m","input":["a",[1,2]]}`))
+	f.Add("/v1/embeddings", "input=9", []byte(`{"model":"m","input":[[1,2],[3]],"dimensions":8}`))
+	f.Add("/v1/images/generations", "output=5", []byte(`{"prompt":"p","n":3}`))
+	f.Add("/v1/audio/transcriptions", "", []byte("--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nxx\r\n--b--\r\n"))
+	f.Add("/v1/batches", "", []byte(`{"input_file_id":"f","endpoint":"/v1/chat/completions","completion_window":"24h"}`))
+	f.Add("/v1/responses", "", append([]byte{0xEF, 0xBB, 0xBF}, `{"model":"m","input":"bom"}`...))
+	f.Add("/v1/chat/completions", "", []byte{0xFF, 0xFE, '{', 0, '}', 0})
 	f.Fuzz(func(t *testing.T, path, header string, body []byte) {
+		billed, berr := fakeupstream.ExpectedBilled(path, header, body)
 		u, err := fakeupstream.ExpectedUsage(path, header, body)
-		if err != nil {
+		if err == nil && (berr != nil || billed != u) {
+			t.Errorf("ExpectedUsage(%q, %q, %q) = %+v but ExpectedBilled = %+v, %v", path, header, body, u, billed, berr)
+		}
+		if berr != nil {
 			return
 		}
-		if u.InputTokens < 0 || u.OutputTokens < u.ReasoningTokens || u.ReasoningTokens < 0 || u.CacheReadTokens < 0 {
-			t.Errorf("ExpectedUsage(%q, %q, %q) = %+v: negative or inconsistent counts", path, header, body, u)
+		if billed.InputTokens < 0 || billed.OutputTokens < billed.ReasoningTokens || billed.ReasoningTokens < 0 || billed.CacheReadTokens < 0 {
+			t.Errorf("ExpectedBilled(%q, %q, %q) = %+v: negative or inconsistent counts", path, header, body, billed)
 		}
 	})
 }
@@ -380,7 +394,7 @@ func TestErrors(t *testing.T) {
 		wantStatus int
 		wantShape  string
 	}{
-		{"UnknownOpenAIPath", request{path: "/v1/embeddings", body: "{}"}, 404, "openai invalid_request_error"},
+		{"UnknownOpenAIPath", request{path: "/v1/moderations", body: "{}"}, 404, "openai invalid_request_error"},
 		{"UnknownPathAnthropicHeader", request{path: "/v1/files", header: av}, 404, "anthropic not_found_error"},
 		{"UnknownMessagesPath", request{path: "/v1/messages/batches", body: "{}"}, 404, "anthropic not_found_error"},
 		{"WrongMethodMessages", request{method: http.MethodGet, path: "/v1/messages"}, 404, "anthropic not_found_error"},
@@ -694,15 +708,19 @@ func TestObserve(t *testing.T) {
 		want fakeupstream.Call // RequestID is checked against the response
 	}{
 		{"MessagesStream", request{path: "/v1/messages?beta=true", body: msgStream},
-			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream)}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream),
+				Billed: usage("/v1/messages", "", msgStream), BillSeq: 1}},
+		// Cut after message_start and ping: input billed, no output generated.
 		{"MessagesCut", request{path: "/v1/messages", body: msgStream, header: map[string]string{fakeupstream.DirectiveHeader: "fault=cut"}},
-			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream), Fault: "cut"}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Stream: true, Status: 200, Usage: usage("/v1/messages", "", msgStream), Fault: "cut",
+				Billed: tokenmeter.Usage{InputTokens: fakeupstream.InputTokens([]byte(msgStream)), CacheReadTokens: 9}, BillSeq: 2}},
 		{"ChatJSON", request{path: "/v1/chat/completions", body: chat},
-			fakeupstream.Call{Method: "POST", Path: "/v1/chat/completions", Provider: "openai", Model: "gpt-5.4", Status: 200, Usage: usage("/v1/chat/completions", "", chat)}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/chat/completions", Provider: "openai", Model: "gpt-5.4", Status: 200, Usage: usage("/v1/chat/completions", "", chat),
+				Billed: usage("/v1/chat/completions", "", chat), BillSeq: 3}},
 		{"InjectedStatus", request{path: "/v1/responses", body: fmt.Sprintf(responsesBody, ""), header: map[string]string{fakeupstream.DirectiveHeader: "status=429"}},
-			fakeupstream.Call{Method: "POST", Path: "/v1/responses", Provider: "openai", Status: 429}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/responses", Provider: "openai", Status: 429, BillSeq: 4}},
 		{"ErrorAfterPlan", request{path: "/v1/messages", body: fmt.Sprintf(messagesBody, ""), header: map[string]string{fakeupstream.DirectiveHeader: "fault=error_event"}},
-			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Status: 529, Fault: "error_event"}},
+			fakeupstream.Call{Method: "POST", Path: "/v1/messages", Provider: "anthropic", Model: "claude-sonnet-5-5", Status: 529, Fault: "error_event", BillSeq: 5}},
 		{"CountTokens", request{path: "/v1/messages/count_tokens", body: "{}"},
 			fakeupstream.Call{Method: "POST", Path: "/v1/messages/count_tokens", Provider: "anthropic", Status: 200}},
 		{"HelloHead", request{method: http.MethodHead, path: "/api/hello"},

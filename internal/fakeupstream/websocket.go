@@ -42,10 +42,19 @@ import (
 //     events. ttfb and delay sleep before the first event and between
 //     events.
 //
-// Each response.create is one Call for Options.Observe (Method GET, Path
-// /v1/responses, Stream true) and is counted in the admin usage reports
-// like a POST. The handshake's own answer carries x-request-id and the
-// rate-limit headers.
+// Each response.create is one call, as a POST is: one Call for
+// Options.Observe (Method GET, Path /v1/responses, Stream true, its
+// response id), one entry in the billing account (billing.go: a response
+// the client leaves bills the output generated until then), and counted in
+// the admin usage reports. The handshake's own answer carries x-request-id
+// and the rate-limit headers; a refused handshake is observed and bills
+// nothing.
+
+func init() {
+	extraRoutes = append(extraRoutes, func(s *Server, mux *http.ServeMux) {
+		mux.HandleFunc("GET /v1/responses", s.handleResponsesWebSocket)
+	})
+}
 
 // maxWebSocketQueue bounds the requests read from a connection and not yet
 // answered.
@@ -132,9 +141,7 @@ func (s *Server) handleResponsesWebSocket(w http.ResponseWriter, r *http.Request
 		if errors.As(err, &ae) {
 			s.writeError(w, hs, ae)
 		}
-		if s.observe != nil {
-			s.observe(Call{Method: r.Method, Path: r.URL.Path, Provider: "openai", RequestID: hs.requestID(), Status: hs.status, Fault: d.fault})
-		}
+		s.finish(r, hs) // observed; a handshake bills nothing
 		return
 	}
 
@@ -198,15 +205,10 @@ func (s *Server) answerWebSocket(ctx context.Context, conn *websocket.Conn, r *h
 		}
 	}
 	n := s.requests.Add(1)
-	c := &call{provider: providerOpenAI, start: s.now(), body: msg, req: r}
+	c := &call{provider: providerOpenAI, start: s.now(), body: msg, req: r, billable: true}
 	c.principal = c.provider.String() + ":" + credentialHash(r)
 	c.id = s.newID(n, msg)
-	if s.observe != nil {
-		defer func() {
-			s.observe(Call{Method: r.Method, Path: r.URL.Path, Provider: "openai", RequestID: c.requestID(),
-				Model: c.model, Stream: c.stream, Status: c.status, Usage: c.usage, Fault: c.dir.fault})
-		}()
-	}
+	defer s.finish(r, c) // bills it (what was generated until it ended) and observes it
 	switch {
 	case msg == nil:
 		return s.webSocketError(ctx, conn, c, nil, invalidRequest("binary messages are not supported; send JSON text"))
@@ -238,6 +240,7 @@ func (s *Server) answerWebSocket(ctx context.Context, conn *websocket.Conn, r *h
 		rp.words, rp.capped, rp.reasoning, rp.input, rp.cacheRead = 0, false, 0, 0, 0
 	}
 	c.plan(rp, rp.input+rp.cacheRead)
+	c.responseID = "resp_" + c.id
 	c.stream, c.status = true, http.StatusOK
 	s.limits.take(c.principal, s.now(), c.inputTokens, c.outputTokens)
 	s.record(c)
@@ -259,6 +262,7 @@ func (s *Server) answerWebSocket(ctx context.Context, conn *websocket.Conn, r *h
 		if err := conn.Write(ctx, websocket.MessageText, withStreamID(f.data, ev)); err != nil {
 			return err
 		}
+		c.generated = max(c.generated, f.output)
 	}
 	if cut {
 		s.log.Info("request cut", "method", r.Method, "path", r.URL.Path, "request_id", c.requestID())
@@ -273,7 +277,7 @@ func (s *Server) answerWebSocket(ctx context.Context, conn *websocket.Conn, r *h
 // faultFrames applies the fault directive to st's frames the way writeStream
 // does for SSE, and reports whether the connection is then cut.
 func faultFrames(st stream, d directives) ([]frame, bool) {
-	frames := st.frames
+	frames := st.all()
 	after := DefaultFaultAfter
 	if d.after >= 0 {
 		after = d.after
@@ -285,7 +289,6 @@ func faultFrames(st stream, d directives) ([]frame, bool) {
 		if d.after >= 0 {
 			i = after
 		}
-		frames = append([]frame(nil), frames...)
 		frames[i].data = truncate(frames[i].data)
 	case FaultErrorEvent:
 		frames = append(frames[:after:after], st.errorFrames(after)...)
@@ -298,22 +301,14 @@ func faultFrames(st stream, d directives) ([]frame, bool) {
 // preparedStream is the answer to "generate": false: the response is
 // created and completed with no output and zero usage.
 func preparedStream(c *call, rp reply) stream {
-	type responseEvent struct {
-		Type           string         `json:"type"`
-		SequenceNumber int            `json:"sequence_number"`
-		Response       responseObject `json:"response"`
-	}
 	done := newResponse(c, rp, "completed", []responseItem{})
 	done.Usage = responseUsageOf(rp)
-	full := responsesStream(c, rp)
-	return stream{
-		frames: []frame{
-			newFrame("response.created", responseEvent{Type: "response.created", Response: newResponse(c, rp, "in_progress", []responseItem{})}),
-			newFrame("response.completed", responseEvent{Type: "response.completed", SequenceNumber: 1, Response: done}),
-		},
-		usageAt:     1,
-		errorFrames: full.errorFrames,
-	}
+	st := frameStream([]frame{
+		newFrame("response.created", responseEvent{Type: "response.created", Response: newResponse(c, rp, "in_progress", []responseItem{})}),
+		newFrame("response.completed", responseEvent{Type: "response.completed", SequenceNumber: 1, Response: done}),
+	})
+	st.usageAt, st.errorFrames = 1, responsesStream(c, rp).errorFrames
+	return st
 }
 
 // withStreamID returns an event's JSON with the request's stream_id added

@@ -151,8 +151,38 @@ func TestResponsesWebSocketMatchesSSE(t *testing.T) {
 	if diff := cmp.Diff(want, c.Usage); diff != "" {
 		t.Errorf("observed usage (-want +got):\n%s", diff)
 	}
-	if id := resp["id"].(string); id != "resp_"+strings.TrimPrefix(c.RequestID, "req_") {
-		t.Errorf("response id %q, observed request id %q: want resp_X and req_X", id, c.RequestID)
+	if id := resp["id"].(string); id != "resp_"+strings.TrimPrefix(c.RequestID, "req_") || c.ResponseID != id {
+		t.Errorf("response id %q, observed request id %q and response id %q: want resp_X, req_X and resp_X", id, c.RequestID, c.ResponseID)
+	}
+	if c.Billed != want || c.BillSeq == 0 {
+		t.Errorf("billed %+v (entry %d), want the planned usage %+v in an entry of the account", c.Billed, c.BillSeq, want)
+	}
+}
+
+// TestResponsesWebSocketBillsWhatWasGenerated: a client that leaves a
+// paced response after a few deltas is billed the input and the output
+// generated until then, like an SSE stream; the next connection's calls
+// are billed in full.
+func TestResponsesWebSocketBillsWhatWasGenerated(t *testing.T) {
+	o := serveObserved(t)
+	conn := dialFake(t, o.srv, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn.Write(ctx, websocket.MessageText, []byte(`{"type":"response.create","model":"gpt-5.4","input":"[[fake output=400 delay=5ms]]"}`))
+	deltas := 0
+	for deltas < 5 {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), `"response.output_text.delta"`) {
+			deltas++
+		}
+	}
+	conn.CloseNow()
+	c := o.waitCalls(t, 1)[0]
+	if c.Billed.OutputTokens < 5 || c.Billed.OutputTokens >= 400 || c.Billed.InputTokens != c.Usage.InputTokens {
+		t.Errorf("left after 5 deltas of 400: billed %+v, planned %+v; want the input and 5..399 output tokens", c.Billed, c.Usage)
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
+	"github.com/tokenmeter/tokenmeter/internal/reqbody"
 )
 
 // call is the state of one proxied request. It is used by the handler
@@ -54,6 +56,15 @@ type call struct {
 	// (embeddings), so none are reserved.
 	maxOutput int64
 	noOutput  bool
+	// choices multiplies the output bound (OpenAI's n, best_of).
+	choices int64
+	// encoded says the client's body is not what the meter read (it was
+	// compressed, or had a BOM, or was UTF-16); dropEncoding that the
+	// gateway rewrote it and forwards the decoded JSON without its
+	// Content-Encoding. badRequest, when set, is answered with 400 before
+	// anything is recorded or forwarded.
+	encoded, dropEncoding bool
+	badRequest            string
 	// limit is the outcome of hard-limit enforcement; limit.Reserved says
 	// a reservation awaits the call's completed event.
 	limit limits.Decision
@@ -110,17 +121,32 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 			c.unbounded = "the request names no model"
 		}
 	}()
-	c.plainBody = *body
 	unreadable := func(err error) {
 		c.reason = "request body unreadable: " + err.Error()
 		c.unbounded = "the gateway cannot read the request body"
+		if errors.Is(err, anthropic.ErrModelTooLong) || errors.Is(err, openai.ErrModelTooLong) {
+			c.badRequest = err.Error()
+		}
+	}
+	// The meter reads the body decoded (Content-Encoding, a BOM, UTF-16);
+	// the upstream gets it as the client sent it.
+	plain, err := reqbody.Decode(r.Header, *body, c.p.MaxRequestBody)
+	if err != nil {
+		plain = nil
+	}
+	c.plainBody, c.encoded = plain, len(*body) > 0 && (len(plain) != len(*body) || &plain[0] != &(*body)[0])
+	if err != nil && post {
+		unreadable(err)
 	}
 	switch c.rt.Wire {
 	case Anthropic:
 		c.meter = anthropic.NewMeter()
 		if post && path == "/v1/messages" {
 			c.metered = true
-			req, err := anthropic.ParseRequest(*body)
+			if c.reason != "" {
+				return
+			}
+			req, err := anthropic.ParseRequest(c.plainBody)
 			if err != nil {
 				unreadable(err)
 				return
@@ -136,29 +162,41 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 		if post && (api != openai.Other || kind != "") {
 			c.metered = true
 			parseAs := api
-			if api == openai.Other {
-				// Legacy completions and embeddings report usage as chat
-				// does (prompt_tokens, completion_tokens).
+			switch kind {
+			case "completions":
+				parseAs = openai.Completions
+			case "embeddings":
+				// Embeddings report usage as chat does (prompt_tokens).
 				parseAs = openai.Chat
 			}
-			req, err := openai.ParseRequest(parseAs, *body)
+			var req openai.Request
+			var err error
+			if c.reason == "" {
+				req, err = openai.ParseRequest(parseAs, c.plainBody)
+			}
 			if err != nil {
 				unreadable(err)
-			} else {
-				c.model, c.stream, c.maxOutput = req.Model, req.Stream, req.MaxTokens
+			} else if c.reason == "" {
+				c.model, c.stream, c.maxOutput, c.choices = req.Model, req.Stream, req.MaxTokens, max(req.Choices, 1)
 				if kind == "embeddings" {
 					c.noOutput = true
 				}
 				if kind == "completions" && req.MaxTokens == 0 {
 					c.unbounded = "a legacy completion without max_tokens"
 				}
+				if req.Background {
+					c.background = true
+					c.unbounded = "background: true (its work is billed after the create call returns)"
+				}
 				if (api == openai.Chat || kind == "completions") && req.Stream && !req.IncludeUsage {
-					if nb, err := openai.InjectIncludeUsage(*body); err == nil {
-						*body, strip, c.stripNullUsage = nb, true, true
+					if c.rewriteBody(body, openai.InjectIncludeUsage) {
+						strip, c.stripNullUsage = true, true
 					}
 				}
 			}
-			api = parseAs
+			if parseAs != openai.Responses {
+				api = openai.Chat // the meter reads every other usage as chat's
+			}
 		}
 		c.meter = openai.NewMeter(api, strip)
 	}
@@ -172,6 +210,22 @@ func polledResponse(method, path string) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// rewriteBody replaces the body forwarded upstream by f of the decoded
+// body, and reports whether it did. A body the client had compressed is
+// then forwarded decoded, without its Content-Encoding (the gateway
+// rewrites JSON, not compressed streams).
+func (c *call) rewriteBody(body *[]byte, f func([]byte) ([]byte, error)) bool {
+	nb, err := f(c.plainBody)
+	if err != nil {
+		return false
+	}
+	*body, c.plainBody = nb, nb
+	if c.encoded {
+		c.dropEncoding = true
+	}
+	return true
 }
 
 // openAIKind names the OpenAI endpoints outside Chat Completions and

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/jsonscan"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
 )
@@ -25,7 +26,8 @@ const (
 // (*body is rewritten), so the reservation bounds it. It returns false
 // when the call was answered and must not be forwarded.
 func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
-	bodyLen := len(*body)
+	// The decoded body: a 311-byte gzip body may hold 600 KB of prompt.
+	bodyLen := max(len(*body), len(c.plainBody))
 	var worst tokenmeter.Usage
 	var cost tokenmeter.Micros
 	costUnknown := false
@@ -33,6 +35,13 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		worst = limits.WorstCase(bodyLen, c.maxOutput, p.BytesPerToken, p.defaultMaxOutput())
 		if c.noOutput {
 			worst.OutputTokens = 0
+		} else if c.choices > 1 {
+			// Every choice (n, best_of) writes up to the bound.
+			if worst.OutputTokens > jsonscan.MaxCount/c.choices {
+				worst.OutputTokens = jsonscan.MaxCount
+			} else {
+				worst.OutputTokens *= c.choices
+			}
 		}
 		if p.Price != nil && c.model != "" {
 			// The input may turn out to be cache writes, which cost more
@@ -104,8 +113,10 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 	if d.Applies && c.metered && c.maxOutput == 0 && !c.noOutput && c.rt.Wire == OpenAI {
 		// Anthropic requires max_tokens; OpenAI's may be left out, and the
 		// model may then write far more than the default reserved.
-		if nb, err := openai.InjectMaxOutput(openai.APIForPath(c.endpoint), *body, p.defaultMaxOutput()); err == nil {
-			*body, c.maxOutput = nb, p.defaultMaxOutput()
+		if c.rewriteBody(body, func(b []byte) ([]byte, error) {
+			return openai.InjectMaxOutput(openai.APIForPath(c.endpoint), b, p.defaultMaxOutput())
+		}) {
+			c.maxOutput = p.defaultMaxOutput()
 		}
 	}
 	return true

@@ -298,6 +298,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rest = "/"
 	}
 	c.prepare(r, rest, &body)
+	if c.badRequest != "" {
+		c.refuse(w, http.StatusBadRequest, c.badRequest)
+		return
+	}
 	if p.Limits != nil && !p.reserve(w, c, &body) {
 		return
 	}
@@ -326,6 +330,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out.URL = &u
 	out.Header.Del("Content-Length")
+	if c.dropEncoding {
+		out.Header.Del("Content-Encoding")
+	}
 	if len(body) == 0 {
 		// No body: send none, not an empty chunked one (a GET with a body
 		// is refused by some upstreams).
