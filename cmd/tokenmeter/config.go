@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tokenmeter/tokenmeter/internal/proxy"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
@@ -25,7 +26,9 @@ type Config struct {
 	// Data is the data directory holding the ledger.
 	Data string `yaml:"data"`
 	// Upstreams maps a route name to its base URL. "anthropic" speaks the
-	// Anthropic Messages API; every other name the OpenAI API.
+	// Anthropic Messages API; every other name the OpenAI API. Clients send
+	// the API's own paths (/v1/...) under /NAME, so a base URL ending in
+	// /v1 is used without it (see UpstreamBase; serve logs it).
 	Upstreams map[string]string `yaml:"upstreams"`
 	// Durability is "normal" or "strict" (see docs/durability.md).
 	Durability string `yaml:"durability"`
@@ -36,6 +39,12 @@ type Config struct {
 	OnLedgerError string `yaml:"on_ledger_error"`
 	// MaxRequestBody bounds a client request body in bytes.
 	MaxRequestBody int64 `yaml:"max_request_body"`
+	// MaxInFlight caps the proxied requests served at once (503 with
+	// retry-after beyond it); zero means the built-in default (1024).
+	MaxInFlight int `yaml:"max_in_flight"`
+	// RequestReadTimeout is the longest a request body may pause before
+	// the request gets 408 (a duration; empty means the built-in 30s).
+	RequestReadTimeout string `yaml:"request_read_timeout"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// Prices is a JSON price file (the format of internal/pricing's
@@ -212,6 +221,12 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBody <= 0 {
 		bad("max_request_body", c.MaxRequestBody, "must be a positive number of bytes")
 	}
+	if c.MaxInFlight < 0 {
+		bad("max_in_flight", c.MaxInFlight, "must be a positive number of requests (0: the built-in default)")
+	}
+	if _, err := c.readTimeout(); err != nil {
+		bad("request_read_timeout", c.RequestReadTimeout, err.Error())
+	}
 	for _, kind := range c.Import {
 		if _, _, err := importFormat(kind); err != nil {
 			bad("import", kind, "must be claude-code or codex")
@@ -256,8 +271,7 @@ func (c *Config) Routes() []proxy.Route {
 	sort.Strings(names)
 	var out []proxy.Route
 	for _, n := range names {
-		u, _ := url.Parse(c.Upstreams[n])
-		u.Path = strings.TrimSuffix(u.Path, "/")
+		u, _, _ := UpstreamBase(c.Upstreams[n])
 		wire := proxy.OpenAI
 		if n == "anthropic" {
 			wire = proxy.Anthropic
@@ -265,6 +279,37 @@ func (c *Config) Routes() []proxy.Route {
 		out = append(out, proxy.Route{Name: n, Prefix: "/" + n, Wire: wire, Upstream: u})
 	}
 	return out
+}
+
+// UpstreamBase parses a configured upstream URL into the base the
+// gateway appends client paths to. Clients send an API's own paths
+// (/v1/messages, /v1/chat/completions) under the route, so a base that ends
+// in /v1, as provider documentation often writes it
+// (https://api.groq.com/openai/v1), would make every call /v1/v1/... or,
+// for a client configured without /v1, an unmetered path: the trailing /v1
+// (and any trailing slash) is dropped, and stripped reports it.
+func UpstreamBase(raw string) (u *url.URL, stripped bool, err error) {
+	u, err = url.Parse(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	u.Path, u.RawPath = strings.TrimSuffix(u.Path, "/"), ""
+	if p, ok := strings.CutSuffix(u.Path, "/v1"); ok {
+		u.Path, stripped = p, true
+	}
+	return u, stripped, nil
+}
+
+// readTimeout returns RequestReadTimeout as a duration; zero when unset.
+func (c *Config) readTimeout() (time.Duration, error) {
+	if c.RequestReadTimeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.RequestReadTimeout)
+	if err != nil || d < time.Second {
+		return 0, errors.New("must be a duration of at least 1s, e.g. 30s")
+	}
+	return d, nil
 }
 
 // upstreamFlag collects repeated --upstream NAME=URL flags.

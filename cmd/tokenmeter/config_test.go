@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -22,7 +23,7 @@ func TestConfigFiles(t *testing.T) {
 			"durability = sometimes", "sync = maybe", "on_ledger_error = shrug", "max_request_body = -1",
 			"log_level = loud", "upstreams.anthropic = ftp://example.com", "upstreams.healthz",
 			"upstreams.Bad Name", "upstreams.openai = (redacted): must not carry credentials",
-			"default_max_output = -5", "bytes_per_token = 99",
+			"default_max_output = -5", "bytes_per_token = 99", "max_in_flight = -3", "request_read_timeout = soon",
 		}},
 	}
 	for _, tt := range tests {
@@ -70,6 +71,9 @@ func TestConfigValid(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Routes() (-want +got):\n%s", diff)
+	}
+	if d, err := c.readTimeout(); err != nil || d != 45*time.Second || c.MaxInFlight != 256 {
+		t.Errorf("request_read_timeout %q (%v, %v), max_in_flight %d", c.RequestReadTimeout, d, err, c.MaxInFlight)
 	}
 	if c.Durability != "strict" || c.Sync != "full" || c.OnLedgerError != "fail-open" || c.MaxRequestBody != 1<<20 ||
 		!c.RequireVirtualKey || c.DefaultMaxOutput != 64000 || c.BytesPerToken != 1 || len(c.Import) != 2 || c.Credentials["groq"] != "GROQ_API_KEY" {

@@ -17,6 +17,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
+	"github.com/tokenmeter/tokenmeter/internal/pricing"
 	"github.com/tokenmeter/tokenmeter/internal/window"
 )
 
@@ -106,7 +107,8 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 		return err
 	}
 	def := limits.Definition{Name: name, Scope: *scope, Metric: *metric, Max: *maxS, Window: *win, ResetAt: *resetAt, TZ: *tz, Mode: *mode}
-	lim, spec, err := limits.Define(def, localZone(), l.now())
+	lim, spec, err := limits.Define(limits.Definition{Name: def.Name, Scope: def.Scope, Metric: def.Metric, Max: def.Max, Window: def.Window,
+		ResetAt: def.ResetAt, TZ: def.TZ, Mode: def.Mode, Canonical: pricing.Default().Canonical}, localZone(), l.now())
 	if err != nil {
 		return limitsError("set", "%s", tokenmeter.ErrorMessage(err))
 	}

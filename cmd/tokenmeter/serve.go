@@ -147,6 +147,9 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.proxy.Durability = c.Durability
 	s.proxy.FailOpen = c.OnLedgerError == "fail-open"
 	s.proxy.MaxRequestBody = c.MaxRequestBody
+	s.proxy.MaxInFlight = c.MaxInFlight
+	s.proxy.RequestReadTimeout, _ = c.readTimeout() // validated
+	s.logUpstreams()
 	s.proxy.Instance = newInstanceID()
 	s.proxy.Price = price
 	s.proxy.Limits = limits.New(s.store)
@@ -218,6 +221,18 @@ func (s *Serve) Open(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// logUpstreams says which upstream base URLs lost a trailing /v1 (see
+// UpstreamBase), and what clients send instead.
+func (s *Serve) logUpstreams() {
+	for _, r := range s.Config.Routes() {
+		raw := s.Config.Upstreams[r.Name]
+		if _, stripped, _ := UpstreamBase(raw); stripped {
+			s.Log.Warn("upstream base URL ends in /v1: using it without /v1, because clients send /v1/... paths under the route",
+				"route", r.Name, "configured", raw, "upstream", r.Upstream.String(), "client_base_url", r.Prefix+"/v1")
+		}
+	}
 }
 
 // credentials reads each route's provider credential from its environment
@@ -388,6 +403,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sync := fs.String("sync", "", "normal: commits survive a process crash; full: fsync, survive a power loss")
 	onErr := fs.String("on-ledger-error", "", "fail-closed (503) or fail-open when the ledger cannot record")
 	maxBody := fs.Int64("max-request-body", 0, "largest client request body in `bytes`")
+	maxInFlight := fs.Int("max-in-flight", 0, "most proxied `requests` served at once; more get 503 with retry-after (default 1024)")
+	readTimeout := fs.Duration("request-read-timeout", 0, "longest pause in a request body before 408 (`duration`, default 30s)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	prices := fs.String("prices", "", "JSON price `file` overriding or extending the embedded table")
 	requireKey := fs.Bool("require-virtual-key", false, "refuse requests without a tokenmeter virtual key (tm-...)")
@@ -430,6 +447,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.OnLedgerError = *onErr
 		case "max-request-body":
 			cfg.MaxRequestBody = *maxBody
+		case "max-in-flight":
+			cfg.MaxInFlight = *maxInFlight
+		case "request-read-timeout":
+			cfg.RequestReadTimeout = readTimeout.String()
 		case "log-level":
 			cfg.LogLevel = *logLevel
 		case "prices":

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
+	"github.com/tokenmeter/tokenmeter/internal/pricing"
 	"github.com/tokenmeter/tokenmeter/internal/window"
 )
 
@@ -164,6 +165,7 @@ func (h *Handler) setLimit(w http.ResponseWriter, r *http.Request, _ caller) err
 		return tokenmeter.Errorf(tokenmeter.EINVALID, "body names limit %q but the path %q", def.Name, name)
 	}
 	def.Name = name
+	def.Canonical = pricing.Default().Canonical
 	lim, _, err := limits.Define(def, h.loc(), h.now())
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -221,8 +222,9 @@ func ParseCount(field string, v []byte) (int64, error) {
 	return n, nil
 }
 
-// DescribeError explains why b is not valid JSON without echoing more than
-// a short excerpt of it.
+// DescribeError explains why b is not valid JSON by the position and the
+// kind of the problem only: never a byte of b, which may be a prompt (the
+// message ends up in the ledger's reason and in logs).
 func DescribeError(b []byte, err error) string {
 	var se *json.SyntaxError
 	switch {
@@ -233,7 +235,29 @@ func DescribeError(b []byte, err error) string {
 	case se.Error() == "unexpected end of JSON input":
 		return fmt.Sprintf("truncated after %d bytes", len(b))
 	}
-	return fmt.Sprintf("invalid JSON at byte %d near %s", se.Offset, Excerpt(b, int(se.Offset)))
+	return fmt.Sprintf("invalid JSON at byte %d (%s)", se.Offset, syntaxProblem(se.Error()))
+}
+
+// syntaxProblem returns encoding/json's syntax error message without the
+// character it quotes from the input: "invalid character 'x' after object
+// key" becomes "unexpected character after object key". A message of
+// another form that quotes anything becomes "syntax error".
+func syntaxProblem(msg string) string {
+	if rest, ok := strings.CutPrefix(msg, "invalid character '"); ok {
+		// The quoted character is one input byte, maybe escaped ('\'',
+		// '\x01', ' '): its closing quote is the first "' " after the
+		// character's first byte.
+		msg = "unexpected character"
+		if len(rest) > 1 {
+			if i := strings.Index(rest[1:], "' "); i >= 0 {
+				msg += " " + rest[1+i+2:]
+			}
+		}
+	}
+	if strings.ContainsAny(msg, "'\"`") {
+		return "syntax error"
+	}
+	return msg
 }
 
 // Excerpt returns a short quoted piece of b around offset off (at most 32

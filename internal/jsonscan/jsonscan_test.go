@@ -101,3 +101,29 @@ func FuzzEachMember(f *testing.F) {
 		}
 	})
 }
+
+// TestDescribeErrorShowsNoInput: the description of a body that is not
+// JSON names the position and the problem, never a byte of the body (a
+// prompt), whatever the offending character.
+func TestDescribeErrorShowsNoInput(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{"messages":[{"content":"my secret plan"},]}`, "invalid JSON at byte 43 (unexpected character looking for beginning of value)"},
+		{`{"model":"m" "secret"}`, "invalid JSON at byte 14 (unexpected character after object key:value pair)"},
+		{`{"a":'secret'}`, "invalid JSON at byte 6 (unexpected character looking for beginning of value)"},
+		{"{\"a\":\"sec\x01ret\"}", "invalid JSON at byte 10 (unexpected character in string literal)"},
+		{`secret prompt`, "invalid JSON at byte 1 (unexpected character looking for beginning of value)"},
+		{`{"a":tru}`, "invalid JSON at byte 9 (syntax error)"},
+		{`{"a":"secret`, "truncated after 12 bytes"},
+		{"  ", "empty"},
+	} {
+		var v any
+		err := json.Unmarshal([]byte(c.body), &v)
+		got := jsonscan.DescribeError([]byte(c.body), err)
+		if got != c.want {
+			t.Errorf("DescribeError(%q) = %q, want %q", c.body, got, c.want)
+		}
+		if strings.Contains(got, "sec") || strings.Contains(got, "\x01") || strings.Contains(got, "\\x01") {
+			t.Errorf("DescribeError(%q) = %q shows the input", c.body, got)
+		}
+	}
+}

@@ -23,6 +23,10 @@ type Definition struct {
 	ResetAt string `json:"reset_at,omitempty"`
 	TZ      string `json:"tz,omitempty"`
 	Mode    string `json:"mode,omitempty"` // default soft
+	// Canonical, if set, maps the model of a model: scope to its canonical
+	// name (the price table's), so that a limit set on an alias
+	// (claude-opus-4-0) counts its model's calls.
+	Canonical func(string) string `json:"-"`
 }
 
 // Define checks d and returns the limit it defines, created at now, and
@@ -40,8 +44,10 @@ func Define(d Definition, local *time.Location, now time.Time) (tokenmeter.Limit
 	if d.Scope == "" {
 		return bad("--scope: missing (global, key:NAME, project:NAME or model:NAME)")
 	}
-	if _, _, err := tokenmeter.ParseScope(d.Scope); err != nil {
+	if kind, value, err := tokenmeter.ParseScope(d.Scope); err != nil {
 		return bad("%s", tokenmeter.ErrorMessage(err))
+	} else if kind == tokenmeter.ScopeModel && d.Canonical != nil {
+		d.Scope = tokenmeter.ScopeModel + ":" + d.Canonical(value)
 	}
 	m := tokenmeter.LimitMetric(d.Metric)
 	switch m {

@@ -8,9 +8,13 @@
 //     tokenmeter_tokens_total equals the ledger's sums for its proxied calls.
 //   - Low cardinality: no label holds a request id, a principal hash or any
 //     secret. Keys appear by virtual key name, or "passthrough" for calls
-//     made with the client's own credential. Model names come from clients,
-//     so at most MaxModels distinct values are kept per process; later ones
-//     are counted under model="other".
+//     made with the client's own credential.
+//   - Bounded labels: values that come from clients or upstreams (model,
+//     provider route, key name, the limit and counter labels) are cut to
+//     MaxLabelLength bytes of valid UTF-8, and each label of the call
+//     metrics keeps at most MaxModels (model) or MaxLabelValues (provider,
+//     key) distinct values per process; later ones are counted under
+//     "other". No sequence of requests makes /metrics grow without bound.
 //   - Scraping reads state (queue depth, limits) when asked and never
 //     blocks the gateway: limit utilisation is read from the store with a
 //     deadline (ScrapeTimeout).
@@ -26,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -37,6 +42,11 @@ import (
 const (
 	// DefaultMaxModels bounds the distinct model label values.
 	DefaultMaxModels = 200
+	// DefaultMaxLabelValues bounds the distinct values of the provider and
+	// key labels.
+	DefaultMaxLabelValues = 1000
+	// DefaultMaxLabelLength bounds a label value, in bytes.
+	DefaultMaxLabelLength = 128
 	// DefaultScrapeTimeout bounds the store reads of one scrape.
 	DefaultScrapeTimeout = 5 * time.Second
 )
@@ -44,8 +54,12 @@ const (
 // Passthrough is the key label of calls made without a virtual key.
 const Passthrough = "passthrough"
 
+// Other is the value of a label once its distinct values reached their
+// bound (MaxModels, MaxLabelValues).
+const Other = "other"
+
 // OtherModel is the model label once MaxModels distinct models were seen.
-const OtherModel = "other"
+const OtherModel = Other
 
 // Token kinds, the values of the kind label of tokenmeter_tokens_total.
 // They are the report's categories: output includes reasoning, which is
@@ -82,6 +96,12 @@ type CounterValue struct {
 type Metrics struct {
 	// MaxModels bounds distinct model labels; set before use.
 	MaxModels int
+	// MaxLabelValues bounds the distinct values of the provider and key
+	// labels; set before use.
+	MaxLabelValues int
+	// MaxLabelLength bounds every label value that comes from a client or
+	// an upstream, in bytes; set before use.
+	MaxLabelLength int
 	// ScrapeTimeout bounds the store reads of a scrape.
 	ScrapeTimeout time.Duration
 
@@ -96,8 +116,10 @@ type Metrics struct {
 	commit   prometheus.Histogram
 	commits  *prometheus.CounterVec
 
-	mu     sync.Mutex
-	models map[string]bool
+	mu        sync.Mutex
+	models    map[string]bool
+	providers map[string]bool
+	keys      map[string]bool
 }
 
 // Buckets of the request duration and time-to-first-byte histograms, in
@@ -112,7 +134,9 @@ var (
 // New returns Metrics with the process and Go collectors and tokenmeter's
 // own metrics registered.
 func New(log *slog.Logger) *Metrics {
-	m := &Metrics{MaxModels: DefaultMaxModels, ScrapeTimeout: DefaultScrapeTimeout, reg: prometheus.NewRegistry(), log: log, models: map[string]bool{}}
+	m := &Metrics{MaxModels: DefaultMaxModels, MaxLabelValues: DefaultMaxLabelValues, MaxLabelLength: DefaultMaxLabelLength,
+		ScrapeTimeout: DefaultScrapeTimeout, reg: prometheus.NewRegistry(), log: log,
+		models: map[string]bool{}, providers: map[string]bool{}, keys: map[string]bool{}}
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenmeter_tokens_total",
 		Help: "Tokens of completed proxied calls, by provider, model, token kind (input, output, cache_write_5m, cache_write_1h, cache_read, reasoning; output includes reasoning) and key (virtual key name or passthrough).",
@@ -199,34 +223,62 @@ func StatusClass(status int) string {
 	return strconv.Itoa(status/100) + "xx"
 }
 
-// model returns the label for a model name, bounded by MaxModels.
-func (m *Metrics) model(name string) string {
-	if name == "" {
-		return "unknown"
+// ClipLabel returns v as a label value of at most max bytes: valid UTF-8
+// (invalid bytes become U+FFFD), cut at a character boundary.
+func ClipLabel(v string, max int) string {
+	if len(v) <= max && utf8.ValidString(v) {
+		return v
+	}
+	if len(v) > max {
+		v = v[:max] // never convert more than max bytes below
+	}
+	v = strings.ToValidUTF8(v, "\uFFFD")
+	for len(v) > max {
+		_, n := utf8.DecodeLastRuneInString(v)
+		v = v[:len(v)-n]
+	}
+	return v
+}
+
+// bounded returns the label value of v: clipped to MaxLabelLength, and
+// Other once seen holds max other values. m.mu must be held.
+func (m *Metrics) bounded(seen map[string]bool, v string, max int) string {
+	v = ClipLabel(v, m.MaxLabelLength)
+	if seen[v] {
+		return v
+	}
+	if len(seen) >= max {
+		return Other
+	}
+	seen[v] = true
+	return v
+}
+
+// labels returns the bounded provider, model and key labels of a call.
+func (m *Metrics) labels(provider, model, principal string) (string, string, string) {
+	if model == "" {
+		model = "unknown"
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.models[name] {
-		return name
-	}
-	if len(m.models) >= m.MaxModels {
-		return OtherModel
-	}
-	m.models[name] = true
-	return name
+	return m.bounded(m.providers, provider, m.MaxLabelValues), m.bounded(m.models, model, m.MaxModels),
+		m.bounded(m.keys, KeyLabel(principal), m.MaxLabelValues)
 }
 
 // FirstByte observes a call's time to first byte (the upstream's response
 // headers). The proxy calls it once per call that got a response.
 func (m *Metrics) FirstByte(provider string, d time.Duration) {
+	m.mu.Lock()
+	provider = m.bounded(m.providers, provider, m.MaxLabelValues)
+	m.mu.Unlock()
 	m.ttfb.WithLabelValues(provider).Observe(d.Seconds())
 }
 
 // Completed counts a proxied call's completed event.
 func (m *Metrics) Completed(ev *tokenmeter.Event) {
-	model, key := m.model(ev.Model), KeyLabel(ev.Principal)
-	m.requests.WithLabelValues(ev.Provider, model, StatusClass(ev.Status)).Inc()
-	m.duration.WithLabelValues(ev.Provider).Observe(ev.Latency.Seconds())
+	provider, model, key := m.labels(ev.Provider, ev.Model, ev.Principal)
+	m.requests.WithLabelValues(provider, model, StatusClass(ev.Status)).Inc()
+	m.duration.WithLabelValues(provider).Observe(ev.Latency.Seconds())
 	u := ev.Usage
 	for _, k := range []struct {
 		kind string
@@ -236,13 +288,13 @@ func (m *Metrics) Completed(ev *tokenmeter.Event) {
 		{KindCacheWrite1h, u.CacheWrite1hTokens}, {KindCacheRead, u.CacheReadTokens}, {KindReasoning, u.ReasoningTokens},
 	} {
 		// Create the series even at zero, so a rate() sees it from the start.
-		c := m.tokens.WithLabelValues(ev.Provider, model, k.kind, key)
+		c := m.tokens.WithLabelValues(provider, model, k.kind, key)
 		if k.n > 0 {
 			c.Add(float64(k.n))
 		}
 	}
 	if ev.CostKnown && ev.Cost > 0 {
-		m.cost.WithLabelValues(ev.Provider, model, key).Add(ev.Cost.USD())
+		m.cost.WithLabelValues(provider, model, key).Add(ev.Cost.USD())
 	}
 }
 
@@ -320,7 +372,8 @@ func (c *limitCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, l := range ls {
-		labels := []string{l.Name, l.Scope, l.Metric, l.Mode}
+		n := c.m.MaxLabelLength
+		labels := []string{ClipLabel(l.Name, n), ClipLabel(l.Scope, n), ClipLabel(l.Metric, n), ClipLabel(l.Mode, n)}
 		ratio := 0.0
 		if l.Max > 0 {
 			ratio = float64(l.Used) / float64(l.Max)
@@ -351,7 +404,8 @@ func (c *counterCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, v := range vs {
-		labels := []string{v.Provider, v.Credential, v.Counter}
+		n := c.m.MaxLabelLength
+		labels := []string{ClipLabel(v.Provider, n), ClipLabel(v.Credential, n), ClipLabel(v.Counter, n)}
 		if v.Limit != nil {
 			ch <- prometheus.MustNewConstMetric(counterLimit, prometheus.GaugeValue, float64(*v.Limit), labels...)
 		}
@@ -380,6 +434,7 @@ func (c *alertCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for k, n := range counts {
-		ch <- prometheus.MustNewConstMetric(alertsFired, prometheus.CounterValue, float64(n), k[0], k[1])
+		l := c.m.MaxLabelLength
+		ch <- prometheus.MustNewConstMetric(alertsFired, prometheus.CounterValue, float64(n), ClipLabel(k[0], l), ClipLabel(k[1], l))
 	}
 }

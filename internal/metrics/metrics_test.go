@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -143,6 +144,81 @@ func TestStatusClassKeyLabel(t *testing.T) {
 	for _, c := range []struct{ p, want string }{{"key:bob", "bob"}, {"key:", "passthrough"}, {"cred:abc", "passthrough"}, {"", "passthrough"}} {
 		if got := metrics.KeyLabel(c.p); got != c.want {
 			t.Errorf("KeyLabel(%q) = %q, want %q", c.p, got, c.want)
+		}
+	}
+}
+
+// TestHostileLabels: model names, route names and key names of any size,
+// number or encoding keep /metrics small and well-formed (issue 12: five
+// requests with 32 MiB model names made it 70 MB).
+func TestHostileLabels(t *testing.T) {
+	m := metrics.New(slog.New(slog.DiscardHandler))
+	huge := strings.Repeat("m", 32<<20)
+	for i := range 5 {
+		m.Completed(&tokenmeter.Event{Provider: "openai", Model: huge + fmt.Sprint(i), Principal: "key:" + huge, Status: 200,
+			Usage: tokenmeter.Usage{InputTokens: 1}})
+	}
+	for i := range 5000 {
+		m.Completed(&tokenmeter.Event{Provider: fmt.Sprintf("route-%d", i), Model: fmt.Sprintf("model-%d-%s", i, strings.Repeat("x", 100)),
+			Principal: fmt.Sprintf("key:k%d", i), Status: 200})
+		m.FirstByte(fmt.Sprintf("route-%d", i), time.Millisecond)
+	}
+	m.Completed(&tokenmeter.Event{Provider: "openai", Model: "bad\xff\xfeutf8", Principal: "key:\xc3", Status: 200})
+	m.Counters(func(context.Context) ([]metrics.CounterValue, error) {
+		one := int64(1)
+		return []metrics.CounterValue{{Provider: "x", Credential: "c", Counter: "x-ratelimit-\xff" + huge, Remaining: &one}}, nil
+	})
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Body.Len() > 8<<20 {
+		t.Fatalf("/metrics is %d MiB after hostile calls", rec.Body.Len()>>20)
+	}
+	fams := scrape(t, m)
+	distinct := map[string]map[string]bool{}
+	for _, f := range fams {
+		call := strings.HasPrefix(f.GetName(), "tokenmeter_tokens") || strings.HasPrefix(f.GetName(), "tokenmeter_request") ||
+			strings.HasPrefix(f.GetName(), "tokenmeter_time_to_first_byte") || strings.HasPrefix(f.GetName(), "tokenmeter_cost")
+		for _, s := range f.Metric {
+			for _, l := range s.Label {
+				if len(l.GetValue()) > metrics.DefaultMaxLabelLength {
+					t.Errorf("%s has a %d-byte %s label", f.GetName(), len(l.GetValue()), l.GetName())
+				}
+				if !call {
+					continue
+				}
+				if distinct[l.GetName()] == nil {
+					distinct[l.GetName()] = map[string]bool{}
+				}
+				distinct[l.GetName()][l.GetValue()] = true
+			}
+		}
+	}
+	for label, max := range map[string]int{"model": metrics.DefaultMaxModels, "provider": metrics.DefaultMaxLabelValues, "key": metrics.DefaultMaxLabelValues} {
+		if n := len(distinct[label]); n > max+1 {
+			t.Errorf("label %s has %d distinct values, want at most %d and %q", label, n, max, metrics.Other)
+		}
+		if !distinct[label][metrics.Other] {
+			t.Errorf("label %s never became %q", label, metrics.Other)
+		}
+	}
+	t.Logf("/metrics after 5 calls with 32 MiB names and 5000 distinct routes, models and keys: %d KiB", rec.Body.Len()>>10)
+}
+
+func TestClipLabel(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"claude-sonnet-4-5", 128, "claude-sonnet-4-5"},
+		{"abcdef", 3, "abc"},
+		{"ab\xffc", 10, "ab\uFFFDc"},
+		{"aé", 2, "a"},    // never a cut rune
+		{"a\xff", 2, "a"}, // U+FFFD would not fit
+		{"日本語", 7, "日本"},
+	} {
+		if got := metrics.ClipLabel(c.in, c.max); got != c.want {
+			t.Errorf("ClipLabel(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
 		}
 	}
 }

@@ -17,33 +17,6 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
 )
 
-func TestVirtualKeyHeaders(t *testing.T) {
-	k1, k2 := tokenmeter.NewKeySecret(), tokenmeter.NewKeySecret()
-	tests := []struct {
-		name     string
-		hdr      http.Header
-		want     string
-		conflict bool
-	}{
-		{"none", http.Header{}, "", false},
-		{"pass-through", http.Header{"X-Api-Key": {"sk-ant-x"}, "Authorization": {"Bearer sk-y"}}, "", false},
-		{"x-api-key", http.Header{"X-Api-Key": {k1}}, k1, false},
-		{"bearer", http.Header{"Authorization": {"Bearer " + k1}}, k1, false},
-		{"bearer any case", http.Header{"Authorization": {"bearer  " + k1}}, k1, false},
-		{"second x-api-key value", http.Header{"X-Api-Key": {"sk-a", k1}}, k1, false},
-		{"same key twice", http.Header{"X-Api-Key": {k1}, "Authorization": {"Bearer " + k1}}, k1, false},
-		{"key next to a pass-through credential", http.Header{"X-Api-Key": {"sk-a"}, "Authorization": {"Bearer " + k1}}, k1, false},
-		{"two keys", http.Header{"X-Api-Key": {k1}, "Authorization": {"Bearer " + k2}}, k2, true},
-		{"basic auth is not a key", http.Header{"Authorization": {"Basic " + k1}}, "", false},
-	}
-	for _, tt := range tests {
-		got, conflict := virtualKey(tt.hdr)
-		if got != tt.want || conflict != tt.conflict {
-			t.Errorf("%s: virtualKey = %q, %v; want %q, %v", tt.name, tokenmeter.KeyDisplayPrefix(got), conflict, tokenmeter.KeyDisplayPrefix(tt.want), tt.conflict)
-		}
-	}
-}
-
 type nopRecorder struct{}
 
 func (nopRecorder) Submit(tokenmeter.Event) *ledger.Pending { return ledger.Done(nil) }

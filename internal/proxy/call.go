@@ -303,14 +303,14 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 		case m == "":
 			// No model in the response: the requested one, by the name
 			// model: limits match (an alias would not match their scope).
-			ev.Model = c.canonical(c.model)
+			ev.Model = c.recordedName(c.model)
 		case !c.sameModel(m) && c.limit.Reserved:
 			// Limits were checked, and the worst case reserved, against the
 			// requested model: the call is charged there too.
-			ev.Model = c.canonical(c.model)
+			ev.Model = c.recordedName(c.model)
 			reason = joinReason(reason, "served by model "+strconvQuote(m)+", recorded as the requested model")
 		default:
-			ev.Model = m
+			ev.Model = c.recordedName(m)
 		}
 		// An error the upstream reported (an error body or an in-stream
 		// error event) explains the end better than the stream's cut.
@@ -348,6 +348,20 @@ func (c *call) canonical(model string) string {
 		return model
 	}
 	return c.p.CanonicalModel(model)
+}
+
+// recordedName returns the name a call of model m is recorded under: m,
+// unless m is an alias that tokenmeter.ModelBase cannot tie to its model
+// (claude-opus-4-0, claude-3-7-sonnet-latest: some upstreams answer with
+// the alias the request named), which is recorded by its canonical name,
+// so that model: limits, reports and reconciliation, which match names
+// through ModelBase, count it with its model's snapshots.
+func (c *call) recordedName(m string) string {
+	canon := c.canonical(m)
+	if canon != m && tokenmeter.ModelBase(m) != tokenmeter.ModelBase(canon) {
+		return canon
+	}
+	return m
 }
 
 // sameModel reports whether the response's model m is the requested one,

@@ -25,5 +25,11 @@
 //     call is recorded as "key:NAME", and the upstream receives the route's
 //     provider credential instead of the key. Unknown, revoked and expired
 //     keys are refused with 401 in the provider's error shape, naming the
-//     key by its prefix only.
+//     key by its prefix only. A virtual key is found in any header or query
+//     parameter, in any form, and never goes upstream.
+//   - Admission (admit.go) bounds what a client can make the gateway hold
+//     or record before anything is forwarded: canonical paths of at most
+//     MaxEndpointLength bytes, at most MaxInFlight requests at once, and
+//     request bodies that grow with the bytes that arrive and may pause at
+//     most RequestReadTimeout.
 package proxy

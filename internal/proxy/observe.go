@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -78,20 +77,4 @@ func (s *observeState) due(id string, now time.Time) bool {
 	}
 	s.noted[id] = now
 	return true
-}
-
-// credentialSecret returns the provider credential in h, the way principal
-// reads it: x-api-key, else the token of Authorization: Bearer, else the
-// whole Authorization header.
-func credentialSecret(h http.Header) string {
-	if k := h.Get("X-Api-Key"); k != "" {
-		return k
-	}
-	if a := h.Get("Authorization"); a != "" {
-		if tok, ok := strings.CutPrefix(a, "Bearer "); ok {
-			return strings.TrimSpace(tok)
-		}
-		return a
-	}
-	return ""
 }

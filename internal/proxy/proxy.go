@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -127,6 +127,17 @@ type Proxy struct {
 	// RequireVirtualKey refuses, with 401, requests that carry no virtual
 	// key (pass-through credentials, or none).
 	RequireVirtualKey bool
+
+	// MaxInFlight caps the proxied requests served at once; a request
+	// beyond it gets 503 with retry-after in the provider's error shape.
+	// Zero means DefaultMaxInFlight; negative means no cap. See admit.go.
+	MaxInFlight int
+	// RequestReadTimeout is the longest a request body may stall (no byte
+	// arriving) before the request is answered 408. Zero means
+	// DefaultRequestReadTimeout; negative means no timeout.
+	RequestReadTimeout time.Duration
+	inflight           atomic.Int64 // requests admitted and not done
+	fullLogged         atomic.Int64 // when the cap was last logged (UnixNano)
 
 	// Limits enforces hard limits before forwarding; nil enforces none.
 	// See docs/limits.md.
@@ -281,22 +292,20 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.active.Done()
 	start := p.Now()
 	c := &call{p: p, rt: rt, start: start, id: newID(), ctx: r.Context()}
-	if !p.authenticate(w, r, c) {
+	// Admission (admit.go): the path, the in-flight cap, the credential and
+	// the request body; refused requests are answered there.
+	in, ok := p.admit(w, r, c, rest)
+	if !ok {
 		return
 	}
+	defer in.done()
 	if isWebSocket(r) {
-		p.serveWebSocket(w, r, c, rest)
+		// A connection holds its in-flight slot for as long as it lasts.
+		p.serveWebSocket(w, r, c, in.url)
 		return
 	}
-
-	body, status, err := readBody(w, r, p.MaxRequestBody)
-	if err != nil {
-		c.refuse(w, status, err.Error())
-		return
-	}
-	if rest == "" {
-		rest = "/"
-	}
+	body := in.body
+	rest = in.rest
 	c.prepare(r, rest, &body)
 	if c.badRequest != "" {
 		c.refuse(w, http.StatusBadRequest, c.badRequest)
@@ -323,12 +332,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ReverseProxy clones the request it forwards, so a shallow copy with
 	// its own URL is enough here.
 	out := r.WithContext(context.WithValue(r.Context(), ctxKey{}, c))
-	u := *r.URL
-	u.Path, u.RawPath = rest, ""
-	if r.URL.RawPath != "" { // keep the client's escaping, e.g. %2F
-		u.RawPath = strings.TrimPrefix(r.URL.RawPath, rt.Prefix)
-	}
-	out.URL = &u
+	out.URL = in.url // rest, the client's escaping kept; no virtual key
 	out.Header.Del("Content-Length")
 	if c.dropEncoding {
 		out.Header.Del("Content-Encoding")
@@ -349,34 +353,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	rt.rp.ServeHTTP(w, out)
-}
-
-// readBody reads the request body up to limit bytes. On error it returns
-// the status to answer with: 413 for a body over the limit, 400 for one
-// that could not be read.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, 0, nil
-	}
-	if r.ContentLength > limit {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes exceeds the gateway's limit of %d bytes", r.ContentLength, limit)
-	}
-	if r.ContentLength > 0 {
-		// The common case: read exactly the declared length, one allocation.
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
-		}
-		return b, 0, nil
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body exceeds the gateway's limit of %d bytes", limit)
-	} else if err != nil {
-		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
-	}
-	return b, 0, nil
 }
 
 func (p *Proxy) modifyResponse(resp *http.Response) error {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,7 +190,8 @@ var handshakeHeaders = []string{
 // serveWebSocket relays and meters one WebSocket connection. hs is the
 // handshake's call: it carries the route and the caller's identity
 // (authenticate has run) and is never recorded itself.
-func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, hs *call, rest string) {
+func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, hs *call, target *url.URL) {
+	rest := target.Path
 	if hs.rt.Wire != OpenAI || openai.APIForPath(rest) != openai.Responses {
 		hs.refuse(w, http.StatusNotImplemented, "WebSocket connections are relayed (and metered) only for the OpenAI Responses API, GET /v1/responses; use HTTPS for "+jsonscan.Clip(rest, 200))
 		return
@@ -198,23 +200,13 @@ func (p *Proxy) serveWebSocket(w http.ResponseWriter, r *http.Request, hs *call,
 		hs.principal = principal(r.Header)
 	}
 	protocols := subprotocols(r.Header)
-	for _, sp := range protocols {
-		if strings.Contains(sp, tokenmeter.KeyPrefix) {
-			hs.refuse(w, http.StatusUnauthorized, "a WebSocket subprotocol looks like a virtual key; send it as Authorization: Bearer")
-			return
-		}
-	}
 
 	// The upstream handshake: the request as the HTTP path would forward
-	// it (rewrite: upstream URL, query, x-tokenmeter-* stripped, the
+	// it (admit's URL: the path after the prefix, the client's escaping,
+	// no virtual key; rewrite: upstream URL, x-tokenmeter-* stripped, the
 	// route's credential for a virtual key), less this hop's handshake.
 	in := r.WithContext(context.WithValue(r.Context(), ctxKey{}, hs))
-	u := *r.URL
-	u.Path, u.RawPath = rest, ""
-	if r.URL.RawPath != "" {
-		u.RawPath = strings.TrimPrefix(r.URL.RawPath, hs.rt.Prefix)
-	}
-	in.URL = &u
+	in.URL = target
 	pr := &httputil.ProxyRequest{In: in, Out: in.Clone(in.Context())}
 	hs.rt.rewrite(pr)
 	for _, h := range handshakeHeaders {
@@ -522,6 +514,11 @@ func (rl *wsRelay) create(ctx context.Context, msg []byte, env envelope) error {
 	c := rl.newCall(ctx)
 	body := msg
 	rl.prepare(c, &body)
+	if c.badRequest != "" {
+		rec := newRefusal()
+		c.writeError(rec, http.StatusBadRequest, "tokenmeter: "+c.badRequest)
+		return rl.refuse(ctx, env, rec)
+	}
 
 	rl.mu.Lock()
 	draining := rl.draining

@@ -357,6 +357,16 @@ func TestWebSocketConnectionEnds(t *testing.T) {
 			t.Errorf("recorded %+v, want failed with usage unknown", ev)
 		}
 	})
+	t.Run("ModelTooLong", func(t *testing.T) {
+		rec := &wsRecorder{}
+		f := newWSFixture(t, rec)
+		conn := f.dial(t, nil)
+		send(t, conn, `{"type":"response.create","model":"`+strings.Repeat("m", 300)+`","input":"x"}`)
+		_, last := readUntil(t, conn, "error")
+		if last["status"] != float64(400) || len(f.upstreamCalls()) != 0 || len(rec.byKind(tokenmeter.KindStarted)) != 0 {
+			t.Errorf("a 300-byte model: %v, %d upstream calls; want a 400 error message, nothing forwarded or recorded", last, len(f.upstreamCalls()))
+		}
+	})
 	t.Run("UpstreamErrorMessage", func(t *testing.T) {
 		rec := &wsRecorder{}
 		f := newWSFixture(t, rec)
