@@ -82,7 +82,7 @@ func TestCodexEndToEnd(t *testing.T) {
 			calls := observed.all()
 			var served []fakeupstream.Call
 			for _, c := range calls {
-				t.Logf("Codex called %s %s: model %s, status %d, usage %+v", c.Method, c.Path, c.Model, c.Status, c.Usage)
+				t.Logf("Codex called %s %s: model %s, status %d, usage %+v, billed %+v", c.Method, c.Path, c.Model, c.Status, c.Usage, c.Billed)
 				if c.Method != method || c.Path != "/v1/responses" {
 					t.Errorf("Codex called %s %s; over %s only %s /v1/responses was expected (update docs/codex.md)", c.Method, c.Path, transport, method)
 					continue
@@ -94,7 +94,7 @@ func TestCodexEndToEnd(t *testing.T) {
 			}
 			var billed, recorded tokenmeter.Usage
 			for _, c := range served {
-				billed = billed.Add(c.Usage)
+				billed = billed.Add(c.Billed) // fake-upstream's billing account
 			}
 			unmatched := map[string]tokenmeter.Event{}
 			for k, ev := range ledger {
@@ -372,7 +372,7 @@ func TestResponsesWebSocketHardLimit(t *testing.T) {
 	var billed, recorded int64
 	n := 0
 	for _, c := range observed.all() {
-		billed += c.Usage.InputTokens + c.Usage.OutputTokens + c.Usage.CacheReadTokens
+		billed += c.Billed.InputTokens + c.Billed.OutputTokens + c.Billed.CacheReadTokens
 		n++
 	}
 	for _, ev := range gw.completed(t) {
