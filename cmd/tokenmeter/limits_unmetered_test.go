@@ -11,7 +11,8 @@ import (
 // max_tokens) is refused while a hard limit applies to the caller, since no
 // reservation could hold it; free endpoints (token counting) and reads
 // pass, and callers without a hard limit are forwarded as before, recorded
-// with usage unknown, never as a known zero.
+// with their usage (legacy completions are metered) or with usage unknown,
+// never as a known zero.
 func TestHardLimitUnmeteredEndpoints(t *testing.T) {
 	gw, tap := keysGateway(t, nil, nil)
 	capped := createKey(t, gw.Config.Data, "--name", "capped")
@@ -57,7 +58,7 @@ func TestHardLimitUnmeteredEndpoints(t *testing.T) {
 			t.Errorf("POST %s without a hard limit: %d %s; want it forwarded", path, resp.StatusCode, body)
 		}
 		if resp.StatusCode < 400 {
-			if ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest)); ev.UsageKnown || ev.CostKnown {
+			if ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest)); ev.UsageKnown && ev.Usage.IsZero() {
 				t.Errorf("POST %s (%d) recorded with usage known %v, cost known %v (%+v): an unmetered billable call must not be a known zero",
 					path, resp.StatusCode, ev.UsageKnown, ev.CostKnown, ev.Usage)
 			}
