@@ -82,7 +82,10 @@ func (e *edges) bills(t *testing.T) (map[string]fakeupstream.Bill, fakeupstream.
 // request id, and the state of its usage.
 func (e *edges) ledgerByUpstream(t *testing.T) map[string]tokenmeter.Event {
 	t.Helper()
-	for i := 0; e.gw.writer.QueueDepth() > 0 && i < 500; i++ {
+	// A call the client cut is recorded when the gateway notices, which
+	// can be after the client has moved on: wait for every call to end and
+	// its record to be written.
+	for i := 0; (e.gw.proxy.InFlight() > 0 || e.gw.writer.QueueDepth() > 0) && i < 1000; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
 	byCall := map[string]*tokenmeter.Event{}

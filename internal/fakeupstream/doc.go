@@ -21,6 +21,7 @@
 //	POST /v1/responses              OpenAI Responses, JSON or SSE; "background": true (see Background responses)
 //	GET  /v1/responses/{id}         a background response as it stands; ?stream=true[&starting_after=N] streams its events
 //	POST /v1/responses/{id}/cancel  cancels a background response
+//	GET  /v1/responses              with Upgrade: websocket, the Responses WebSocket transport (websocket.go)
 //	POST /v1/completions            OpenAI legacy Completions, JSON or SSE; n and best_of
 //	POST /v1/embeddings             OpenAI Embeddings: usage.prompt_tokens and total_tokens
 //	POST /v1/images/generations     stand-in, no usage (see Stand-ins)

@@ -43,6 +43,7 @@ type Meter struct {
 	known bool
 
 	model     string
+	id        string // the response's id (resp_..., chatcmpl-...)
 	complete  bool
 	errReason string
 	malformed string
@@ -121,6 +122,7 @@ type chatChunk struct {
 type chatChunkModel struct {
 	chatChunk
 	Model rawValue `json:"model"`
+	ID    rawValue `json:"id"`
 }
 
 func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
@@ -156,6 +158,7 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 	}
 	if m.model == "" {
 		m.model = jsonscan.Clip(str(c.Model), maxName)
+		m.id = jsonscan.Clip(str(c.ID), maxName)
 		m.relayed.SetModel(m.model)
 	}
 	if c.Choices {
@@ -300,6 +303,7 @@ func (m *Meter) RelayedOutput(model string) (tokens int64, basis string) {
 // responsesEvent is the part of a Responses stream event the meter reads.
 type responsesEvent struct {
 	Response struct {
+		ID    rawValue `json:"id"`
 		Model rawValue `json:"model"`
 		Usage rawValue `json:"usage"`
 		Error rawValue `json:"error"`
@@ -317,6 +321,7 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 			var v responsesEvent
 			if json.Unmarshal(ev.Data, &v) == nil {
 				m.model = jsonscan.Clip(str(v.Response.Model), maxName)
+				m.id = jsonscan.Clip(str(v.Response.ID), maxName)
 				m.relayed.SetModel(m.model)
 			}
 		}
@@ -329,6 +334,9 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 		}
 		if s := str(v.Response.Model); s != "" {
 			m.model = jsonscan.Clip(s, maxName)
+		}
+		if s := str(v.Response.ID); s != "" {
+			m.id = jsonscan.Clip(s, maxName)
 		}
 		if name == "response.failed" {
 			m.setError("response failed: " + errorObjectText(v.Response.Error))
@@ -358,6 +366,7 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 // sets Malformed. Body keeps no reference to b.
 func (m *Meter) Body(b []byte) {
 	var v struct {
+		ID    rawValue `json:"id"`
 		Model rawValue `json:"model"`
 		Usage rawValue `json:"usage"`
 		Error rawValue `json:"error"`
@@ -367,6 +376,7 @@ func (m *Meter) Body(b []byte) {
 		return
 	}
 	m.model = jsonscan.Clip(str(v.Model), maxName)
+	m.id = jsonscan.Clip(str(v.ID), maxName)
 	if v.Error != nil {
 		m.setError(errorObjectText(v.Error))
 	}
@@ -500,6 +510,10 @@ func (m *Meter) Usage() (u tokenmeter.Usage, raw []byte, known bool) {
 
 // Model returns the model named by the response, "" if none was seen.
 func (m *Meter) Model() string { return m.model }
+
+// ResponseID returns the id the response gave itself (Responses resp_...,
+// Chat Completions chatcmpl-...), "" if none was seen.
+func (m *Meter) ResponseID() string { return m.id }
 
 // Complete reports whether the response ended: [DONE] for a chat stream, a
 // terminal event (completed, incomplete or failed) for a Responses stream,

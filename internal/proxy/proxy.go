@@ -171,6 +171,8 @@ type Proxy struct {
 
 	keyMu    sync.Mutex
 	keyCache map[string]cachedKey // by hash
+
+	ws webSockets // relayed WebSocket connections (websocket.go)
 }
 
 type route struct {
@@ -240,6 +242,7 @@ func (p *Proxy) match(path string) (*route, string, bool) {
 // submitted its completion), or ctx ends. Call it after the HTTP server
 // has stopped, before closing the ledger writer.
 func (p *Proxy) Wait(ctx context.Context) error {
+	p.shutdownWebSockets(ctx)
 	done := make(chan struct{})
 	go func() {
 		p.active.Wait()
@@ -296,6 +299,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer in.done()
+	if isWebSocket(r) {
+		// A connection holds its in-flight slot for as long as it lasts.
+		p.serveWebSocket(w, r, c, in.url)
+		return
+	}
 	body := in.body
 	rest = in.rest
 	c.prepare(r, rest, &body)

@@ -34,6 +34,7 @@ const (
 	ReasonReset         = "running total went backwards; counted as a fresh start"
 	ReasonNoBaseline    = "earlier usage of the session is not in this file; counted last_token_usage only"
 	reasonCachedCapped  = "cached_input_tokens above input_tokens; capped"
+	reasonWrittenCapped = "cache_write_input_tokens above the uncached input_tokens; capped"
 	reasonReasonCapped  = "reasoning_output_tokens above output_tokens; capped"
 )
 
@@ -116,6 +117,13 @@ type fileState struct {
 	Root   string  `json:"root,omitempty"`
 	Copied []meta  `json:"copied,omitempty"`
 	Totals *totals `json:"totals,omitempty"` // the last running total read
+	// Covered is the usage of the file's own token_usage_record lines read
+	// since that total: the next total has counted them already.
+	Covered *totals `json:"covered,omitempty"`
+	// Last is the usage of the event the last total gave, while no record
+	// has followed it: a record with exactly that usage is the same
+	// response, written after its total.
+	Last *totals `json:"last,omitempty"`
 }
 
 type meta struct {
@@ -123,13 +131,16 @@ type meta struct {
 	Parent string `json:"parent,omitempty"`
 }
 
-// totals are Codex's four token counts (input includes cached, output
-// includes reasoning).
+// totals are Codex's token counts (input includes cached and written,
+// output includes reasoning).
 type totals struct {
 	Input     int64 `json:"input"`
 	Cached    int64 `json:"cached"`
 	Output    int64 `json:"output"`
 	Reasoning int64 `json:"reasoning"`
+	// Written is cache_write_input_tokens (Codex 0.16x), input written to
+	// the prompt cache; 0 in older logs.
+	Written int64 `json:"written,omitempty"`
 }
 
 func (s *fileState) valid() bool {
@@ -139,26 +150,33 @@ func (s *fileState) valid() bool {
 	for _, m := range s.Copied {
 		ok = ok && plainID(m.ID) && (m.Parent == "" || plainID(m.Parent))
 	}
-	if t := s.Totals; t != nil {
-		ok = ok && t.within(totals{MaxTotalTokens, MaxTotalTokens, MaxTotalTokens, MaxTotalTokens}) &&
-			totals{}.within(*t)
+	most := totals{MaxTotalTokens, MaxTotalTokens, MaxTotalTokens, MaxTotalTokens, MaxTotalTokens}
+	for _, t := range []*totals{s.Totals, s.Covered, s.Last} {
+		if t != nil {
+			ok = ok && t.within(most) && totals{}.within(*t)
+		}
 	}
 	return ok
 }
 
 // within reports whether every count of t is at most u's.
 func (t totals) within(u totals) bool {
-	return t.Input <= u.Input && t.Cached <= u.Cached && t.Output <= u.Output && t.Reasoning <= u.Reasoning
+	return t.Input <= u.Input && t.Cached <= u.Cached && t.Output <= u.Output && t.Reasoning <= u.Reasoning && t.Written <= u.Written
 }
 
 func (t totals) minus(u totals) totals {
-	return totals{t.Input - u.Input, t.Cached - u.Cached, t.Output - u.Output, t.Reasoning - u.Reasoning}
+	return totals{t.Input - u.Input, t.Cached - u.Cached, t.Output - u.Output, t.Reasoning - u.Reasoning, t.Written - u.Written}
 }
 
-func (t totals) largest() int64 { return max(t.Input, t.Cached, t.Output, t.Reasoning) }
+func (t totals) plus(u totals) totals {
+	return totals{t.Input + u.Input, t.Cached + u.Cached, t.Output + u.Output, t.Reasoning + u.Reasoning, t.Written + u.Written}
+}
+
+func (t totals) largest() int64 { return max(t.Input, t.Cached, t.Output, t.Reasoning, t.Written) }
 
 var (
 	markTokenCount  = []byte("token_count")
+	markRecord      = []byte("token_usage_record")
 	markSessionMeta = []byte("session_meta")
 	markTurnContext = []byte("turn_context")
 )
@@ -185,7 +203,7 @@ func (p *Parser) line(b []byte) string {
 	if t[0] != '{' || t[len(t)-1] != '}' {
 		return "not a JSON object (skipped)"
 	}
-	if !bytes.Contains(t, markTokenCount) && !bytes.Contains(t, markSessionMeta) && !bytes.Contains(t, markTurnContext) {
+	if !bytes.Contains(t, markTokenCount) && !bytes.Contains(t, markRecord) && !bytes.Contains(t, markSessionMeta) && !bytes.Contains(t, markTurnContext) {
 		return ""
 	}
 	var ts, typ, payload []byte
@@ -212,6 +230,8 @@ func (p *Parser) line(b []byte) string {
 		return prefix("turn_context", p.turnContext(payload))
 	case "event_msg":
 		return p.eventMsg(ts, payload)
+	case "token_usage_record":
+		return prefix("token_usage_record", p.usageRecord(ts, payload))
 	}
 	return ""
 }
@@ -427,25 +447,59 @@ func (p *Parser) count(at time.Time, t totals, last *totals) string {
 	}
 	p.fixRoot()
 	p.st.Totals = &t
+	if c := p.st.Covered; c != nil {
+		// The file's own records since the last total were counted as they
+		// came: only what they do not cover is left (records are exact, so
+		// records that exceed the difference leave nothing).
+		if c.within(d) {
+			d = d.minus(*c)
+		} else {
+			d = totals{}
+		}
+		p.st.Covered = nil
+	}
+	p.st.Last = nil
 	if d == (totals{}) {
 		return ""
 	}
+	if p.emit(at, p.totalsKey(t), d, "", notes) {
+		p.st.Last = &d
+	}
+	return ""
+}
+
+// totalsKey is the request key of the response after which the running
+// total is t: "codex:" + the lineage root + ":" + input.cached.output.reasoning.
+func (p *Parser) totalsKey(t totals) string {
+	return "codex:" + p.st.Root + ":" + strconv.FormatInt(t.Input, 10) + "." + strconv.FormatInt(t.Cached, 10) + "." +
+		strconv.FormatInt(t.Output, 10) + "." + strconv.FormatInt(t.Reasoning, 10)
+}
+
+// emit adds the event of one response with Codex's counts d under request
+// key rk, and reports whether it did (counts that the caps reduce to
+// nothing give none).
+func (p *Parser) emit(at time.Time, rk string, d totals, responseID string, notes []string) bool {
 	cached := min(d.Cached, d.Input)
 	if cached < d.Cached {
 		notes = append(notes, reasonCachedCapped)
+	}
+	written := min(d.Written, d.Input-cached)
+	if written < d.Written {
+		notes = append(notes, reasonWrittenCapped)
 	}
 	reasoning := min(d.Reasoning, d.Output)
 	if reasoning < d.Reasoning {
 		notes = append(notes, reasonReasonCapped)
 	}
 	usage := tokenmeter.Usage{
-		InputTokens:     d.Input - cached,
-		CacheReadTokens: cached,
-		OutputTokens:    d.Output,
-		ReasoningTokens: reasoning,
+		InputTokens:        d.Input - cached - written,
+		CacheReadTokens:    cached,
+		CacheWrite5mTokens: written,
+		OutputTokens:       d.Output,
+		ReasoningTokens:    reasoning,
 	}
 	if usage.IsZero() {
-		return "" // only counts that the caps removed
+		return false // only counts that the caps removed
 	}
 	model := p.st.Model
 	if model == "" {
@@ -456,14 +510,90 @@ func (p *Parser) count(at time.Time, t totals, last *totals) string {
 	if session == "" {
 		session = p.file
 	}
-	rk := "codex:" + p.st.Root + ":" + strconv.FormatInt(t.Input, 10) + "." + strconv.FormatInt(t.Cached, 10) + "." +
-		strconv.FormatInt(t.Output, 10) + "." + strconv.FormatInt(t.Reasoning, 10)
 	p.events = append(p.events, tokenmeter.Event{
 		Key: tokenmeter.EventKey(rk, tokenmeter.KindCompleted), RequestKey: rk, Kind: tokenmeter.KindCompleted,
 		Time: at, Source: tokenmeter.SourceCodex, Provider: "openai", Model: model,
 		Session: session, Project: p.st.Cwd, Outcome: tokenmeter.OutcomeOK, Reason: strings.Join(notes, "; "),
-		Usage: usage, UsageKnown: true,
+		Usage: usage, UsageKnown: true, ResponseID: responseID,
 	})
+	return true
+}
+
+// usageRecord reads a token_usage_record line: the usage of one response
+// and its Responses API id (see the package documentation).
+func (p *Parser) usageRecord(ts, payload []byte) string {
+	var thread, response, usage []byte
+	if jsonscan.EachMember(payload, func(k []byte, s, e int) {
+		switch string(k) {
+		case "thread_id":
+			thread = payload[s:e]
+		case "response_id":
+			response = payload[s:e]
+		case "usage":
+			usage = payload[s:e]
+		}
+	}) != nil {
+		return notObject("payload", payload)
+	}
+	tid, ok := str(thread)
+	if !ok {
+		return "thread_id is " + kindOf(thread) + ", want a string"
+	}
+	rid, ok := str(response)
+	switch {
+	case !ok:
+		return "response_id is " + kindOf(response) + ", want a string"
+	case rid == "":
+		return "no response_id"
+	case !plainID(rid):
+		return "response_id is not a plain identifier"
+	}
+	if jsonscan.IsNull(usage) {
+		return "no usage"
+	}
+	u, w := parseTotals("usage", usage, MaxTurnTokens)
+	if w != "" {
+		return w
+	}
+	s, ok := str(ts)
+	if !ok || s == "" {
+		return "no timestamp"
+	}
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return "timestamp is not RFC 3339"
+	}
+	at = at.UTC()
+	own := p.st.Session
+	if own == "" {
+		own = p.file
+	}
+	p.fixRoot()
+	switch {
+	case tid != "" && tid != own:
+		// Another thread's response, forwarded into this file (a one-shot
+		// delegate): not in this file's totals; keyed by its id.
+		p.emit(at, "codex:"+rid, u, rid, nil)
+	case p.st.Last != nil && *p.st.Last == u:
+		// Written after the total that already counted it: the same
+		// response, under the same key.
+		p.st.Last = nil
+		p.emit(at, p.totalsKey(*p.st.Totals), u, rid, nil)
+	default:
+		p.st.Last = nil
+		covered := u
+		if p.st.Covered != nil {
+			covered = p.st.Covered.plus(u)
+		}
+		p.st.Covered = &covered
+		base := totals{}
+		if p.st.Totals != nil {
+			base = *p.st.Totals
+		}
+		// The key of the total that will follow: a fork's copy of that
+		// total (copies carry totals, never records) gets the same key.
+		p.emit(at, p.totalsKey(base.plus(covered)), u, rid, nil)
+	}
 	return ""
 }
 
@@ -537,6 +667,8 @@ func parseTotals(field string, v []byte, limit int64) (totals, string) {
 			t.Output = count("output_tokens", x)
 		case "reasoning_output_tokens":
 			t.Reasoning = count("reasoning_output_tokens", x)
+		case "cache_write_input_tokens":
+			t.Written = count("cache_write_input_tokens", x)
 		}
 	}) != nil {
 		return t, notObject(field, v)

@@ -21,6 +21,9 @@ const (
 	idSeeded  = "0199c0f1-2345-7678-89ab-cdef01234567"
 	idNoModel = "0199d1f0-0a0b-7c0d-8e0f-101112131415"
 	idReset   = "0199e2a3-b4c5-7d6e-8f70-8192a3b4c5d6"
+
+	idRecords     = "019a1b2c-3d4e-7f50-8a6b-7c8d9e0fa1b2"
+	idRecordsFork = "019a1b2d-0000-7111-8222-933344455566"
 )
 
 // Fixture files in testdata/.
@@ -32,7 +35,10 @@ var (
 	fileSeeded  = "testdata/rollout-2025-10-06T10-09-00-" + idSeeded + ".jsonl"
 	fileNoModel = "testdata/rollout-2025-10-07T08-00-00-" + idNoModel + ".jsonl"
 	fileReset   = "testdata/rollout-2025-09-12T16-20-00-" + idReset + ".jsonl"
-	fixtures    = []string{fileBasic, fileParent, fileFork, fileSub, fileSeeded, fileNoModel, fileReset}
+	// Codex 0.169 logs: token_usage_record lines beside token_count.
+	fileRecords     = "testdata/rollout-2026-12-08T00-40-41-" + idRecords + ".jsonl"
+	fileRecordsFork = "testdata/rollout-2026-12-08T01-00-00-" + idRecordsFork + ".jsonl"
+	fixtures        = []string{fileBasic, fileParent, fileFork, fileSub, fileSeeded, fileNoModel, fileReset, fileRecords, fileRecordsFork}
 )
 
 func readLines(t testing.TB, path string) [][]byte {
@@ -567,7 +573,7 @@ func FuzzLine(f *testing.F) {
 		for _, ev := range evs {
 			u := ev.Usage
 			if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheReadTokens < 0 || u.ReasoningTokens < 0 ||
-				u.CacheWrite5mTokens != 0 || u.CacheWrite1hTokens != 0 || u.WebSearchRequests != 0 || u.WebFetchRequests != 0 ||
+				u.CacheWrite5mTokens < 0 || u.CacheWrite1hTokens != 0 || u.WebSearchRequests != 0 || u.WebFetchRequests != 0 ||
 				u.ReasoningTokens > u.OutputTokens || u.TotalTokens() == 0 || u.PromptTokens() > MaxTurnTokens || u.OutputTokens > MaxTurnTokens {
 				t.Fatalf("bad usage %+v", u)
 			}

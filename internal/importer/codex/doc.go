@@ -7,14 +7,15 @@
 //
 // # What is counted
 //
-// Each line is {"timestamp", "type", "payload"}. Three types matter:
+// Each line is {"timestamp", "type", "payload"}. Four types matter:
 // session_meta names the session (payload.id), its working directory (cwd,
 // the event's Project) and, for a fork, its parent (forked_from_id, or
 // source.subagent.thread_spawn.parent_thread_id); turn_context names the
 // model of the turns that follow; and event_msg lines whose payload.type is
 // "token_count" carry payload.info.total_token_usage, the session's running
-// total, and last_token_usage, the last response's share. Other lines are
-// not decoded: only lines that contain one of those three words are, so the
+// total, and last_token_usage, the last response's share; token_usage_record
+// lines (below) carry one response's usage and id. Other lines are not
+// decoded: only lines that contain one of those four words are, so the
 // large response_item lines cost a byte search.
 //
 // A token_count whose running total advanced gives one event; its usage is
@@ -22,12 +23,48 @@
 // with info null (the first of a session) or with the same total as before
 // (Codex re-emits the total when rate limits are refreshed) gives none.
 // last_token_usage is never summed (ccusage issues #876, #884: re-emits
-// double-count). Codex's input_tokens include cached_input_tokens and its
-// output_tokens include reasoning_output_tokens, so an event has
-// InputTokens = Δinput − Δcached, CacheReadTokens = Δcached, OutputTokens =
-// Δoutput (reasoning included) and ReasoningTokens = Δreasoning. Data that
-// breaks those inclusions is capped (cached at input, reasoning at output)
-// and the event's Reason says so; no count is ever negative.
+// double-count). Codex's input_tokens include cached_input_tokens (and
+// cache_write_input_tokens, when present) and its output_tokens include
+// reasoning_output_tokens, so an event has InputTokens = Δinput − Δcached −
+// Δwritten, CacheReadTokens = Δcached, CacheWrite5mTokens = Δwritten,
+// OutputTokens = Δoutput (reasoning included) and ReasoningTokens =
+// Δreasoning. Data that breaks those inclusions is capped (cached at input,
+// written at the rest, reasoning at output) and the event's Reason says so;
+// no count is ever negative. The fourth type, token_usage_record, is below.
+//
+// # token_usage_record (Codex 0.16x)
+//
+// Newer Codex also writes one {"type":"token_usage_record","payload":
+// {"thread_id","turn_id","session_id","root_turn_id","response_id","usage",
+// "turn_token_usage","thread_token_usage"}} line per response that reported
+// usage, just before the token_count that adds it to the running total.
+// usage is that response's alone (input_tokens includes cached_input_tokens
+// and cache_write_input_tokens, output_tokens includes
+// reasoning_output_tokens) and response_id is the Responses API id the
+// provider gave it, which is also what the gateway records as the call's
+// ResponseID: an imported response the gateway metered is recognised as
+// that call and not counted again (Store.Import).
+//
+// When a file has both, each response is counted once, from its record:
+// the record names the response and carries its exact usage, and the
+// token_count after it then adds nothing. The record's event gets the
+// request key the token_count's would have had (the running total before it
+// plus the file's records since, see Event keys below), because a fork
+// copies its parent's token_count lines but never its records: a copy must
+// find the parent's record of the same response under the same key. A
+// token_count whose difference is more than its records cover (a response
+// Codex wrote no record for) counts the rest, as before. A record written
+// after the token_count that counted its response (not the order of Codex
+// 0.169, which writes the record first) is recognised by its usage equal
+// to that count's, and gets the same key. A record of another thread
+// (a delegate's response forwarded into this file) is not in this file's
+// totals: it counts on its own, keyed "codex:" + response_id. Usage is
+// split as for token_count: InputTokens = input − cached − written,
+// CacheReadTokens = cached, CacheWrite5mTokens = written. A record that
+// cannot be read is skipped with a warning, and its response is counted
+// from the token_count that follows. Compacted lines, which quote the
+// latest record, are not read. Files without records (older Codex) are
+// read exactly as before.
 //
 // # Event keys and forks
 //
@@ -107,6 +144,10 @@
 //	{"v":1,"session":"0199c0d9-…","parent":"0199c0d2-…","cwd":"/home/ana/src/api",
 //	 "model":"gpt-5-codex","root":"0199c0d2-…",
 //	 "totals":{"input":53123,"cached":38912,"output":2465,"reasoning":1600}}
+//
+// with, for files with records, "covered" (the records read since the last
+// total) and "last" (the usage of the last total's event, until a record
+// follows it).
 //
 // Before the first token_count, "copied":[{"id":…,"parent":…}] stands in
 // for "root". Opening at the saved offset with the state gives exactly the
