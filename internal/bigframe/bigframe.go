@@ -305,10 +305,19 @@ type usageWatch struct {
 }
 
 func (w *usageWatch) write(b []byte) {
-	for _, c := range b {
+	for i := 0; i < len(b); i++ {
 		if w.hit {
 			return
 		}
+		if w.m == 0 {
+			// Nothing matched yet: skip to the next quote.
+			j := bytes.IndexByte(b[i:], '"')
+			if j < 0 {
+				return
+			}
+			i += j
+		}
+		c := b[i]
 		switch {
 		case w.m < len(usageKey):
 			switch {

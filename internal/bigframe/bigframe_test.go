@@ -404,3 +404,22 @@ func foldedKeys(data []byte) bool {
 	}
 	return bytes.Contains(data, []byte("\\u")) || bytes.ContainsAny(data, "\u212a\u017f")
 }
+
+// BenchmarkScanner reads a 2 MiB response.completed frame in 32 KiB
+// pieces, as the gateway relays it.
+func BenchmarkScanner(b *testing.B) {
+	frame := responsesCompleted(instructions(2 << 20))
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s := bigframe.NewFrame()
+		for rest := frame; len(rest) > 0; {
+			n := min(len(rest), 32<<10)
+			s.Write(rest[:n])
+			rest = rest[n:]
+		}
+		if s.Event().Name != "response.completed" {
+			b.Fatal("frame not read")
+		}
+	}
+}

@@ -461,11 +461,17 @@ func (l *lexer) stringBytes(p []byte) int {
 		}
 		// A run of plain bytes.
 		j := i
-		for j < len(p) && p[j] != '"' && p[j] != '\\' && p[j] >= 0x20 {
-			if l.countStr && p[j]&0xC0 != 0x80 {
-				l.outChars++
-			}
+		for j < len(p) && !special[p[j]] {
 			j++
+		}
+		if l.countStr {
+			// A character starts at each byte that does not continue a
+			// UTF-8 sequence, which holds when a piece ends inside one.
+			for _, c := range p[i:j] {
+				if c&0xC0 != 0x80 {
+					l.outChars++
+				}
+			}
 		}
 		if j > i {
 			l.prevHigh = false
@@ -500,6 +506,16 @@ func (l *lexer) stringBytes(p []byte) int {
 	}
 	return i
 }
+
+// special marks the bytes that end a run of plain string bytes: the quote,
+// the backslash and the control characters JSON forbids in strings.
+var special = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // escape reads byte c of an escape; it reports false on a syntax error.
 func (l *lexer) escape(c byte) bool {
