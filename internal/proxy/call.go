@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/anthropic"
+	"github.com/tokenmeter/tokenmeter/internal/estimate"
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/openai"
@@ -547,12 +548,14 @@ func responseID(m meter) string {
 	return ""
 }
 
-// estimateInput estimates the input tokens of a request body for model.
+// estimateInput estimates the input tokens of a request body for model
+// (see internal/estimate).
 func estimateInput(model string, body []byte) (int64, string) {
 	if len(body) == 0 {
 		return 0, ""
 	}
-	return int64((len(body) + 3) / 4), "input: request body at 4 bytes per token"
+	e := estimate.Input(model, body)
+	return e.Tokens, e.Basis
 }
 
 // prepareMeter gives the call the default meter of its wire if prepare did

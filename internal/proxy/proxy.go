@@ -44,8 +44,8 @@ const (
 // Defaults for Proxy's tuning fields.
 const (
 	DefaultMaxRequestBody = 32 << 20 // Anthropic's own request limit
-	DefaultMaxFrame       = 1 << 20  // SSE frames larger than this are relayed unmetered
-	DefaultMaxMeteredBody = 16 << 20 // JSON bodies larger than this are relayed unmetered
+	DefaultMaxFrame       = 1 << 20  // SSE frames larger than this are scanned as they pass (internal/bigframe), not copied
+	DefaultMaxMeteredBody = 16 << 20 // JSON bodies larger than this are scanned as they pass, not copied
 )
 
 // Header names the gateway reads, strips or adds.
