@@ -110,6 +110,10 @@ type Metrics struct {
 
 	tokens   *prometheus.CounterVec
 	requests *prometheus.CounterVec
+	// states counts calls by the state of their usage; estimated the
+	// tokens of calls whose usage is estimated.
+	states    *prometheus.CounterVec
+	estimated *prometheus.CounterVec
 	cost     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	ttfb     *prometheus.HistogramVec
@@ -145,6 +149,14 @@ func New(log *slog.Logger) *Metrics {
 		Name: "tokenmeter_requests_total",
 		Help: "Completed proxied calls by provider, model and status class (2xx, 4xx, 5xx, ...; none when no response came).",
 	}, []string{"provider", "model", "status_class"})
+	m.states = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenmeter_usage_state_requests_total",
+		Help: "Completed proxied calls by provider and the state of their usage: known (the provider's figure), estimated (the gateway's estimate: a cut stream, a response not read in full) or unknown (no basis: unmetered endpoints, background responses, no response).",
+	}, []string{"provider", "state"})
+	m.estimated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenmeter_estimated_tokens_total",
+		Help: "Tokens of completed proxied calls whose usage is estimated (included in tokenmeter_tokens_total), by provider.",
+	}, []string{"provider"})
 	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenmeter_cost_dollars_total",
 		Help: "Cost of completed proxied calls in US dollars (priced calls only), by provider, model and key.",
@@ -168,7 +180,7 @@ func New(log *slog.Logger) *Metrics {
 		Name: "tokenmeter_ledger_events_total",
 		Help: "Events the ledger writer handled, by result (committed, failed).",
 	}, []string{"result"})
-	m.reg.MustRegister(m.tokens, m.requests, m.cost, m.duration, m.ttfb, m.commit, m.commits,
+	m.reg.MustRegister(m.tokens, m.requests, m.states, m.estimated, m.cost, m.duration, m.ttfb, m.commit, m.commits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -279,6 +291,11 @@ func (m *Metrics) Completed(ev *tokenmeter.Event) {
 	provider, model, key := m.labels(ev.Provider, ev.Model, ev.Principal)
 	m.requests.WithLabelValues(provider, model, StatusClass(ev.Status)).Inc()
 	m.duration.WithLabelValues(provider).Observe(ev.Latency.Seconds())
+	state := ev.UsageState()
+	m.states.WithLabelValues(provider, string(state)).Inc()
+	if est := m.estimated.WithLabelValues(provider); state == tokenmeter.UsageStateEstimated {
+		est.Add(float64(ev.Usage.TotalTokens()))
+	}
 	u := ev.Usage
 	for _, k := range []struct {
 		kind string

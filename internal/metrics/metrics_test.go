@@ -73,6 +73,9 @@ func TestMetrics(t *testing.T) {
 	m.Completed(ev("claude-a", "cred:0123456789abcdef", 429, tokenmeter.Usage{}))
 	m.Completed(ev("claude-b", "", 200, tokenmeter.Usage{InputTokens: 1}))
 	m.Completed(ev("hostile-1", "key:alice", 0, tokenmeter.Usage{InputTokens: 3}))
+	cut := ev("claude-a", "key:alice", 200, tokenmeter.Usage{InputTokens: 40, OutputTokens: 60})
+	cut.Estimate = "output: 240 relayed characters, 4 characters per token"
+	m.Completed(cut)
 	m.FirstByte("anthropic", 300*time.Millisecond)
 	m.Commit(3, time.Millisecond, nil)
 	m.Commit(2, time.Millisecond, io.EOF)
@@ -93,17 +96,20 @@ func TestMetrics(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "input", "key": "alice"}, 10},
-		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "output", "key": "alice"}, 5},
+		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "input", "key": "alice"}, 50},
+		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "output", "key": "alice"}, 65},
 		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "reasoning", "key": "alice"}, 2},
 		{"tokenmeter_tokens_total", map[string]string{"model": "claude-a", "kind": "cache_read", "key": "alice"}, 7},
 		{"tokenmeter_tokens_total", map[string]string{"model": "claude-b", "kind": "input", "key": "passthrough"}, 1},
 		{"tokenmeter_tokens_total", map[string]string{"model": "other", "kind": "input", "key": "alice"}, 3},
-		{"tokenmeter_requests_total", map[string]string{"model": "claude-a", "status_class": "2xx"}, 1},
+		{"tokenmeter_requests_total", map[string]string{"model": "claude-a", "status_class": "2xx"}, 2},
+		{"tokenmeter_usage_state_requests_total", map[string]string{"state": "estimated"}, 1},
+		{"tokenmeter_usage_state_requests_total", map[string]string{"state": "unknown"}, 4},
+		{"tokenmeter_estimated_tokens_total", map[string]string{"provider": "anthropic"}, 100},
 		{"tokenmeter_requests_total", map[string]string{"model": "claude-a", "status_class": "4xx"}, 1},
 		{"tokenmeter_requests_total", map[string]string{"model": "other", "status_class": "none"}, 1},
-		{"tokenmeter_cost_dollars_total", map[string]string{"model": "claude-a", "key": "alice"}, 0.0015},
-		{"tokenmeter_request_duration_seconds", map[string]string{"provider": "anthropic"}, 4},
+		{"tokenmeter_cost_dollars_total", map[string]string{"model": "claude-a", "key": "alice"}, 0.003},
+		{"tokenmeter_request_duration_seconds", map[string]string{"provider": "anthropic"}, 5},
 		{"tokenmeter_time_to_first_byte_seconds", map[string]string{"provider": "anthropic"}, 1},
 		{"tokenmeter_ledger_commit_duration_seconds", nil, 2},
 		{"tokenmeter_ledger_events_total", map[string]string{"result": "committed"}, 3},
