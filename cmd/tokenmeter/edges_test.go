@@ -385,6 +385,30 @@ func TestEdgeEncodedBodies(t *testing.T) {
 	}
 }
 
+// TestEdgeLargeFrame (item 4): a Responses stream whose terminal frame
+// echoes a large instructions field (over the gateway's 1 MiB frame size)
+// is metered exactly, as is the same reply as one JSON body.
+func TestEdgeLargeFrame(t *testing.T) {
+	e := newEdges(t)
+	key := createKey(t, e.gw.Config.Data, "--name", "k")
+	instr := strings.Repeat("Follow the house style. ", 55_000) // about 1.3 MB
+	for _, stream := range []bool{true, false} {
+		body, _ := json.Marshal(map[string]any{"model": "gpt-5", "stream": stream, "instructions": instr,
+			"input": "hi [[fake output=30]]"})
+		resp, b := e.send(t, key, "/openai/v1/responses", nil, body)
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("Follow the house style.")) {
+			t.Fatalf("stream %v: %d, %d bytes; want 200 with the instructions echoed", stream, resp.StatusCode, len(b))
+		}
+	}
+	e.checkBilled(t)
+	bills, _ := e.bills(t)
+	for id, ev := range e.ledgerByUpstream(t) {
+		if b := bills[id]; !ev.UsageKnown || ev.Usage != b.Billed || b.Billed.InputTokens < 250_000 {
+			t.Errorf("call %s (stream %v): ledger %+v known %v; billed %+v; want the billed figure, known", id, ev.Stream, ev.Usage, ev.UsageKnown, b.Billed)
+		}
+	}
+}
+
 // TestEdgeChoices (item 5): Chat Completions n multiplies the worst case.
 func TestEdgeChoices(t *testing.T) {
 	e := newEdges(t)
@@ -502,6 +526,11 @@ func TestHostileClients(t *testing.T) {
 		},
 		func() { // a streamed chat completion read to the end
 			e.send(t, key, "/openai/v1/chat/completions", nil, []byte(`{"model":"gpt-5","stream":true,"max_completion_tokens":400,"messages":[{"role":"user","content":"hi [[fake output=400]]"}]}`))
+		},
+		func() { // a terminal frame over 1 MiB
+			body, _ := json.Marshal(map[string]any{"model": "gpt-5", "stream": true, "max_output_tokens": 50,
+				"instructions": strings.Repeat("Be brief. ", 110_000), "input": "hi [[fake output=50]]"})
+			e.send(t, key, "/openai/v1/responses", nil, body)
 		},
 		func() { // a BOM body
 			e.send(t, key, "/anthropic/v1/messages", nil, append([]byte{0xef, 0xbb, 0xbf}, `{"model":"claude-haiku-5-5","max_tokens":600,"messages":[{"role":"user","content":"hi [[fake output=600]]"}]}`...))
