@@ -23,7 +23,7 @@ func (db *DB) SetAlertRule(ctx context.Context, r tokenmeter.AlertRule) error {
 		return fmt.Errorf("set alert rule %s: %w", r.Name, err)
 	}
 	return db.inTx(ctx, "set alert rule", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO alert_rules (name, rule) VALUES ($1, $2)
+		if _, err := exec(ctx, tx, `INSERT INTO alert_rules (name, rule) VALUES ($1, $2)
 			ON CONFLICT (name) DO UPDATE SET rule = EXCLUDED.rule`, r.Name, string(b)); err != nil {
 			return FormatError(fmt.Errorf("set alert rule %s: %w", r.Name, err))
 		}
@@ -33,7 +33,7 @@ func (db *DB) SetAlertRule(ctx context.Context, r tokenmeter.AlertRule) error {
 
 // AlertRules implements tokenmeter.AlertStore.
 func (db *DB) AlertRules(ctx context.Context) ([]tokenmeter.AlertRule, error) {
-	rows, err := db.pool.Query(ctx, `SELECT name, rule FROM alert_rules ORDER BY name`)
+	rows, err := query(ctx, db.pool, `SELECT name, rule FROM alert_rules ORDER BY name`)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query alert rules: %w", err))
 	}
@@ -57,7 +57,7 @@ func (db *DB) AlertRules(ctx context.Context) ([]tokenmeter.AlertRule, error) {
 // DeleteAlertRule implements tokenmeter.AlertStore.
 func (db *DB) DeleteAlertRule(ctx context.Context, name string) error {
 	return db.inTx(ctx, "delete alert rule", func(tx pgx.Tx) error {
-		ct, err := tx.Exec(ctx, `DELETE FROM alert_rules WHERE name = $1`, name)
+		ct, err := exec(ctx, tx, `DELETE FROM alert_rules WHERE name = $1`, name)
 		if err != nil {
 			return FormatError(fmt.Errorf("delete alert rule %s: %w", name, err))
 		}
@@ -87,15 +87,9 @@ func scanAlert(row pgx.Row) (tokenmeter.Alert, error) {
 	return a, nil
 }
 
-// querier is a pgx.Tx or the pool.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // alertWhere reads one alert (without history) through q.
 func alertWhere(ctx context.Context, q querier, cond string, arg any) (tokenmeter.Alert, error) {
-	a, err := scanAlert(q.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts WHERE `+cond, arg))
+	a, err := scanAlert(queryRow(ctx, q, `SELECT `+alertColumns+` FROM alerts WHERE `+cond, arg))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, tokenmeter.Errorf(tokenmeter.ENOTFOUND, "no such alert")
 	}
@@ -115,7 +109,7 @@ func history(ctx context.Context, q querier, alerts []tokenmeter.Alert) error {
 	for i, a := range alerts {
 		idx[a.ID], ids[i] = i, a.ID
 	}
-	rows, err := q.Query(ctx, `SELECT alert_id, time_us, state, summary FROM alert_history
+	rows, err := query(ctx, q, `SELECT alert_id, time_us, state, summary FROM alert_history
 		WHERE alert_id = ANY($1) ORDER BY alert_id, id`, ids)
 	if err != nil {
 		return FormatError(fmt.Errorf("query alert history: %w", err))
@@ -142,7 +136,7 @@ func enqueue(ctx context.Context, tx pgx.Tx, a tokenmeter.Alert, at time.Time, s
 	if err != nil {
 		return fmt.Errorf("alert %d payload: %w", a.ID, err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO alert_outbox (alert_id, transition, sink, payload, created_us, next_us)
+	if _, err := exec(ctx, tx, `INSERT INTO alert_outbox (alert_id, transition, sink, payload, created_us, next_us)
 		SELECT $1, $2, s, $3, $4, $4 FROM unnest($5::text[]) WITH ORDINALITY AS t(s, n) ORDER BY n
 		ON CONFLICT (alert_id, transition, sink) DO NOTHING`,
 		a.ID, string(a.State), string(body), micros(at), sinks); err != nil {
@@ -158,7 +152,7 @@ func (db *DB) FireAlert(ctx context.Context, a tokenmeter.Alert, sinks []string,
 	}
 	a.State, a.Resolved, a.History = tokenmeter.AlertFiring, time.Time{}, nil
 	err = db.inTx(ctx, "fire alert", func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO alerts (key, grp, rule, kind, severity, state, subject, summary,
+		err := queryRow(ctx, tx, `INSERT INTO alerts (key, grp, rule, kind, severity, state, subject, summary,
 			window_start_us, window_end_us, fired_us, resolved_us, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12)
 			ON CONFLICT DO NOTHING RETURNING id`,
 			a.Key, a.Group, a.Rule, string(a.Kind), string(a.Severity), string(a.State), a.Subject, a.Summary,
@@ -182,7 +176,7 @@ func (db *DB) FireAlert(ctx context.Context, a tokenmeter.Alert, sinks []string,
 		a.Fired = fromMicros(micros(a.Fired))
 		a.WindowStart, a.WindowEnd = fromMicros(micros(a.WindowStart)), fromMicros(micros(a.WindowEnd))
 		a.History = []tokenmeter.AlertChange{{Time: a.Fired, State: tokenmeter.AlertFiring, Summary: a.Summary}}
-		if _, err := tx.Exec(ctx, `INSERT INTO alert_history (alert_id, time_us, state, summary) VALUES ($1, $2, $3, $4)`,
+		if _, err := exec(ctx, tx, `INSERT INTO alert_history (alert_id, time_us, state, summary) VALUES ($1, $2, $3, $4)`,
 			a.ID, micros(a.Fired), string(a.State), a.Summary); err != nil {
 			return FormatError(fmt.Errorf("fire alert: %w", err))
 		}
@@ -205,10 +199,10 @@ func (db *DB) ResolveAlert(ctx context.Context, id int64, at time.Time, summary 
 		if a.State != tokenmeter.AlertFiring {
 			return tokenmeter.Errorf(tokenmeter.ECONFLICT, "alert %d is already %s", id, a.State)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE alerts SET state = 'resolved', resolved_us = $1 WHERE id = $2`, micros(at), id); err != nil {
+		if _, err := exec(ctx, tx, `UPDATE alerts SET state = 'resolved', resolved_us = $1 WHERE id = $2`, micros(at), id); err != nil {
 			return FormatError(fmt.Errorf("resolve alert %d: %w", id, err))
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO alert_history (alert_id, time_us, state, summary) VALUES ($1, $2, $3, $4)`,
+		if _, err := exec(ctx, tx, `INSERT INTO alert_history (alert_id, time_us, state, summary) VALUES ($1, $2, $3, $4)`,
 			id, micros(at), string(tokenmeter.AlertResolved), summary); err != nil {
 			return FormatError(fmt.Errorf("resolve alert %d: %w", id, err))
 		}
@@ -233,7 +227,7 @@ func (db *DB) Alerts(ctx context.Context, q tokenmeter.AlertQuery) ([]tokenmeter
 	if q.Firing {
 		cond = `state = 'firing' AND fired_us >= $1` // through alerts_firing_group: a handful of rows
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+alertColumns+` FROM alerts WHERE `+cond+` ORDER BY fired_us DESC, id DESC`, micros(q.Since))
+	rows, err := query(ctx, db.pool, `SELECT `+alertColumns+` FROM alerts WHERE `+cond+` ORDER BY fired_us DESC, id DESC`, micros(q.Since))
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query alerts: %w", err))
 	}
@@ -294,7 +288,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, until time.Time, n int) 
 	if db.ReadOnly {
 		return nil, errors.New("postgres: database opened read-only")
 	}
-	rows, err := db.pool.Query(ctx, `UPDATE alert_outbox SET attempts = attempts + 1, claimed_until_us = $3
+	rows, err := query(ctx, db.pool, `UPDATE alert_outbox SET attempts = attempts + 1, claimed_until_us = $3
 		WHERE id IN (SELECT id FROM alert_outbox WHERE delivered_us = 0 AND next_us <= $1 AND claimed_until_us <= $1
 			ORDER BY next_us, id LIMIT $2 FOR UPDATE SKIP LOCKED)
 		RETURNING `+deliveryColumns, micros(now), n, micros(until))
@@ -324,7 +318,7 @@ func (db *DB) ClaimDeliveries(ctx context.Context, now, until time.Time, n int) 
 
 // DeliveryDone implements tokenmeter.AlertStore.
 func (db *DB) DeliveryDone(ctx context.Context, id int64, at time.Time) error {
-	ct, err := db.pool.Exec(ctx, `UPDATE alert_outbox SET delivered_us = $1, claimed_until_us = 0, last_error = ''
+	ct, err := exec(ctx, db.pool, `UPDATE alert_outbox SET delivered_us = $1, claimed_until_us = 0, last_error = ''
 		WHERE id = $2 AND delivered_us = 0`, max(micros(at), 1), id)
 	if err != nil {
 		return FormatError(fmt.Errorf("mark delivery %d done: %w", id, err))
@@ -340,7 +334,7 @@ func (db *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, errM
 	if len(errMsg) > 1000 {
 		errMsg = errMsg[:1000]
 	}
-	ct, err := db.pool.Exec(ctx, `UPDATE alert_outbox SET next_us = $1, claimed_until_us = 0, last_error = $2
+	ct, err := exec(ctx, db.pool, `UPDATE alert_outbox SET next_us = $1, claimed_until_us = 0, last_error = $2
 		WHERE id = $3 AND delivered_us = 0`, micros(next), errMsg, id)
 	if err != nil {
 		return FormatError(fmt.Errorf("mark delivery %d failed: %w", id, err))
@@ -353,11 +347,11 @@ func (db *DB) DeliveryFailed(ctx context.Context, id int64, next time.Time, errM
 
 // Deliveries implements tokenmeter.AlertStore.
 func (db *DB) Deliveries(ctx context.Context, alertID int64) ([]tokenmeter.Delivery, error) {
-	query, args := `SELECT `+deliveryColumns+` FROM alert_outbox ORDER BY id`, []any{}
+	stmt, args := `SELECT `+deliveryColumns+` FROM alert_outbox ORDER BY id`, []any{}
 	if alertID != 0 {
-		query, args = `SELECT `+deliveryColumns+` FROM alert_outbox WHERE alert_id = $1 ORDER BY id`, []any{alertID}
+		stmt, args = `SELECT `+deliveryColumns+` FROM alert_outbox WHERE alert_id = $1 ORDER BY id`, []any{alertID}
 	}
-	rows, err := db.pool.Query(ctx, query, args...)
+	rows, err := query(ctx, db.pool, stmt, args...)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query deliveries: %w", err))
 	}
@@ -386,7 +380,7 @@ func (db *DB) CallOutcomes(ctx context.Context, afterSeq int64, limit int) ([]to
 		}
 		afterSeq = max(0, last+afterSeq)
 	}
-	rows, err := db.pool.Query(ctx, `SELECT seq, time_us, kind, source, provider, status, outcome FROM events
+	rows, err := query(ctx, db.pool, `SELECT seq, time_us, kind, source, provider, status, outcome FROM events
 		WHERE seq > $1 ORDER BY seq LIMIT $2`, afterSeq, limit)
 	if err != nil {
 		return nil, afterSeq, FormatError(fmt.Errorf("read call outcomes: %w", err))

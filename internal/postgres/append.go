@@ -23,12 +23,14 @@ import (
 //
 //   - Fast (Append, the gateway's path): the events are sealed after the
 //     head this process saw last, with no read, and sent in one round trip
-//     that claims the head (claim_head fails unless it is still the one
-//     guessed), inserts the events, adds to the rollups, deletes the
-//     completed calls' reservations, moves the head and commits. A key
-//     already in the ledger fails the insert. Either failure rolls the
-//     transaction back and the batch takes the slow path; after misses the
-//     fast path is skipped for a while (replicas taking turns).
+//     that claims the head (claim_head locks it and says whether it is
+//     still the one guessed), inserts the events, adds to the rollups,
+//     deletes the completed calls' reservations, moves the head and
+//     commits, every statement guarded by the head being the guessed one.
+//     A wrong guess writes nothing; a key already in the ledger fails the
+//     insert and rolls it all back. Either way the batch takes the slow
+//     path, and after wrong guesses the fast path is skipped for a while
+//     (replicas taking turns).
 //   - Slow: one round trip locks the head and reads it, which of the
 //     batch's keys are in the ledger, and (imports) which calls the
 //     gateway recorded under the batch's request and response ids; the
@@ -58,8 +60,8 @@ type chainHead struct {
 	known bool
 }
 
-// errHeadMoved is the SQLSTATE claim_head raises.
-const errHeadMoved = "TM001"
+// errMoved says a guess of the head was wrong.
+var errMoved = errors.New("the chain head moved")
 
 // Append implements tokenmeter.Store.
 func (db *DB) Append(ctx context.Context, events []tokenmeter.Event) (int, error) {
@@ -88,10 +90,11 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		res, err := db.writeFast(ctx, conn, events, head)
 		if err == nil {
 			db.guessed(true)
+			db.fastAppends.Add(1)
 			return res, nil
 		}
 		var pe *pgconn.PgError
-		if !errors.As(err, &pe) || (pe.Code != errHeadMoved && pe.Code != "23505") {
+		if !errors.Is(err, errMoved) && (!errors.As(err, &pe) || pe.Code != "23505") {
 			rollbackConn(conn)
 			return tokenmeter.ImportResult{}, FormatError(fmt.Errorf("append: %w", err))
 		}
@@ -102,6 +105,7 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 		rollbackConn(conn)
 		return tokenmeter.ImportResult{}, err
 	}
+	db.slowAppends.Add(1)
 	return res, nil
 }
 
@@ -146,19 +150,19 @@ func (db *DB) saw(seq int64, hash string) {
 // connection goes back to the pool clean (or is dropped by it).
 func rollbackConn(conn *pgxpool.Conn) {
 	if conn.Conn().PgConn().TxStatus() != 'I' && !conn.Conn().IsClosed() {
-		conn.Exec(context.Background(), "ROLLBACK")
+		exec(context.Background(), conn, "ROLLBACK")
 	}
 }
 
 // async queues, at the start of a transaction (explicit, or the implicit
 // one of a pipeline), that its commit does not wait for the disk.
-func async(b *pgx.Batch) { b.Queue("SET LOCAL synchronous_commit = off") }
+func async(b *pgx.Batch) { queue(b, "SET LOCAL synchronous_commit = off") }
 
 // commit queues the commit of a transaction started with async and the
 // wait for its WAL to reach the disk (flushSQL).
 func commit(b *pgx.Batch) {
-	b.Queue("COMMIT")
-	b.Queue(flushSQL)
+	queue(b, "COMMIT")
+	queue(b, flushSQL)
 }
 
 // writeFast sends the whole append in one round trip, sealed after head.
@@ -168,13 +172,19 @@ func (db *DB) writeFast(ctx context.Context, conn *pgxpool.Conn, events []tokenm
 	if err != nil {
 		return tokenmeter.ImportResult{}, err
 	}
+	claimed := false
 	b := &pgx.Batch{}
 	async(b) // the pipeline's implicit transaction
-	b.Queue(`SELECT claim_head($1, $2)`, head.seq, head.hash)
-	pb.finish(b, out, nil)
-	commit(b)
+	queue(b, `SELECT claim_head($1, $2)`, head.seq, head.hash).queryRow(func(r pgx.Row) error { return r.Scan(&claimed) })
+	pb.finish(b, out, nil, &head)
+	queue(b, "COMMIT")
+	// The flush, only if the head moved to this batch's last event.
+	queue(b, flushSQL+` FROM chain_head WHERE id = 1 AND seq = $1 AND hash = $2`, pb.seq, pb.prev)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return tokenmeter.ImportResult{}, err
+	}
+	if !claimed {
+		return tokenmeter.ImportResult{}, errMoved
 	}
 	db.saw(pb.seq, pb.prev)
 	return out.ImportResult, nil
@@ -185,9 +195,9 @@ func (db *DB) writeFast(ctx context.Context, conn *pgxpool.Conn, events []tokenm
 func (db *DB) writeSlow(ctx context.Context, conn *pgxpool.Conn, events []tokenmeter.Event, files []tokenmeter.ImportFile, imported bool) (tokenmeter.ImportResult, error) {
 	pb := &pgBatch{db: db, conn: conn, exists: map[string]bool{}, checked: map[string]bool{}}
 	b := &pgx.Batch{}
-	b.Queue("BEGIN")
+	queue(b, "BEGIN")
 	async(b)
-	b.Queue(`SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE`).QueryRow(func(r pgx.Row) error { return r.Scan(&pb.seq, &pb.prev) })
+	queue(b, `SELECT seq, hash FROM chain_head WHERE id = 1 FOR UPDATE`).queryRow(func(r pgx.Row) error { return r.Scan(&pb.seq, &pb.prev) })
 	if len(events) > 0 {
 		keys := make([]string, 0, len(events))
 		var ids, resps []string
@@ -204,7 +214,7 @@ func (db *DB) writeSlow(ctx context.Context, conn *pgxpool.Conn, events []tokenm
 				resps = append(resps, ev.ResponseID)
 			}
 		}
-		b.Queue(`SELECT key FROM events WHERE key = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
+		queue(b, `SELECT key FROM events WHERE key = ANY($1)`, keys).query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var k string
 				if err := rows.Scan(&k); err != nil {
@@ -216,9 +226,9 @@ func (db *DB) writeSlow(ctx context.Context, conn *pgxpool.Conn, events []tokenm
 		})
 		pb.byID, pb.byResp = map[string]string{}, map[string]string{}
 		if imported && (len(ids) > 0 || len(resps) > 0) {
-			b.Queue(`SELECT upstream_request_id, response_id, request_key FROM events
+			queue(b, `SELECT upstream_request_id, response_id, request_key FROM events
 				WHERE source = 'proxy' AND ((upstream_request_id = ANY($1) AND upstream_request_id <> '') OR (response_id = ANY($2) AND response_id <> ''))`,
-				ids, resps).Query(func(rows pgx.Rows) error {
+				ids, resps).query(func(rows pgx.Rows) error {
 				for rows.Next() {
 					var id, resp, key string
 					if err := rows.Scan(&id, &resp, &key); err != nil {
@@ -238,7 +248,7 @@ func (db *DB) writeSlow(ctx context.Context, conn *pgxpool.Conn, events []tokenm
 		return tokenmeter.ImportResult{}, err
 	}
 	b = &pgx.Batch{}
-	pb.finish(b, out, files)
+	pb.finish(b, out, files, nil)
 	commit(b)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return tokenmeter.ImportResult{}, FormatError(fmt.Errorf("append: commit: %w", err))
@@ -290,7 +300,7 @@ func (b *pgBatch) Insert(ctx context.Context, ev *tokenmeter.Event) (bool, error
 		var one eventRows
 		one.add(ev)
 		var seq int64
-		err := b.conn.QueryRow(ctx, insertEventsSQL+` ON CONFLICT (key) DO NOTHING RETURNING seq`, one.args()...).Scan(&seq)
+		err := queryRow(ctx, b.conn, insertEventsSQL+` ON CONFLICT (key) DO NOTHING RETURNING seq`, one.args()...).Scan(&seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return false, nil
 		} else if err != nil {
@@ -316,7 +326,7 @@ func (b *pgBatch) flush(ctx context.Context) error {
 	if b.pending.len() == 0 {
 		return nil
 	}
-	if _, err := b.conn.Exec(ctx, insertEventsSQL, b.pending.args()...); err != nil {
+	if _, err := exec(ctx, b.conn, insertEventsSQL, b.pending.args()...); err != nil {
 		return FormatError(fmt.Errorf("insert events: %w", err))
 	}
 	b.pending = eventRows{}
@@ -360,7 +370,7 @@ func (b *pgBatch) Sums(ctx context.Context, requestKey string) (tokenmeter.CallS
 	if err := b.flush(ctx); err != nil {
 		return s, err
 	}
-	err := b.conn.QueryRow(ctx, sumsSQL, tokenmeter.EventKey(requestKey, tokenmeter.KindCompleted), requestKey).Scan(&s.Events,
+	err := queryRow(ctx, b.conn, sumsSQL, tokenmeter.EventKey(requestKey, tokenmeter.KindCompleted), requestKey).Scan(&s.Events,
 		&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
 		&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests, &cost, &timeUS,
 		&source, &s.Provider, &s.Model, &s.Principal, &s.Project, &s.Session, &outcome)
@@ -379,7 +389,7 @@ func (b *pgBatch) Completed(ctx context.Context, requestKey string) (tokenmeter.
 	if err := b.flush(ctx); err != nil {
 		return ev, false, false, err
 	}
-	row := b.conn.QueryRow(ctx, `SELECT `+columns+`, EXISTS (SELECT 1 FROM events r WHERE r.key = $2) FROM events WHERE key = $1`,
+	row := queryRow(ctx, b.conn, `SELECT `+columns+`, EXISTS (SELECT 1 FROM events r WHERE r.key = $2) FROM events WHERE key = $1`,
 		tokenmeter.EventKey(requestKey, tokenmeter.KindCompleted), tokenmeter.EventKey(requestKey, tokenmeter.KindRetracted))
 	if err := scanEvent(row, &ev, &retracted); errors.Is(err, pgx.ErrNoRows) {
 		return ev, false, false, nil
@@ -391,17 +401,43 @@ func (b *pgBatch) Completed(ctx context.Context, requestKey string) (tokenmeter.
 
 // finish queues the rest of the transaction after the decisions: the
 // pending events, the rollups, the end of the completed calls'
-// reservations, the files' import state and the new head.
-func (b *pgBatch) finish(q *pgx.Batch, out ledgerrules.Result, files []tokenmeter.ImportFile) {
+// reservations, the files' import state and the new head. With guess set
+// (the fast path), each statement writes only while the head is guess.
+func (b *pgBatch) finish(q *pgx.Batch, out ledgerrules.Result, files []tokenmeter.ImportFile, guess *chainHead) {
+	guarded := func(sql string, where bool, args ...any) {
+		if guess != nil {
+			n := len(args)
+			cond := fmt.Sprintf("EXISTS (SELECT 1 FROM chain_head WHERE id = 1 AND seq = $%d AND hash = $%d)", n+1, n+2)
+			if where {
+				sql += " WHERE " + cond
+			} else {
+				sql += " AND " + cond
+			}
+			args = append(args, guess.seq, guess.hash)
+		}
+		queue(q, sql, args...)
+	}
 	if b.pending.len() > 0 {
-		q.Queue(insertEventsSQL, b.pending.args()...)
+		guarded(insertEventsSQL, true, b.pending.args()...)
 	}
 	if len(out.Rollup) > 0 {
-		q.Queue(rollupSQL("usage_rollup"), rollupArgs(out.Rollup)...)
-		q.Queue(rollupSQL("usage_rollup_day"), rollupArgs(out.Rollup.Days())...)
+		for _, t := range []struct {
+			table string
+			rows  ledgerrules.Sums
+		}{{"usage_rollup", out.Rollup}, {"usage_rollup_day", out.Rollup.Days()}} {
+			insert, conflict := rollupSQL(t.table)
+			if guess == nil {
+				queue(q, insert+conflict, rollupArgs(t.rows)...)
+				continue
+			}
+			args := rollupArgs(t.rows)
+			n := len(args)
+			queue(q, insert+fmt.Sprintf(" WHERE EXISTS (SELECT 1 FROM chain_head WHERE id = 1 AND seq = $%d AND hash = $%d)", n+1, n+2)+conflict,
+				append(args, guess.seq, guess.hash)...)
+		}
 	}
 	if len(out.Released) > 0 {
-		q.Queue(`DELETE FROM reservations WHERE request_key = ANY($1)`, out.Released)
+		guarded(`DELETE FROM reservations WHERE request_key = ANY($1)`, false, out.Released)
 	}
 	if len(files) > 0 {
 		var src, path, ident, state []string
@@ -410,22 +446,23 @@ func (b *pgBatch) finish(q *pgx.Batch, out ledgerrules.Result, files []tokenmete
 			src, path, ident, state = append(src, string(f.Source)), append(path, f.Path), append(ident, f.Identity), append(state, f.State)
 			size, mod, off, line = append(size, f.Size), append(mod, f.ModTime.UnixMicro()), append(off, f.Offset), append(line, f.Line)
 		}
-		q.Queue(`INSERT INTO import_files (source, path, identity, size, mod_us, "offset", line, state) `+
+		queue(q, `INSERT INTO import_files (source, path, identity, size, mod_us, "offset", line, state) `+
 			unnest(1, []string{"text", "text", "text", "bigint", "bigint", "bigint", "bigint", "text"})+`
 			ON CONFLICT (source, path) DO UPDATE SET identity = EXCLUDED.identity, size = EXCLUDED.size,
 			mod_us = EXCLUDED.mod_us, "offset" = EXCLUDED."offset", line = EXCLUDED.line, state = EXCLUDED.state`,
 			src, path, ident, size, mod, off, line, state)
 	}
 	if out.Stored {
-		q.Queue(`UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1`, b.seq, b.prev)
+		guarded(`UPDATE chain_head SET seq = $1, hash = $2 WHERE id = 1`, false, b.seq, b.prev)
 	}
 }
 
 // rollupKeyColumns are a rollup row's key columns and model_base.
 const rollupKeyColumns = "bucket_us, source, provider, model, principal, project, outcome, model_base"
 
-// rollupSQL adds rows to table (usage_rollup or usage_rollup_day).
-func rollupSQL(table string) string {
+// rollupSQL adds rows to table (usage_rollup or usage_rollup_day): the
+// INSERT ... SELECT, and its ON CONFLICT clause.
+func rollupSQL(table string) (insert, conflict string) {
 	types := []string{"bigint", "text", "text", "text", "text", "text", "text", "text"}
 	sets := make([]string, 0, len(ledgerrules.Columns))
 	for _, c := range ledgerrules.Columns {
@@ -439,8 +476,8 @@ func rollupSQL(table string) string {
 			sets = append(sets, c+" = "+table+"."+c+" + EXCLUDED."+c)
 		}
 	}
-	return `INSERT INTO ` + table + ` (` + rollupKeyColumns + `, ` + strings.Join(ledgerrules.Columns, ", ") + `) ` + unnest(1, types) + `
-		ON CONFLICT (bucket_us, source, provider, model, principal, project, outcome) DO UPDATE SET ` + strings.Join(sets, ", ")
+	return `INSERT INTO ` + table + ` (` + rollupKeyColumns + `, ` + strings.Join(ledgerrules.Columns, ", ") + `) ` + unnest(1, types),
+		` ON CONFLICT (bucket_us, source, provider, model, principal, project, outcome) DO UPDATE SET ` + strings.Join(sets, ", ")
 }
 
 // rollupArgs lays rows out as rollupSQL's arrays.

@@ -33,7 +33,7 @@ func (db *DB) NoteCredential(ctx context.Context, c tokenmeter.Credential) error
 	if first.IsZero() || first.After(last) {
 		first = last
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO credentials (id, provider, hint, first_seen_us, last_seen_us) VALUES ($1, $2, $3, $4, $5)
+	_, err := exec(ctx, db.pool, `INSERT INTO credentials (id, provider, hint, first_seen_us, last_seen_us) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (id) DO UPDATE SET last_seen_us = GREATEST(credentials.last_seen_us, EXCLUDED.last_seen_us),
 		first_seen_us = LEAST(credentials.first_seen_us, EXCLUDED.first_seen_us)`,
 		c.ID, c.Provider, c.Hint, micros(first), micros(last))
@@ -45,7 +45,7 @@ func (db *DB) NoteCredential(ctx context.Context, c tokenmeter.Credential) error
 
 // Credentials implements tokenmeter.CredentialStore.
 func (db *DB) Credentials(ctx context.Context) ([]tokenmeter.Credential, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, provider, hint, first_seen_us, last_seen_us FROM credentials ORDER BY id`)
+	rows, err := query(ctx, db.pool, `SELECT id, provider, hint, first_seen_us, last_seen_us FROM credentials ORDER BY id`)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query credentials: %w", err))
 	}
@@ -93,7 +93,7 @@ func (db *DB) AddSamples(ctx context.Context, samples []tokenmeter.Sample) error
 		util, reset = append(util, s.Utilization), append(reset, micros(s.Reset))
 		status, raw, source = append(status, s.Status), append(raw, s.Raw), append(source, s.Source)
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO counter_samples (`+sampleColumns+`) `+
+	_, err := exec(ctx, db.pool, `INSERT INTO counter_samples (`+sampleColumns+`) `+
 		unnest(1, []string{"text", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint", "text", "text", "text"})+`
 		ON CONFLICT (provider, credential, counter, time_us) DO UPDATE SET limit_value = EXCLUDED.limit_value,
 		remaining = EXCLUDED.remaining, utilization = EXCLUDED.utilization, reset_us = EXCLUDED.reset_us,
@@ -124,18 +124,18 @@ func (db *DB) Samples(ctx context.Context, q tokenmeter.SampleQuery) ([]tokenmet
 	if !q.Until.IsZero() {
 		where = append(where, "time_us < "+arg(q.Until.UnixMicro()))
 	}
-	query := `SELECT ` + sampleColumns + ` FROM counter_samples`
+	stmt := `SELECT ` + sampleColumns + ` FROM counter_samples`
 	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+		stmt += " WHERE " + strings.Join(where, " AND ")
 	}
 	if q.Limit > 0 {
 		// The latest Limit samples, returned oldest first.
-		query = `SELECT * FROM (` + query + ` ORDER BY time_us DESC, provider DESC, credential DESC, counter DESC LIMIT ` + arg(q.Limit) +
+		stmt = `SELECT * FROM (` + stmt + ` ORDER BY time_us DESC, provider DESC, credential DESC, counter DESC LIMIT ` + arg(q.Limit) +
 			`) s ORDER BY time_us, provider, credential, counter`
 	} else {
-		query += " ORDER BY time_us, provider, credential, counter"
+		stmt += " ORDER BY time_us, provider, credential, counter"
 	}
-	rows, err := db.pool.Query(ctx, query, args...)
+	rows, err := query(ctx, db.pool, stmt, args...)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query samples: %w", err))
 	}
@@ -159,7 +159,7 @@ func (db *DB) PruneSamples(ctx context.Context, before time.Time) (int, error) {
 	if db.ReadOnly {
 		return 0, errors.New("postgres: database opened read-only")
 	}
-	ct, err := db.pool.Exec(ctx, `DELETE FROM counter_samples WHERE time_us < $1`, before.UnixMicro())
+	ct, err := exec(ctx, db.pool, `DELETE FROM counter_samples WHERE time_us < $1`, before.UnixMicro())
 	if err != nil {
 		return 0, FormatError(fmt.Errorf("prune samples: %w", err))
 	}
@@ -187,7 +187,7 @@ func (db *DB) AddAnomaly(ctx context.Context, a tokenmeter.Anomaly) (int64, erro
 	// Inserted unless it exists; either way the one stored is returned,
 	// whichever replica stored it.
 	var id int64
-	err := db.pool.QueryRow(ctx, `WITH ins AS (
+	err := queryRow(ctx, db.pool, `WITH ins AS (
 		INSERT INTO anomalies (kind, provider, credential, counter, detected_us, start_us, end_us, summary, evidence)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (kind, provider, credential, counter, start_us) DO NOTHING RETURNING id)
 		SELECT id FROM ins UNION ALL
@@ -196,7 +196,7 @@ func (db *DB) AddAnomaly(ctx context.Context, a tokenmeter.Anomaly) (int64, erro
 		a.Kind, a.Provider, a.Credential, a.Counter, micros(a.Detected), micros(a.Start), micros(a.End), a.Summary, evidence).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Inserted by another transaction after this one's snapshot: read it now.
-		err = db.pool.QueryRow(ctx, `SELECT id FROM anomalies WHERE kind = $1 AND provider = $2 AND credential = $3 AND counter = $4 AND start_us = $5`,
+		err = queryRow(ctx, db.pool, `SELECT id FROM anomalies WHERE kind = $1 AND provider = $2 AND credential = $3 AND counter = $4 AND start_us = $5`,
 			a.Kind, a.Provider, a.Credential, a.Counter, micros(a.Start)).Scan(&id)
 	}
 	if err != nil {
@@ -219,7 +219,7 @@ func scanAnomaly(row pgx.Row) (tokenmeter.Anomaly, error) {
 
 // Anomalies implements tokenmeter.CounterStore.
 func (db *DB) Anomalies(ctx context.Context, since time.Time) ([]tokenmeter.Anomaly, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+anomalyColumns+` FROM anomalies WHERE detected_us >= $1 ORDER BY detected_us, id`, micros(since))
+	rows, err := query(ctx, db.pool, `SELECT `+anomalyColumns+` FROM anomalies WHERE detected_us >= $1 ORDER BY detected_us, id`, micros(since))
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query anomalies: %w", err))
 	}
@@ -237,7 +237,7 @@ func (db *DB) Anomalies(ctx context.Context, since time.Time) ([]tokenmeter.Anom
 
 // Anomaly implements tokenmeter.CounterStore.
 func (db *DB) Anomaly(ctx context.Context, id int64) (tokenmeter.Anomaly, error) {
-	a, err := scanAnomaly(db.pool.QueryRow(ctx, `SELECT `+anomalyColumns+` FROM anomalies WHERE id = $1`, id))
+	a, err := scanAnomaly(queryRow(ctx, db.pool, `SELECT `+anomalyColumns+` FROM anomalies WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, tokenmeter.Errorf(tokenmeter.ENOTFOUND, "no anomaly %d", id)
 	} else if err != nil {

@@ -135,7 +135,7 @@ func scanEvent(row pgx.Row, ev *tokenmeter.Event, extra ...any) error {
 
 // Scan implements tokenmeter.Store.
 func (db *DB) Scan(ctx context.Context, afterSeq int64, fn func(*tokenmeter.Event) error) error {
-	rows, err := db.pool.Query(ctx, `SELECT `+columns+` FROM events WHERE seq > $1 ORDER BY seq`, afterSeq)
+	rows, err := query(ctx, db.pool, `SELECT `+columns+` FROM events WHERE seq > $1 ORDER BY seq`, afterSeq)
 	if err != nil {
 		return FormatError(fmt.Errorf("query events: %w", err))
 	}
@@ -157,7 +157,7 @@ func (db *DB) Scan(ctx context.Context, afterSeq int64, fn func(*tokenmeter.Even
 // or 0 and GenesisHash for an empty ledger. It is updated in every
 // transaction that appends, so verify sees any event removed from the end.
 func (db *DB) Head(ctx context.Context) (seq int64, hash string, err error) {
-	if err := db.pool.QueryRow(ctx, `SELECT seq, hash FROM chain_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
+	if err := queryRow(ctx, db.pool, `SELECT seq, hash FROM chain_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
 		return 0, "", FormatError(fmt.Errorf("read chain head: %w", err))
 	}
 	return seq, hash, nil
@@ -165,7 +165,7 @@ func (db *DB) Head(ctx context.Context) (seq int64, hash string, err error) {
 
 // OpenCalls implements tokenmeter.Store.
 func (db *DB) OpenCalls(ctx context.Context, instances []string) ([]tokenmeter.Event, error) {
-	rows, err := db.pool.Query(ctx, `SELECT DISTINCT ON (s.request_key) `+prefixed("s.")+` FROM events s
+	rows, err := query(ctx, db.pool, `SELECT DISTINCT ON (s.request_key) `+prefixed("s.")+` FROM events s
 		WHERE s.kind IN ('started', 'progress')
 		AND NOT EXISTS (SELECT 1 FROM events c WHERE c.key = s.request_key || '/completed')
 		ORDER BY s.request_key, s.seq DESC`)
@@ -201,7 +201,7 @@ func prefixed(p string) string {
 
 // ImportFiles implements tokenmeter.Store.
 func (db *DB) ImportFiles(ctx context.Context, source tokenmeter.Source) ([]tokenmeter.ImportFile, error) {
-	rows, err := db.pool.Query(ctx, `SELECT path, identity, size, mod_us, "offset", line, state FROM import_files
+	rows, err := query(ctx, db.pool, `SELECT path, identity, size, mod_us, "offset", line, state FROM import_files
 		WHERE source = $1 ORDER BY path`, string(source))
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query import state: %w", err))
@@ -248,7 +248,7 @@ func (db *DB) RecentCalls(ctx context.Context, q tokenmeter.CallQuery) ([]tokenm
 		}
 	}
 	limit := arg(q.EffectiveLimit())
-	rows, err := db.pool.Query(ctx, `SELECT `+columns+` FROM events WHERE `+strings.Join(where, " AND ")+
+	rows, err := query(ctx, db.pool, `SELECT `+columns+` FROM events WHERE `+strings.Join(where, " AND ")+
 		` ORDER BY time_us DESC, seq DESC LIMIT `+limit, args...)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query recent calls: %w", err))

@@ -59,7 +59,7 @@ func (db *DB) CreateKey(ctx context.Context, k tokenmeter.VirtualKey) error {
 	if db.ReadOnly {
 		return errors.New("postgres: database opened read-only")
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO virtual_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	_, err := exec(ctx, db.pool, `INSERT INTO virtual_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		k.Name, k.Prefix, k.Hash, k.Project, micros(k.Created), micros(k.Expires), micros(k.Revoked), micros(k.Rotated))
 	switch uniqueViolation(err) {
 	case "":
@@ -76,7 +76,7 @@ func (db *DB) CreateKey(ctx context.Context, k tokenmeter.VirtualKey) error {
 
 // Keys implements tokenmeter.KeyStore.
 func (db *DB) Keys(ctx context.Context) ([]tokenmeter.VirtualKey, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+keyColumns+` FROM virtual_keys ORDER BY name`)
+	rows, err := query(ctx, db.pool, `SELECT `+keyColumns+` FROM virtual_keys ORDER BY name`)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query keys: %w", err))
 	}
@@ -94,7 +94,7 @@ func (db *DB) Keys(ctx context.Context) ([]tokenmeter.VirtualKey, error) {
 
 // KeyByHash implements tokenmeter.KeyStore. The hash is not put in errors.
 func (db *DB) KeyByHash(ctx context.Context, hash string) (tokenmeter.VirtualKey, error) {
-	k, err := scanKey(db.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM virtual_keys WHERE hash = $1`, hash))
+	k, err := scanKey(queryRow(ctx, db.pool, `SELECT `+keyColumns+` FROM virtual_keys WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return tokenmeter.VirtualKey{}, tokenmeter.Errorf(tokenmeter.ENOTFOUND, "no such virtual key")
 	} else if err != nil {
@@ -105,7 +105,7 @@ func (db *DB) KeyByHash(ctx context.Context, hash string) (tokenmeter.VirtualKey
 
 // keyForUpdate reads and locks the key named name inside tx.
 func keyForUpdate(ctx context.Context, tx pgx.Tx, name string) (tokenmeter.VirtualKey, error) {
-	k, err := scanKey(tx.QueryRow(ctx, `SELECT `+keyColumns+` FROM virtual_keys WHERE name = $1 FOR UPDATE`, name))
+	k, err := scanKey(queryRow(ctx, tx, `SELECT `+keyColumns+` FROM virtual_keys WHERE name = $1 FOR UPDATE`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return k, tokenmeter.Errorf(tokenmeter.ENOTFOUND, "no key named %q", name)
 	} else if err != nil {
@@ -124,7 +124,7 @@ func (db *DB) RevokeKey(ctx context.Context, name string, at time.Time) error {
 		if !k.Revoked.IsZero() {
 			return tokenmeter.Errorf(tokenmeter.ECONFLICT, "key %q was revoked already, at %s", name, k.Revoked.Format(time.RFC3339))
 		}
-		if _, err := tx.Exec(ctx, `UPDATE virtual_keys SET revoked_us = $1 WHERE name = $2`, micros(at), name); err != nil {
+		if _, err := exec(ctx, tx, `UPDATE virtual_keys SET revoked_us = $1 WHERE name = $2`, micros(at), name); err != nil {
 			return FormatError(fmt.Errorf("revoke key %s: %w", name, err))
 		}
 		return nil
@@ -148,7 +148,7 @@ func (db *DB) RotateKey(ctx context.Context, name, newHash, newPrefix string, at
 		if err := k.Validate(); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE virtual_keys SET hash = $1, prefix = $2, rotated_us = $3 WHERE name = $4`,
+		_, err = exec(ctx, tx, `UPDATE virtual_keys SET hash = $1, prefix = $2, rotated_us = $3 WHERE name = $4`,
 			newHash, newPrefix, micros(at), name)
 		if uniqueViolation(err) != "" {
 			return tokenmeter.Errorf(tokenmeter.ECONFLICT, "another key has the same secret")

@@ -21,7 +21,7 @@ func (db *DB) SetLimit(ctx context.Context, l tokenmeter.Limit) error {
 	if err := l.Validate(); err != nil {
 		return err
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO limits (`+limitColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+	_, err := exec(ctx, db.pool, `INSERT INTO limits (`+limitColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (name) DO UPDATE SET scope = EXCLUDED.scope, metric = EXCLUDED.metric, max = EXCLUDED.max,
 		win = EXCLUDED.win, mode = EXCLUDED.mode`,
 		l.Name, l.Scope, string(l.Metric), l.Max, l.Window, string(l.Mode), micros(l.Created))
@@ -33,7 +33,7 @@ func (db *DB) SetLimit(ctx context.Context, l tokenmeter.Limit) error {
 
 // Limits implements tokenmeter.LimitStore.
 func (db *DB) Limits(ctx context.Context) ([]tokenmeter.Limit, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+limitColumns+` FROM limits ORDER BY name`)
+	rows, err := query(ctx, db.pool, `SELECT `+limitColumns+` FROM limits ORDER BY name`)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query limits: %w", err))
 	}
@@ -54,7 +54,7 @@ func (db *DB) Limits(ctx context.Context) ([]tokenmeter.Limit, error) {
 
 // DeleteLimit implements tokenmeter.LimitStore.
 func (db *DB) DeleteLimit(ctx context.Context, name string) error {
-	ct, err := db.pool.Exec(ctx, `DELETE FROM limits WHERE name = $1`, name)
+	ct, err := exec(ctx, db.pool, `DELETE FROM limits WHERE name = $1`, name)
 	if err != nil {
 		return FormatError(fmt.Errorf("delete limit %s: %w", name, err))
 	}
@@ -136,7 +136,7 @@ func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 	for _, c := range cols[1:] {
 		sets = append(sets, c+" = EXCLUDED."+c)
 	}
-	query := `WITH st AS (` + strings.Join(st, " UNION ALL ") + `),
+	stmt := `WITH st AS (` + strings.Join(st, " UNION ALL ") + `),
 	ins AS (INSERT INTO reservations (` + strings.Join(cols, ", ") + `)
 		SELECT ` + strings.Join(vals, ", ") + ` WHERE NOT EXISTS (SELECT 1 FROM st WHERE used + reserved + need > mx)
 		ON CONFLICT (request_key) DO UPDATE SET ` + strings.Join(sets, ", ") + ` RETURNING 1)
@@ -149,9 +149,9 @@ func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 	b := &pgx.Batch{}
 	async(b) // the pipeline's implicit transaction
 	if len(keys) > 0 {
-		b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+		queue(b, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
 	}
-	b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+	queue(b, stmt, args...).query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var i int
 			var used, reserved, inserted int64
@@ -184,7 +184,7 @@ func (db *DB) ReleaseReservation(ctx context.Context, requestKey string) error {
 	if db.ReadOnly {
 		return errors.New("postgres: database opened read-only")
 	}
-	if _, err := db.pool.Exec(ctx, `DELETE FROM reservations WHERE request_key = $1`, requestKey); err != nil {
+	if _, err := exec(ctx, db.pool, `DELETE FROM reservations WHERE request_key = $1`, requestKey); err != nil {
 		return FormatError(fmt.Errorf("release reservation: %w", err))
 	}
 	return nil
@@ -199,9 +199,9 @@ func (db *DB) ReleaseReservations(ctx context.Context, instances []string) (int,
 	var ct interface{ RowsAffected() int64 }
 	var err error
 	if instances == nil {
-		ct, err = db.pool.Exec(ctx, `DELETE FROM reservations`)
+		ct, err = exec(ctx, db.pool, `DELETE FROM reservations`)
 	} else {
-		ct, err = db.pool.Exec(ctx, `DELETE FROM reservations WHERE instance = ANY($1)`, instances)
+		ct, err = exec(ctx, db.pool, `DELETE FROM reservations WHERE instance = ANY($1)`, instances)
 	}
 	if err != nil {
 		return 0, FormatError(fmt.Errorf("release reservations: %w", err))
@@ -214,7 +214,7 @@ func (db *DB) ReleaseReservations(ctx context.Context, instances []string) (int,
 // not yet appended.
 func (db *DB) OpenReservations(ctx context.Context) (int, error) {
 	var n int
-	if err := db.pool.QueryRow(ctx, `SELECT COUNT(*) FROM reservations`).Scan(&n); err != nil {
+	if err := queryRow(ctx, db.pool, `SELECT COUNT(*) FROM reservations`).Scan(&n); err != nil {
 		return 0, FormatError(fmt.Errorf("count reservations: %w", err))
 	}
 	return n, nil

@@ -78,6 +78,8 @@ type DB struct {
 	head     chainHead // the head this process last saw; see append.go
 	fastMiss int       // consecutive appends whose guess of the head was wrong
 	fastSkip int       // appends left to take the slow path before guessing again
+
+	fastAppends, slowAppends atomic.Int64 // appends committed by each path
 }
 
 var _ tokenmeter.Store = (*DB)(nil)
@@ -116,10 +118,6 @@ func (db *DB) Open() error {
 	cfg.MaxConns = db.MaxConns
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
-	}
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		register(c)
-		return nil
 	}
 	if db.roundTrips != nil {
 		dial := cfg.ConnConfig.DialFunc
@@ -183,7 +181,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	defer conn.Release()
 	var schema *string
-	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+	if err := queryRow(ctx, conn, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return FormatError(fmt.Errorf("migrate: %w", err))
 	}
 	if schema == nil {
@@ -191,7 +189,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	version := func() (int, error) {
 		var v int
-		err := conn.QueryRow(ctx, `SELECT COALESCE((SELECT version FROM tokenmeter_schema), 0)`).Scan(&v)
+		err := queryRow(ctx, conn, `SELECT COALESCE((SELECT version FROM tokenmeter_schema), 0)`).Scan(&v)
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: a new database
 			return 0, nil
@@ -209,11 +207,11 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 		return nil
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+migrationLock+`)`); err != nil {
+	if _, err := exec(ctx, conn, `SELECT pg_advisory_lock(`+migrationLock+`)`); err != nil {
 		return FormatError(fmt.Errorf("migrate: take the migration lock: %w", err))
 	}
-	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock(`+migrationLock+`)`)
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS tokenmeter_schema (version integer NOT NULL)`); err != nil {
+	defer exec(context.Background(), conn, `SELECT pg_advisory_unlock(`+migrationLock+`)`)
+	if _, err := exec(ctx, conn, `CREATE TABLE IF NOT EXISTS tokenmeter_schema (version integer NOT NULL)`); err != nil {
 		return FormatError(fmt.Errorf("migrate: %w", err))
 	}
 	v, err := version()
@@ -233,11 +231,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			return FormatError(fmt.Errorf("migrate %s: %w", names[i], err))
 		}
 		// The simple protocol runs the file's statements as one script.
-		if _, err := tx.Exec(ctx, string(body), pgx.QueryExecModeSimpleProtocol); err != nil {
+		if _, err := exec(ctx, tx, string(body), pgx.QueryExecModeSimpleProtocol); err != nil {
 			tx.Rollback(ctx)
 			return FormatError(fmt.Errorf("migrate %s: %w", names[i], err))
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM tokenmeter_schema; INSERT INTO tokenmeter_schema VALUES (`+strconv.Itoa(i+1)+`)`,
+		if _, err := exec(ctx, tx, `DELETE FROM tokenmeter_schema; INSERT INTO tokenmeter_schema VALUES (`+strconv.Itoa(i+1)+`)`,
 			pgx.QueryExecModeSimpleProtocol); err != nil {
 			tx.Rollback(ctx)
 			return FormatError(fmt.Errorf("migrate %s: %w", names[i], err))

@@ -21,7 +21,7 @@ func (db *DB) AddReconcileRun(ctx context.Context, run tokenmeter.ReconcileRun) 
 	}
 	var id int64
 	err = db.inTx(ctx, "add reconcile run", func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO reconcile_runs (provider, ran_us, since_us, until_us, bucket_ns, by_, tolerance, lag_ns, status, error, summary)
+		if err := queryRow(ctx, tx, `INSERT INTO reconcile_runs (provider, ran_us, since_us, until_us, bucket_ns, by_, tolerance, lag_ns, status, error, summary)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`,
 			run.Provider, micros(run.Ran), micros(run.Since), micros(run.Until), int64(run.Bucket), run.By,
 			run.Tolerance, int64(run.Lag), run.Status, run.Error, string(summary)).Scan(&id); err != nil {
@@ -40,7 +40,7 @@ func (db *DB) AddReconcileRun(ctx context.Context, run tokenmeter.ReconcileRun) 
 			class, category = append(class, d.Class), append(category, d.Category)
 			prov, ledger, final, beyond = append(prov, d.Provider), append(ledger, d.Ledger), append(final, d.Final), append(beyond, d.Beyond)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO reconcile_discrepancies
+		_, err := exec(ctx, tx, `INSERT INTO reconcile_discrepancies
 			(run_id, n, start_us, end_us, model, key, principals, class, category, provider, ledger, final, beyond)
 			SELECT $1, * FROM unnest($2::integer[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
 			$10::bigint[], $11::bigint[], $12::boolean[], $13::boolean[])`,
@@ -74,7 +74,7 @@ func (db *DB) ReconcileRuns(ctx context.Context, provider string, limit int) ([]
 	if limit > 0 {
 		lim = &limit
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+runColumns+` FROM reconcile_runs
+	rows, err := query(ctx, db.pool, `SELECT `+runColumns+` FROM reconcile_runs
 		WHERE ($1 = '' OR provider = $1) ORDER BY id DESC LIMIT $2`, provider, lim)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("list reconcile runs: %w", err))
@@ -96,13 +96,13 @@ func (db *DB) ReconcileRuns(ctx context.Context, provider string, limit int) ([]
 
 // ReconcileRun implements tokenmeter.ReconcileStore.
 func (db *DB) ReconcileRun(ctx context.Context, id int64) (tokenmeter.ReconcileRun, error) {
-	r, err := scanRun(db.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM reconcile_runs WHERE id = $1`, id))
+	r, err := scanRun(queryRow(ctx, db.pool, `SELECT `+runColumns+` FROM reconcile_runs WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, tokenmeter.Errorf(tokenmeter.ENOTFOUND, "no reconcile run %d", id)
 	} else if err != nil {
 		return r, FormatError(fmt.Errorf("reconcile run %d: %w", id, err))
 	}
-	rows, err := db.pool.Query(ctx, `SELECT start_us, end_us, model, key, principals, class, category, provider, ledger, final, beyond
+	rows, err := query(ctx, db.pool, `SELECT start_us, end_us, model, key, principals, class, category, provider, ledger, final, beyond
 		FROM reconcile_discrepancies WHERE run_id = $1 ORDER BY n`, id)
 	if err != nil {
 		return r, FormatError(fmt.Errorf("reconcile run %d: %w", id, err))

@@ -1,20 +1,20 @@
 package postgres
 
 import (
-	"errors"
+	"context"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // PostgreSQL's text holds UTF-8 without NUL bytes; a Go string, and so an
 // event's field, may hold anything (a provider's error message with a NUL,
 // a model name cut in the middle of a character). The hash chain covers
 // the bytes as written, so the store must give them back exactly: every
-// string it sends as text is escaped, and every text it reads unescaped,
-// by a codec registered on each connection (see register).
+// string it sends as text is escaped, and every text it reads unescaped.
 //
 // The escape is byte-wise: a valid UTF-8 character other than NUL and DEL
 // (0x7f) is kept, and any other byte (NUL, DEL, a byte that is not part of
@@ -106,53 +106,103 @@ func unescapeText(t string) string {
 	return string(b)
 }
 
-// textCodec is PostgreSQL's text codec with the escape applied to Go
-// strings in both directions.
-type textCodec struct{ pgtype.TextCodec }
+// Every statement goes through the functions below, which escape the
+// strings among its arguments (and in its []string arguments) and unescape
+// the strings it reads (pgx encodes and decodes Go strings itself, without
+// a codec that could do it). TestEscapedEverywhere checks that nothing in
+// the package calls pgx past them.
 
-func (c textCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
-	if _, ok := value.(string); ok && (format == pgtype.TextFormatCode || format == pgtype.BinaryFormatCode) {
-		return encodeEscaped{}
+// escapeArgs escapes the strings among args, in place.
+func escapeArgs(args []any) []any {
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			args[i] = escapeText(v)
+		case []string:
+			var out []string
+			for j, s := range v {
+				if e := escapeText(s); e != s {
+					if out == nil {
+						out = slices.Clone(v)
+					}
+					out[j] = e
+				}
+			}
+			if out != nil {
+				args[i] = out
+			}
+		}
 	}
-	return c.TextCodec.PlanEncode(m, oid, format, value)
+	return args
 }
 
-func (c textCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
-	if _, ok := target.(*string); ok && (format == pgtype.TextFormatCode || format == pgtype.BinaryFormatCode) {
-		return scanEscaped{}
+// unescapeDest unescapes the strings scanned into dest.
+func unescapeDest(dest []any) {
+	for _, d := range dest {
+		if p, ok := d.(*string); ok {
+			*p = unescapeText(*p)
+		}
 	}
-	return c.TextCodec.PlanScan(m, oid, format, target)
 }
 
-func (c textCodec) DecodeValue(m *pgtype.Map, oid uint32, format int16, src []byte) (any, error) {
-	if src == nil {
-		return nil, nil
+// row and rows unescape what they scan.
+type row struct{ pgx.Row }
+
+func (r row) Scan(dest ...any) error {
+	if err := r.Row.Scan(dest...); err != nil {
+		return err
 	}
-	return unescapeText(string(src)), nil
-}
-
-type encodeEscaped struct{}
-
-func (encodeEscaped) Encode(value any, buf []byte) ([]byte, error) {
-	return append(buf, escapeText(value.(string))...), nil
-}
-
-type scanEscaped struct{}
-
-func (scanEscaped) Scan(src []byte, dst any) error {
-	if src == nil {
-		return errNullText
-	}
-	*dst.(*string) = unescapeText(string(src))
+	unescapeDest(dest)
 	return nil
 }
 
-var errNullText = errors.New("cannot scan NULL into *string")
+type rows struct{ pgx.Rows }
 
-// register installs the escaping text codec on a new connection.
-func register(conn *pgx.Conn) {
-	m := conn.TypeMap()
-	text := &pgtype.Type{Name: "text", OID: pgtype.TextOID, Codec: textCodec{}}
-	m.RegisterType(text)
-	m.RegisterType(&pgtype.Type{Name: "_text", OID: pgtype.TextArrayOID, Codec: &pgtype.ArrayCodec{ElementType: text}})
+func (r rows) Scan(dest ...any) error {
+	if err := r.Rows.Scan(dest...); err != nil {
+		return err
+	}
+	unescapeDest(dest)
+	return nil
+}
+
+// querier is a pool, a connection or a transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func exec(ctx context.Context, q querier, sql string, args ...any) (pgconn.CommandTag, error) {
+	return q.Exec(ctx, sql, escapeArgs(args)...)
+}
+
+func query(ctx context.Context, q querier, sql string, args ...any) (pgx.Rows, error) {
+	r, err := q.Query(ctx, sql, escapeArgs(args)...)
+	if err != nil {
+		return nil, err
+	}
+	return rows{r}, nil
+}
+
+func queryRow(ctx context.Context, q querier, sql string, args ...any) pgx.Row {
+	return row{q.QueryRow(ctx, sql, escapeArgs(args)...)}
+}
+
+// queued is a statement queued in a batch by queue.
+type queued struct{ qq *pgx.QueuedQuery }
+
+// queue queues a statement in b.
+func queue(b *pgx.Batch, sql string, args ...any) queued {
+	return queued{b.Queue(sql, escapeArgs(args)...)}
+}
+
+// query sets fn to read the statement's rows.
+func (q queued) query(fn func(pgx.Rows) error) {
+	q.qq.Query(func(r pgx.Rows) error { return fn(rows{r}) })
+}
+
+// queryRow sets fn to read the statement's row.
+func (q queued) queryRow(fn func(pgx.Row) error) {
+	q.qq.QueryRow(func(r pgx.Row) error { return fn(row{r}) })
 }

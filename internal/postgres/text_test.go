@@ -1,6 +1,10 @@
 package postgres
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -49,4 +53,34 @@ func FuzzEscapeText(f *testing.F) {
 			t.Fatalf("escapeText(%q) = %q changed a plain string", s, e)
 		}
 	})
+}
+
+// TestEscapedEverywhere: no code of the package but text.go calls pgx's
+// Exec, Query, QueryRow or Queue, whose strings would pass unescaped (see
+// text.go); the rest goes through exec, query, queryRow and queue.
+func TestEscapedEverywhere(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go") && fi.Name() != "text.go"
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pkg := range pkgs {
+		for name, f := range pkg.Files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
+					switch sel.Sel.Name {
+					case "Exec", "Query", "QueryRow", "Queue":
+						t.Errorf("%s: %s calls pgx's %s directly: use exec, query, queryRow or queue (text.go)", name, fset.Position(call.Pos()), sel.Sel.Name)
+					}
+				}
+				return true
+			})
+		}
+	}
 }

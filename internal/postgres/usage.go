@@ -72,21 +72,21 @@ func compareBuckets(a, b tokenmeter.UsageBucket) int {
 
 func (db *DB) usageFromRollups(ctx context.Context, p ledgerrules.UsagePlan) ([]tokenmeter.UsageBucket, error) {
 	cols := `source, provider, model, principal, project, outcome, ` + strings.Join(ledgerrules.Columns, ", ")
-	var query string
+	var stmt string
 	args := []any{p.Bucket, p.Since, p.Until}
 	if p.From == ledgerrules.FromRollup {
-		query = `SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= $2::bigint AND bucket_us < $3::bigint AND $1::bigint > 0`
+		stmt = `SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= $2::bigint AND bucket_us < $3::bigint AND $1::bigint > 0`
 	} else {
 		// The daily rows for the whole UTC days of [DayFrom, DayTo), the
 		// 15-minute rows for the rest of the span.
-		query = `SELECT (bucket_us / $1::bigint) * $1::bigint, source, provider, model, principal, project, outcome, ` + sumColumns + `
+		stmt = `SELECT (bucket_us / $1::bigint) * $1::bigint, source, provider, model, principal, project, outcome, ` + sumColumns + `
 		FROM (SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= $2::bigint AND bucket_us < LEAST($3::bigint, $4::bigint)
 		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= GREATEST($2::bigint, $5::bigint) AND bucket_us < $3::bigint
 		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup_day WHERE bucket_us >= $4::bigint AND bucket_us < $5::bigint) r
 		GROUP BY 1, source, provider, model, principal, project, outcome`
 		args = append(args, p.DayFrom, p.DayTo)
 	}
-	rows, err := db.pool.Query(ctx, query, args...)
+	rows, err := query(ctx, db.pool, stmt, args...)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query usage: %w", err))
 	}
@@ -130,7 +130,7 @@ func (db *DB) usageFromEvents(ctx context.Context, p ledgerrules.UsagePlan, bySe
 	if bySession {
 		session = "session"
 	}
-	rows, err := db.pool.Query(ctx, eventSums(session), p.Bucket, p.Since, p.Until)
+	rows, err := query(ctx, db.pool, eventSums(session), p.Bucket, p.Since, p.Until)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query usage: %w", err))
 	}
