@@ -421,16 +421,21 @@ func (b *pgBatch) finish(q *pgx.Batch, out ledgerrules.Result, files []tokenmete
 		guarded(insertEventsSQL, true, b.pending.args()...)
 	}
 	if len(out.Rollup) > 0 {
+		days := out.Rollup.Days()
 		for _, t := range []struct {
 			table string
 			rows  ledgerrules.Sums
-		}{{"usage_rollup", out.Rollup}, {"usage_rollup_day", out.Rollup.Days()}} {
-			insert, conflict := rollupSQL(t.table)
+			keys  []string
+		}{
+			{"usage_rollup", out.Rollup, rollupKeys}, {"usage_rollup_day", days, rollupKeys},
+			{"usage_total", totals(out.Rollup), totalKeys}, {"usage_total_day", totals(days), totalKeys},
+		} {
+			insert, conflict := rollupSQL(t.table, t.keys)
+			args := rollupArgs(t.rows, t.keys)
 			if guess == nil {
-				queue(q, insert+conflict, rollupArgs(t.rows)...)
+				queue(q, insert+conflict, args...)
 				continue
 			}
-			args := rollupArgs(t.rows)
 			n := len(args)
 			queue(q, insert+fmt.Sprintf(" WHERE EXISTS (SELECT 1 FROM chain_head WHERE id = 1 AND seq = $%d AND hash = $%d)", n+1, n+2)+conflict,
 				append(args, guess.seq, guess.hash)...)
@@ -457,13 +462,36 @@ func (b *pgBatch) finish(q *pgx.Batch, out ledgerrules.Result, files []tokenmete
 	}
 }
 
-// rollupKeyColumns are a rollup row's key columns and model_base.
-const rollupKeyColumns = "bucket_us, source, provider, model, principal, project, outcome, model_base"
+// rollupKeys are a rollup row's key columns and model_base; totalKeys a
+// total's.
+var (
+	rollupKeys = []string{"bucket_us", "source", "provider", "model", "principal", "project", "outcome", "model_base"}
+	totalKeys  = []string{"bucket_us"}
+)
 
-// rollupSQL adds rows to table (usage_rollup or usage_rollup_day): the
-// INSERT ... SELECT, and its ON CONFLICT clause.
-func rollupSQL(table string) (insert, conflict string) {
-	types := []string{"bigint", "text", "text", "text", "text", "text", "text", "text"}
+// totals sums rows per bucket, over every group.
+func totals(rows ledgerrules.Sums) ledgerrules.Sums {
+	out := make(ledgerrules.Sums)
+	for k, r := range rows {
+		t := ledgerrules.Key{Bucket: k.Bucket}
+		if o := out[t]; o == nil {
+			c := *r
+			out[t] = &c
+		} else {
+			o.Add(r)
+		}
+	}
+	return out
+}
+
+// rollupSQL adds rows to table, whose key is keys (rollupKeys or
+// totalKeys, model_base being no part of it): the INSERT ... SELECT, and
+// its ON CONFLICT clause.
+func rollupSQL(table string, keys []string) (insert, conflict string) {
+	types := []string{"bigint"}
+	for range keys[1:] {
+		types = append(types, "text")
+	}
 	sets := make([]string, 0, len(ledgerrules.Columns))
 	for _, c := range ledgerrules.Columns {
 		types = append(types, "bigint")
@@ -476,25 +504,34 @@ func rollupSQL(table string) (insert, conflict string) {
 			sets = append(sets, c+" = "+table+"."+c+" + EXCLUDED."+c)
 		}
 	}
-	return `INSERT INTO ` + table + ` (` + rollupKeyColumns + `, ` + strings.Join(ledgerrules.Columns, ", ") + `) ` + unnest(1, types),
-		` ON CONFLICT (bucket_us, source, provider, model, principal, project, outcome) DO UPDATE SET ` + strings.Join(sets, ", ")
+	key := keys
+	if len(keys) > 1 {
+		key = keys[:len(keys)-1] // not model_base
+	}
+	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(ledgerrules.Columns, ", ") + `) ` + unnest(1, types),
+		` ON CONFLICT (` + strings.Join(key, ", ") + `) DO UPDATE SET ` + strings.Join(sets, ", ")
 }
 
-// rollupArgs lays rows out as rollupSQL's arrays.
-func rollupArgs(rows ledgerrules.Sums) []any {
+// rollupArgs lays rows out as rollupSQL's arrays for keys.
+func rollupArgs(rows ledgerrules.Sums, keys []string) []any {
 	var bucket []int64
-	var source, provider, model, principal, project, outcome, base []string
+	labels := make([][]string, len(keys)-1)
 	vals := make([][]int64, len(ledgerrules.Columns))
 	for k, r := range rows {
 		bucket = append(bucket, k.Bucket)
-		source, provider, model = append(source, k.Source), append(provider, k.Provider), append(model, k.Model)
-		principal, project, outcome = append(principal, k.Principal), append(project, k.Project), append(outcome, k.Outcome)
-		base = append(base, tokenmeter.ModelBase(k.Model))
+		if len(labels) > 0 {
+			for i, v := range []string{k.Source, k.Provider, k.Model, k.Principal, k.Project, k.Outcome, tokenmeter.ModelBase(k.Model)} {
+				labels[i] = append(labels[i], v)
+			}
+		}
 		for i, v := range r.Values() {
 			vals[i] = append(vals[i], v)
 		}
 	}
-	args := []any{bucket, source, provider, model, principal, project, outcome, base}
+	args := []any{bucket}
+	for _, l := range labels {
+		args = append(args, l)
+	}
 	for _, v := range vals {
 		args = append(args, v)
 	}

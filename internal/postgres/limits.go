@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/ledgerrules"
 )
@@ -86,18 +87,69 @@ func scopeSQL(sc tokenmeter.LimitScope, arg func(any) string) string {
 // trip, that takes an advisory lock per limit checked (by name, in one
 // order, so two reservations never wait for each other crosswise), and
 // then, in one statement and so one snapshot taken after the locks, reads
-// each limit's window usage from the rollups and every replica's open
-// reservations that apply, and inserts r if every check leaves room. A
-// completion, which moves a call from the reservations to the rollups in
-// one transaction, is seen entirely or not at all. Reservations on
-// different limits do not wait for each other; on the same limit they
-// queue for the time the statement runs, not for the disk: the commit is
-// flushed after the lock is released (see flushSQL).
+// each limit's window usage from the rollups (a global limit from the
+// totals) and every replica's open reservations that apply, and inserts r
+// if every check leaves room. A completion, which moves a call from the
+// reservations to the rollups in one transaction, is seen entirely or not
+// at all. Reservations on different limits do not wait for each other; on
+// the same limit they queue for the time the statement runs.
+//
+// The commit does not wait for the disk (synchronous_commit off): the
+// reservation is visible to every replica at once, and reaches the disk
+// with the next commit that waits, at the latest the call's started event,
+// which the gateway makes durable before it forwards the call (strict
+// durability) or answers it (normal); without one, PostgreSQL's WAL writer
+// flushes it within its wal_writer_delay. A crash of the database server
+// before then loses the reservation together with the started event,
+// which leaves the call as unrecorded as any call in flight when the
+// ledger fails (see docs/design.md).
 func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []tokenmeter.LimitCheck) ([]tokenmeter.LimitState, bool, error) {
 	if db.ReadOnly {
 		return nil, false, errors.New("postgres: database opened read-only")
 	}
-	now := time.Now().UnixMicro()
+	stmt, args, keys, err := reserveSQL(r, checks, time.Now().UnixMicro())
+	if err != nil {
+		return nil, false, err
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	states := make([]tokenmeter.LimitState, len(checks))
+	ok := len(checks) == 0
+	b := &pgx.Batch{}
+	async(b) // the pipeline's implicit transaction, committed at its end
+	if len(keys) > 0 {
+		queue(b, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
+	}
+	queue(b, stmt, args...).query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var i int
+			var used, reserved, inserted int64
+			if err := rows.Scan(&i, &used, &reserved, &inserted); err != nil {
+				return err
+			}
+			states[i] = tokenmeter.LimitState{Limit: checks[i].Limit, Used: used, Reserved: reserved}
+			ok = inserted > 0
+		}
+		return rows.Err()
+	})
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, FormatError(fmt.Errorf("reserve: %w", err))
+	}
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		rollbackConn(conn)
+		return nil, false, FormatError(fmt.Errorf("reserve: %w", err))
+	}
+	if len(checks) == 0 {
+		ok = true
+	}
+	return states, ok, nil
+}
+
+// reserveSQL returns Reserve's statement and its arguments for r and
+// checks at now, and the advisory lock keys of the limits checked.
+func reserveSQL(r tokenmeter.Reservation, checks []tokenmeter.LimitCheck, now int64) (string, []any, []int64, error) {
 	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
@@ -108,7 +160,7 @@ func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 	for i, c := range checks {
 		sc, err := tokenmeter.CompileScope(c.Limit.Scope)
 		if err != nil {
-			return nil, false, err
+			return "", nil, nil, err
 		}
 		since := ledgerrules.CheckSince(c)
 		d0, d1 := ledgerrules.LimitSpan(since, now)
@@ -116,9 +168,13 @@ func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 		sum := func(table, span string) string {
 			return `(SELECT COALESCE(SUM(` + charge + `), 0)::bigint FROM ` + table + ` WHERE ` + span + ` AND ` + scopeSQL(sc, arg) + `)`
 		}
-		used := sum("usage_rollup", "bucket_us >= "+arg(since)+" AND bucket_us < "+arg(d0)) + " + " +
-			sum("usage_rollup", "bucket_us >= "+arg(d1)) + " + " +
-			sum("usage_rollup_day", "bucket_us >= "+arg(d0)+" AND bucket_us < "+arg(d1))
+		quarters, days := "usage_rollup", "usage_rollup_day"
+		if sc.Kind == tokenmeter.ScopeGlobal {
+			quarters, days = "usage_total", "usage_total_day"
+		}
+		used := sum(quarters, "bucket_us >= "+arg(since)+" AND bucket_us < "+arg(d0)) + " + " +
+			sum(quarters, "bucket_us >= "+arg(d1)) + " + " +
+			sum(days, "bucket_us >= "+arg(d0)+" AND bucket_us < "+arg(d1))
 		reserved := `(SELECT COALESCE(SUM(` + ledgerrules.ReservationChargeSQL(c.Limit.Metric) + `), 0)::bigint FROM reservations WHERE ` + scopeSQL(sc, arg) + `)`
 		st = append(st, `SELECT `+strconv.Itoa(i)+` AS i, `+used+` AS used, `+reserved+` AS reserved, `+
 			arg(c.Limit.Max)+`::bigint AS mx, `+arg(r.Charge(c.Limit.Metric))+`::bigint AS need`)
@@ -141,50 +197,20 @@ func (db *DB) Reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 		SELECT ` + strings.Join(vals, ", ") + ` WHERE NOT EXISTS (SELECT 1 FROM st WHERE used + reserved + need > mx)
 		ON CONFLICT (request_key) DO UPDATE SET ` + strings.Join(sets, ", ") + ` RETURNING 1)
 	SELECT i, used, reserved, (SELECT COUNT(*) FROM ins) FROM st ORDER BY i`
-
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	states := make([]tokenmeter.LimitState, len(checks))
-	ok := len(checks) == 0
-	b := &pgx.Batch{}
-	async(b) // the pipeline's implicit transaction
-	if len(keys) > 0 {
-		queue(b, `SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k`, keys)
-	}
-	queue(b, stmt, args...).query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var i int
-			var used, reserved, inserted int64
-			if err := rows.Scan(&i, &used, &reserved, &inserted); err != nil {
-				return err
-			}
-			states[i] = tokenmeter.LimitState{Limit: checks[i].Limit, Used: used, Reserved: reserved}
-			ok = inserted > 0
-		}
-		return rows.Err()
-	})
-	commit(b)
-	conn, err := db.pool.Acquire(ctx)
-	if err != nil {
-		return nil, false, FormatError(fmt.Errorf("reserve: %w", err))
-	}
-	defer conn.Release()
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		rollbackConn(conn)
-		return nil, false, FormatError(fmt.Errorf("reserve: %w", err))
-	}
-	if len(checks) == 0 {
-		ok = true
-	}
-	return states, ok, nil
+	return stmt, args, keys, nil
 }
 
-// ReleaseReservation implements tokenmeter.LimitStore.
+// ReleaseReservation implements tokenmeter.LimitStore. Like Reserve it
+// does not wait for the disk: a release lost to a crash of the database
+// server leaves the reservation held until its instance's are released.
 func (db *DB) ReleaseReservation(ctx context.Context, requestKey string) error {
 	if db.ReadOnly {
 		return errors.New("postgres: database opened read-only")
 	}
-	if _, err := exec(ctx, db.pool, `DELETE FROM reservations WHERE request_key = $1`, requestKey); err != nil {
+	b := &pgx.Batch{}
+	async(b)
+	queue(b, `DELETE FROM reservations WHERE request_key = $1`, requestKey)
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		return FormatError(fmt.Errorf("release reservation: %w", err))
 	}
 	return nil
@@ -196,7 +222,7 @@ func (db *DB) ReleaseReservations(ctx context.Context, instances []string) (int,
 	if db.ReadOnly {
 		return 0, errors.New("postgres: database opened read-only")
 	}
-	var ct interface{ RowsAffected() int64 }
+	var ct pgconn.CommandTag
 	var err error
 	if instances == nil {
 		ct, err = exec(ctx, db.pool, `DELETE FROM reservations`)

@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/ledgerrules"
 )
@@ -181,4 +183,24 @@ func (db *DB) usageFromEvents(ctx context.Context, p ledgerrules.UsagePlan, bySe
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// CheckAggregates compares usage_total and usage_total_day with the
+// rollups they sum (which verify compares with the events) and describes
+// the first bucket that differs, "" if none does (see ledger.Verify).
+func (db *DB) CheckAggregates(ctx context.Context) (string, error) {
+	for _, t := range [][2]string{{"usage_total", "usage_rollup"}, {"usage_total_day", "usage_rollup_day"}} {
+		var bucket int64
+		err := queryRow(ctx, db.pool, `SELECT COALESCE(t.bucket_us, s.bucket_us) FROM `+t[0]+` t
+			FULL JOIN (SELECT bucket_us, `+sumColumns+` FROM `+t[1]+` GROUP BY bucket_us) s ON s.bucket_us = t.bucket_us
+			WHERE (t.*) IS DISTINCT FROM (s.*) LIMIT 1`).Scan(&bucket)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		} else if err != nil {
+			return "", FormatError(fmt.Errorf("check %s: %w", t[0], err))
+		}
+		return fmt.Sprintf("the usage totals (%s) at %s do not match the aggregated usage: the aggregates were altered",
+			t[0], time.UnixMicro(bucket).UTC().Format(time.RFC3339)), nil
+	}
+	return "", nil
 }

@@ -38,6 +38,9 @@ func TestVerifyTamper(t *testing.T) {
 		{"DeleteRollup", `DELETE FROM usage_rollup`, 0, "missing from the aggregated usage"},
 		{"EditDailyRollup", `UPDATE usage_rollup_day SET input_tokens = input_tokens + 1`, 0, "aggregates were altered"},
 		{"DeleteDailyRollup", `DELETE FROM usage_rollup_day`, 0, "missing from the aggregated usage"},
+		{"EditTotal", `UPDATE usage_total SET input_tokens = input_tokens - 1`, 0, "usage totals (usage_total)"},
+		{"DeleteTotal", `DELETE FROM usage_total`, 0, "usage totals (usage_total)"},
+		{"EditDailyTotal", `UPDATE usage_total_day SET hold_cost = hold_cost + 1`, 0, "usage totals (usage_total_day)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

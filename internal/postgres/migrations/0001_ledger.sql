@@ -139,6 +139,37 @@ CREATE TABLE usage_rollup (
 	PRIMARY KEY (bucket_us, source, provider, model, principal, project, outcome)
 );
 CREATE TABLE usage_rollup_day (LIKE usage_rollup INCLUDING ALL);
+-- A key: limit reads its key's rows through these.
+CREATE INDEX usage_rollup_principal ON usage_rollup (principal, bucket_us);
+CREATE INDEX usage_rollup_day_principal ON usage_rollup_day (principal, bucket_us);
+
+-- usage_total and usage_total_day are the same sums over every group, so
+-- that a global limit, which every reservation checks under its lock,
+-- reads a row per quarter hour and per day rather than one per group.
+CREATE TABLE usage_total (
+	bucket_us        bigint PRIMARY KEY,
+	requests         bigint NOT NULL,
+	input_tokens     bigint NOT NULL,
+	output_tokens    bigint NOT NULL,
+	cache_write_5m   bigint NOT NULL,
+	cache_write_1h   bigint NOT NULL,
+	cache_read       bigint NOT NULL,
+	reasoning_tokens bigint NOT NULL,
+	web_search       bigint NOT NULL,
+	web_fetch        bigint NOT NULL,
+	cost_micros      bigint NOT NULL,
+	usage_unknown    bigint NOT NULL,
+	cost_unknown     bigint NOT NULL,
+	first_us         bigint NOT NULL,
+	last_us          bigint NOT NULL,
+	usage_estimated  bigint NOT NULL,
+	estimated_tokens bigint NOT NULL,
+	hold_tokens      bigint NOT NULL,
+	hold_input       bigint NOT NULL,
+	hold_output      bigint NOT NULL,
+	hold_cost        bigint NOT NULL
+);
+CREATE TABLE usage_total_day (LIKE usage_total INCLUDING ALL);
 
 -- Virtual keys: hashes, never secrets (see tokenmeter.VirtualKey).
 CREATE TABLE virtual_keys (
