@@ -178,8 +178,9 @@ func (db *DB) writeFast(ctx context.Context, conn *pgxpool.Conn, events []tokenm
 	queue(b, `SELECT claim_head($1, $2)`, head.seq, head.hash).queryRow(func(r pgx.Row) error { return r.Scan(&claimed) })
 	pb.finish(b, out, nil, &head)
 	queue(b, "COMMIT")
-	// The flush, only if the head moved to this batch's last event.
-	queue(b, flushSQL+` FROM chain_head WHERE id = 1 AND seq = $1 AND hash = $2`, pb.seq, pb.prev)
+	// The flush, only if this batch's last event is in the ledger (the
+	// head may have moved past it already, another replica's append).
+	queue(b, flushSQL+` FROM events WHERE seq = $1 AND hash = $2`, pb.seq, pb.prev)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return tokenmeter.ImportResult{}, err
 	}
@@ -406,12 +407,10 @@ func (b *pgBatch) Completed(ctx context.Context, requestKey string) (tokenmeter.
 func (b *pgBatch) finish(q *pgx.Batch, out ledgerrules.Result, files []tokenmeter.ImportFile, guess *chainHead) {
 	guarded := func(sql string, where bool, args ...any) {
 		if guess != nil {
-			n := len(args)
-			cond := fmt.Sprintf("EXISTS (SELECT 1 FROM chain_head WHERE id = 1 AND seq = $%d AND hash = $%d)", n+1, n+2)
 			if where {
-				sql += " WHERE " + cond
+				sql += " WHERE " + headIs(len(args))
 			} else {
-				sql += " AND " + cond
+				sql += " AND " + headIs(len(args))
 			}
 			args = append(args, guess.seq, guess.hash)
 		}
@@ -423,22 +422,17 @@ func (b *pgBatch) finish(q *pgx.Batch, out ledgerrules.Result, files []tokenmete
 	if len(out.Rollup) > 0 {
 		days := out.Rollup.Days()
 		for _, t := range []struct {
-			table string
-			rows  ledgerrules.Sums
-			keys  []string
+			stmt rollupStmt
+			rows ledgerrules.Sums
 		}{
-			{"usage_rollup", out.Rollup, rollupKeys}, {"usage_rollup_day", days, rollupKeys},
-			{"usage_total", totals(out.Rollup), totalKeys}, {"usage_total_day", totals(days), totalKeys},
+			{rollupStmts[0], out.Rollup}, {rollupStmts[1], days}, {rollupStmts[2], totals(out.Rollup)}, {rollupStmts[3], totals(days)},
 		} {
-			insert, conflict := rollupSQL(t.table, t.keys)
-			args := rollupArgs(t.rows, t.keys)
+			args := rollupArgs(t.rows, t.stmt.keys)
 			if guess == nil {
-				queue(q, insert+conflict, args...)
-				continue
+				queue(q, t.stmt.plain, args...)
+			} else {
+				queue(q, t.stmt.guarded, append(args, guess.seq, guess.hash)...)
 			}
-			n := len(args)
-			queue(q, insert+fmt.Sprintf(" WHERE EXISTS (SELECT 1 FROM chain_head WHERE id = 1 AND seq = $%d AND hash = $%d)", n+1, n+2)+conflict,
-				append(args, guess.seq, guess.hash)...)
 		}
 	}
 	if len(out.Released) > 0 {
@@ -484,10 +478,21 @@ func totals(rows ledgerrules.Sums) ledgerrules.Sums {
 	return out
 }
 
-// rollupSQL adds rows to table, whose key is keys (rollupKeys or
-// totalKeys, model_base being no part of it): the INSERT ... SELECT, and
-// its ON CONFLICT clause.
-func rollupSQL(table string, keys []string) (insert, conflict string) {
+// rollupStmt adds rows to a rollup or total table: plain, and guarded by
+// the head being the one whose seq and hash are its last two arguments.
+type rollupStmt struct {
+	keys           []string
+	plain, guarded string
+}
+
+var rollupStmts = []rollupStmt{
+	newRollupStmt("usage_rollup", rollupKeys), newRollupStmt("usage_rollup_day", rollupKeys),
+	newRollupStmt("usage_total", totalKeys), newRollupStmt("usage_total_day", totalKeys),
+}
+
+// newRollupStmt returns the statements adding to table, whose key is keys
+// (rollupKeys or totalKeys, model_base being no part of it).
+func newRollupStmt(table string, keys []string) rollupStmt {
 	types := []string{"bigint"}
 	for range keys[1:] {
 		types = append(types, "text")
@@ -508,8 +513,16 @@ func rollupSQL(table string, keys []string) (insert, conflict string) {
 	if len(keys) > 1 {
 		key = keys[:len(keys)-1] // not model_base
 	}
-	return `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(ledgerrules.Columns, ", ") + `) ` + unnest(1, types),
-		` ON CONFLICT (` + strings.Join(key, ", ") + `) DO UPDATE SET ` + strings.Join(sets, ", ")
+	insert := `INSERT INTO ` + table + ` (` + strings.Join(keys, ", ") + `, ` + strings.Join(ledgerrules.Columns, ", ") + `) ` + unnest(1, types)
+	conflict := ` ON CONFLICT (` + strings.Join(key, ", ") + `) DO UPDATE SET ` + strings.Join(sets, ", ")
+	return rollupStmt{keys: keys, plain: insert + conflict,
+		guarded: insert + " WHERE " + headIs(len(types)) + conflict}
+}
+
+// headIs is the condition that the chain head is the one whose seq and
+// hash are the statement's arguments n+1 and n+2.
+func headIs(n int) string {
+	return fmt.Sprintf("EXISTS (SELECT 1 FROM chain_head WHERE id = 1 AND seq = $%d AND hash = $%d)", n+1, n+2)
 }
 
 // rollupArgs lays rows out as rollupSQL's arrays for keys.
