@@ -142,3 +142,20 @@ func BenchmarkReserve(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFloor measures what every figure above is made of on this
+// server: a round trip (SELECT 1) and a commit that waits for the WAL to
+// reach the disk (flushSQL alone).
+func BenchmarkFloor(b *testing.B) {
+	db := openDB(b, serverURL(b))
+	ctx := context.Background()
+	for _, c := range []struct{ name, sql string }{{"roundtrip", "SELECT 1"}, {"durable-commit", flushSQL}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := exec(ctx, db.pool, c.sql); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
