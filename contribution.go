@@ -118,6 +118,25 @@ func (ev *Event) Contribution() (Contribution, bool) {
 	return c, true
 }
 
+// SumContribution returns what n events add to the aggregates when they
+// share Kind and usage state (UsageKnown, whether Estimate is empty,
+// CostKnown) and sum holds the sums of their Usage, Cost and Hold (with
+// that Kind and state): the contribution of the sum, its counts of
+// requests and of calls in each state taken n times. It is how a store
+// that sums events in SQL, grouped by kind and state, applies the rules of
+// Event.Contribution to the groups.
+func SumContribution(sum *Event, n int64) Contribution {
+	c, ok := sum.Contribution()
+	if !ok {
+		return Contribution{}
+	}
+	c.Requests *= n
+	c.UsageUnknown *= n
+	c.UsageEstimated *= n
+	c.CostUnknown *= n
+	return c
+}
+
 // Add adds o to c.
 func (c *Contribution) Add(o Contribution) {
 	c.Requests += o.Requests

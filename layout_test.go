@@ -8,9 +8,9 @@ import (
 
 // TestLayout keeps the package layering true: the root imports only the
 // standard library, wire packages import only the root, sse, jsonscan and
-// estimate (which adds only a tokenizer), storage backends are wired only by
-// cmd, and no production package imports testing helpers or the fake
-// upstream.
+// estimate (which adds only a tokenizer), the ledger's shared rules only the
+// root, storage backends are wired only by cmd, and no production package
+// imports testing helpers or the fake upstream.
 func TestLayout(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...").Output()
 	if err != nil {
@@ -27,7 +27,8 @@ func TestLayout(t *testing.T) {
 		{mod + "/internal/openai", notIn(mod, mod+"/internal/sse", mod+"/internal/jsonscan", mod+"/internal/estimate"), "wire packages import only the root, sse, jsonscan and estimate"},
 		{mod + "/internal/estimate", notIn(mod+"/internal/jsonscan", "github.com/tiktoken-go/tokenizer/codec"), "estimate imports only jsonscan and the tokenizer's vocabularies"},
 		{mod + "/internal/jsonscan", func(i string) bool { return strings.Contains(i, ".") }, "jsonscan is a leaf: standard library only"},
-		{"*", func(i string) bool { return i == mod+"/internal/sqlite" }, "only cmd/tokenmeter wires a storage backend"},
+		{mod + "/internal/ledgerrules", notIn(mod), "the ledger's rules import only the root"},
+		{"*", func(i string) bool { return i == mod+"/internal/sqlite" || i == mod+"/internal/postgres" }, "only cmd/tokenmeter wires a storage backend"},
 		{"*", func(i string) bool { return i == "testing" || i == mod+"/internal/storetest" }, "no test helpers in production code"},
 		{"*", func(i string) bool { return i == mod+"/internal/fakeupstream" }, "only cmd/tokenmeter serves the fake upstream"},
 	}

@@ -116,19 +116,50 @@ func ParseScope(s string) (kind, value string, err error) {
 // ScopeApplies reports whether a call with these labels counts toward a
 // limit of scope.
 func ScopeApplies(scope, principal, project, model string) bool {
+	sc, err := CompileScope(scope)
+	return err == nil && sc.Applies(principal, project, model)
+}
+
+// LimitScope is a parsed limit scope: the one rule of which calls count
+// toward a limit, for callers that test many calls against one scope
+// (stores summing usage, reservations) without parsing it each time.
+type LimitScope struct {
+	// Kind is ScopeGlobal, ScopeKey, ScopeProject or ScopeModel; Value is
+	// the key name, project or model (empty for ScopeGlobal).
+	Kind, Value string
+	// Base is ModelBase(Value) for a model scope: a call's model matches
+	// when it is Value, or when its own ModelBase is Base.
+	Base string
+}
+
+// CompileScope parses scope (see ParseScope).
+func CompileScope(scope string) (LimitScope, error) {
 	kind, value, err := ParseScope(scope)
 	if err != nil {
-		return false
+		return LimitScope{}, err
 	}
-	switch kind {
+	sc := LimitScope{Kind: kind, Value: value}
+	if kind == ScopeModel {
+		sc.Base = ModelBase(value)
+	}
+	return sc, nil
+}
+
+// Applies reports whether a call with these labels counts toward a limit
+// of scope s: every call for a global scope, the calls of the virtual key
+// for a key scope (principal "key:NAME"), the calls tagged with the project
+// for a project scope, and for a model scope the calls of the model, of an
+// alias of it or of a dated snapshot of it (the same ModelBase).
+func (s LimitScope) Applies(principal, project, model string) bool {
+	switch s.Kind {
 	case ScopeGlobal:
 		return true
 	case ScopeKey:
-		return principal == "key:"+value
+		return len(principal) == len("key:")+len(s.Value) && principal[:len("key:")] == "key:" && principal[len("key:"):] == s.Value
 	case ScopeProject:
-		return project == value
+		return project == s.Value
 	case ScopeModel:
-		return model == value || (model != "" && ModelBase(model) == ModelBase(value))
+		return model == s.Value || (model != "" && ModelBase(model) == s.Base)
 	}
 	return false
 }
@@ -187,6 +218,10 @@ type Reservation struct {
 	Usage      Usage
 	Cost       Micros
 }
+
+// Charge returns what r counts toward a limit of metric m while it is
+// open: its worst case, as one request.
+func (r Reservation) Charge(m LimitMetric) int64 { return m.Of(r.Usage, 1, r.Cost) }
 
 // LimitCheck asks Reserve to check one limit over the window starting at
 // Since (the window's end is now; usage is read from the store's

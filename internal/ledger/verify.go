@@ -75,7 +75,27 @@ func Verify(ctx context.Context, store tokenmeter.Store) (VerifyResult, error) {
 	if hasHead && headSeq > prevSeq {
 		return res, &VerifyError{Seq: prevSeq + 1, Problem: fmt.Sprintf("the recorded chain head is event %d but the ledger ends at event %d (events removed from the end)", headSeq, prevSeq)}
 	}
-	return res, verifyAggregates(ctx, store)
+	if err := verifyAggregates(ctx, store); err != nil {
+		return res, err
+	}
+	if c, ok := store.(aggregateChecker); ok {
+		problem, err := c.CheckAggregates(ctx)
+		if err != nil {
+			return res, err
+		}
+		if problem != "" {
+			return res, &VerifyError{Problem: problem}
+		}
+	}
+	return res, nil
+}
+
+// aggregateChecker is implemented by stores that keep aggregates beyond
+// those Usage answers from (the PostgreSQL store's totals over every group,
+// which global limits read): CheckAggregates compares them with the ones
+// Usage checks and describes the first difference, "" if there is none.
+type aggregateChecker interface {
+	CheckAggregates(ctx context.Context) (problem string, err error)
 }
 
 // verifyAggregates checks that the usage a store answers from its own

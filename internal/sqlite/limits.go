@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/tokenmeter/tokenmeter"
 )
@@ -71,48 +70,6 @@ func (db *DB) DeleteLimit(ctx context.Context, name string) error {
 		}
 		return nil
 	})
-}
-
-// scopeFilter returns the SQL condition (and its argument) that selects
-// the rows of scope in usage_rollup and limit_reservations.
-func scopeFilter(scope string) (string, []any, error) {
-	kind, value, err := tokenmeter.ParseScope(scope)
-	if err != nil {
-		return "", nil, err
-	}
-	switch kind {
-	case tokenmeter.ScopeKey:
-		return "principal = ?", []any{"key:" + value}, nil
-	case tokenmeter.ScopeProject:
-		return "project = ?", []any{value}, nil
-	case tokenmeter.ScopeModel:
-		// The alias and its dated snapshots (see tokenmeter.ModelBase).
-		base := tokenmeter.ModelBase(value)
-		if strings.ContainsAny(base, "*?[]") {
-			return "model = ?", []any{value}, nil
-		}
-		return "(model = ? OR model = ? OR model GLOB ? OR model GLOB ?)", []any{value, base,
-			base + "-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]",
-			base + "-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"}, nil
-	}
-	return "1", nil, nil
-}
-
-// metricSQL is the SQL expression of a metric over usage_rollup rows.
-func metricSQL(m tokenmeter.LimitMetric) string {
-	// Usage plus what calls of unknown usage still hold (see
-	// tokenmeter.Contribution.Charge).
-	switch m {
-	case tokenmeter.MetricTokens:
-		return "input_tokens + output_tokens + cache_write_5m + cache_write_1h + cache_read + hold_tokens"
-	case tokenmeter.MetricInputTokens:
-		return "input_tokens + hold_input"
-	case tokenmeter.MetricOutputTokens:
-		return "output_tokens + hold_output"
-	case tokenmeter.MetricRequests:
-		return "requests"
-	}
-	return "cost_micros + hold_cost"
 }
 
 // Reserve implements tokenmeter.LimitStore (see reserve.go).

@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/ledgerrules"
 )
 
 // Hard-limit enforcement on the embedded ledger.
@@ -54,36 +56,8 @@ type sumKey struct {
 	since int64 // on the rollup grid, in Unix microseconds
 }
 
-// scope is a parsed limit scope, for applying usage without re-parsing.
-type scope struct {
-	kind, value, base string
-}
-
-func parseScope(s string) (scope, error) {
-	kind, value, err := tokenmeter.ParseScope(s)
-	if err != nil {
-		return scope{}, err
-	}
-	return scope{kind: kind, value: value, base: tokenmeter.ModelBase(value)}, nil
-}
-
-// applies is tokenmeter.ScopeApplies on the parsed scope.
-func (s scope) applies(principal, project, model string) bool {
-	switch s.kind {
-	case tokenmeter.ScopeGlobal:
-		return true
-	case tokenmeter.ScopeKey:
-		return len(principal) == 4+len(s.value) && principal[:4] == "key:" && principal[4:] == s.value
-	case tokenmeter.ScopeProject:
-		return project == s.value
-	case tokenmeter.ScopeModel:
-		return model == s.value || (model != "" && tokenmeter.ModelBase(model) == s.base)
-	}
-	return false
-}
-
 type sum struct {
-	scope scope
+	scope tokenmeter.LimitScope
 	used  int64
 	asOf  int64     // the newest event seq the stored usage includes
 	read  time.Time // when used was read from the ledger
@@ -91,7 +65,7 @@ type sum struct {
 }
 
 type heldSum struct {
-	scope scope
+	scope tokenmeter.LimitScope
 	total int64
 }
 
@@ -115,8 +89,7 @@ func (db *DB) reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 	states := make([]tokenmeter.LimitState, 0, len(checks))
 	ok := true
 	for _, c := range checks {
-		since := c.Since.UnixMicro()
-		since -= ((since % rollupWidth) + rollupWidth) % rollupWidth // floor to the rollup grid
+		since := ledgerrules.CheckSince(c)
 		k := sumKey{scopeMetric{c.Limit.Scope, c.Limit.Metric}, since}
 		s := rs.sums[k]
 		if s == nil || refresh < 0 || now.Sub(s.read) >= refresh || now.Before(s.read) {
@@ -144,7 +117,7 @@ func (db *DB) reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 		s.hit = now
 		st := tokenmeter.LimitState{Limit: c.Limit, Used: s.used, Reserved: rs.heldTotal(k.scopeMetric, s.scope)}
 		states = append(states, st)
-		if st.Used+st.Reserved+c.Limit.Metric.Of(r.Usage, 1, r.Cost) > c.Limit.Max {
+		if st.Used+st.Reserved+r.Charge(c.Limit.Metric) > c.Limit.Max {
 			ok = false
 		}
 	}
@@ -157,8 +130,8 @@ func (db *DB) reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 	}
 	rs.held[r.RequestKey] = r
 	for sm, h := range rs.heldSums {
-		if h.scope.applies(r.Principal, r.Project, r.Model) {
-			h.total += sm.metric.Of(r.Usage, 1, r.Cost)
+		if h.scope.Applies(r.Principal, r.Project, r.Model) {
+			h.total += r.Charge(sm.metric)
 		}
 	}
 	return states, true, nil
@@ -166,14 +139,14 @@ func (db *DB) reserve(ctx context.Context, r tokenmeter.Reservation, checks []to
 
 // heldTotal returns the open reservations that count toward sm (whose
 // parsed scope is sc), summing them the first time sm is asked for.
-func (rs *reserver) heldTotal(sm scopeMetric, sc scope) int64 {
+func (rs *reserver) heldTotal(sm scopeMetric, sc tokenmeter.LimitScope) int64 {
 	if h := rs.heldSums[sm]; h != nil {
 		return h.total
 	}
 	h := &heldSum{scope: sc}
 	for _, r := range rs.held {
-		if sc.applies(r.Principal, r.Project, r.Model) {
-			h.total += sm.metric.Of(r.Usage, 1, r.Cost)
+		if sc.Applies(r.Principal, r.Project, r.Model) {
+			h.total += r.Charge(sm.metric)
 		}
 	}
 	if rs.heldSums == nil {
@@ -191,8 +164,8 @@ func (rs *reserver) release(key string) bool {
 	}
 	delete(rs.held, key)
 	for sm, h := range rs.heldSums {
-		if h.scope.applies(r.Principal, r.Project, r.Model) {
-			h.total -= sm.metric.Of(r.Usage, 1, r.Cost)
+		if h.scope.Applies(r.Principal, r.Project, r.Model) {
+			h.total -= r.Charge(sm.metric)
 		}
 	}
 	return true
@@ -215,7 +188,7 @@ func (rs *reserver) committed(c rolled) {
 		}
 		for _, ev := range c.events {
 			t := ev.Time.UnixMicro()
-			if (t/rollupWidth)*rollupWidth < k.since || !s.scope.applies(ev.Principal, ev.Project, ev.Model) {
+			if ledgerrules.Trunc(t, ledgerrules.Width) < k.since || !s.scope.Applies(ev.Principal, ev.Project, ev.Model) {
 				continue
 			}
 			contrib, _ := ev.Contribution()
@@ -225,36 +198,68 @@ func (rs *reserver) committed(c rolled) {
 }
 
 // readSum reads the usage of l's scope and metric since since (on the
-// rollup grid) from usage_rollup, with the newest event seq the read saw:
-// one statement, so one snapshot.
+// rollup grid) from the rollups, with the newest event seq the read saw:
+// one statement, so one snapshot. What a row charges is
+// ledgerrules.ChargeSQL; which rows count is tokenmeter.LimitScope's rule:
+// a key or project scope selects its rows by that label, and a model
+// scope's rows are summed per model and matched here.
 func (db *DB) readSum(ctx context.Context, l tokenmeter.Limit, since int64) (*sum, error) {
-	sc, err := parseScope(l.Scope)
+	sc, err := tokenmeter.CompileScope(l.Scope)
 	if err != nil {
 		return nil, err
 	}
-	cond, args, err := scopeFilter(l.Scope)
-	if err != nil {
-		return nil, err
+	cond, arg, group := "1", any(nil), "''"
+	switch sc.Kind {
+	case tokenmeter.ScopeKey:
+		cond, arg = "principal = ?", "key:"+sc.Value
+	case tokenmeter.ScopeProject:
+		cond, arg = "project = ?", sc.Value
+	case tokenmeter.ScopeModel:
+		group = "model"
 	}
 	// Whole UTC days before today from the daily rows, the rest (the
 	// partial first day, today, any later time) from the 15-minute ones:
 	// a month's window reads a row per day and group, so the read, made
 	// under the reserver's lock, stays short.
-	d0, d1 := ceilTo(since, dayWidth), floorTo(time.Now().UnixMicro(), dayWidth)
-	if d1 < d0 {
-		d0, d1 = since, since
+	d0, d1 := ledgerrules.LimitSpan(since, time.Now().UnixMicro())
+	m := ledgerrules.ChargeSQL(l.Metric)
+	part := func(table, span string) string {
+		return `SELECT ` + group + ` AS g, ` + m + ` AS c FROM ` + table + ` WHERE ` + span + ` AND ` + cond
 	}
-	m := metricSQL(l.Metric)
-	q := `SELECT (SELECT COALESCE(SUM(` + m + `), 0) FROM usage_rollup WHERE bucket_us >= ? AND bucket_us < ? AND ` + cond + `)
-		+ (SELECT COALESCE(SUM(` + m + `), 0) FROM usage_rollup WHERE bucket_us >= ? AND ` + cond + `)
-		+ (SELECT COALESCE(SUM(` + m + `), 0) FROM usage_rollup_day WHERE bucket_us >= ? AND bucket_us < ? AND ` + cond + `),
-		(SELECT COALESCE(MAX(seq), 0) FROM events)`
+	q := `SELECT g, SUM(c) FROM (` + part("usage_rollup", "bucket_us >= ? AND bucket_us < ?") +
+		` UNION ALL ` + part("usage_rollup", "bucket_us >= ?") +
+		` UNION ALL ` + part("usage_rollup_day", "bucket_us >= ? AND bucket_us < ?") + `) GROUP BY g
+		UNION ALL SELECT NULL, (SELECT COALESCE(MAX(seq), 0) FROM events)`
+	with := func(args ...any) []any {
+		if arg != nil {
+			args = append(args, arg)
+		}
+		return args
+	}
 	var all []any
-	all = append(append(all, since, d0), args...)
-	all = append(append(all, d1), args...)
-	all = append(append(all, d0, d1), args...)
+	all = append(all, with(since, d0)...)
+	all = append(all, with(d1)...)
+	all = append(all, with(d0, d1)...)
+	rows, err := db.r.QueryContext(ctx, q, all...)
+	if err != nil {
+		return nil, FormatError(fmt.Errorf("read usage of limit %s: %w", l.Name, err))
+	}
+	defer rows.Close()
 	s := &sum{scope: sc}
-	if err := db.r.QueryRowContext(ctx, q, all...).Scan(&s.used, &s.asOf); err != nil {
+	for rows.Next() {
+		var g sql.NullString
+		var c int64
+		if err := rows.Scan(&g, &c); err != nil {
+			return nil, FormatError(fmt.Errorf("read usage of limit %s: %w", l.Name, err))
+		}
+		switch {
+		case !g.Valid:
+			s.asOf = c
+		case sc.Kind != tokenmeter.ScopeModel || sc.Applies("", "", g.String):
+			s.used += c
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return nil, FormatError(fmt.Errorf("read usage of limit %s: %w", l.Name, err))
 	}
 	return s, nil

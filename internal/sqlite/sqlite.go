@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/ledgerrules"
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -433,8 +434,9 @@ func (db *DB) Import(ctx context.Context, events []tokenmeter.Event, files []tok
 	return db.write(ctx, events, files, true)
 }
 
-// write appends events (through importSQL when imported) and saves files'
-// import state in one transaction, updating the rollups and the chain head.
+// write appends events and saves files' import state in one transaction,
+// updating the rollups and the chain head; what each event becomes is
+// decided by ledgerrules.Write (imported selects Import's rules).
 func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []tokenmeter.ImportFile, imported bool) (res tokenmeter.ImportResult, err error) {
 	if db.w == nil {
 		return res, errors.New("sqlite: database opened read-only")
@@ -449,139 +451,32 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 			res = tokenmeter.ImportResult{}
 		}
 	}()
-	seq, prev := int64(0), tokenmeter.GenesisHash
+	b := &batch{db: db, tx: tx, prev: tokenmeter.GenesisHash}
 	if len(events) > 0 {
-		if err := tx.StmtContext(ctx, db.head).QueryRowContext(ctx).Scan(&seq, &prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := tx.StmtContext(ctx, db.head).QueryRowContext(ctx).Scan(&b.seq, &b.prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return res, FormatError(fmt.Errorf("read chain head: %w", err))
 		}
+		b.ins = tx.StmtContext(ctx, db.insert)
 	}
-	ins := tx.StmtContext(ctx, db.insert)
-	var recorded, recordedResp *sql.Stmt
-	if imported {
-		// Looking every imported call up among the gateway's is needed
-		// only if the gateway has recorded any (the transaction holds the
-		// write lock, so none can appear meanwhile).
-		var any bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE upstream_request_id != '' AND source = 'proxy')
-			OR EXISTS (SELECT 1 FROM events WHERE response_id != '' AND source = 'proxy')`).Scan(&any); err != nil {
-			return res, FormatError(fmt.Errorf("look for proxied calls: %w", err))
-		}
-		if any {
-			recorded = tx.StmtContext(ctx, db.recorded)
-			recordedResp = tx.StmtContext(ctx, db.recordedResp)
-		}
+	out, err := ledgerrules.Write(ctx, b, events, imported)
+	if err != nil {
+		return res, err
 	}
-	sums := make(map[rollupKey]*rollupRow)
-	var done rolled // what the reserver learns of this commit
-	// appendEvent seals and inserts an event the ledger derives (a
-	// revision or retraction); false if its key was already there.
-	appendEvent := func(e *tokenmeter.Event) (bool, error) {
-		tokenmeter.Seal(e, seq+1, prev)
-		r, err := ins.ExecContext(ctx, args(e)...)
-		if err != nil {
-			return false, FormatError(fmt.Errorf("insert event %s: %w", e.Key, err))
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			e.Seq, e.PrevHash, e.Hash = 0, "", ""
-			return false, nil
-		}
-		seq, prev = e.Seq, e.Hash
-		addRollup(sums, e)
-		done.events = append(done.events, e)
-		return true, nil
-	}
-	for i := range events {
-		ev := &events[i]
-		if recorded != nil && (ev.UpstreamRequestID != "" || ev.ResponseID != "") {
-			gw, err := lookupRecorded(ctx, recorded, recordedResp, ev)
-			if err != nil {
-				return res, err
-			}
-			if gw != "" {
-				res.Recorded++
-				ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
-				derived, err := db.settlement(ctx, tx, gw, ev)
-				if err != nil {
-					return res, err
-				}
-				added := false
-				for j := range derived {
-					ok, err := appendEvent(&derived[j])
-					if err != nil {
-						return res, err
-					}
-					added = added || ok
-				}
-				if added {
-					res.Settled++
-				}
-				continue
-			}
-		}
-		tokenmeter.Seal(ev, seq+1, prev)
-		r, err := ins.ExecContext(ctx, args(ev)...)
-		if err != nil {
-			return res, FormatError(fmt.Errorf("insert event %s: %w", ev.Key, err))
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
-			if !imported || ev.Kind != tokenmeter.KindCompleted {
-				res.Duplicates++
-				continue
-			}
-			rev, ok, err := db.revision(ctx, tx, ev)
-			if err != nil {
-				return res, err
-			}
-			if !ok {
-				res.Duplicates++
-				continue
-			}
-			if ok, err := appendEvent(&rev); err != nil {
-				return res, err
-			} else if !ok {
-				res.Duplicates++
-				continue
-			}
-			res.Revised++
-			continue
-		}
-		res.Added++
-		seq, prev = ev.Seq, ev.Hash
-		if _, counts := ev.Contribution(); counts {
-			addRollup(sums, ev)
-			done.events = append(done.events, ev)
-		}
-		if ev.Kind == tokenmeter.KindCompleted && ev.Source == tokenmeter.SourceProxy {
-			// The call's actual usage replaces its reservation once the
-			// commit returns (see reserve.go).
-			done.released = append(done.released, ev.RequestKey)
-		}
-	}
-	if len(sums) > 0 {
+	res = out.ImportResult
+	if len(out.Rollup) > 0 {
 		// The 15-minute rows, then the same sums per UTC day.
-		days := make(map[rollupKey]*rollupRow, len(sums))
-		for k, r := range sums {
-			d := k
-			d.bucket = (k.bucket / dayWidth) * dayWidth
-			if dr := days[d]; dr == nil {
-				c := *r
-				days[d] = &c
-			} else {
-				dr.add(r)
-			}
-		}
 		for _, t := range []struct {
 			st   *sql.Stmt
-			rows map[rollupKey]*rollupRow
-		}{{db.rollup, sums}, {db.rollupDay, days}} {
+			rows ledgerrules.Sums
+		}{{db.rollup, out.Rollup}, {db.rollupDay, out.Rollup.Days()}} {
 			up := tx.StmtContext(ctx, t.st)
+			vals := make([]any, 7+len(ledgerrules.Columns))
 			for k, r := range t.rows {
-				u, h := r.Usage, r.Hold
-				if _, err := up.ExecContext(ctx, k.bucket, k.source, k.provider, k.model, k.principal, k.project, k.outcome,
-					r.Requests, u.InputTokens, u.OutputTokens, u.CacheWrite5mTokens, u.CacheWrite1hTokens, u.CacheReadTokens,
-					u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests, int64(r.Cost), r.UsageUnknown, r.CostUnknown,
-					r.first, r.last, r.UsageEstimated, r.EstimatedTokens, h.Tokens, h.InputTokens, h.OutputTokens, int64(h.Cost)); err != nil {
+				vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6] = k.Bucket, k.Source, k.Provider, k.Model, k.Principal, k.Project, k.Outcome
+				for i, v := range r.Values() {
+					vals[7+i] = v
+				}
+				if _, err := up.ExecContext(ctx, vals...); err != nil {
 					return res, FormatError(fmt.Errorf("update usage rollup: %w", err))
 				}
 			}
@@ -598,21 +493,22 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 	db.headMu.Lock()
 	defer db.headMu.Unlock()
 	now := time.Now()
-	recordHead := res.Added > 0 && now.Sub(db.headWritten) >= db.HeadInterval
+	recordHead := out.Stored && now.Sub(db.headWritten) >= db.HeadInterval
 	if recordHead {
-		if _, err := tx.StmtContext(ctx, db.setHead).ExecContext(ctx, strconv.FormatInt(seq, 10)+" "+prev); err != nil {
+		if _, err := tx.StmtContext(ctx, db.setHead).ExecContext(ctx, strconv.FormatInt(b.seq, 10)+" "+b.prev); err != nil {
 			return res, FormatError(fmt.Errorf("write chain head: %w", err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return res, FormatError(fmt.Errorf("commit: %w", err))
 	}
-	if len(done.events) > 0 || len(done.released) > 0 {
-		done.lastSeq = seq
-		db.rs.committed(done)
+	if len(out.Counted) > 0 || len(out.Released) > 0 {
+		// The calls' actual usage replaces their reservations now that the
+		// commit has returned (see reserve.go).
+		db.rs.committed(rolled{lastSeq: b.seq, events: out.Counted, released: out.Released})
 	}
-	if res.Added > 0 {
-		db.headSeq, db.headHash, db.headDirty = seq, prev, !recordHead
+	if out.Stored {
+		db.headSeq, db.headHash, db.headDirty = b.seq, b.prev, !recordHead
 		if recordHead {
 			db.headWritten = now
 		}
@@ -620,15 +516,65 @@ func (db *DB) write(ctx context.Context, events []tokenmeter.Event, files []toke
 	return res, nil
 }
 
-// lookupRecorded returns the request key of the proxied call that ev (an
-// imported reading) is another copy of, by upstream request id or response
-// id, or "" if the gateway did not record it.
-func lookupRecorded(ctx context.Context, byID, byResp *sql.Stmt, ev *tokenmeter.Event) (string, error) {
+// batch is the SQLite side of ledgerrules.Write: the statements of one
+// write transaction, which holds the database's write lock, so nothing
+// else extends the chain meanwhile.
+type batch struct {
+	db        *DB
+	tx        *sql.Tx
+	seq       int64  // the chain head: the last event's seq
+	prev      string // and hash
+	ins       *sql.Stmt
+	byID      *sql.Stmt // the gateway's calls by upstream request id
+	byResp    *sql.Stmt // and by response id
+	proxied   int       // whether the ledger holds proxied calls: 0 not known yet, 1 no, 2 yes
+	completed *sql.Stmt
+	sums      *sql.Stmt
+}
+
+// Insert implements ledgerrules.Batch.
+func (b *batch) Insert(ctx context.Context, ev *tokenmeter.Event) (bool, error) {
+	tokenmeter.Seal(ev, b.seq+1, b.prev)
+	r, err := b.ins.ExecContext(ctx, args(ev)...)
+	if err != nil {
+		return false, FormatError(fmt.Errorf("insert event %s: %w", ev.Key, err))
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	b.seq, b.prev = ev.Seq, ev.Hash
+	if ev.Source == tokenmeter.SourceProxy && (ev.UpstreamRequestID != "" || ev.ResponseID != "") {
+		b.proxied = 2
+	}
+	return true, nil
+}
+
+// Recorded implements ledgerrules.Batch. Looking an imported call up among
+// the gateway's is needed only if the gateway has recorded any (the
+// transaction holds the write lock, so none can appear but its own).
+func (b *batch) Recorded(ctx context.Context, ev *tokenmeter.Event) (string, error) {
+	if b.proxied == 0 {
+		var any bool
+		if err := b.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE upstream_request_id != '' AND source = 'proxy')
+			OR EXISTS (SELECT 1 FROM events WHERE response_id != '' AND source = 'proxy')`).Scan(&any); err != nil {
+			return "", FormatError(fmt.Errorf("look for proxied calls: %w", err))
+		}
+		b.proxied = 1
+		if any {
+			b.proxied = 2
+		}
+	}
+	if b.proxied == 1 {
+		return "", nil
+	}
+	if b.byID == nil {
+		b.byID, b.byResp = b.tx.StmtContext(ctx, b.db.recorded), b.tx.StmtContext(ctx, b.db.recordedResp)
+	}
 	for _, q := range []struct {
 		st  *sql.Stmt
 		id  string
 		why string
-	}{{byID, ev.UpstreamRequestID, "upstream request"}, {byResp, ev.ResponseID, "response"}} {
+	}{{b.byID, ev.UpstreamRequestID, "upstream request"}, {b.byResp, ev.ResponseID, "response"}} {
 		if q.id == "" {
 			continue
 		}
@@ -643,52 +589,44 @@ func lookupRecorded(ctx context.Context, byID, byResp *sql.Stmt, ev *tokenmeter.
 	return "", nil
 }
 
-// settlement returns the events that settle the gateway's call gw with
-// the imported reading ev: when the call is completed with usage that is
-// estimated or unknown and not yet settled, a retraction of its figures
-// and a revision stating ev's (see tokenmeter.Store.Import); otherwise none.
-func (db *DB) settlement(ctx context.Context, tx *sql.Tx, gw string, ev *tokenmeter.Event) ([]tokenmeter.Event, error) {
+// Completed implements ledgerrules.Batch.
+func (b *batch) Completed(ctx context.Context, requestKey string) (tokenmeter.Event, bool, bool, error) {
+	if b.completed == nil {
+		b.completed = b.tx.StmtContext(ctx, b.db.completedOf)
+	}
 	var orig tokenmeter.Event
 	var retracted bool
-	row := tx.StmtContext(ctx, db.completedOf).QueryRowContext(ctx,
-		tokenmeter.EventKey(gw, tokenmeter.KindCompleted), tokenmeter.EventKey(gw, tokenmeter.KindRetracted))
+	row := b.completed.QueryRowContext(ctx,
+		tokenmeter.EventKey(requestKey, tokenmeter.KindCompleted), tokenmeter.EventKey(requestKey, tokenmeter.KindRetracted))
 	if err := scanEvent(extraScanner{row, &retracted}, &orig); errors.Is(err, sql.ErrNoRows) {
-		return nil, nil // still open: recovery or the gateway completes it
+		return orig, false, false, nil
 	} else if err != nil {
-		return nil, FormatError(fmt.Errorf("read call %s: %w", gw, err))
+		return orig, false, false, FormatError(fmt.Errorf("read call %s: %w", requestKey, err))
 	}
-	if retracted || orig.UsageKnown {
-		return nil, nil
+	return orig, retracted, true, nil
+}
+
+// Sums implements ledgerrules.Batch.
+func (b *batch) Sums(ctx context.Context, requestKey string) (tokenmeter.CallSums, error) {
+	if b.sums == nil {
+		b.sums = b.tx.StmtContext(ctx, b.db.held)
 	}
 	var (
-		held            tokenmeter.Usage
-		cost, timeUS, n int64
-		ignore          string
+		s               tokenmeter.CallSums
+		cost, timeUS    int64
+		source, outcome string
+		u               = &s.Usage
 	)
-	err := tx.StmtContext(ctx, db.held).QueryRowContext(ctx, gw+"/", gw+"0").Scan(&n,
-		&held.InputTokens, &held.OutputTokens, &held.CacheWrite5mTokens, &held.CacheWrite1hTokens, &held.CacheReadTokens,
-		&held.ReasoningTokens, &held.WebSearchRequests, &held.WebFetchRequests, &cost, &timeUS,
-		&ignore, &ignore, &ignore, &ignore, &ignore, &ignore, &ignore)
+	err := b.sums.QueryRowContext(ctx, requestKey+"/", requestKey+"0").Scan(&s.Events,
+		&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
+		&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests, &cost, &timeUS,
+		&source, &s.Provider, &s.Model, &s.Principal, &s.Project, &s.Session, &outcome)
 	if err != nil {
-		return nil, FormatError(fmt.Errorf("read usage of %s: %w", gw, err))
+		return s, FormatError(fmt.Errorf("read usage of %s: %w", requestKey, err))
 	}
-	ret := tokenmeter.Retraction(&orig, held, tokenmeter.Micros(cost), orig.Hold)
-	rev := orig
-	rev.Seq, rev.PrevHash, rev.Hash = 0, "", ""
-	rev.Kind = tokenmeter.KindRevised
-	rev.Key = gw + "/settled"
-	rev.Usage, rev.RawUsage, rev.UsageKnown = ev.Usage, ev.RawUsage, true
-	rev.Cost, rev.CostKnown = ev.Cost, ev.CostKnown
-	rev.Estimate, rev.Hold = "", tokenmeter.Hold{}
-	rev.Reason = "settled by the " + string(ev.Source) + " record of the call"
-	rev.Latency, rev.TTFB = 0, 0
-	if rev.ResponseID == "" {
-		rev.ResponseID = ev.ResponseID
-	}
-	if rev.UpstreamRequestID == "" {
-		rev.UpstreamRequestID = ev.UpstreamRequestID
-	}
-	return []tokenmeter.Event{ret, rev}, nil
+	s.Cost, s.Time = tokenmeter.Micros(cost), time.UnixMicro(timeUS).UTC()
+	s.Source, s.Outcome = tokenmeter.Source(source), tokenmeter.Outcome(outcome)
+	return s, nil
 }
 
 // extraScanner scans a row whose columns are an event's and then one more.
@@ -698,39 +636,6 @@ type extraScanner struct {
 }
 
 func (e extraScanner) Scan(dest ...any) error { return e.s.Scan(append(dest, e.extra)...) }
-
-// revision returns the KindRevised event that brings the call of ev, which
-// is in the ledger already, up to ev's usage, if ev's usage covers what the
-// ledger holds for it.
-func (db *DB) revision(ctx context.Context, tx *sql.Tx, ev *tokenmeter.Event) (tokenmeter.Event, bool, error) {
-	var (
-		held            tokenmeter.Usage
-		cost, timeUS, n int64
-		source          string
-		orig            tokenmeter.Event
-	)
-	err := tx.StmtContext(ctx, db.held).QueryRowContext(ctx, ev.RequestKey+"/", ev.RequestKey+"0").Scan(&n,
-		&held.InputTokens, &held.OutputTokens, &held.CacheWrite5mTokens, &held.CacheWrite1hTokens, &held.CacheReadTokens,
-		&held.ReasoningTokens, &held.WebSearchRequests, &held.WebFetchRequests, &cost, &timeUS,
-		&source, &orig.Provider, &orig.Model, &orig.Principal, &orig.Project, &orig.Session, &orig.Outcome)
-	if err != nil {
-		return tokenmeter.Event{}, false, FormatError(fmt.Errorf("read usage of %s: %w", ev.RequestKey, err))
-	}
-	if n == 0 || !ev.Usage.Covers(held) {
-		return tokenmeter.Event{}, false, nil
-	}
-	rev := *ev
-	rev.Kind = tokenmeter.KindRevised
-	rev.Key = ev.RequestKey + "/revised-" + strconv.FormatInt(ev.Usage.TotalTokens()+ev.Usage.WebSearchRequests+ev.Usage.WebFetchRequests, 10)
-	// The revision belongs where the call is counted: its time, bucket,
-	// model, project and session, whichever copy the fuller reading came from.
-	rev.Time = time.UnixMicro(timeUS).UTC()
-	rev.Source, rev.Provider, rev.Model, rev.Principal = tokenmeter.Source(source), orig.Provider, orig.Model, orig.Principal
-	rev.Project, rev.Session, rev.Outcome = orig.Project, orig.Session, orig.Outcome
-	rev.Usage = ev.Usage.Sub(held)
-	rev.Cost = ev.Cost - tokenmeter.Micros(cost)
-	return rev, true, nil
-}
 
 // heldSQL sums what the ledger holds for one call: its completed event and
 // revisions, found through the key index ([call/, call0) are the keys of
@@ -747,44 +652,6 @@ const heldSQL = `SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(o
 	COALESCE(MAX(CASE WHEN kind = 'completed' THEN session END), ''),
 	COALESCE(MAX(CASE WHEN kind = 'completed' THEN outcome END), '')
 	FROM events WHERE key >= ? AND key < ? AND kind IN ('completed', 'revised', 'retracted')`
-
-type rollupKey struct {
-	bucket                                               int64
-	source, provider, model, principal, project, outcome string
-}
-
-type rollupRow struct {
-	tokenmeter.Contribution
-	first, last int64
-}
-
-var rollupWidth = tokenmeter.RollupBucket.Microseconds()
-
-// floorTo and ceilTo round v down and up to a multiple of w.
-func floorTo(v, w int64) int64 { return v - ((v%w)+w)%w }
-func ceilTo(v, w int64) int64  { return -floorTo(-v, w) }
-
-// dayWidth is usage_rollup_day's bucket: a UTC day.
-const dayWidth = int64(24 * time.Hour / time.Microsecond)
-
-// add adds o's sums to r.
-func (r *rollupRow) add(o *rollupRow) {
-	r.Contribution.Add(o.Contribution)
-	r.first, r.last = min(r.first, o.first), max(r.last, o.last)
-}
-
-func addRollup(sums map[rollupKey]*rollupRow, ev *tokenmeter.Event) {
-	t := ev.Time.UnixMicro()
-	k := rollupKey{(t / rollupWidth) * rollupWidth, string(ev.Source), ev.Provider, ev.Model, ev.Principal, ev.Project, string(ev.Outcome)}
-	r := sums[k]
-	if r == nil {
-		r = &rollupRow{first: t, last: t}
-		sums[k] = r
-	}
-	c, _ := ev.Contribution()
-	r.Contribution.Add(c)
-	r.first, r.last = min(r.first, t), max(r.last, t)
-}
 
 // ImportFiles implements tokenmeter.Store.
 func (db *DB) ImportFiles(ctx context.Context, source tokenmeter.Source) ([]tokenmeter.ImportFile, error) {
@@ -881,42 +748,25 @@ func (db *DB) Scan(ctx context.Context, afterSeq int64, fn func(*tokenmeter.Even
 // answered from usage_rollup; the rest (and FromEvents, BySession) sum the
 // events.
 func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error) {
-	if q.Bucket < 0 || q.Bucket%time.Minute != 0 {
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "usage bucket %v must be zero or a positive whole number of minutes", q.Bucket)
+	p, err := ledgerrules.PlanUsage(q)
+	if err != nil {
+		return nil, err
 	}
-	bucket := q.Bucket.Microseconds()
-	if bucket == 0 {
-		bucket = 1 << 62 // one bucket, starting at 0
-	}
-	since, until := int64(-1<<62), int64(1<<62)
-	if !q.Since.IsZero() {
-		since = q.Since.UnixMicro()
-	}
-	if !q.Until.IsZero() {
-		until = q.Until.UnixMicro()
-	}
-	onGrid := func(v int64) bool { return v%rollupWidth == 0 || v == -1<<62 || v == 1<<62 }
+	bucket, since, until := p.Bucket, p.Since, p.Until
 	var query string
 	var args []any
-	if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && bucket == rollupWidth {
+	if p.From == ledgerrules.FromRollup {
 		// The rollup's own grid: its rows are the answer, in key order.
 		query = `SELECT bucket_us, source, provider, model, principal, project, outcome, '',
 		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
 		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us,
 		usage_estimated, estimated_tokens, hold_tokens, hold_input, hold_output, hold_cost
 		FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < ?3 AND ?1 > 0 ORDER BY bucket_us`
-	} else if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (q.Bucket == 0 || bucket%rollupWidth == 0) {
+	} else if p.From == ledgerrules.FromRollups {
 		// Whole UTC days inside [since, until) come from the daily rows
 		// when every day falls in one result bucket (buckets of whole days,
 		// or one bucket); the partial days at the edges, and everything for
 		// narrower buckets, from the 15-minute rows.
-		d0, d1 := int64(0), int64(0) // the daily rows' span; empty by default
-		if q.Bucket == 0 || bucket%dayWidth == 0 {
-			d0, d1 = ceilTo(since, dayWidth), floorTo(until, dayWidth)
-			if d1 < d0 {
-				d0, d1 = 0, 0
-			}
-		}
 		cols := `source, provider, model, principal, project, outcome,
 		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
 		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us,
@@ -930,7 +780,7 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup WHERE bucket_us >= max(?2, ?5) AND bucket_us < ?3
 		UNION ALL SELECT bucket_us, ` + cols + ` FROM usage_rollup_day WHERE bucket_us >= ?4 AND bucket_us < ?5)
 		GROUP BY b, source, provider, model, principal, project, outcome ORDER BY b`
-		args = append(args, d0, d1)
+		args = append(args, p.DayFrom, p.DayTo)
 	} else {
 		session := "''"
 		if q.BySession {
