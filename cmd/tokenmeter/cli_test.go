@@ -109,12 +109,14 @@ func TestCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"report"}, "report needs one of"},
-		{[]string{"report", "hourly", "--data", dir}, "no ledger"},
+		{[]string{"report"}, "report: name the report: daily"},
+		{[]string{"report", "hourly", "--data", dir}, `unknown report "hourly"`},
+		{[]string{"report", "daily", "--data", dir}, "no ledger"},
+		{[]string{"report", "daily", "extra"}, `report: unexpected argument "extra"`},
 		{[]string{"report", "daily", "--since", "29/11/2026"}, "not YYYY-MM-DD"},
 		{[]string{"report", "daily", "--tz", "Mars/Olympus"}, "unknown time zone"},
 		{[]string{"report", "daily", "--json", "--csv"}, "one of --json and --csv"},
-		{[]string{"report", "daily", "--bogus"}, "flag provided but not defined"},
+		{[]string{"report", "daily", "--bogus"}, "report: unknown flag --bogus"},
 		{[]string{"verify", "--data", dir}, "no ledger"},
 		{[]string{"serve", "--durability", "lax", "--data", dir}, "durability = lax"},
 		{[]string{"serve", "--upstream", "nonsense", "--data", dir}, "NAME=URL"},

@@ -124,7 +124,7 @@ func TestImportCLI(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"import"}, "import needs one of claude-code, codex"},
+		{[]string{"import"}, "import: name the logs: claude-code or codex"},
 		{[]string{"import", "cursor"}, `unknown log kind "cursor"`},
 		{[]string{"import", "claude-code", "--dir", filepath.Join(dir, "missing"), "--data", data}, "not a readable directory"},
 	} {

@@ -458,7 +458,7 @@ func TestCredentialConfig(t *testing.T) {
 
 // TestKeysCLI checks the keys commands' output and their one-line errors.
 func TestKeysCLI(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	out, _, err := run(t, "keys", "create", "--name", "alice", "--project", "web", "--expires", "2099-01-01", "--data", data)
 	if err != nil {
 		t.Fatal(err)
@@ -512,18 +512,18 @@ func TestKeysCLI(t *testing.T) {
 		t.Errorf("keys list --json shows key material: %s", out)
 	}
 	empty := t.TempDir()
-	if out, _, err := run(t, "keys", "list", "--json", "--data", empty); err != nil || !strings.Contains(out, `"keys": []`) {
-		t.Errorf("keys list of an empty data dir: %v %s", err, out)
+	if out, _, err := run(t, "keys", "list", "--json", "--data", empty); err == nil || !strings.Contains(message(err), "no ledger at") {
+		t.Errorf("keys list of an empty data dir: %v %s; want no ledger at ...", err, out)
 	}
 
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"keys"}, "keys needs one of create, list, revoke, rotate"},
-		{[]string{"keys", "delete"}, `unknown keys command "delete"`},
+		{[]string{"keys"}, "keys: name one of create, list, revoke or rotate"},
+		{[]string{"keys", "delete"}, `keys: unknown command "delete"`},
 		{[]string{"keys", "create"}, "keys create: --name is required"},
-		{[]string{"keys", "create", "--nme", "x"}, "keys create: flag provided but not defined: -nme"},
+		{[]string{"keys", "create", "--nme", "x"}, "keys create: unknown flag --nme (did you mean --name?)"},
 		{[]string{"keys", "create", "--name"}, "keys create: flag needs an argument: -name"},
 		{[]string{"keys", "create", "--name", "a b"}, "keys create: --name: key name \"a b\" must be"},
 		{[]string{"keys", "create", "--name", "x", "extra"}, `keys create: unexpected argument "extra"`},
@@ -532,7 +532,7 @@ func TestKeysCLI(t *testing.T) {
 		{[]string{"keys", "create", "--name", "x", "--project", "a\tb"}, "keys create: --project: project must be"},
 		{[]string{"keys", "create", "--name", "x", "--json=maybe"}, "keys create: invalid boolean value"},
 		{[]string{"keys", "create", "--name", "alice"}, `a key named "alice" exists already`},
-		{[]string{"keys", "list", "--yaml"}, "keys list: flag provided but not defined: -yaml"},
+		{[]string{"keys", "list", "--yaml"}, "keys list: unknown flag --yaml"},
 		{[]string{"keys", "list", "x"}, `keys list: unexpected argument "x"`},
 		{[]string{"keys", "revoke"}, "keys revoke: name the key"},
 		{[]string{"keys", "revoke", "a", "b"}, `keys revoke: unexpected argument "b"`},
@@ -542,7 +542,7 @@ func TestKeysCLI(t *testing.T) {
 		{[]string{"keys", "revoke", "bob"}, `key "bob" was revoked already`},
 		{[]string{"keys", "rotate"}, "keys rotate: name the key"},
 		{[]string{"keys", "rotate", "bob"}, `key "bob" is revoked and cannot be rotated`},
-		{[]string{"keys", "rotate", "-x", "alice"}, "keys rotate: flag provided but not defined: -x"},
+		{[]string{"keys", "rotate", "-x", "alice"}, "keys rotate: unknown flag --x"},
 		{[]string{"keys", "revoke", "x", "--data", empty}, "no ledger at"},
 	} {
 		args := tt.args

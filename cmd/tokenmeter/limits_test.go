@@ -41,9 +41,9 @@ func appendUsage(t *testing.T, data string, events ...tokenmeter.Event) {
 }
 
 func TestLimitsCLI(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	if out, _, err := run(t, "limits", "list", "--json", "--data", data); err != nil || !strings.Contains(out, `"limits": []`) {
-		t.Errorf("limits list of an empty data dir: %v %s", err, out)
+		t.Errorf("limits list of an empty ledger: %v %s", err, out)
 	}
 	for _, args := range [][]string{
 		{"alice-day", "--scope", "key:alice", "--metric", "tokens", "--max", "1_000_000", "--window", "day", "--reset-at", "09:00", "--tz", "Europe/Berlin", "--mode", "hard"},
@@ -124,7 +124,7 @@ func TestLimitsCLI(t *testing.T) {
 // TestLimitsSetErrors: every invalid limits set gets a one-line error that
 // names the bad flag (or argument), and nothing is stored.
 func TestLimitsSetErrors(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	ok := []string{"--scope", "global", "--metric", "tokens", "--max", "100", "--window", "day"}
 	with := func(flag, value string) []string {
 		out := []string{"limits", "set", "x", "--data", data}
@@ -142,13 +142,13 @@ func TestLimitsSetErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"limits"}, "limits needs one of set, list, delete"},
-		{[]string{"limits", "show"}, `unknown limits command "show"`},
+		{[]string{"limits"}, "limits: name one of set, list or delete"},
+		{[]string{"limits", "show"}, `limits: unknown command "show"`},
 		{append(with("--window", "day"), "--reset-at", "23:50"), `limits set: --reset-at: "23:50" must be on a quarter hour`},
 		{[]string{"limits", "set", "--scope", "global"}, "limits set: name the limit"},
 		{[]string{"limits", "set", "a b", "--scope", "global"}, `limits set: limit name "a b" must be`},
 		{[]string{"limits", "set", "x", "y"}, `limits set: unexpected argument "y"`},
-		{[]string{"limits", "set", "x", "--scpe", "global"}, "limits set: flag provided but not defined: -scpe"},
+		{[]string{"limits", "set", "x", "--scpe", "global"}, "limits set: unknown flag --scpe (did you mean --scope?)"},
 		{[]string{"limits", "set", "x", "--max"}, "limits set: flag needs an argument: -max"},
 		{with("--scope", "\x00"), "limits set: --scope: missing"},
 		{with("--scope", "team:x"), `limits set: --scope: "team:x" is not global, key:NAME, project:NAME or model:NAME`},
@@ -356,7 +356,7 @@ func openaiStream(gw *gateway, secret string) (string, *refusal, error) {
 // unknown; the limit then admits what the ledger allows.
 func TestReservationsReleasedOnRestart(t *testing.T) {
 	ctx := context.Background()
-	data := t.TempDir()
+	data := newLedger(t)
 	secret := createKey(t, data, "--name", "alice")
 	if _, stderr, err := run(t, "limits", "set", "two", "--scope", "key:alice", "--metric", "requests", "--max", "2",
 		"--window", "rolling:24h", "--mode", "hard", "--data", data); err != nil {

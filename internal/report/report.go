@@ -157,26 +157,35 @@ type usageSource interface {
 	Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error)
 }
 
+// CheckQuery returns the EINVALID error Build would return for q, naming
+// what is wrong with it, without reading anything.
+func CheckQuery(q Query) error {
+	switch q.Kind {
+	case Daily, Weekly, Monthly, Models, Session, Blocks:
+	default:
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly, session, blocks or models)", q.Kind)
+	}
+	switch q.By {
+	case ByNone, ByModel, ByKey, ByProject:
+	default:
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key or project)", q.By)
+	}
+	if q.Kind == Blocks && q.By != ByNone {
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "the blocks report cannot be grouped (--by): a block spans every model, key and project")
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "--until %s is before --since %s", q.Until.Format(time.DateOnly), q.Since.Format(time.DateOnly))
+	}
+	return nil
+}
+
 // Build computes the report q from the store at time now.
 func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Report, error) {
 	if q.Loc == nil {
 		q.Loc = time.Local
 	}
-	switch q.Kind {
-	case Daily, Weekly, Monthly, Models, Session, Blocks:
-	default:
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly, session, blocks or models)", q.Kind)
-	}
-	switch q.By {
-	case ByNone, ByModel, ByKey, ByProject:
-	default:
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key or project)", q.By)
-	}
-	if q.Kind == Blocks && q.By != ByNone {
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "the blocks report cannot be grouped (--by): a block spans every model, key and project")
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "--until %s is before --since %s", q.Until.Format(time.DateOnly), q.Since.Format(time.DateOnly))
+	if err := CheckQuery(q); err != nil {
+		return nil, err
 	}
 	uq := tokenmeter.UsageQuery{Bucket: bucket}
 	rep := &Report{Kind: q.Kind, By: q.By, TimeZone: q.Loc.String(), Created: now.UTC(), loc: q.Loc}
