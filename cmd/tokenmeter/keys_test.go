@@ -411,11 +411,36 @@ func TestVirtualKeyNoProviderCredential(t *testing.T) {
 		t.Errorf("anthropic route: %d %s", resp.StatusCode, body)
 	}
 	logs := gw.logs.String()
-	if !strings.Contains(logs, "route=openai fix=\"set $OPENAI_API_KEY\"") || !strings.Contains(logs, "no provider credential configured for route openai") {
-		t.Errorf("log does not explain the missing credential:\n%s", logs)
+	if !strings.Contains(logs, "route=openai fix=\"set $OPENAI_API_KEY in the gateway's environment and restart it\"") ||
+		!strings.Contains(logs, "no provider credential configured for route openai (set $OPENAI_API_KEY") {
+		t.Errorf("log does not explain the missing credential, at start and with the refusal (docs/keys.md):\n%s", logs)
 	}
 	if len(tap.headers()) != 1 {
 		t.Errorf("upstream received %d requests, want the anthropic one only", len(tap.headers()))
+	}
+	// An unknown key (one created in another ledger, say) is refused with
+	// a log line that says where the gateway looked.
+	other := createKey(t, newLedger(t), "--name", "elsewhere")
+	if resp, _ := callWith(t, gw, "anthropic", other, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a key of another ledger: %d", resp.StatusCode)
+	}
+	if want := "not in the ledger at " + filepath.Join(gw.Config.Data, LedgerFile) + ": created with another --data or --config?"; !strings.Contains(gw.logs.String(), want) {
+		t.Errorf("the unknown key's log line lacks %q:\n%s", want, gw.logs.String())
+	}
+}
+
+// TestRequireVirtualKeyWithoutCredential: --require-virtual-key with a
+// route that has no provider credential refuses everything on it; the
+// gateway says so at start, as a warning, even with no key in the ledger.
+func TestRequireVirtualKeyWithoutCredential(t *testing.T) {
+	gw, _ := keysGateway(t, map[string]string{"ANTHROPIC_API_KEY": upstreamAnthropicKey}, func(s *Serve) { s.Config.RequireVirtualKey = true })
+	logs := gw.logs.String()
+	want := `level=WARN msg="no provider credential for route: with --require-virtual-key every request on it is refused" route=openai`
+	if !strings.Contains(logs, want) {
+		t.Errorf("start-up log lacks %q:\n%s", want, logs)
+	}
+	if strings.Contains(logs, "route=anthropic") {
+		t.Errorf("the route with a credential is warned about:\n%s", logs)
 	}
 }
 

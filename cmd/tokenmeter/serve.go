@@ -163,10 +163,11 @@ func (s *Serve) Open(ctx context.Context) error {
 		s.proxy.Transport = s.Transport
 	}
 	s.proxy.Keys = s.store
+	s.proxy.KeysWhere = filepath.Join(c.Data, LedgerFile)
 	s.proxy.RequireVirtualKey = c.RequireVirtualKey
 	s.proxy.DefaultMaxOutput = c.DefaultMaxOutput
 	s.proxy.BytesPerToken = c.BytesPerToken
-	s.proxy.Credentials = s.credentials(ctx)
+	s.proxy.Credentials, s.proxy.CredentialFix = s.credentials(ctx)
 	s.proxy.Metrics = s.Metrics
 	if s.Now != nil {
 		s.proxy.Now = s.Now
@@ -237,8 +238,10 @@ func (s *Serve) logUpstreams() {
 
 // credentials reads each route's provider credential from its environment
 // variable (see Config.CredentialEnv), logging (by variable name only) the
-// routes that have none: virtual keys are refused on those.
-func (s *Serve) credentials(ctx context.Context) map[string]string {
+// routes that have none: virtual keys are refused on those, and with
+// --require-virtual-key every request is, which is a warning whatever the
+// ledger holds. fix says, per route without one, how to give it one.
+func (s *Serve) credentials(ctx context.Context) (creds, fix map[string]string) {
 	getenv := s.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -247,20 +250,27 @@ func (s *Serve) credentials(ctx context.Context) map[string]string {
 	if keys, err := s.store.Keys(ctx); err == nil && len(keys) > 0 {
 		level = slog.LevelWarn
 	}
-	out := make(map[string]string)
+	msg := "no provider credential for route: virtual keys are refused on it"
+	if s.Config.RequireVirtualKey {
+		// Pass-through credentials are refused too: nothing gets through.
+		level = slog.LevelWarn
+		msg = "no provider credential for route: with --require-virtual-key every request on it is refused"
+	}
+	creds, fix = make(map[string]string), make(map[string]string)
 	for _, r := range s.Config.Routes() {
 		env := s.Config.CredentialEnv(r.Name)
 		if v := strings.TrimSpace(getenv(env)); env != "" && v != "" {
-			out[r.Name] = v
+			creds[r.Name] = v
 			continue
 		}
-		how := "set $" + env
+		how := "set $" + env + " in the gateway's environment and restart it"
 		if env == "" {
-			how = "name its variable under credentials: in the config file"
+			how = "name its variable under credentials: in the config file (credentials: {" + r.Name + ": VAR}) and restart"
 		}
-		s.Log.Log(ctx, level, "no provider credential for route: virtual keys are refused on it", "route", r.Name, "fix", how)
+		fix[r.Name] = how
+		s.Log.Log(ctx, level, msg, "route", r.Name, "fix", how)
 	}
-	return out
+	return creds, fix
 }
 
 // startImports runs the configured importers until Close. An importer that
