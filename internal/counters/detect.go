@@ -349,8 +349,10 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 	// Fixed windows lie on a grid: the window that closes and the one that
 	// opens are as long as each other (a minute or more). A token bucket,
 	// whose reset is when it is full again, meets that only by chance.
+	// OpenAI's windows are measured between resets that carry jitter
+	// (see sameReset), so a minute's window may measure 59.99 s.
 	length := st.winReset.Sub(st.winStart)
-	grid := length >= time.Minute && sameReset(cur, st.winReset.Add(length))
+	grid := length >= time.Minute-resetJitter(cur) && sameReset(cur, st.winReset.Add(length))
 	if closed && grid && st.winFromStart && st.winFixed && st.winCount >= 2 && !broken {
 		last := st.winLast
 		count := max(0, last.Limit-last.Remaining)
@@ -386,10 +388,18 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 // resets at reset: the same instant, or for OpenAI's resets (durations
 // from the response's time, so a little jitter) within a second of it.
 func sameReset(s tokenmeter.Sample, reset time.Time) bool {
+	return s.Reset.Sub(reset).Abs() <= resetJitter(s)
+}
+
+// resetJitter is how far s's advertised reset may stray from the instant
+// it names: a second for OpenAI's (a duration from the response, measured
+// at a slightly different moment by each response), none for Anthropic's
+// (an instant).
+func resetJitter(s tokenmeter.Sample) time.Duration {
 	if strings.HasPrefix(s.Counter, "x-ratelimit-") {
-		return s.Reset.Sub(reset).Abs() <= time.Second
+		return time.Second
 	}
-	return s.Reset.Equal(reset)
+	return 0
 }
 
 // Status feeds the status of a response from provider with credential at
