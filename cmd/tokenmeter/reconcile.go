@@ -40,7 +40,8 @@ func reconcileClient(cfg *Config, provider string, getenv func(string) string, l
 	if base == "" {
 		base = map[string]string{"anthropic": DefaultAnthropicURL, "openai": DefaultOpenAIURL}[provider]
 	}
-	return &reconcile.Client{Provider: provider, BaseURL: base, AdminKey: strings.TrimSpace(getenv(cfg.AdminKeyEnv(provider))), Log: log}
+	env := cfg.AdminKeyEnv(provider)
+	return &reconcile.Client{Provider: provider, BaseURL: base, AdminKey: strings.TrimSpace(getenv(env)), AdminKeyEnv: env, Log: log}
 }
 
 // routeCredential returns the ID of the credential the gateway forwards

@@ -454,6 +454,34 @@ func TestReconcileByKey(t *testing.T) {
 // TestReconcileScheduled: serve --reconcile anthropic runs at start and
 // on every tick, stores each run (reconcile history shows them), and a
 // run with discrepancies beyond tolerance becomes one reconcile anomaly.
+// TestReconcileScheduledNoAdminKey: a scheduled run whose admin key's
+// variable (named by admin_keys:) is unset is stored with an error that
+// names that variable, once, without Go's error code prefix; the start-up
+// warning and the failure's log line say the same.
+func TestReconcileScheduledNoAdminKey(t *testing.T) {
+	runs := make(chan tokenmeter.ReconcileRun)
+	w := newRecWorld(t, func(s *Serve) {
+		s.Config.Reconcile = []string{"anthropic"}
+		s.Config.AdminKeys = map[string]string{"anthropic": "ACME_ANTHROPIC_ADMIN"}
+		s.Getenv = func(string) string { return "" }
+		s.ReconcileRuns, s.ReconcileTick = runs, make(chan time.Time)
+	})
+	var r tokenmeter.ReconcileRun
+	select {
+	case r = <-runs:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no scheduled run")
+	}
+	want := "no anthropic admin key: set $ACME_ANTHROPIC_ADMIN (an admin key, not an API key)"
+	if r.Status != tokenmeter.ReconcileFailed || r.Error != want {
+		t.Errorf("stored run: status %s, error %q; want failed with %q", r.Status, r.Error, want)
+	}
+	logs := w.gw.logs.String()
+	if strings.Contains(logs, "ANTHROPIC_ADMIN_KEY") || strings.Contains(logs, "tokenmeter: invalid") || !strings.Contains(logs, `err="`+want+`"`) {
+		t.Errorf("log names the wrong variable or doubles the prefix:\n%s", logs)
+	}
+}
+
 func TestReconcileScheduled(t *testing.T) {
 	runs := make(chan tokenmeter.ReconcileRun)
 	tick := make(chan time.Time)
