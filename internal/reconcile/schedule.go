@@ -17,7 +17,7 @@ import (
 const DefaultWindow = 48 * time.Hour
 
 // AnomalyKind is the tokenmeter.Anomaly kind a scheduled run records.
-const AnomalyKind = "reconcile"
+const AnomalyKind = tokenmeter.AnomalyReconcile
 
 // RunStore stores runs (a tokenmeter.Store is one).
 type RunStore interface {
