@@ -27,6 +27,12 @@ const (
 	// are a throttling burst.
 	DefaultThrottleCount  = 5
 	DefaultThrottleWindow = time.Minute
+	// DefaultThrottleSettle is how long after a throttling burst is found
+	// its evidence is gathered, and how far past the last throttled call's
+	// start the ledger's span reaches: a call is observed when it starts
+	// and recorded, dated by its end, when it ends, so the burst's last
+	// call is in the ledger only a moment later.
+	DefaultThrottleSettle = 2 * time.Second
 	// tokenQuantum is the rounding of Anthropic's token counters
 	// ("remaining rounded to the nearest 1,000").
 	tokenQuantum = 1000
@@ -49,6 +55,10 @@ type Finding struct {
 	AdvertisedReset time.Time
 	// LedgerSince and LedgerUntil bound the ledger usage to show.
 	LedgerSince, LedgerUntil time.Time
+	// Settle, when not zero, asks that the evidence be gathered no sooner
+	// than this after the finding (real time), once the calls it covers
+	// are recorded.
+	Settle time.Duration
 	// Drift: the provider's count of the window, in the counter's unit,
 	// to compare with the ledger's (Metric); Tolerance in basis points.
 	ProviderCount int64
@@ -456,7 +466,7 @@ func (d *Detector) Status(at time.Time, provider, credential string, status int,
 			Detected: at, Start: first, End: at,
 			Summary: fmt.Sprintf("%s: %d throttled responses (%d x 429, %d x 529) within %s, from %s",
 				provider, len(ts.times), n429, n529, at.Sub(first).Round(time.Second), first.UTC().Format(time.RFC3339))},
-		LedgerSince: first, LedgerUntil: at,
+		LedgerSince: first, LedgerUntil: at.Add(DefaultThrottleSettle), Settle: DefaultThrottleSettle,
 		Facts: map[string]any{"responses": len(ts.times), "status_429": n429, "status_529": n529,
 			"threshold": d.ThrottleCount, "window_seconds": int64(d.ThrottleWindow / time.Second)},
 	}
