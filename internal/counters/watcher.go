@@ -85,7 +85,7 @@ type Watcher struct {
 
 	reported  int64
 	lastPrune time.Time
-	deferred  []deferredFinding // findings whose evidence waits (Finding.Settle)
+	deferred  []deferredFinding               // findings whose evidence waits (Finding.Settle)
 	stored    map[seriesKey]tokenmeter.Sample // last stored sample per series
 	pending   []tokenmeter.Sample
 }
