@@ -131,3 +131,22 @@ func TestCLIErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestServeListen: a bare port is a wrong command line, said before
+// anything else (not the exposure warning and then a failure); an address
+// on every interface gives clients a loopback URL, not http://[::]:PORT.
+func TestServeListen(t *testing.T) {
+	_, stderr, err := run(t, "serve", "--listen", "8787", "--data", t.TempDir())
+	code, msg := exitStatus(err)
+	if code != 2 || !strings.Contains(msg, `listen = "8787": want HOST:PORT, e.g. 127.0.0.1:8787 (or :8787 for every interface)`) ||
+		strings.Contains(stderr, "without TLS") {
+		t.Errorf("serve --listen 8787: exit %d %q, stderr %q", code, msg, stderr)
+	}
+	up, _ := newUpstream(t)
+	url, stdout, _, stop := startServe(t, t.TempDir(), up.URL, "--listen", ":0")
+	defer stop()
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || strings.Contains(stdout.String(), "[::]") ||
+		!strings.Contains(stdout.String(), "export ANTHROPIC_BASE_URL="+url+"/anthropic") {
+		t.Errorf("serve --listen :0: URL %q, stdout:\n%s", url, stdout)
+	}
+}
