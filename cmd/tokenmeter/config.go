@@ -83,6 +83,11 @@ type Config struct {
 	Reconcile          []string `yaml:"reconcile"`
 	ReconcileEvery     string   `yaml:"reconcile_every"`
 	ReconcileTolerance string   `yaml:"reconcile_tolerance"`
+	// ReconcileSource is the ledger events scheduled runs compare: "proxy"
+	// (the default: the gateway's calls, which the admin reports cover)
+	// or "all" (imported Claude Code and Codex logs too, which are mostly
+	// subscription usage no admin report covers).
+	ReconcileSource string `yaml:"reconcile_source"`
 	// AdminToken is the token that opens the admin API (/api/*); prefer
 	// $TOKENMETER_ADMIN_TOKEN, which overrides it. Empty: a token is
 	// generated at first start, shown once, and its hash kept in the data

@@ -55,17 +55,24 @@ func routeCredential(cfg *Config, provider string, getenv func(string) string) s
 	return ""
 }
 
-// credentialsOf returns the credentials the gateway noted, for matching.
-func credentialsOf(ctx context.Context, db *sqlite.DB) ([]reconcile.Credential, error) {
+// credentialsOf returns the credentials the gateway noted, for matching,
+// and the ID of the one it noted as provider's route credential (the one
+// forwarded in place of virtual keys; the most recently seen, if it
+// changed), "" if none.
+func credentialsOf(ctx context.Context, db *sqlite.DB, provider string) ([]reconcile.Credential, string, error) {
 	creds, err := db.Credentials(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read credentials: %w", err)
+		return nil, "", fmt.Errorf("read credentials: %w", err)
 	}
 	out := make([]reconcile.Credential, 0, len(creds))
+	var route tokenmeter.Credential
 	for _, c := range creds {
 		out = append(out, reconcile.Credential{ID: c.ID, Hint: c.Hint})
+		if c.VirtualKeys && c.Provider == provider && c.LastSeen.After(route.LastSeen) {
+			route = c
+		}
 	}
-	return out, nil
+	return out, route.ID, nil
 }
 
 // parseBucket reads --bucket.
@@ -197,10 +204,16 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	in.Client = reconcileClient(&cfg, provider, env.getenv, newLogger(stderr, "warn"))
 	in.Client.Sleep = env.sleep
 	if *by == "key" {
-		if in.Credentials, err = credentialsOf(ctx, db); err != nil {
+		var noted string
+		if in.Credentials, noted, err = credentialsOf(ctx, db, provider); err != nil {
 			return err
 		}
+		// The gateway noted which credential it forwarded for virtual
+		// keys; the environment's, when set here too, is the same or newer.
 		in.RouteCredential = routeCredential(&cfg, provider, env.getenv)
+		if in.RouteCredential == "" {
+			in.RouteCredential = noted
+		}
 	}
 	rep, err := reconcile.Run(ctx, in)
 	if err != nil {
@@ -361,6 +374,11 @@ func (c *Config) validateReconcile() error {
 	if _, err := reconcile.ParseTolerance(c.ReconcileTolerance); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile_tolerance = %s: %s", c.ReconcileTolerance, tokenmeter.ErrorMessage(err)))
 	}
+	switch c.ReconcileSource {
+	case "", "proxy", "all":
+	default:
+		errs = append(errs, fmt.Errorf("reconcile_source = %s: must be proxy (the gateway's calls, the default) or all", c.ReconcileSource))
+	}
 	return errors.Join(errs...)
 }
 
@@ -385,8 +403,11 @@ func (s *Serve) startReconcile() {
 			log.Warn("no admin key: scheduled reconciliation runs will fail", "fix", "set $"+s.Config.AdminKeyEnv(p))
 		}
 		sched := &reconcile.Schedule{
+			// Imported logs are mostly subscription usage that no admin
+			// report covers: unless asked, scheduled runs leave them out,
+			// or every run would be an anomaly.
 			Input: reconcile.Input{Options: reconcile.Options{Provider: p, Bucket: time.Hour, By: "model", Tolerance: tolerance,
-				Lag: reconcile.DefaultLag}, Client: client, Ledger: s.store, Costs: true},
+				Lag: reconcile.DefaultLag, ProxyOnly: s.Config.ReconcileSource != "all"}, Client: client, Ledger: s.store, Costs: true},
 			Every: every, Store: s.store, Anomalies: s.store, Now: s.Now, Log: log,
 		}
 		sched.Tick = s.ReconcileTick

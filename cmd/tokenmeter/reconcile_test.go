@@ -52,6 +52,9 @@ type recWorld struct {
 	calls map[string]int
 	// key is the x-api-key of Anthropic calls (default recAnthropicKey).
 	key string
+	// noRouteKey leaves the route's provider credential out of the
+	// reconcile command's environment (a machine other than the gateway's).
+	noRouteKey bool
 }
 
 func newRecWorld(t *testing.T, edit ...func(*Serve)) *recWorld {
@@ -151,7 +154,9 @@ func (w *recWorld) run(t *testing.T, provider string, sl *sleeps, args ...string
 		case "ANTHROPIC_ADMIN_KEY", "OPENAI_ADMIN_KEY":
 			return recAdminKey
 		case "ANTHROPIC_API_KEY":
-			return recRouteKey
+			if !w.noRouteKey {
+				return recRouteKey
+			}
 		}
 		return ""
 	}}
@@ -482,6 +487,37 @@ func TestReconcileScheduledNoAdminKey(t *testing.T) {
 	}
 }
 
+// TestReconcileScheduledImports: scheduled runs compare the gateway's
+// calls only (reconcile_source: proxy, the default), so imported
+// subscription usage that no admin report covers is not an anomaly every
+// hour; reconcile_source: all compares it too.
+func TestReconcileScheduledImports(t *testing.T) {
+	for _, source := range []string{"", "all"} {
+		runs, tick := make(chan tokenmeter.ReconcileRun), make(chan time.Time)
+		w := newRecWorld(t, func(s *Serve) {
+			s.Config.Reconcile, s.Config.ReconcileSource = []string{"anthropic"}, source
+			s.Getenv = func(k string) string { return map[string]string{"ANTHROPIC_ADMIN_KEY": recAdminKey}[k] }
+			s.ReconcileRuns, s.ReconcileTick = runs, tick
+		})
+		<-runs // the run at start
+		imported := tokenmeter.Event{Key: "claude-code:msg_1", RequestKey: "claude-code:msg_1", Kind: tokenmeter.KindCompleted,
+			Time: hourOf(10), Source: tokenmeter.SourceClaudeCode, Provider: "anthropic", Endpoint: "/v1/messages",
+			Model: "claude-sonnet-5-5", Outcome: tokenmeter.OutcomeOK, Usage: tokenmeter.Usage{InputTokens: 500, OutputTokens: 50}, UsageKnown: true}
+		if _, err := w.gw.store.Import(context.Background(), []tokenmeter.Event{imported}, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.clk.Set(recDay.Add(16 * time.Hour))
+		tick <- w.clk.Now()
+		r := <-runs
+		if source == "" && (r.Status != tokenmeter.ReconcileOK || r.Summary.LedgerOnly != 0) {
+			t.Errorf("default source: run %+v; want ok, the imported call left out", r)
+		}
+		if source == "all" && (r.Status != tokenmeter.ReconcileDiscrepancies || r.Summary.LedgerOnly != 1) {
+			t.Errorf("reconcile_source all: run %+v; want the imported call ledger-only", r)
+		}
+	}
+}
+
 func TestReconcileScheduled(t *testing.T) {
 	runs := make(chan tokenmeter.ReconcileRun)
 	tick := make(chan time.Time)
@@ -698,13 +734,18 @@ func TestReconcileVirtualKey(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	rep, code, stderr := w.run(t, "anthropic", nil, "--by", "key")
-	if code != 0 || rep.Summary.Matched != 3 || len(rep.Discrepancies) != 0 {
-		t.Fatalf("exit %d (%s), summary %+v, discrepancies %+v; want 3 rows matched", code, stderr, rep.Summary, rep.Discrepancies)
-	}
-	for _, r := range rep.Rows {
-		if r.Key != fakeupstream.APIKeyID("anthropic", recRouteKey) || r.Principals != "key:ci" {
-			t.Errorf("row %+v: want the route credential's key id from principal key:ci", r)
+	// With the route's credential in the environment, and without it (the
+	// gateway noted which credential it forwards for virtual keys).
+	for _, hide := range []bool{false, true} {
+		w.noRouteKey = hide
+		rep, code, stderr := w.run(t, "anthropic", nil, "--by", "key")
+		if code != 0 || rep.Summary.Matched != 3 || len(rep.Discrepancies) != 0 {
+			t.Fatalf("route key hidden %v: exit %d (%s), summary %+v, discrepancies %+v; want 3 rows matched", hide, code, stderr, rep.Summary, rep.Discrepancies)
+		}
+		for _, r := range rep.Rows {
+			if r.Key != fakeupstream.APIKeyID("anthropic", recRouteKey) || r.Principals != "key:ci" {
+				t.Errorf("route key hidden %v: row %+v: want the route credential's key id from principal key:ci", hide, r)
+			}
 		}
 	}
 }
