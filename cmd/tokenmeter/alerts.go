@@ -421,6 +421,12 @@ func (a *alertsCmd) rules(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\nSinks: %s\n", strings.Join(sinks, ", "))
+	known := sinks
+	if lf.config == "" {
+		known = nil // the gateway's config may define more
+	}
+	ws, err := ruleWarnings(ctx, db, rules, known)
+	printWarnings(a.stderr, ws, err)
 	return nil
 }
 
@@ -536,6 +542,12 @@ func (a *alertsCmd) set(ctx context.Context, args []string) error {
 	if err := r.Validate(); err != nil {
 		return alertsError("rules set", "%s", tokenmeter.ErrorMessage(err))
 	}
+	var known []string // the sinks are known only from the config file
+	if lf.config != "" {
+		if known, err = configSinks(lf); err != nil {
+			return err
+		}
+	}
 	db, err := a.openLedger(lf)
 	if err != nil {
 		return err
@@ -545,7 +557,23 @@ func (a *alertsCmd) set(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "Set alert rule %s (%s, %s); a running gateway applies it at its next evaluation.\n", r.Name, r.Kind, ruleSettings(r))
+	ws, err := ruleWarnings(ctx, db, []tokenmeter.AlertRule{r}, known)
+	printWarnings(a.stderr, ws, err)
 	return nil
+}
+
+// configSinks returns the names of the sinks of lf's config file, log
+// included.
+func configSinks(lf *ledgerFlags) ([]string, error) {
+	cfg, err := alertsConfig(lf)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{alerts.LogName}
+	for _, s := range cfg.Alerts.allSinks() {
+		names = append(names, s.Name)
+	}
+	return names, nil
 }
 
 func (a *alertsCmd) delete(ctx context.Context, args []string) error {
@@ -562,7 +590,17 @@ func (a *alertsCmd) delete(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	if err := db.DeleteAlertRule(ctx, pos[0]); err != nil {
+	if err := db.DeleteAlertRule(ctx, pos[0]); tokenmeter.ErrorCode(err) == tokenmeter.ENOTFOUND {
+		if slices.ContainsFunc(alerts.DefaultRules(), func(r tokenmeter.AlertRule) bool { return r.Name == pos[0] }) {
+			return alertsError("rules delete", "%s is a built-in rule and cannot be deleted: replace it with a rule of the same name "+
+				"(tokenmeter alerts rules set %s --kind KIND ...), or turn every built-in rule off with alerts: {default_rules: false} in the config file",
+				pos[0], pos[0])
+		}
+		if cfg, cerr := lf.loadConfig(); cerr == nil && slices.ContainsFunc(cfg.Alerts.Rules, func(r tokenmeter.AlertRule) bool { return r.Name == pos[0] }) {
+			return alertsError("rules delete", "%s comes from the config file %s: remove it there", pos[0], lf.config)
+		}
+		return err
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "Deleted alert rule %s.\n", pos[0])
@@ -633,6 +671,37 @@ func orDefault(s, def string) string {
 
 var _ alerts.Store = (*sqlite.DB)(nil)
 
+// warnReferences logs what the rules in effect and the limits name that
+// does not exist: a limit, a sink, a virtual key.
+func (s *Serve) warnReferences(e *alerts.Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rules, err := e.EffectiveRules(ctx)
+	if err != nil {
+		s.Log.Warn("cannot check the alert rules' references", "err", err)
+		return
+	}
+	sinks := []string{alerts.LogName}
+	for _, c := range s.Config.Alerts.allSinks() {
+		sinks = append(sinks, c.Name)
+	}
+	ws, err := ruleWarnings(ctx, s.store, rules, sinks)
+	if err == nil {
+		var lims []tokenmeter.Limit
+		if lims, err = s.store.Limits(ctx); err == nil {
+			var lw []string
+			lw, err = limitWarnings(ctx, s.store, lims)
+			ws = append(ws, lw...)
+		}
+	}
+	if err != nil {
+		s.Log.Warn("cannot check the references of rules and limits", "err", err)
+	}
+	for _, w := range ws {
+		s.Log.Warn(w)
+	}
+}
+
 // startAlerts runs the alert engine until Close (stopAlerts stops it and
 // waits for its goroutine).
 func (s *Serve) startAlerts() error {
@@ -644,6 +713,7 @@ func (s *Serve) startAlerts() error {
 		e.Now = s.Now
 	}
 	s.Alerts = e
+	s.warnReferences(e)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

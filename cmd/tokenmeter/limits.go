@@ -97,6 +97,12 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(l.stdout, "Set %s limit %q: %s %s per %s for %s; the current window resets at %s.\n",
 			got.Mode, got.Name, shown, got.Metric, got.Window, got.Scope, got.Reset)
+		var keys struct {
+			Keys []keyJSON `json:"keys"`
+		}
+		if err := rem.call(ctx, "limits set", http.MethodGet, "/api/keys", nil, nil, &keys); err == nil {
+			l.warn(limitWarnings(ctx, remoteKeys(keys.Keys), []tokenmeter.Limit{lim}))
+		}
 		return nil
 	}
 	m, n := lim.Metric, lim.Max
@@ -115,7 +121,13 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(l.stdout, "Set %s limit %q: %s %s per %s for %s; the current window resets at %s.\n",
 		lim.Mode, lim.Name, formatAmount(m, n), m, lim.Window, lim.Scope, formatTime(reset, spec))
+	l.warn(limitWarnings(ctx, db, []tokenmeter.Limit{lim}))
 	return nil
+}
+
+// warn prints the warnings of a reference check.
+func (l *limitsCmd) warn(ws []string, err error) {
+	printWarnings(l.stderr, ws, err)
 }
 
 // limitJSON is a limit as limits list --json writes it. Amounts of
