@@ -151,6 +151,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if !*quiet || *asJSON {
 		printImportSummary(stdout, pos[0], st, *asJSON, start)
 	}
+	if st.Files == 0 {
+		fmt.Fprintf(stderr, "tokenmeter: warning: no %s log files in %s: nothing was imported\n", pos[0], strings.Join(dirs, ", "))
+	}
 	if st.Warnings > 0 {
 		msg := fmt.Sprintf("%d warnings", st.Warnings)
 		if st.Warnings > maxPrintedWarnings {
@@ -188,7 +191,9 @@ func printImportSummary(w io.Writer, kind string, st importer.Stats, asJSON bool
 	fmt.Fprintf(w, "%s: %d files (%d read, %d unchanged), %d lines, %d calls found: %d new",
 		kind, st.Files, st.Read, st.Unchanged, st.Lines, st.Events, st.Added)
 	if st.Duplicates > 0 {
-		fmt.Fprintf(w, ", %d already imported", st.Duplicates)
+		// Copies within the files read (a resumed session's, a streamed
+		// response's) as well as calls imported by an earlier run.
+		fmt.Fprintf(w, ", %d duplicates (copies of calls counted once)", st.Duplicates)
 	}
 	if st.Revised > 0 {
 		fmt.Fprintf(w, ", %d revised upwards", st.Revised)

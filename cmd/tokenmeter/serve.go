@@ -287,7 +287,9 @@ func (s *Serve) startImports(prices *pricing.Table) {
 			if found := existing(dirs); len(found) < len(dirs) {
 				log.Info("watching for logs", "dirs", dirs, "present", found)
 			}
-			opts := importer.Options{Store: s.store, Prices: prices, Dirs: dirs, Workers: 1,
+			// The default directories: one that does not exist (yet) is
+			// followed quietly (most set-ups have only some of them).
+			opts := importer.Options{Store: s.store, Prices: prices, Dirs: dirs, Workers: 1, MissingOK: true,
 				Warn: func(w importer.Warning) { log.Warn("skipped", "where", w.String()) }}
 			err := importer.Watch(ictx, format, opts, func(st importer.Stats) {
 				if st.Added > 0 {
