@@ -537,3 +537,31 @@ func TestHardLimitBoundsOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestHardLimitRefusalExplains: a small request refused by a hard limit is
+// told why: what its worst case reserved (32,000 output tokens when it sets
+// no bound), what the window has left, and how to ask for less.
+func TestHardLimitRefusalExplains(t *testing.T) {
+	gw, _ := keysGateway(t, nil, nil)
+	if _, stderr, err := run(t, "limits", "set", "small", "--scope", "global", "--metric", "tokens", "--max", "10000",
+		"--window", "day", "--mode", "hard", "--data", gw.Config.Data); err != nil {
+		t.Fatalf("limits set: %v %s", err, stderr)
+	}
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`
+	resp, b := post(t, gw.URL()+"/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-pass-through-0123456789"}, body)
+	msg := string(b)
+	for _, want := range []string{
+		`hard limit \"small\" (tokens, day`, "would be exceeded by this request: it reserves its worst case, 320",
+		"output up to 32000 tokens", "and the window has 10000 tokens left",
+		"the request sets no output bound, so the default of 32000 tokens was reserved: set max_tokens",
+	} {
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(msg, want) {
+			t.Errorf("429 does not say %q: %d %s", want, resp.StatusCode, msg)
+		}
+	}
+	resp, b = post(t, gw.URL()+"/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-pass-through-0123456789"},
+		`{"model":"gpt-4o","max_completion_tokens":100,"messages":[{"role":"user","content":"hi [[fake output=5]]"}]}`)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("with max_completion_tokens 100: %d %s", resp.StatusCode, b)
+	}
+}
