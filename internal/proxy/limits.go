@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
