@@ -1,8 +1,8 @@
 package admin
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
