@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -148,5 +149,63 @@ func TestServeListen(t *testing.T) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || strings.Contains(stdout.String(), "[::]") ||
 		!strings.Contains(stdout.String(), "export ANTHROPIC_BASE_URL="+url+"/anthropic") {
 		t.Errorf("serve --listen :0: URL %q, stdout:\n%s", url, stdout)
+	}
+}
+
+// TestReportByTag: x-tokenmeter-tags is recorded and shown: report --by
+// tag has a row per tag (a call with two tags in both), the totals count
+// each call once, and the admin API's hourly view groups the same way.
+func TestReportByTag(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, func(s *Serve) { s.Config.AdminToken = testAdminToken })
+	var last string
+	for _, tags := range []string{"ci, nightly", "ci", ""} {
+		h := map[string]string{}
+		if tags != "" {
+			h["X-Tokenmeter-Tags"] = tags
+		}
+		resp, _ := post(t, gw.URL()+"/anthropic/v1/messages", h,
+			`{"model":"claude-haiku-5-5","max_tokens":100,"messages":[{"role":"user","content":"[[fake output=10 input=20]]"}]}`)
+		last = resp.Header.Get(HeaderRequestIDForTest)
+	}
+	gw.waitCompleted(t, last)
+	out, stderr, err := run(t, "report", "daily", "--by", "tag", "--json", "--data", gw.Config.Data)
+	if err != nil {
+		t.Fatalf("report --by tag: %v %s", err, stderr)
+	}
+	var rep report.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, r := range rep.Rows {
+		got[r.Key] += r.Requests
+	}
+	if want := map[string]int64{"ci": 2, "nightly": 1, "(none)": 1}; fmt.Sprint(got) != fmt.Sprint(want) || rep.Totals.Requests != 3 || rep.By != "tag" {
+		t.Errorf("rows %v, totals %d requests, by %q; want %v and 3", got, rep.Totals.Requests, rep.By, want)
+	}
+	if out, _, err := run(t, "report", "daily", "--by", "tag", "--data", gw.Config.Data); err != nil || !strings.Contains(out, "nightly") {
+		t.Errorf("report --by tag (table): %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "report", "session", "--by", "tag", "--data", gw.Config.Data); err == nil || !strings.Contains(err.Error(), "cannot be grouped by tag") {
+		t.Errorf("report session --by tag: %v", err)
+	}
+	req, _ := http.NewRequest("GET", gw.URL()+"/api/hourly?by=tag", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var hourly report.Report
+	if err := json.NewDecoder(resp.Body).Decode(&hourly); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/api/hourly?by=tag: %d %v", resp.StatusCode, err)
+	}
+	got = map[string]int64{}
+	for _, r := range hourly.Rows {
+		got[r.Key] += r.Requests
+	}
+	if got["ci"] != 2 || got["nightly"] != 1 || hourly.Totals.Requests != 3 {
+		t.Errorf("/api/hourly?by=tag: rows %v, totals %d", got, hourly.Totals.Requests)
 	}
 }

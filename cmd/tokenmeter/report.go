@@ -19,7 +19,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ledger := addLedgerFlags(fs)
 	since := fs.String("since", "", "first `DATE` (YYYY-MM-DD, inclusive)")
 	until := fs.String("until", "", "last `DATE` (YYYY-MM-DD, inclusive)")
-	by := fs.String("by", "", "group rows by `model|key|project` (not blocks)")
+	by := fs.String("by", "", "group rows by `model|key|project|tag` (not blocks; tag: the x-tokenmeter-tags of each call)")
 	tz := fs.String("tz", "", "time `ZONE` for periods, e.g. Europe/Berlin (default local)")
 	asJSON := fs.Bool("json", false, "write JSON")
 	asCSV := fs.Bool("csv", false, "write CSV")

@@ -11,7 +11,9 @@ package report
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -33,6 +35,10 @@ const (
 	ByModel   = "model"
 	ByKey     = "key"
 	ByProject = "project"
+	// ByTag splits rows by the tags of x-tokenmeter-tags (comma-separated):
+	// a call with several tags is in the row of each, and once in the
+	// totals.
+	ByTag = "tag"
 )
 
 // bucket is the grid the store aggregates on: 15 minutes divides every
@@ -166,9 +172,12 @@ func CheckQuery(q Query) error {
 		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly, session, blocks or models)", q.Kind)
 	}
 	switch q.By {
-	case ByNone, ByModel, ByKey, ByProject:
+	case ByNone, ByModel, ByKey, ByProject, ByTag:
 	default:
-		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key or project)", q.By)
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key, project or tag)", q.By)
+	}
+	if q.Kind == Session && q.By == ByTag {
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "the session report cannot be grouped by tag")
 	}
 	if q.Kind == Blocks && q.By != ByNone {
 		return tokenmeter.Errorf(tokenmeter.EINVALID, "the blocks report cannot be grouped (--by): a block spans every model, key and project")
@@ -200,6 +209,9 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 	if q.Kind == Session {
 		uq.Bucket, uq.BySession = 0, true
 	}
+	if q.By == ByTag && q.Kind != Models {
+		uq.ByTags = true
+	}
 	buckets, err := store.Usage(ctx, uq)
 	if err != nil {
 		return nil, err
@@ -217,21 +229,23 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 	models := map[rowKey]map[string]bool{}
 	unpriced := map[string]bool{}
 	for _, b := range buckets {
-		k := rowKey{key: groupKey(q, b)}
-		if q.Kind != Models {
-			k.period = period(q.Kind, b.Start.In(q.Loc))
+		for _, key := range groupKeys(q, b) {
+			k := rowKey{key: key}
+			if q.Kind != Models {
+				k.period = period(q.Kind, b.Start.In(q.Loc))
+			}
+			r := rows[k]
+			if r == nil {
+				r = &Row{Period: k.period, Key: k.key}
+				rows[k] = r
+				models[k] = map[string]bool{}
+			}
+			r.Add(b)
+			if b.Model != "" {
+				models[k][b.Model] = true
+			}
 		}
-		r := rows[k]
-		if r == nil {
-			r = &Row{Period: k.period, Key: k.key}
-			rows[k] = r
-			models[k] = map[string]bool{}
-		}
-		r.Add(b)
 		rep.Totals.Add(b)
-		if b.Model != "" {
-			models[k][b.Model] = true
-		}
 		if b.CostUnknown > 0 {
 			unpriced[label(b.Model)] = true
 		}
@@ -257,6 +271,30 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 	}
 	rep.Unpriced = sortedKeys(unpriced)
 	return rep, nil
+}
+
+// groupKeys returns the keys of the rows b counts in: one, or with
+// --by tag one per tag (Tags split at commas, each once).
+func groupKeys(q Query, b tokenmeter.UsageBucket) []string {
+	if q.By != ByTag || q.Kind == Models {
+		return []string{groupKey(q, b)}
+	}
+	return TagKeys(b.Tags)
+}
+
+// TagKeys returns the row keys of a call recorded with tags (the text of
+// x-tokenmeter-tags): each comma-separated tag once, or "(none)".
+func TagKeys(tags string) []string {
+	var out []string
+	for _, t := range strings.Split(tags, ",") {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return []string{label("")}
+	}
+	return out
 }
 
 func groupKey(q Query, b tokenmeter.UsageBucket) string {

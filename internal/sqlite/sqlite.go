@@ -884,6 +884,10 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	if q.Bucket < 0 || q.Bucket%time.Minute != 0 {
 		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "usage bucket %v must be zero or a positive whole number of minutes", q.Bucket)
 	}
+	if q.BySession && q.ByTags {
+		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "usage grouped by session and by tags at once")
+	}
+	fromEvents := q.FromEvents || q.BySession || q.ByTags
 	bucket := q.Bucket.Microseconds()
 	if bucket == 0 {
 		bucket = 1 << 62 // one bucket, starting at 0
@@ -898,14 +902,14 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	onGrid := func(v int64) bool { return v%rollupWidth == 0 || v == -1<<62 || v == 1<<62 }
 	var query string
 	var args []any
-	if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && bucket == rollupWidth {
+	if !fromEvents && onGrid(since) && onGrid(until) && bucket == rollupWidth {
 		// The rollup's own grid: its rows are the answer, in key order.
 		query = `SELECT bucket_us, source, provider, model, principal, project, outcome, '',
 		requests, input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read,
 		reasoning_tokens, web_search, web_fetch, cost_micros, usage_unknown, cost_unknown, first_us, last_us,
 		usage_estimated, estimated_tokens, hold_tokens, hold_input, hold_output, hold_cost
 		FROM usage_rollup WHERE bucket_us >= ?2 AND bucket_us < ?3 AND ?1 > 0 ORDER BY bucket_us`
-	} else if !q.FromEvents && !q.BySession && onGrid(since) && onGrid(until) && (q.Bucket == 0 || bucket%rollupWidth == 0) {
+	} else if !fromEvents && onGrid(since) && onGrid(until) && (q.Bucket == 0 || bucket%rollupWidth == 0) {
 		// Whole UTC days inside [since, until) come from the daily rows
 		// when every day falls in one result bucket (buckets of whole days,
 		// or one bucket); the partial days at the edges, and everything for
@@ -932,15 +936,17 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		GROUP BY b, source, provider, model, principal, project, outcome ORDER BY b`
 		args = append(args, d0, d1)
 	} else {
-		session := "''"
+		session := "''" // the extra group: session or tags
 		if q.BySession {
 			session = "session"
+		} else if q.ByTags {
+			session = "tags"
 		}
 		// Completed, revised and retracted events through their partial
 		// time indexes (kind IN (...) would scan the table), summed by the
 		// rules of tokenmeter.Event.Contribution: sign is +1 for a
 		// completed event, -1 for a retraction, 0 for a revision.
-		cols := `time_us, kind, source, provider, model, principal, project, outcome, session, input_tokens, output_tokens,
+		cols := `time_us, kind, source, provider, model, principal, project, outcome, session, tags, input_tokens, output_tokens,
 			cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch, cost_micros, usage_known, cost_known,
 			estimate, hold_tokens, hold_input, hold_output, hold_cost, (kind = 'completed') - (kind = 'retracted') AS sign`
 		query = `SELECT (time_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, ` + session + `,
@@ -974,6 +980,9 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		h.Cost = tokenmeter.Micros(holdCost)
 		if q.Bucket > 0 {
 			b.Start = time.UnixMicro(start).UTC()
+		}
+		if q.ByTags {
+			b.Tags, b.Session = b.Session, "" // the extra group's column
 		}
 		b.Source, b.Outcome, b.Cost = tokenmeter.Source(source), tokenmeter.Outcome(outcome), tokenmeter.Micros(cost)
 		b.First, b.Last = time.UnixMicro(first).UTC(), time.UnixMicro(last).UTC()
