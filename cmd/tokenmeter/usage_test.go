@@ -283,6 +283,9 @@ func docCommands(t *testing.T, file string) []docCommand {
 func checkDocCommand(t *testing.T, c docCommand) {
 	t.Helper()
 	words := shellWords(c.line)[1:]
+	if len(words) == 0 || isHelp(words[0]) || hasPlaceholder(words[:1]) {
+		return // tokenmeter -h; tokenmeter COMMAND -h
+	}
 	// The command: the longest listed path the words start with, or the
 	// listed paths under a group whose verb the line leaves open
 	// (tokenmeter keys <create|list>).
@@ -322,7 +325,7 @@ func checkDocCommand(t *testing.T, c docCommand) {
 	env := &cliEnv{stdout: io.Discard, probe: true}
 	ctx := context.WithValue(context.Background(), cliKey{}, env)
 	err := Run(ctx, words, strings.NewReader(""), io.Discard, io.Discard)
-	if !errors.Is(err, errProbe) {
+	if !errors.Is(err, errProbe) && !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("%s: %q does not parse: %v", c.where, c.line, err)
 	}
 }
@@ -368,4 +371,72 @@ func hasPlaceholder(words []string) bool {
 		}
 	}
 	return false
+}
+
+// TestDocsLinks checks the relative links of README.md and docs/*.md: the
+// file exists and, for a link with #anchor, one of its headings has that
+// anchor (GitHub's: lower case, punctuation dropped, spaces as hyphens).
+func TestDocsLinks(t *testing.T) {
+	files, _ := filepath.Glob("../../docs/*.md")
+	files = append(files, "../../README.md")
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	anchors := map[string]map[string]bool{}
+	anchorsOf := func(file string) map[string]bool {
+		if a, ok := anchors[file]; ok {
+			return a
+		}
+		a := map[string]bool{}
+		b, err := os.ReadFile(file)
+		if err == nil {
+			inBlock := false
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, "```") {
+					inBlock = !inBlock
+				}
+				if h, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " "); ok && !inBlock && strings.HasPrefix(line, "#") {
+					a[slug(h)] = true
+				}
+			}
+		}
+		anchors[file] = a
+		return a
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			path, anchor, _ := strings.Cut(target, "#")
+			dest := file
+			if path != "" {
+				dest = filepath.Join(filepath.Dir(file), path)
+				if _, err := os.Stat(dest); err != nil {
+					t.Errorf("%s: link %s: no such file", file, target)
+					continue
+				}
+			}
+			if anchor != "" && strings.HasSuffix(dest, ".md") && !anchorsOf(dest)[anchor] {
+				t.Errorf("%s: link %s: %s has no heading with that anchor", file, target, dest)
+			}
+		}
+	}
+}
+
+// slug is GitHub's anchor of a heading.
+func slug(h string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r > 127:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
