@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 )
@@ -189,14 +188,4 @@ func localLedgerChosen(set map[string]bool) string {
 		}
 	}
 	return ""
-}
-
-// shortPath shortens p under the home directory for messages.
-func shortPath(p string) string {
-	if h, err := os.UserHomeDir(); err == nil && h != "" {
-		if rest, ok := strings.CutPrefix(p, h+string(filepath.Separator)); ok {
-			return "~/" + rest
-		}
-	}
-	return p
 }
