@@ -123,8 +123,9 @@ func (r AlertRule) Validate() error {
 		return Errorf(EINVALID, "rule %s: anomaly_kinds apply to anomaly rules only", r.Name)
 	}
 	for _, k := range r.AnomalyKinds {
-		if ValidateKeyName(k) != nil {
-			return Errorf(EINVALID, "rule %s: anomaly kind %q is not a name", r.Name, k)
+		if !slices.Contains(AnomalyKinds, k) {
+			// A rule for a kind nothing records could never fire.
+			return Errorf(EINVALID, "rule %s: unknown anomaly kind %q (want %s)", r.Name, k, strings.Join(AnomalyKinds, ", "))
 		}
 	}
 	if r.Span != 0 && !spanKind {

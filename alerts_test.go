@@ -32,6 +32,8 @@ func TestAlertRuleValidate(t *testing.T) {
 		{"thresholds on burn", tokenmeter.AlertRule{Name: "x", Kind: tokenmeter.AlertBurnRate, Thresholds: []int{50}}, "threshold rules only"},
 		{"anomaly kinds on errors", tokenmeter.AlertRule{Name: "x", Kind: tokenmeter.AlertErrorRate, AnomalyKinds: []string{"drift"}}, "anomaly rules only"},
 		{"bad anomaly kind", tokenmeter.AlertRule{Name: "x", Kind: tokenmeter.AlertAnomaly, AnomalyKinds: []string{"a b"}}, "anomaly kind"},
+		// A misspelt kind could never fire (issue 19 item 3).
+		{"unknown anomaly kind", tokenmeter.AlertRule{Name: "x", Kind: tokenmeter.AlertAnomaly, AnomalyKinds: []string{"early_rest"}}, `unknown anomaly kind "early_rest" (want early_reset, drift`},
 		{"span on threshold", tokenmeter.AlertRule{Name: "x", Kind: tokenmeter.AlertThreshold, Span: min}, "span applies"},
 		{"span short", tokenmeter.AlertRule{Name: "x", Kind: tokenmeter.AlertErrorRate, Span: tokenmeter.Duration(time.Second)}, "span 1s"},
 		{"span long", tokenmeter.AlertRule{Name: "x", Kind: tokenmeter.AlertErrorRate, Span: tokenmeter.Duration(200 * time.Hour)}, "span 200h"},

@@ -84,8 +84,8 @@ type SampleQuery struct {
 	Limit                         int
 }
 
-// Anomaly kinds the counter watch detects. Other packages add their own
-// (reconciliation adds "reconcile").
+// Anomaly kinds: those the counter watch detects, and reconciliation's.
+// An alert rule may name only these (AnomalyKinds).
 const (
 	// AnomalyEarlyReset: the counter's used share fell (remaining rose)
 	// before the advertised reset, by more than the window's sliding can
@@ -101,7 +101,13 @@ const (
 	AnomalyLimitChanged = "limit_changed"
 	// AnomalyThrottling: a burst of 429 or 529 responses.
 	AnomalyThrottling = "throttling"
+	// AnomalyReconcile: a reconciliation run found final discrepancies
+	// beyond its tolerance (internal/reconcile).
+	AnomalyReconcile = "reconcile"
 )
+
+// AnomalyKinds lists every anomaly kind, in the order docs list them.
+var AnomalyKinds = []string{AnomalyEarlyReset, AnomalyDrift, AnomalyResetMoved, AnomalyLimitChanged, AnomalyThrottling, AnomalyReconcile}
 
 // Anomaly is something a provider's counters did that the ledger cannot
 // explain, stored with the evidence for it.

@@ -25,6 +25,11 @@ type Credential struct {
 	Hint string
 	// FirstSeen and LastSeen bound when the gateway forwarded it.
 	FirstSeen, LastSeen time.Time
+	// VirtualKeys says the gateway forwarded it in place of virtual keys:
+	// it is the route's configured credential, so calls recorded as
+	// key:NAME on that route were made with it (reconcile --by key maps
+	// them through it).
+	VirtualKeys bool
 }
 
 // CredentialID returns the identity recorded for a provider credential:
@@ -57,8 +62,9 @@ func CredentialOf(provider, secret string) Credential {
 type CredentialStore interface {
 	// NoteCredential records that c was forwarded at c.LastSeen (c.FirstSeen
 	// is used when LastSeen is zero): it inserts c, or moves the stored
-	// credential's LastSeen forward (never back) and keeps its FirstSeen.
-	// It returns EINVALID when c.ID does not have CredentialID's form.
+	// credential's LastSeen forward (never back) and keeps its FirstSeen;
+	// VirtualKeys, once noted, stays set. It returns EINVALID when c.ID
+	// does not have CredentialID's form.
 	NoteCredential(ctx context.Context, c Credential) error
 
 	// Credentials returns every credential noted, by ID.

@@ -109,7 +109,10 @@ type UsageQuery struct {
 	Since, Until time.Time
 	Bucket       time.Duration
 	// BySession also groups by Session (always summed from events).
-	BySession  bool
+	BySession bool
+	// ByTags also groups by the events' Tags, the x-tokenmeter-tags text
+	// as recorded (always summed from events); not with BySession.
+	ByTags     bool
 	FromEvents bool
 }
 
@@ -128,6 +131,7 @@ type UsageBucket struct {
 	Project   string
 	Outcome   Outcome
 	Session   string // only with UsageQuery.BySession
+	Tags      string // only with UsageQuery.ByTags
 
 	// First and Last are the times of the earliest and latest event summed.
 	First, Last time.Time

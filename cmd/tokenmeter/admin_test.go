@@ -601,7 +601,11 @@ func TestAdminSetLimitBadInput(t *testing.T) {
 		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":"1","window":"day","colour":"red"}`, "unknown field"},
 		{"/api/limits/x", `{"name":"y","scope":"global","metric":"tokens","max":"1","window":"day"}`, "path"},
 		{"/api/limits/bad%20name", `{"scope":"global","metric":"tokens","max":"1","window":"day"}`, "limit name"},
-		{"/api/limits/x", `[1,2]`, "request body"},
+		{"/api/limits/x", `[1,2]`, "request body must be a JSON object, not a JSON array"},
+		{"/api/limits/x", `{"scope":7,"metric":"tokens","max":"1","window":"day"}`, "request body: scope wants a string, not a JSON number"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":true,"window":"day"}`, "max: want a number, or a string"},
+		{"/api/limits/x", `{"scope":"global","metric":"tokens","max":1.5,"window":"day"}`, `--max: \"1.5\" is not a whole number`},
+		{"/api/limits/x", `{"scope":"global",`, "request body"},
 	} {
 		resp, body := apiCall(t, "PUT", gw.URL()+tc.path, adm, tc.body)
 		checkAPIError(t, "PUT "+tc.path+" "+tc.body, resp, body, 400, "invalid")
@@ -609,6 +613,25 @@ func TestAdminSetLimitBadInput(t *testing.T) {
 			t.Errorf("PUT %s %s: %s; want the message to name %q", tc.path, tc.body, body, tc.want)
 		}
 	}
+	for _, b := range []string{`{"scope":7}`, `{"scope":"global","metric":"foo","max":1,"window":"day"}`, `{"max":{}}`} {
+		if _, body := apiCall(t, "PUT", gw.URL()+"/api/limits/x", adm, b); bytes.Contains(body, []byte("Go")) || bytes.Contains(body, []byte("limits.")) ||
+			bytes.Contains(body, []byte("admin.")) {
+			t.Errorf("PUT %s: %s speaks Go", b, body)
+		}
+	}
+	// A numeric max is taken as its exact text, as limits set takes a flag
+	// (issue 19: a raw Go decoding error before).
+	for _, tc := range []struct {
+		body string
+		max  float64
+	}{{`{"scope":"global","metric":"tokens","max":1000,"window":"day"}`, 1000}, {`{"scope":"global","metric":"cost_usd","max":0.5,"window":"day"}`, 0.5}} {
+		resp, body := apiCall(t, "PUT", gw.URL()+"/api/limits/num", adm, tc.body)
+		var got struct{ Max float64 }
+		if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil || got.Max != tc.max {
+			t.Errorf("PUT %s: %d %s; want max %v", tc.body, resp.StatusCode, body, tc.max)
+		}
+	}
+	apiCall(t, "DELETE", gw.URL()+"/api/limits/num", adm, "")
 	resp, body := apiCall(t, "DELETE", gw.URL()+"/api/limits/nobody", adm, "")
 	checkAPIError(t, "DELETE of an unknown limit", resp, body, 404, "not_found")
 	resp, body = apiCall(t, "GET", gw.URL()+"/api/limits", adm, "")

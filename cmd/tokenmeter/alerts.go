@@ -247,21 +247,6 @@ func newAlertEngine(cfg *AlertsConfig, store alerts.Store, log *slog.Logger, get
 	return e, nil
 }
 
-const alertsUsage = `Usage:
-  tokenmeter alerts list [--json] [--all] [--data DIR | --server URL]
-  tokenmeter alerts rules [--json] [--config FILE] [--data DIR]
-  tokenmeter alerts rules set NAME --kind KIND [--limit L] [--thresholds 50,80,95,100] [--anomaly-kinds K,...]
-                              [--span 5m] [--min-requests N] [--percent P] [--sinks S,...] [--data DIR]
-  tokenmeter alerts rules delete NAME [--data DIR]
-  tokenmeter alerts test SINK [--config FILE] [--slack]
-
-list shows the alerts fired in the last 7 days (--all: every alert) with their
-history; rules shows the rules in effect (the config file's, those set here, and
-the defaults). KIND is threshold, burn_rate, anomaly, error_rate or rate_limited.
-test sends a sample alert to a sink named in the config file (or log), or to a
-URL (a webhook; --slack for a Slack-compatible one). See docs/alerts.md.
-`
-
 // runAlerts lists alerts and manages alert rules.
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a := &alertsCmd{stdout: stdout, stderr: stderr, now: time.Now}
@@ -274,7 +259,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return a.rules(ctx, rest)
 	}
-	return dispatch(ctx, "alerts", alertsUsage, args, stdout, stderr, []subcommand{
+	return dispatch(ctx, "alerts", args, stdout, []subcommand{
 		{"list", a.list}, {"rules", rules}, {"test", a.test}})
 }
 
@@ -284,29 +269,22 @@ type alertsCmd struct {
 }
 
 func alertsError(cmd, format string, args ...any) error {
-	return &exitError{code: 2, msg: "alerts " + cmd + ": " + fmt.Sprintf(format, args...)}
+	return usageError("alerts "+cmd, format, args...)
 }
 
-func (a *alertsCmd) flags(name string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("tokenmeter alerts "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
-	return fs, data
+// flags returns the flag set of "alerts name" with the ledger flags.
+func (a *alertsCmd) flags(name string) (*flag.FlagSet, *ledgerFlags) {
+	fs := newFlagSet("alerts " + name)
+	return fs, addLedgerFlags(fs)
 }
 
-func (a *alertsCmd) parse(fs *flag.FlagSet, name string, args []string) ([]string, error) {
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(a.stderr)
-		fmt.Fprint(a.stderr, alertsUsage+"\nFlags of alerts "+name+":\n")
-		fs.PrintDefaults()
-		return nil, err
+// openLedger opens the chosen ledger for writing; it must exist.
+func (a *alertsCmd) openLedger(lf *ledgerFlags) (*sqlite.DB, error) {
+	db, c, err := lf.open(false)
+	if err == nil {
+		wrote(a.stderr, c, false)
 	}
-	var ex *exitError
-	if errors.As(err, &ex) {
-		return nil, alertsError(name, "%s", ex.msg)
-	}
-	return pos, err
+	return db, err
 }
 
 // AlertsJSON is alerts list --json and GET /api/alerts.
@@ -315,11 +293,11 @@ type AlertsJSON struct {
 }
 
 func (a *alertsCmd) list(ctx context.Context, args []string) error {
-	fs, data := a.flags("list")
+	fs, lf := a.flags("list")
 	asJSON := fs.Bool("json", false, "write JSON")
 	all := fs.Bool("all", false, "every alert, not only those of the last 7 days")
 	addServerFlag(fs)
-	pos, err := a.parse(fs, "list", args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -342,7 +320,7 @@ func (a *alertsCmd) list(ctx context.Context, args []string) error {
 		}
 		list = out.Alerts
 	} else {
-		db, err := openLedgerReadOnly(*data)
+		db, _, err := lf.open(true)
 		if err != nil {
 			return err
 		}
@@ -382,41 +360,39 @@ func (a *alertsCmd) list(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-// loadConfig returns the default config with the file at path over it.
-func loadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
-	if path != "" {
-		if err := cfg.LoadFile(path); err != nil {
-			return cfg, err
-		}
-		if errs := cfg.Alerts.validate(); len(errs) > 0 {
-			return cfg, fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
-		}
+// alertsConfig returns the config file of lf with its alerts: section
+// checked.
+func alertsConfig(lf *ledgerFlags) (*Config, error) {
+	cfg, err := lf.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if errs := cfg.Alerts.validate(); len(errs) > 0 {
+		return nil, usageError(lf.cmd, "invalid configuration %s:\n%v", lf.config, errors.Join(errs...))
 	}
 	return cfg, nil
 }
 
 func (a *alertsCmd) rules(ctx context.Context, args []string) error {
-	fs, data := a.flags("rules")
+	fs, lf := a.flags("rules")
 	asJSON := fs.Bool("json", false, "write JSON")
-	cfgPath := fs.String("config", "", "YAML config `file` whose alerts: rules apply")
-	pos, err := a.parse(fs, "rules", args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return alertsError("rules", "unexpected argument %q (want set or delete, or no argument)", pos[0])
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := alertsConfig(lf)
 	if err != nil {
 		return err
 	}
-	var store alerts.Store = emptyRules{}
-	if db, err := openLedgerReadOnly(*data); err == nil {
-		defer db.Close()
-		store = db
+	db, _, err := lf.open(true)
+	if err != nil {
+		return err
 	}
-	e := alerts.New(store, slog.New(slog.DiscardHandler))
+	defer db.Close()
+	e := alerts.New(db, slog.New(slog.DiscardHandler))
 	e.Rules, e.Defaults = cfg.Alerts.Rules, cfg.Alerts.DefaultRules == nil || *cfg.Alerts.DefaultRules
 	rules, err := e.EffectiveRules(ctx)
 	if err != nil {
@@ -445,6 +421,12 @@ func (a *alertsCmd) rules(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\nSinks: %s\n", strings.Join(sinks, ", "))
+	known := sinks
+	if lf.config == "" {
+		known = nil // the gateway's config may define more
+	}
+	ws, err := ruleWarnings(ctx, db, rules, known)
+	printWarnings(a.stderr, ws, err)
 	return nil
 }
 
@@ -534,16 +516,16 @@ func splitList(s string) []string {
 }
 
 func (a *alertsCmd) set(ctx context.Context, args []string) error {
-	fs, data := a.flags("rules set")
-	kind := fs.String("kind", "", "threshold, burn_rate, anomaly, error_rate or rate_limited (required)")
-	limit := fs.String("limit", "", "the limit a threshold or burn_rate rule watches (default every limit)")
-	thresholds := fs.String("thresholds", "", "percentages of the limit, e.g. 50,80,95,100 (threshold rules)")
-	anomalyKinds := fs.String("anomaly-kinds", "", "anomaly kinds, e.g. early_reset,drift (default every kind)")
-	span := fs.Duration("span", 0, "how far back burn_rate, error_rate and rate_limited rules look")
-	minReq := fs.Int64("min-requests", 0, "calls needed in the span before error_rate and rate_limited rules judge")
-	pct := fs.Int("percent", 0, "share of calls (error_rate, rate_limited) at which the rule fires")
-	sinks := fs.String("sinks", "", "sink names the rule's alerts go to (default every sink)")
-	pos, err := a.parse(fs, "rules set", args)
+	fs, lf := a.flags("rules set")
+	kind := fs.String("kind", "", "the rule's `KIND`: threshold, burn_rate, anomaly, error_rate or rate_limited (required)")
+	limit := fs.String("limit", "", "the `LIMIT` a threshold or burn_rate rule watches (default every limit)")
+	thresholds := fs.String("thresholds", "", "`PERCENTS` of the limit, e.g. 50,80,95,100 (threshold rules)")
+	anomalyKinds := fs.String("anomaly-kinds", "", "anomaly `KINDS`, e.g. early_reset,drift (default every kind)")
+	span := fs.Duration("span", 0, "how far back (`DURATION`) burn_rate, error_rate and rate_limited rules look")
+	minReq := fs.Int64("min-requests", 0, "calls (`N`) needed in the span before error_rate and rate_limited rules judge")
+	pct := fs.Int("percent", 0, "share of calls in `PERCENT` (error_rate, rate_limited) at which the rule fires")
+	sinks := fs.String("sinks", "", "`SINKS` (names) the rule's alerts go to (default every sink)")
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -560,7 +542,13 @@ func (a *alertsCmd) set(ctx context.Context, args []string) error {
 	if err := r.Validate(); err != nil {
 		return alertsError("rules set", "%s", tokenmeter.ErrorMessage(err))
 	}
-	db, err := openKeys(*data, true)
+	var known []string // the sinks are known only from the config file
+	if lf.config != "" {
+		if known, err = configSinks(lf); err != nil {
+			return err
+		}
+	}
+	db, err := a.openLedger(lf)
 	if err != nil {
 		return err
 	}
@@ -569,24 +557,50 @@ func (a *alertsCmd) set(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "Set alert rule %s (%s, %s); a running gateway applies it at its next evaluation.\n", r.Name, r.Kind, ruleSettings(r))
+	ws, err := ruleWarnings(ctx, db, []tokenmeter.AlertRule{r}, known)
+	printWarnings(a.stderr, ws, err)
 	return nil
 }
 
+// configSinks returns the names of the sinks of lf's config file, log
+// included.
+func configSinks(lf *ledgerFlags) ([]string, error) {
+	cfg, err := alertsConfig(lf)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{alerts.LogName}
+	for _, s := range cfg.Alerts.allSinks() {
+		names = append(names, s.Name)
+	}
+	return names, nil
+}
+
 func (a *alertsCmd) delete(ctx context.Context, args []string) error {
-	fs, data := a.flags("rules delete")
-	pos, err := a.parse(fs, "rules delete", args)
+	fs, lf := a.flags("rules delete")
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return alertsError("rules delete", "name one rule")
 	}
-	db, err := openKeys(*data, false)
+	db, err := a.openLedger(lf)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.DeleteAlertRule(ctx, pos[0]); err != nil {
+	if err := db.DeleteAlertRule(ctx, pos[0]); tokenmeter.ErrorCode(err) == tokenmeter.ENOTFOUND {
+		if slices.ContainsFunc(alerts.DefaultRules(), func(r tokenmeter.AlertRule) bool { return r.Name == pos[0] }) {
+			return alertsError("rules delete", "%s is a built-in rule and cannot be deleted: replace it with a rule of the same name "+
+				"(tokenmeter alerts rules set %s --kind KIND ...), or turn every built-in rule off with alerts: {default_rules: false} in the config file",
+				pos[0], pos[0])
+		}
+		if cfg, cerr := lf.loadConfig(); cerr == nil && slices.ContainsFunc(cfg.Alerts.Rules, func(r tokenmeter.AlertRule) bool { return r.Name == pos[0] }) {
+			return alertsError("rules delete", "%s comes from the config file %s: remove it there", pos[0], lf.config)
+		}
+		return err
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "Deleted alert rule %s.\n", pos[0])
@@ -594,11 +608,10 @@ func (a *alertsCmd) delete(ctx context.Context, args []string) error {
 }
 
 func (a *alertsCmd) test(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("tokenmeter alerts test", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	cfgPath := fs.String("config", "", "YAML config `file` naming the sink")
+	fs := newFlagSet("alerts test")
+	cfgPath := fs.String("config", "", "YAML config `FILE` naming the sink")
 	slack := fs.Bool("slack", false, "send to the URL as a Slack-compatible incoming webhook")
-	pos, err := a.parse(fs, "test", args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -620,7 +633,7 @@ func (a *alertsCmd) test(ctx context.Context, args []string) error {
 	case target == alerts.LogName:
 		sink = &alerts.Log{Logger: slog.New(slog.NewTextHandler(a.stdout, nil))}
 	default:
-		cfg, err := loadConfig(*cfgPath)
+		cfg, err := alertsConfig(&ledgerFlags{cmd: "alerts test", config: *cfgPath, getenv: os.Getenv})
 		if err != nil {
 			return err
 		}
@@ -656,12 +669,38 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// emptyRules is the store of alerts rules when there is no ledger yet.
-type emptyRules struct{ alerts.Store }
-
-func (emptyRules) AlertRules(context.Context) ([]tokenmeter.AlertRule, error) { return nil, nil }
-
 var _ alerts.Store = (*sqlite.DB)(nil)
+
+// warnReferences logs what the rules in effect and the limits name that
+// does not exist: a limit, a sink, a virtual key.
+func (s *Serve) warnReferences(e *alerts.Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rules, err := e.EffectiveRules(ctx)
+	if err != nil {
+		s.Log.Warn("cannot check the alert rules' references", "err", err)
+		return
+	}
+	sinks := []string{alerts.LogName}
+	for _, c := range s.Config.Alerts.allSinks() {
+		sinks = append(sinks, c.Name)
+	}
+	ws, err := ruleWarnings(ctx, s.store, rules, sinks)
+	if err == nil {
+		var lims []tokenmeter.Limit
+		if lims, err = s.store.Limits(ctx); err == nil {
+			var lw []string
+			lw, err = limitWarnings(ctx, s.store, lims)
+			ws = append(ws, lw...)
+		}
+	}
+	if err != nil {
+		s.Log.Warn("cannot check the references of rules and limits", "err", err)
+	}
+	for _, w := range ws {
+		s.Log.Warn(w)
+	}
+}
 
 // startAlerts runs the alert engine until Close (stopAlerts stops it and
 // waits for its goroutine).
@@ -674,6 +713,7 @@ func (s *Serve) startAlerts() error {
 		e.Now = s.Now
 	}
 	s.Alerts = e
+	s.warnReferences(e)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -351,7 +351,7 @@ func TestAlertsDeliveredAcrossRestart(t *testing.T) {
 // (signed with $TOKENMETER_ALERT_SECRET) and to a configured sink, and
 // errors.
 func TestAlertsCLI(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	out, _, err := run(t, "alerts", "rules", "--data", data)
 	if err != nil || !strings.Contains(out, "limits") || !strings.Contains(out, "at 50/80/95/100 %") || !strings.Contains(out, "every anomaly kind") ||
 		!strings.Contains(out, "Sinks: log") {

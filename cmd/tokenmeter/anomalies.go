@@ -19,6 +19,7 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/counters"
 	"github.com/tokenmeter/tokenmeter/internal/report"
+	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 	"github.com/tokenmeter/tokenmeter/internal/status"
 )
 
@@ -76,12 +77,12 @@ func runAnomalies(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(args) > 0 && args[0] == "list" {
 		args = args[1:]
 	}
-	fs := newFlagSet("anomalies", stderr)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
-	since := fs.String("since", "", "only anomalies detected since `YYYY-MM-DD` (local time) or an RFC 3339 time")
+	fs := newFlagSet("anomalies")
+	lf := addLedgerFlags(fs)
+	since := fs.String("since", "", "only anomalies detected since `DATE`: YYYY-MM-DD (local time) or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "write JSON")
 	addServerFlag(fs)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func runAnomalies(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		list = out.Anomalies
 	} else {
-		db, err := openLedgerReadOnly(*data)
+		db, _, err := lf.open(true)
 		if err != nil {
 			return err
 		}
@@ -156,11 +157,11 @@ func runAnomalies(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func anomalyShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("anomalies show", stderr)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
+	fs := newFlagSet("anomalies show")
+	lf := addLedgerFlags(fs)
 	asJSON := fs.Bool("json", false, "write JSON")
 	addServerFlag(fs)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -181,7 +182,7 @@ func anomalyShow(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 	} else {
-		db, err := openLedgerReadOnly(*data)
+		db, _, err := lf.open(true)
 		if err != nil {
 			return err
 		}
@@ -319,14 +320,15 @@ func recordStatusline(ctx context.Context, data string, h status.Hook, now time.
 	if len(samples) == 0 {
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(data, LedgerFile)); err != nil {
+	path := filepath.Join(data, LedgerFile)
+	if _, err := os.Stat(path); err != nil {
 		return nil // no ledger, nothing to keep them with
 	}
 	ctx, cancel := context.WithTimeout(ctx, statuslineRecordTimeout)
 	defer cancel()
-	db, err := openKeys(data, false)
-	if err != nil {
-		return err
+	db := sqlite.NewDB(path)
+	if err := db.Open(); err != nil {
+		return fmt.Errorf("open the ledger at %s: %w", path, err)
 	}
 	defer db.Close()
 	d := counters.NewDetector()

@@ -70,6 +70,35 @@ func syncCounters(t *testing.T, gw *gateway) {
 	}
 }
 
+// TestThrottlingEvidence: on real time, a burst of five 429s is one
+// throttling anomaly whose ledger span holds all five calls (issue 19: the
+// span ended at the last call's start, before it was recorded, dated by
+// its end, and showed four).
+func TestThrottlingEvidence(t *testing.T) {
+	up := httptest.NewServer(fakeupstream.New(fakeupstream.Options{}))
+	t.Cleanup(up.Close)
+	gw := startGateway(t, up.URL, nil)
+	for range 5 {
+		send(t, gw, "status=429 retry_after=30")
+	}
+	// Every call is recorded by the time its response is read in full.
+	syncCounters(t, gw)
+	list, err := gw.store.Anomalies(context.Background(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Kind != tokenmeter.AnomalyThrottling {
+		t.Fatalf("anomalies %+v; want one throttling anomaly", list)
+	}
+	var ev counters.Evidence
+	if err := json.Unmarshal(list[0].Evidence, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Facts["responses"] != float64(5) || ev.Ledger == nil || ev.Ledger.Requests != 5 {
+		t.Errorf("evidence: %v responses, ledger %+v; want 5 and 5 requests", ev.Facts["responses"], ev.Ledger)
+	}
+}
+
 // TestCounterAnomaliesEndToEnd drives traffic through the gateway to the
 // fake upstream's "all" scenario: a drift in the minute [T0+2m, T0+3m), a
 // limit change at T0+10m, the 5-hour reset moved at T0+1h, an early reset

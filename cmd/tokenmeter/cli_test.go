@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,12 +110,14 @@ func TestCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, "unknown command"},
-		{[]string{"report"}, "report needs one of"},
-		{[]string{"report", "hourly", "--data", dir}, "no ledger"},
+		{[]string{"report"}, "report: name the report: daily"},
+		{[]string{"report", "hourly", "--data", dir}, `unknown report "hourly"`},
+		{[]string{"report", "daily", "--data", dir}, "no ledger"},
+		{[]string{"report", "daily", "extra"}, `report: unexpected argument "extra"`},
 		{[]string{"report", "daily", "--since", "29/11/2026"}, "not YYYY-MM-DD"},
 		{[]string{"report", "daily", "--tz", "Mars/Olympus"}, "unknown time zone"},
 		{[]string{"report", "daily", "--json", "--csv"}, "one of --json and --csv"},
-		{[]string{"report", "daily", "--bogus"}, "flag provided but not defined"},
+		{[]string{"report", "daily", "--bogus"}, "report: unknown flag --bogus"},
 		{[]string{"verify", "--data", dir}, "no ledger"},
 		{[]string{"serve", "--durability", "lax", "--data", dir}, "durability = lax"},
 		{[]string{"serve", "--upstream", "nonsense", "--data", dir}, "NAME=URL"},
@@ -127,5 +130,82 @@ func TestCLIErrors(t *testing.T) {
 		if err == nil || !strings.Contains(msg, tc.want) {
 			t.Errorf("tokenmeter %s: err %v (stderr %q); want an error mentioning %q", strings.Join(tc.args, " "), err, stderr, tc.want)
 		}
+	}
+}
+
+// TestServeListen: a bare port is a wrong command line, said before
+// anything else (not the exposure warning and then a failure); an address
+// on every interface gives clients a loopback URL, not http://[::]:PORT.
+func TestServeListen(t *testing.T) {
+	_, stderr, err := run(t, "serve", "--listen", "8787", "--data", t.TempDir())
+	code, msg := exitStatus(err)
+	if code != 2 || !strings.Contains(msg, `listen = "8787": want HOST:PORT, e.g. 127.0.0.1:8787 (or :8787 for every interface)`) ||
+		strings.Contains(stderr, "without TLS") {
+		t.Errorf("serve --listen 8787: exit %d %q, stderr %q", code, msg, stderr)
+	}
+	up, _ := newUpstream(t)
+	url, stdout, _, stop := startServe(t, t.TempDir(), up.URL, "--listen", ":0")
+	defer stop()
+	if !strings.HasPrefix(url, "http://127.0.0.1:") || strings.Contains(stdout.String(), "[::]") ||
+		!strings.Contains(stdout.String(), "export ANTHROPIC_BASE_URL="+url+"/anthropic") {
+		t.Errorf("serve --listen :0: URL %q, stdout:\n%s", url, stdout)
+	}
+}
+
+// TestReportByTag: x-tokenmeter-tags is recorded and shown: report --by
+// tag has a row per tag (a call with two tags in both), the totals count
+// each call once, and the admin API's hourly view groups the same way.
+func TestReportByTag(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, func(s *Serve) { s.Config.AdminToken = testAdminToken })
+	var last string
+	for _, tags := range []string{"ci, nightly", "ci", ""} {
+		h := map[string]string{}
+		if tags != "" {
+			h["X-Tokenmeter-Tags"] = tags
+		}
+		resp, _ := post(t, gw.URL()+"/anthropic/v1/messages", h,
+			`{"model":"claude-haiku-5-5","max_tokens":100,"messages":[{"role":"user","content":"[[fake output=10 input=20]]"}]}`)
+		last = resp.Header.Get(HeaderRequestIDForTest)
+	}
+	gw.waitCompleted(t, last)
+	out, stderr, err := run(t, "report", "daily", "--by", "tag", "--json", "--data", gw.Config.Data)
+	if err != nil {
+		t.Fatalf("report --by tag: %v %s", err, stderr)
+	}
+	var rep report.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, r := range rep.Rows {
+		got[r.Key] += r.Requests
+	}
+	if want := map[string]int64{"ci": 2, "nightly": 1, "(none)": 1}; fmt.Sprint(got) != fmt.Sprint(want) || rep.Totals.Requests != 3 || rep.By != "tag" {
+		t.Errorf("rows %v, totals %d requests, by %q; want %v and 3", got, rep.Totals.Requests, rep.By, want)
+	}
+	if out, _, err := run(t, "report", "daily", "--by", "tag", "--data", gw.Config.Data); err != nil || !strings.Contains(out, "nightly") {
+		t.Errorf("report --by tag (table): %v\n%s", err, out)
+	}
+	if _, _, err := run(t, "report", "session", "--by", "tag", "--data", gw.Config.Data); err == nil || !strings.Contains(err.Error(), "cannot be grouped by tag") {
+		t.Errorf("report session --by tag: %v", err)
+	}
+	req, _ := http.NewRequest("GET", gw.URL()+"/api/hourly?by=tag", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var hourly report.Report
+	if err := json.NewDecoder(resp.Body).Decode(&hourly); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/api/hourly?by=tag: %d %v", resp.StatusCode, err)
+	}
+	got = map[string]int64{}
+	for _, r := range hourly.Rows {
+		got[r.Key] += r.Requests
+	}
+	if got["ci"] != 2 || got["nightly"] != 1 || hourly.Totals.Requests != 3 {
+		t.Errorf("/api/hourly?by=tag: rows %v, totals %d", got, hourly.Totals.Requests)
 	}
 }

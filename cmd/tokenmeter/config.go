@@ -1,21 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter/internal/proxy"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
-	"go.yaml.in/yaml/v3"
 )
 
 // Config is the serve configuration: defaults, then the config file, then
@@ -23,8 +22,12 @@ import (
 type Config struct {
 	// Listen is the gateway's address. Default 127.0.0.1:8787.
 	Listen string `yaml:"listen"`
-	// Data is the data directory holding the ledger.
+	// Data is the data directory holding the ledger. Every command given
+	// --config FILE uses it (see ledgerFlags).
 	Data string `yaml:"data"`
+	// Database is a PostgreSQL URL for a shared ledger (team mode); this
+	// build refuses it. $TOKENMETER_DATABASE and --database set it too.
+	Database string `yaml:"database"`
 	// Upstreams maps a route name to its base URL. "anthropic" speaks the
 	// Anthropic Messages API; every other name the OpenAI API. Clients send
 	// the API's own paths (/v1/...) under /NAME, so a base URL ending in
@@ -80,6 +83,11 @@ type Config struct {
 	Reconcile          []string `yaml:"reconcile"`
 	ReconcileEvery     string   `yaml:"reconcile_every"`
 	ReconcileTolerance string   `yaml:"reconcile_tolerance"`
+	// ReconcileSource is the ledger events scheduled runs compare: "proxy"
+	// (the default: the gateway's calls, which the admin reports cover)
+	// or "all" (imported Claude Code and Codex logs too, which are mostly
+	// subscription usage no admin report covers).
+	ReconcileSource string `yaml:"reconcile_source"`
 	// AdminToken is the token that opens the admin API (/api/*); prefer
 	// $TOKENMETER_ADMIN_TOKEN, which overrides it. Empty: a token is
 	// generated at first start, shown once, and its hash kept in the data
@@ -148,16 +156,39 @@ func defaultDataDir() string {
 	return "tokenmeter-data"
 }
 
-// LoadConfig reads a YAML config file over c. Unknown keys are errors.
+// LoadFile reads a YAML config file over c. Unknown keys and values of
+// the wrong kind are errors, each named by its line and key path (see
+// decodeConfig).
 func (c *Config) LoadFile(path string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %w", path, err)
+	if err := decodeConfig(b, c); err != nil {
+		if strings.Contains(err.Error(), "\n") {
+			return fmt.Errorf("config %s:\n%w", path, err)
+		}
+		return fmt.Errorf("config %s %w", path, err)
+	}
+	return nil
+}
+
+// checkListen checks a listen address: HOST:PORT, or :PORT for every
+// interface.
+func checkListen(addr string) error {
+	if addr == "" {
+		return errors.New("an address like 127.0.0.1:8787 is required")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p := "8787"
+		if _, err := strconv.Atoi(addr); err == nil {
+			p = addr // a bare port
+		}
+		return fmt.Errorf("want HOST:PORT, e.g. 127.0.0.1:%s (or :%s for every interface)", p, p)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
 	}
 	return nil
 }
@@ -173,8 +204,15 @@ func (c *Config) Validate() error {
 	bad := func(field string, value any, why string) {
 		errs = append(errs, fmt.Errorf("%s = %v: %s", field, value, why))
 	}
-	if c.Listen == "" {
-		bad("listen", `""`, "an address like 127.0.0.1:8787 is required")
+	if err := checkListen(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen = %q: %w", c.Listen, err))
+	}
+	if c.Database != "" {
+		if err := checkDatabaseURL(c.Database); err != nil {
+			bad("database", "(redacted)", err.Error())
+		} else {
+			bad("database", "(redacted)", errTeamMode)
+		}
 	}
 	if c.Data == "" {
 		bad("data", `""`, "a data directory is required")

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
+	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestConfigFiles(t *testing.T) {
@@ -16,7 +20,7 @@ func TestConfigFiles(t *testing.T) {
 	}{
 		{file: "valid.yaml"},
 		{file: "empty.yaml"},
-		{file: "unknown-key.yaml", loadErr: "field lisen not found"},
+		{file: "unknown-key.yaml", loadErr: "line 2: unknown key `lisen` (did you mean `listen`?)"},
 		{file: "not-yaml.yaml", loadErr: "not-yaml.yaml"},
 		{file: "missing.yaml", loadErr: "no such file"},
 		{file: "bad-values.yaml", invalid: []string{
@@ -52,6 +56,34 @@ func TestConfigFiles(t *testing.T) {
 				t.Errorf("Validate error leaks a credential from an upstream URL: %v", err)
 			}
 		})
+	}
+}
+
+// TestConfigTypos shows config mistakes named in the file's terms: the
+// line, the key's path and the nearest known key, never a Go type.
+func TestConfigTypos(t *testing.T) {
+	c := DefaultConfig()
+	err := c.LoadFile("testdata/config/typos.yaml")
+	if err == nil {
+		t.Fatal("typos.yaml loaded without an error")
+	}
+	for _, want := range []string{
+		"line 2: `max_in_flight` wants a whole number, got \"soon\"",
+		"line 3: `require_virtual_key` wants true or false, got \"maybe\"",
+		"line 5: unknown key `intervall` in `alerts` (did you mean `interval`?)",
+		"line 7: unknown key `limt` in `alerts.rules[0]` (did you mean `limit`?)",
+		"line 7: `alerts.rules[0].span`: \"forever\" is not a duration",
+		"line 8: `alerts.sinks` wants a list",
+		"line 9: `upstreams` wants keys and values",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+	for _, goish := range []string{"main.", "tokenmeter.", "not found in type", "!!str", "unmarshal"} {
+		if strings.Contains(err.Error(), goish) {
+			t.Errorf("error speaks Go (%q):\n%v", goish, err)
+		}
 	}
 }
 
@@ -91,4 +123,34 @@ func TestUpstreamFlag(t *testing.T) {
 	if err := f.Set("openai=http://127.0.0.1:1/v1=x"); err != nil || f["openai"] != "http://127.0.0.1:1/v1=x" {
 		t.Errorf("--upstream with = in the URL: %v, %v", err, f)
 	}
+}
+
+// FuzzDecodeConfig: the config reader never panics, accepts only what the
+// strict YAML decoder accepts, and never speaks Go in its messages.
+func FuzzDecodeConfig(f *testing.F) {
+	for _, name := range []string{"valid.yaml", "typos.yaml", "bad-values.yaml", "unknown-key.yaml", "not-yaml.yaml"} {
+		b, err := os.ReadFile("testdata/config/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		c := DefaultConfig()
+		err := decodeConfig([]byte(doc), &c)
+		if err != nil {
+			for _, goish := range []string{"main.", "not found in type", "!!"} {
+				if strings.Contains(err.Error(), goish) {
+					t.Fatalf("message speaks Go (%q): %v", goish, err)
+				}
+			}
+			return
+		}
+		strict := DefaultConfig()
+		dec := yaml.NewDecoder(strings.NewReader(doc))
+		dec.KnownFields(true)
+		if err := dec.Decode(&strict); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("decodeConfig accepted a document the strict decoder refuses: %v\n%q", err, doc)
+		}
+	})
 }

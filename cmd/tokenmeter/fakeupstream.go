@@ -12,13 +12,20 @@ import (
 )
 
 func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("fake-upstream", stderr)
-	listen := fs.String("listen", "127.0.0.1:8788", "listen `address`")
-	adminFaults := fs.String("admin-faults", "", "discrepancies the admin usage reports inject, e.g. `drop_bucket=2026-11-25T11:00:00Z,inflate=MODEL:N,lag=10m,fail_page=2` (see go doc ./internal/fakeupstream ParseAdminFaults)")
-	scenario := fs.String("scenario", "", "rate-limit `scenario` of every request: steady, drift, reset-moved, early-reset, limit-change or all (docs/counters.md)")
+	fs := newFlagSet("fake-upstream")
+	listen := fs.String("listen", "127.0.0.1:8788", "listen `ADDR`")
+	adminFaults := fs.String("admin-faults", "", "`FAULTS` the admin usage reports inject, e.g. drop_bucket=2026-11-25T11:00:00Z,inflate=MODEL:N,lag=10m,fail_page=2 (see go doc ./internal/fakeupstream ParseAdminFaults)")
+	scenario := fs.String("scenario", "", "rate-limit `SCENARIO` of every request: steady, drift, reset-moved, early-reset, limit-change or all (docs/counters.md)")
 	billingWindow := fs.Int("billing-window", fakeupstream.DefaultBillingWindow, "billing entries kept for GET "+fakeupstream.BillingPath+" (`N`, the most recent; totals cover all)")
-	if _, err := parseFlags(fs, args); err != nil {
+	pos, err := parseFlags(ctx, fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return usageError("fake-upstream", "takes no arguments (got %q)", pos[0])
+	}
+	if err := checkListen(*listen); err != nil {
+		return usageError("fake-upstream", "%v", err)
 	}
 	if *scenario != "" && !fakeupstream.ValidScenario(*scenario) {
 		return usageError("fake-upstream", "--scenario %q: want steady, drift, reset-moved, early-reset, limit-change or all", *scenario)
@@ -28,7 +35,7 @@ func runFakeUpstream(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	faults, err := fakeupstream.ParseAdminFaults(*adminFaults)
 	if err != nil {
-		return &exitError{code: 2, msg: "--admin-faults: " + err.Error()}
+		return usageError("fake-upstream", "--admin-faults: %v", err)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -208,4 +210,25 @@ func frames(b []byte) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// openLedgerReadOnly opens the ledger in dir read-only, as report does.
+func openLedgerReadOnly(dir string) (*sqlite.DB, error) {
+	db, _, err := (&ledgerFlags{data: dir, getenv: os.Getenv}).open(true)
+	return db, err
+}
+
+// newLedger returns a data directory holding an empty ledger, as serve
+// leaves it: keys, limits and alerts refuse to create one.
+func newLedger(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	db := sqlite.NewDB(filepath.Join(dir, LedgerFile))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

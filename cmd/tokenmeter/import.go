@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -35,7 +34,7 @@ func importFormat(kind string) (importer.Format, []string, error) {
 	case "codex":
 		return codex.Format{}, codex.DefaultDirs(os.Getenv, home), nil
 	}
-	return nil, nil, &exitError{code: 2, msg: fmt.Sprintf("unknown log kind %q (want claude-code or codex)", kind)}
+	return nil, nil, usageError("import", "unknown log kind %q (want claude-code or codex)", kind)
 }
 
 // stringList is a repeatable flag.
@@ -45,21 +44,23 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("import", stderr)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
+	fs := newFlagSet("import")
+	lf := addLedgerFlags(fs)
 	var dirs stringList
-	fs.Var(&dirs, "dir", "search this `directory` for logs instead of the default ones (repeatable)")
+	fs.Var(&dirs, "dir", "search this `DIR` for logs instead of the default ones (repeatable)")
 	watch := fs.Bool("watch", false, "keep running and import new lines as they are written")
 	asJSON := fs.Bool("json", false, "write the summary as JSON")
-	prices := fs.String("prices", "", "price `file` overriding or extending the embedded table")
-	cfgPath := fs.String("config", "", "YAML config `file` (its prices: file applies, as for serve)")
+	prices := fs.String("prices", "", "price `FILE` overriding or extending the embedded table (default: the config's prices:)")
 	quiet := fs.Bool("quiet", false, "print only warnings and errors")
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return &exitError{code: 2, msg: "import needs one of claude-code, codex"}
+	if len(pos) == 0 {
+		return usageError("import", "name the logs: claude-code or codex")
+	}
+	if len(pos) > 1 {
+		return usageError("import", "unexpected argument %q (one kind of log at a time; directories go in --dir)", pos[1])
 	}
 	format, defaults, err := importFormat(pos[0])
 	if err != nil {
@@ -78,26 +79,30 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else {
 		for _, d := range dirs {
 			if st, err := os.Stat(d); err != nil || !st.IsDir() {
-				return &exitError{code: 2, msg: fmt.Sprintf("--dir %s: not a readable directory", d)}
+				return usageError("import", "--dir %s: not a readable directory", d)
 			}
 		}
 	}
+	cfg, err := lf.loadConfig()
+	if err != nil {
+		return err
+	}
 	pricePath := *prices
-	if *cfgPath != "" && pricePath == "" {
-		cfg := DefaultConfig()
-		if err := cfg.LoadFile(*cfgPath); err != nil {
-			return err
-		}
+	if pricePath == "" {
 		pricePath = cfg.Prices
 	}
 	table, err := loadPrices(pricePath)
 	if err != nil {
+		return &exitError{code: 2, msg: "import: " + err.Error()}
+	}
+	choice, existed, err := lf.exists()
+	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
+	if err := os.MkdirAll(choice.Dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	db := sqlite.NewDB(filepath.Join(*data, LedgerFile))
+	db := sqlite.NewDB(choice.Path())
 	db.CacheKiB = cacheKiB()
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// Batches of events are short-lived garbage: collecting sooner
@@ -106,9 +111,12 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(48 << 20))
 	}
 	if err := db.Open(); err != nil {
-		return fmt.Errorf("open ledger: %w", err)
+		return fmt.Errorf("open the ledger at %s: %w", choice.Path(), err)
 	}
 	defer db.Close()
+	if !*quiet || !existed {
+		wrote(stderr, choice, !existed)
+	}
 
 	var (
 		mu      sync.Mutex
@@ -142,6 +150,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if !*quiet || *asJSON {
 		printImportSummary(stdout, pos[0], st, *asJSON, start)
+	}
+	if st.Files == 0 {
+		fmt.Fprintf(stderr, "tokenmeter: warning: no %s log files in %s: nothing was imported\n", pos[0], strings.Join(dirs, ", "))
 	}
 	if st.Warnings > 0 {
 		msg := fmt.Sprintf("%d warnings", st.Warnings)
@@ -180,7 +191,9 @@ func printImportSummary(w io.Writer, kind string, st importer.Stats, asJSON bool
 	fmt.Fprintf(w, "%s: %d files (%d read, %d unchanged), %d lines, %d calls found: %d new",
 		kind, st.Files, st.Read, st.Unchanged, st.Lines, st.Events, st.Added)
 	if st.Duplicates > 0 {
-		fmt.Fprintf(w, ", %d already imported", st.Duplicates)
+		// Copies within the files read (a resumed session's, a streamed
+		// response's) as well as calls imported by an earlier run.
+		fmt.Fprintf(w, ", %d duplicates (copies of calls counted once)", st.Duplicates)
 	}
 	if st.Revised > 0 {
 		fmt.Fprintf(w, ", %d revised upwards", st.Revised)

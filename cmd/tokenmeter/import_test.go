@@ -124,7 +124,7 @@ func TestImportCLI(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"import"}, "import needs one of claude-code, codex"},
+		{[]string{"import"}, "import: name the logs: claude-code or codex"},
 		{[]string{"import", "cursor"}, `unknown log kind "cursor"`},
 		{[]string{"import", "claude-code", "--dir", filepath.Join(dir, "missing"), "--data", data}, "not a readable directory"},
 	} {
@@ -138,5 +138,29 @@ func TestImportCLI(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", "")
 	if _, _, err := run(t, "import", "claude-code", "--data", data); err == nil || !strings.Contains(err.Error(), "no claude-code logs found") {
 		t.Errorf("import with no logs anywhere: %v", err)
+	}
+}
+
+// TestImportMessages: copies of a call within the files of a first import
+// are "duplicates", not "already imported"; an import that finds no files
+// says so.
+func TestImportMessages(t *testing.T) {
+	data := t.TempDir()
+	logs := t.TempDir()
+	at := time.Now().Add(-time.Hour)
+	line := transcriptLine("msg_1", "req_1", at, 10, 5)
+	for _, name := range []string{"a.jsonl", "b.jsonl"} { // a resumed session copies the call
+		if err := os.WriteFile(filepath.Join(logs, name), []byte(line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := run(t, "import", "claude-code", "--dir", logs, "--data", data)
+	if err != nil || !strings.Contains(out, "1 new, 1 duplicates (copies of calls counted once)") || strings.Contains(out, "already imported") {
+		t.Errorf("first import: %v\n%s", err, out)
+	}
+	empty := t.TempDir()
+	_, stderr, err := run(t, "import", "codex", "--dir", empty, "--data", data)
+	if err != nil || !strings.Contains(stderr, "tokenmeter: warning: no codex log files in "+empty+": nothing was imported") {
+		t.Errorf("import of an empty directory: %v; stderr %q", err, stderr)
 	}
 }

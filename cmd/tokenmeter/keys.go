@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -19,22 +16,10 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 )
 
-const keysUsage = `Usage:
-  tokenmeter keys create --name NAME [--project P] [--expires YYYY-MM-DD] [--json] [--data DIR | --server URL]
-  tokenmeter keys list [--json] [--data DIR | --server URL]
-  tokenmeter keys revoke NAME [--data DIR | --server URL]
-  tokenmeter keys rotate NAME [--json] [--data DIR | --server URL]
-
-A virtual key (tm-...) is shown once, when created or rotated; the ledger keeps
-only its SHA-256. See docs/keys.md. With --server (or $TOKENMETER_SERVER) the
-command runs against a gateway's admin API, with the admin token from
-$TOKENMETER_ADMIN_TOKEN (docs/admin-api.md).
-`
-
 // runKeys manages virtual keys in the data directory's ledger.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	k := &keysCmd{stdout: stdout, stderr: stderr, now: time.Now}
-	return dispatch(ctx, "keys", keysUsage, args, stdout, stderr, []subcommand{
+	return dispatch(ctx, "keys", args, stdout, []subcommand{
 		{"create", k.create}, {"list", k.list}, {"revoke", k.revoke}, {"rotate", k.rotate}})
 }
 
@@ -43,53 +28,22 @@ type keysCmd struct {
 	now            func() time.Time
 }
 
-// flags returns a FlagSet for "keys name" that reports a bad flag in one
-// line (the usage only on -h) and its --data flag.
-func (k *keysCmd) flags(name string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("tokenmeter keys "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
+// flags returns the flag set of "keys name" with the ledger and --server
+// flags.
+func (k *keysCmd) flags(name string) (*flag.FlagSet, *ledgerFlags) {
+	fs := newFlagSet("keys " + name)
+	lf := addLedgerFlags(fs)
 	addServerFlag(fs)
-	return fs, data
+	return fs, lf
 }
 
-// parse parses args and returns the positional ones, failing with a
-// one-line error.
-func (k *keysCmd) parse(fs *flag.FlagSet, name string, args []string) ([]string, error) {
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(k.stderr)
-		fmt.Fprint(k.stderr, keysUsage+"\nFlags of keys "+name+":\n")
-		fs.PrintDefaults()
-		return nil, err
+// openLedger opens the chosen ledger for writing; it must exist.
+func (k *keysCmd) openLedger(lf *ledgerFlags) (*sqlite.DB, error) {
+	db, c, err := lf.open(false)
+	if err == nil {
+		wrote(k.stderr, c, false)
 	}
-	var ex *exitError
-	if errors.As(err, &ex) {
-		return nil, usageError(name, "%s", ex.msg)
-	}
-	return pos, err
-}
-
-func usageError(cmd, format string, args ...any) error {
-	return &exitError{code: 2, msg: "keys " + cmd + ": " + fmt.Sprintf(format, args...)}
-}
-
-// openKeys opens the ledger in dir for writing (migrating it if need be);
-// create makes the directory and the ledger if they are missing.
-func openKeys(dir string, create bool) (*sqlite.DB, error) {
-	path := filepath.Join(dir, LedgerFile)
-	if create {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data directory: %w", err)
-		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no ledger at %s (create a key with tokenmeter keys create, or pass --data DIR)", path)
-	}
-	db := sqlite.NewDB(path)
-	if err := db.Open(); err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
-	}
-	return db, nil
+	return db, err
 }
 
 // keyJSON is a key as keys list --json (and create, rotate) write it: the
@@ -105,35 +59,35 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func (k *keysCmd) create(ctx context.Context, args []string) error {
-	fs, data := k.flags("create")
-	name := fs.String("name", "", "the key's `name`, recorded as principal key:NAME (required)")
-	project := fs.String("project", "", "`project` recorded for every call made with the key")
-	expires := fs.String("expires", "", "`date` the key stops working: YYYY-MM-DD (00:00 UTC) or an RFC 3339 time")
+	fs, lf := k.flags("create")
+	name := fs.String("name", "", "the key's `NAME`, recorded as principal key:NAME (required)")
+	project := fs.String("project", "", "the `PROJECT` recorded for every call made with the key")
+	expires := fs.String("expires", "", "`DATE` the key stops working: YYYY-MM-DD (00:00 UTC) or an RFC 3339 time")
 	asJSON := fs.Bool("json", false, "write JSON")
-	pos, err := k.parse(fs, "create", args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError("create", "unexpected argument %q (the name goes in --name)", pos[0])
+		return usageError("keys create", "unexpected argument %q (the name goes in --name)", pos[0])
 	}
 	if *name == "" {
-		return usageError("create", "--name is required")
+		return usageError("keys create", "--name is required")
 	}
 	if err := tokenmeter.ValidateKeyName(*name); err != nil {
-		return usageError("create", "--name: %s", tokenmeter.ErrorMessage(err))
+		return usageError("keys create", "--name: %s", tokenmeter.ErrorMessage(err))
 	}
 	if err := tokenmeter.ValidateProject(*project); err != nil {
-		return usageError("create", "--project: %s", tokenmeter.ErrorMessage(err))
+		return usageError("keys create", "--project: %s", tokenmeter.ErrorMessage(err))
 	}
 	now := k.now().UTC()
 	var exp time.Time
 	if *expires != "" {
 		if exp, err = tokenmeter.ParseKeyExpiry(*expires); err != nil {
-			return usageError("create", "--expires: %s", tokenmeter.ErrorMessage(err))
+			return usageError("keys create", "--expires: %s", tokenmeter.ErrorMessage(err))
 		}
 		if !exp.After(now) {
-			return usageError("create", "--expires %s is in the past", *expires)
+			return usageError("keys create", "--expires %s is in the past", *expires)
 		}
 	}
 	rem, err := remoteFor("keys create", fs)
@@ -152,7 +106,7 @@ func (k *keysCmd) create(ctx context.Context, args []string) error {
 		}
 		return k.show(v, j.Key, *asJSON, "Created")
 	}
-	db, err := openKeys(*data, true)
+	db, err := k.openLedger(lf)
 	if err != nil {
 		return err
 	}
@@ -190,14 +144,14 @@ func (k *keysCmd) show(v tokenmeter.VirtualKey, secret string, asJSON bool, what
 }
 
 func (k *keysCmd) list(ctx context.Context, args []string) error {
-	fs, data := k.flags("list")
+	fs, lf := k.flags("list")
 	asJSON := fs.Bool("json", false, "write JSON")
-	pos, err := k.parse(fs, "list", args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError("list", "unexpected argument %q", pos[0])
+		return usageError("keys list", "unexpected argument %q", pos[0])
 	}
 	rem, err := remoteFor("keys list", fs)
 	if err != nil {
@@ -218,8 +172,8 @@ func (k *keysCmd) list(ctx context.Context, args []string) error {
 			}
 			keys = append(keys, v)
 		}
-	} else if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
-		db, err := openKeys(*data, false)
+	} else {
+		db, _, err := lf.open(true)
 		if err != nil {
 			return err
 		}
@@ -263,19 +217,19 @@ func (k *keysCmd) list(ctx context.Context, args []string) error {
 func nameArg(cmd string, pos []string) (string, error) {
 	switch {
 	case len(pos) == 0:
-		return "", usageError(cmd, "name the key (see tokenmeter keys list)")
+		return "", usageError("keys "+cmd, "name the key (see tokenmeter keys list)")
 	case len(pos) > 1:
-		return "", usageError(cmd, "unexpected argument %q (one key at a time)", pos[1])
+		return "", usageError("keys "+cmd, "unexpected argument %q (one key at a time)", pos[1])
 	}
 	if err := tokenmeter.ValidateKeyName(pos[0]); err != nil {
-		return "", usageError(cmd, "%s", tokenmeter.ErrorMessage(err))
+		return "", usageError("keys "+cmd, "%s", tokenmeter.ErrorMessage(err))
 	}
 	return pos[0], nil
 }
 
 func (k *keysCmd) revoke(ctx context.Context, args []string) error {
-	fs, data := k.flags("revoke")
-	pos, err := k.parse(fs, "revoke", args)
+	fs, lf := k.flags("revoke")
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -295,7 +249,7 @@ func (k *keysCmd) revoke(ctx context.Context, args []string) error {
 		fmt.Fprintf(k.stdout, "Revoked virtual key %q; running gateways refuse it within a second.\n", name)
 		return nil
 	}
-	db, err := openKeys(*data, false)
+	db, err := k.openLedger(lf)
 	if err != nil {
 		return err
 	}
@@ -308,9 +262,9 @@ func (k *keysCmd) revoke(ctx context.Context, args []string) error {
 }
 
 func (k *keysCmd) rotate(ctx context.Context, args []string) error {
-	fs, data := k.flags("rotate")
+	fs, lf := k.flags("rotate")
 	asJSON := fs.Bool("json", false, "write JSON")
-	pos, err := k.parse(fs, "rotate", args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -336,7 +290,7 @@ func (k *keysCmd) rotate(ctx context.Context, args []string) error {
 		}
 		return k.show(v, j.Key, *asJSON, "Rotated")
 	}
-	db, err := openKeys(*data, false)
+	db, err := k.openLedger(lf)
 	if err != nil {
 		return err
 	}

@@ -411,11 +411,36 @@ func TestVirtualKeyNoProviderCredential(t *testing.T) {
 		t.Errorf("anthropic route: %d %s", resp.StatusCode, body)
 	}
 	logs := gw.logs.String()
-	if !strings.Contains(logs, "route=openai fix=\"set $OPENAI_API_KEY\"") || !strings.Contains(logs, "no provider credential configured for route openai") {
-		t.Errorf("log does not explain the missing credential:\n%s", logs)
+	if !strings.Contains(logs, "route=openai fix=\"set $OPENAI_API_KEY in the gateway's environment and restart it\"") ||
+		!strings.Contains(logs, "no provider credential configured for route openai (set $OPENAI_API_KEY") {
+		t.Errorf("log does not explain the missing credential, at start and with the refusal (docs/keys.md):\n%s", logs)
 	}
 	if len(tap.headers()) != 1 {
 		t.Errorf("upstream received %d requests, want the anthropic one only", len(tap.headers()))
+	}
+	// An unknown key (one created in another ledger, say) is refused with
+	// a log line that says where the gateway looked.
+	other := createKey(t, newLedger(t), "--name", "elsewhere")
+	if resp, _ := callWith(t, gw, "anthropic", other, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a key of another ledger: %d", resp.StatusCode)
+	}
+	if want := "not in the ledger at " + filepath.Join(gw.Config.Data, LedgerFile) + ": created with another --data or --config?"; !strings.Contains(gw.logs.String(), want) {
+		t.Errorf("the unknown key's log line lacks %q:\n%s", want, gw.logs.String())
+	}
+}
+
+// TestRequireVirtualKeyWithoutCredential: --require-virtual-key with a
+// route that has no provider credential refuses everything on it; the
+// gateway says so at start, as a warning, even with no key in the ledger.
+func TestRequireVirtualKeyWithoutCredential(t *testing.T) {
+	gw, _ := keysGateway(t, map[string]string{"ANTHROPIC_API_KEY": upstreamAnthropicKey}, func(s *Serve) { s.Config.RequireVirtualKey = true })
+	logs := gw.logs.String()
+	want := `level=WARN msg="no provider credential for route: with --require-virtual-key every request on it is refused" route=openai`
+	if !strings.Contains(logs, want) {
+		t.Errorf("start-up log lacks %q:\n%s", want, logs)
+	}
+	if strings.Contains(logs, "route=anthropic") {
+		t.Errorf("the route with a credential is warned about:\n%s", logs)
 	}
 }
 
@@ -458,7 +483,7 @@ func TestCredentialConfig(t *testing.T) {
 
 // TestKeysCLI checks the keys commands' output and their one-line errors.
 func TestKeysCLI(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	out, _, err := run(t, "keys", "create", "--name", "alice", "--project", "web", "--expires", "2099-01-01", "--data", data)
 	if err != nil {
 		t.Fatal(err)
@@ -512,18 +537,18 @@ func TestKeysCLI(t *testing.T) {
 		t.Errorf("keys list --json shows key material: %s", out)
 	}
 	empty := t.TempDir()
-	if out, _, err := run(t, "keys", "list", "--json", "--data", empty); err != nil || !strings.Contains(out, `"keys": []`) {
-		t.Errorf("keys list of an empty data dir: %v %s", err, out)
+	if out, _, err := run(t, "keys", "list", "--json", "--data", empty); err == nil || !strings.Contains(message(err), "no ledger at") {
+		t.Errorf("keys list of an empty data dir: %v %s; want no ledger at ...", err, out)
 	}
 
 	for _, tt := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"keys"}, "keys needs one of create, list, revoke, rotate"},
-		{[]string{"keys", "delete"}, `unknown keys command "delete"`},
+		{[]string{"keys"}, "keys: name one of create, list, revoke or rotate"},
+		{[]string{"keys", "delete"}, `keys: unknown command "delete"`},
 		{[]string{"keys", "create"}, "keys create: --name is required"},
-		{[]string{"keys", "create", "--nme", "x"}, "keys create: flag provided but not defined: -nme"},
+		{[]string{"keys", "create", "--nme", "x"}, "keys create: unknown flag --nme (did you mean --name?)"},
 		{[]string{"keys", "create", "--name"}, "keys create: flag needs an argument: -name"},
 		{[]string{"keys", "create", "--name", "a b"}, "keys create: --name: key name \"a b\" must be"},
 		{[]string{"keys", "create", "--name", "x", "extra"}, `keys create: unexpected argument "extra"`},
@@ -532,7 +557,7 @@ func TestKeysCLI(t *testing.T) {
 		{[]string{"keys", "create", "--name", "x", "--project", "a\tb"}, "keys create: --project: project must be"},
 		{[]string{"keys", "create", "--name", "x", "--json=maybe"}, "keys create: invalid boolean value"},
 		{[]string{"keys", "create", "--name", "alice"}, `a key named "alice" exists already`},
-		{[]string{"keys", "list", "--yaml"}, "keys list: flag provided but not defined: -yaml"},
+		{[]string{"keys", "list", "--yaml"}, "keys list: unknown flag --yaml"},
 		{[]string{"keys", "list", "x"}, `keys list: unexpected argument "x"`},
 		{[]string{"keys", "revoke"}, "keys revoke: name the key"},
 		{[]string{"keys", "revoke", "a", "b"}, `keys revoke: unexpected argument "b"`},
@@ -542,7 +567,7 @@ func TestKeysCLI(t *testing.T) {
 		{[]string{"keys", "revoke", "bob"}, `key "bob" was revoked already`},
 		{[]string{"keys", "rotate"}, "keys rotate: name the key"},
 		{[]string{"keys", "rotate", "bob"}, `key "bob" is revoked and cannot be rotated`},
-		{[]string{"keys", "rotate", "-x", "alice"}, "keys rotate: flag provided but not defined: -x"},
+		{[]string{"keys", "rotate", "-x", "alice"}, "keys rotate: unknown flag --x"},
 		{[]string{"keys", "revoke", "x", "--data", empty}, "no ledger at"},
 	} {
 		args := tt.args

@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -21,23 +18,10 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/window"
 )
 
-const limitsUsage = `Usage:
-  tokenmeter limits set NAME --scope global|key:NAME|project:NAME|model:NAME
-      --metric tokens|input_tokens|output_tokens|requests|cost_usd --max N
-      --window 5h-block|rolling:DURATION|hour|day|week|month [--reset-at HH:MM] [--tz ZONE]
-      [--mode soft|hard] [--data DIR]
-  tokenmeter limits list [--json] [--data DIR | --server URL]
-  tokenmeter limits delete NAME [--data DIR]
-
-tokens counts input + output + cache write + cache read; --max of cost_usd is
-in dollars (e.g. 25 or 0.50). Hard limits refuse requests with 429 before they
-can cross the limit; soft limits never refuse. See docs/limits.md.
-`
-
 // runLimits manages limits in the data directory's ledger.
 func runLimits(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	l := &limitsCmd{stdout: stdout, stderr: stderr, now: time.Now}
-	return dispatch(ctx, "limits", limitsUsage, args, stdout, stderr, []subcommand{
+	return dispatch(ctx, "limits", args, stdout, []subcommand{
 		{"set", l.set}, {"list", l.list}, {"delete", l.delete}})
 }
 
@@ -47,32 +31,16 @@ type limitsCmd struct {
 }
 
 func limitsError(cmd, format string, args ...any) error {
-	return &exitError{code: 2, msg: "limits " + cmd + ": " + fmt.Sprintf(format, args...)}
+	return usageError("limits "+cmd, format, args...)
 }
 
-// parse parses args and returns the positional ones, failing with a
-// one-line error (the usage only on -h).
-func (l *limitsCmd) parse(fs *flag.FlagSet, name string, args []string) ([]string, error) {
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fs.SetOutput(l.stderr)
-		fmt.Fprint(l.stderr, limitsUsage+"\nFlags of limits "+name+":\n")
-		fs.PrintDefaults()
-		return nil, err
-	}
-	var ex *exitError
-	if errors.As(err, &ex) {
-		return nil, limitsError(name, "%s", ex.msg)
-	}
-	return pos, err
-}
-
-func (l *limitsCmd) flags(name string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet("tokenmeter limits "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
+// flags returns the flag set of "limits name" with the ledger and --server
+// flags.
+func (l *limitsCmd) flags(name string) (*flag.FlagSet, *ledgerFlags) {
+	fs := newFlagSet("limits " + name)
+	lf := addLedgerFlags(fs)
 	addServerFlag(fs)
-	return fs, data
+	return fs, lf
 }
 
 // limitName returns the one positional argument naming a limit.
@@ -90,15 +58,15 @@ func limitName(cmd string, pos []string) (string, error) {
 }
 
 func (l *limitsCmd) set(ctx context.Context, args []string) error {
-	fs, data := l.flags("set")
-	scope := fs.String("scope", "", "what the limit counts: global, key:NAME, project:NAME or model:NAME (required)")
-	metric := fs.String("metric", "", "tokens, input_tokens, output_tokens, requests or cost_usd (required)")
-	maxS := fs.String("max", "", "the most the window may hold; dollars for cost_usd (required)")
-	win := fs.String("window", "", "5h-block, rolling:DURATION, hour, day, week or month (required)")
+	fs, lf := l.flags("set")
+	scope := fs.String("scope", "", "what the limit counts: `SCOPE` global, key:NAME, project:NAME or model:NAME (required)")
+	metric := fs.String("metric", "", "the `METRIC`: tokens, input_tokens, output_tokens, requests or cost_usd (required)")
+	maxS := fs.String("max", "", "the most (`N`) the window may hold; dollars for cost_usd (required)")
+	win := fs.String("window", "", "the `WINDOW`: 5h-block, rolling:DURATION, hour, day, week or month (required)")
 	resetAt := fs.String("reset-at", "", "`HH:MM` (and weekday for week windows) at which day, week and month windows start")
-	tz := fs.String("tz", "", "time `zone` of hour, day, week and month windows (default local)")
-	mode := fs.String("mode", string(tokenmeter.LimitSoft), "soft (alert only) or hard (refuse with 429)")
-	pos, err := l.parse(fs, "set", args)
+	tz := fs.String("tz", "", "time `ZONE` of hour, day, week and month windows (default local)")
+	mode := fs.String("mode", string(tokenmeter.LimitSoft), "`soft|hard`: soft alerts only, hard refuses with 429")
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -129,13 +97,20 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(l.stdout, "Set %s limit %q: %s %s per %s for %s; the current window resets at %s.\n",
 			got.Mode, got.Name, shown, got.Metric, got.Window, got.Scope, got.Reset)
+		var keys struct {
+			Keys []keyJSON `json:"keys"`
+		}
+		if err := rem.call(ctx, "limits set", http.MethodGet, "/api/keys", nil, nil, &keys); err == nil {
+			l.warn(limitWarnings(ctx, remoteKeys(keys.Keys), []tokenmeter.Limit{lim}))
+		}
 		return nil
 	}
 	m, n := lim.Metric, lim.Max
-	db, err := openKeys(*data, true)
+	db, c, err := lf.open(false)
 	if err != nil {
 		return err
 	}
+	wrote(l.stderr, c, false)
 	defer db.Close()
 	if err := db.SetLimit(ctx, lim); err != nil {
 		return fmt.Errorf("limits set: %w", err)
@@ -146,7 +121,13 @@ func (l *limitsCmd) set(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(l.stdout, "Set %s limit %q: %s %s per %s for %s; the current window resets at %s.\n",
 		lim.Mode, lim.Name, formatAmount(m, n), m, lim.Window, lim.Scope, formatTime(reset, spec))
+	l.warn(limitWarnings(ctx, db, []tokenmeter.Limit{lim}))
 	return nil
+}
+
+// warn prints the warnings of a reference check.
+func (l *limitsCmd) warn(ws []string, err error) {
+	printWarnings(l.stderr, ws, err)
 }
 
 // limitJSON is a limit as limits list --json writes it. Amounts of
@@ -192,9 +173,9 @@ func formatTime(t time.Time, spec window.Spec) string {
 }
 
 func (l *limitsCmd) list(ctx context.Context, args []string) error {
-	fs, data := l.flags("list")
+	fs, lf := l.flags("list")
 	asJSON := fs.Bool("json", false, "write JSON")
-	pos, err := l.parse(fs, "list", args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -215,8 +196,8 @@ func (l *limitsCmd) list(ctx context.Context, args []string) error {
 		if out.Limits == nil {
 			out.Limits = []limitJSON{}
 		}
-	} else if _, err := os.Stat(filepath.Join(*data, LedgerFile)); err == nil {
-		db, err := openKeys(*data, false)
+	} else {
+		db, _, err := lf.open(true)
 		if err != nil {
 			return err
 		}
@@ -269,8 +250,8 @@ func (l *limitsCmd) list(ctx context.Context, args []string) error {
 }
 
 func (l *limitsCmd) delete(ctx context.Context, args []string) error {
-	fs, data := l.flags("delete")
-	pos, err := l.parse(fs, "delete", args)
+	fs, lf := l.flags("delete")
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
@@ -287,11 +268,12 @@ func (l *limitsCmd) delete(ctx context.Context, args []string) error {
 		fmt.Fprintf(l.stdout, "Deleted limit %q; the gateway stops enforcing it within a second.\n", name)
 		return nil
 	}
-	db, err := openKeys(*data, false)
+	db, c, err := lf.open(false)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	wrote(l.stderr, c, false)
 	if err := db.DeleteLimit(ctx, name); err != nil {
 		return fmt.Errorf("limits delete: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 // its dated snapshots, whichever of the two the limit names, and no other
 // model (providers answer an alias with the snapshot's name).
 func TestLimitModelAliases(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	for _, args := range [][]string{
 		{"alias", "--scope", "model:claude-sonnet-4-5", "--metric", "requests", "--max", "100", "--window", "day", "--tz", "UTC"},
 		{"dated", "--scope", "model:claude-sonnet-4-5-20250929", "--metric", "requests", "--max", "100", "--window", "day", "--tz", "UTC"},

@@ -12,7 +12,7 @@ import (
 // against fixed, rolling and block windows is the same after the gateway
 // restarts in the middle of the windows, and the window bounds do not move.
 func TestLimitsSurviveRestart(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	secret := createKey(t, data, "--name", "alice")
 	for _, args := range [][]string{
 		{"day", "--scope", "key:alice", "--metric", "tokens", "--max", "1000000", "--window", "day", "--reset-at", "04:30", "--tz", "America/New_York", "--mode", "hard"},

@@ -41,9 +41,9 @@ func appendUsage(t *testing.T, data string, events ...tokenmeter.Event) {
 }
 
 func TestLimitsCLI(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	if out, _, err := run(t, "limits", "list", "--json", "--data", data); err != nil || !strings.Contains(out, `"limits": []`) {
-		t.Errorf("limits list of an empty data dir: %v %s", err, out)
+		t.Errorf("limits list of an empty ledger: %v %s", err, out)
 	}
 	for _, args := range [][]string{
 		{"alice-day", "--scope", "key:alice", "--metric", "tokens", "--max", "1_000_000", "--window", "day", "--reset-at", "09:00", "--tz", "Europe/Berlin", "--mode", "hard"},
@@ -124,7 +124,7 @@ func TestLimitsCLI(t *testing.T) {
 // TestLimitsSetErrors: every invalid limits set gets a one-line error that
 // names the bad flag (or argument), and nothing is stored.
 func TestLimitsSetErrors(t *testing.T) {
-	data := t.TempDir()
+	data := newLedger(t)
 	ok := []string{"--scope", "global", "--metric", "tokens", "--max", "100", "--window", "day"}
 	with := func(flag, value string) []string {
 		out := []string{"limits", "set", "x", "--data", data}
@@ -142,13 +142,13 @@ func TestLimitsSetErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"limits"}, "limits needs one of set, list, delete"},
-		{[]string{"limits", "show"}, `unknown limits command "show"`},
+		{[]string{"limits"}, "limits: name one of set, list or delete"},
+		{[]string{"limits", "show"}, `limits: unknown command "show"`},
 		{append(with("--window", "day"), "--reset-at", "23:50"), `limits set: --reset-at: "23:50" must be on a quarter hour`},
 		{[]string{"limits", "set", "--scope", "global"}, "limits set: name the limit"},
 		{[]string{"limits", "set", "a b", "--scope", "global"}, `limits set: limit name "a b" must be`},
 		{[]string{"limits", "set", "x", "y"}, `limits set: unexpected argument "y"`},
-		{[]string{"limits", "set", "x", "--scpe", "global"}, "limits set: flag provided but not defined: -scpe"},
+		{[]string{"limits", "set", "x", "--scpe", "global"}, "limits set: unknown flag --scpe (did you mean --scope?)"},
 		{[]string{"limits", "set", "x", "--max"}, "limits set: flag needs an argument: -max"},
 		{with("--scope", "\x00"), "limits set: --scope: missing"},
 		{with("--scope", "team:x"), `limits set: --scope: "team:x" is not global, key:NAME, project:NAME or model:NAME`},
@@ -356,7 +356,7 @@ func openaiStream(gw *gateway, secret string) (string, *refusal, error) {
 // unknown; the limit then admits what the ledger allows.
 func TestReservationsReleasedOnRestart(t *testing.T) {
 	ctx := context.Background()
-	data := t.TempDir()
+	data := newLedger(t)
 	secret := createKey(t, data, "--name", "alice")
 	if _, stderr, err := run(t, "limits", "set", "two", "--scope", "key:alice", "--metric", "requests", "--max", "2",
 		"--window", "rolling:24h", "--mode", "hard", "--data", data); err != nil {
@@ -535,5 +535,33 @@ func TestHardLimitBoundsOutput(t *testing.T) {
 				t.Errorf("ledger: %+v (found %v); want %d output tokens", ev.Usage, ok, tc.want)
 			}
 		})
+	}
+}
+
+// TestHardLimitRefusalExplains: a small request refused by a hard limit is
+// told why: what its worst case reserved (32,000 output tokens when it sets
+// no bound), what the window has left, and how to ask for less.
+func TestHardLimitRefusalExplains(t *testing.T) {
+	gw, _ := keysGateway(t, nil, nil)
+	if _, stderr, err := run(t, "limits", "set", "small", "--scope", "global", "--metric", "tokens", "--max", "10000",
+		"--window", "day", "--mode", "hard", "--data", gw.Config.Data); err != nil {
+		t.Fatalf("limits set: %v %s", err, stderr)
+	}
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`
+	resp, b := post(t, gw.URL()+"/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-pass-through-0123456789"}, body)
+	msg := string(b)
+	for _, want := range []string{
+		`hard limit \"small\" (tokens, day`, "would be exceeded by this request: it reserves its worst case, 320",
+		"output up to 32000 tokens", "and the window has 10000 tokens left",
+		"the request sets no output bound, so the default of 32000 tokens was reserved: set max_tokens",
+	} {
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(msg, want) {
+			t.Errorf("429 does not say %q: %d %s", want, resp.StatusCode, msg)
+		}
+	}
+	resp, b = post(t, gw.URL()+"/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-pass-through-0123456789"},
+		`{"model":"gpt-4o","max_completion_tokens":100,"messages":[{"role":"user","content":"hi [[fake output=5]]"}]}`)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("with max_completion_tokens 100: %d %s", resp.StatusCode, b)
 	}
 }

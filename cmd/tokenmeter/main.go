@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -31,20 +32,26 @@ func main() {
 	}
 	err := Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
+	code, msg := exitStatus(err)
+	if msg != "" {
+		fmt.Fprintln(os.Stderr, "tokenmeter:", msg)
 	}
+	os.Exit(code)
+}
+
+// exitStatus returns the exit status of Run's error and the message to
+// print for it, if any: 0 for success and for help asked for, the
+// exitError's own status (2 for a wrong command line or config), 1 for
+// any other error (a runtime failure).
+func exitStatus(err error) (int, string) {
 	var ex *exitError
-	if errors.As(err, &ex) {
-		if ex.msg != "" {
-			fmt.Fprintln(os.Stderr, "tokenmeter:", ex.msg)
-		}
-		os.Exit(ex.code)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0, ""
+	case errors.As(err, &ex):
+		return ex.code, ex.msg
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tokenmeter:", message(err))
-		os.Exit(1)
-	}
+	return 1, message(err)
 }
 
 // exitError ends the program with a specific status.
@@ -63,39 +70,14 @@ func message(err error) string {
 	return err.Error()
 }
 
-const usage = `tokenmeter: your own count of every LLM API call.
-
-Usage:
-  tokenmeter serve [--listen ADDR] [--data DIR] [--config FILE] [--upstream NAME=URL]... [--require-virtual-key]
-        [--tls-cert FILE --tls-key FILE]   (dashboard at /, Prometheus metrics at /metrics)
-  tokenmeter report <daily|weekly|monthly|session|blocks|models> [--since DATE] [--until DATE] [--by model|key|project] [--json|--csv] [--server URL]
-  tokenmeter status [--json] [--data DIR] [--tz ZONE]
-  tokenmeter statusline [--data DIR] [--tz ZONE]   (Claude Code's statusLine command)
-  tokenmeter import <claude-code|codex> [--dir DIR]... [--watch] [--data DIR] [--json]
-  tokenmeter verify [--data DIR]
-  tokenmeter keys <create|list|revoke|rotate> [NAME] [--name NAME] [--project P] [--expires DATE] [--json] [--data DIR|--server URL]
-  tokenmeter limits set NAME --scope S --metric M --max N --window W [--reset-at HH:MM] [--tz ZONE] [--mode soft|hard]
-  tokenmeter limits <list|delete NAME> [--json] [--data DIR|--server URL]
-  tokenmeter alerts <list [--all] [--json] | rules [set NAME --kind K ... | delete NAME] | test SINK> [--data DIR]
-  tokenmeter anomalies [list] [--since DATE] [--json] [--data DIR|--server URL]
-  tokenmeter anomalies show ID [--json] [--data DIR|--server URL]
-  tokenmeter reconcile <anthropic|openai> --since DATE [--until DATE] [--bucket 1h|1d] [--by model|key]
-        [--tolerance TOKENS|PCT] [--lag 10m] [--upstream NAME=URL] [--json|--csv|--html FILE] [--data DIR]
-  tokenmeter reconcile history [--json] [--run ID] [--data DIR]
-  tokenmeter fake-upstream [--listen ADDR]
-  tokenmeter version
-
---server URL (or TOKENMETER_SERVER) runs keys, limits list, report and status against a
-gateway's admin API, with the admin token from TOKENMETER_ADMIN_TOKEN.
-
-Run "tokenmeter COMMAND -h" for a command's flags.
-`
-
 // Run runs the command line args.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if cliFrom(ctx) == nil {
+		ctx = context.WithValue(ctx, cliKey{}, &cliEnv{stdout: stdout})
+	}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return flag.ErrHelp
+		fmt.Fprint(stderr, topUsage())
+		return &exitError{code: 2, msg: "name a command"}
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -124,14 +106,28 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "fake-upstream":
 		return runFakeUpstream(ctx, rest, stdout, stderr)
 	case "version":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			fmt.Fprintln(stdout, "Usage: tokenmeter version")
+			return nil
+		}
+		if len(rest) > 0 {
+			return usageError("version", "takes no arguments (got %q)", rest[0])
+		}
 		fmt.Fprintln(stdout, "tokenmeter", version())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, topUsage())
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", cmd)}
+	names := []string{"help"}
+	for _, c := range commands {
+		names = append(names, strings.Fields(c.path)[0])
+	}
+	hint := "tokenmeter -h lists the commands"
+	if s := closest(cmd, names); s != "" {
+		hint = "did you mean " + s + "?"
+	}
+	return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q (%s)", cmd, hint)}
 }
 
 func version() string {
@@ -141,29 +137,7 @@ func version() string {
 	return "(devel)"
 }
 
-// newFlagSet returns a FlagSet that reports errors instead of exiting.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("tokenmeter "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-// parseFlags parses args, allowing flags after positional arguments
-// ("report daily --json"), and returns the positional ones.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, &exitError{code: 2, msg: err.Error()}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "-help" || arg == "--help"
 }

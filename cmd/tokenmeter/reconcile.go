@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -39,7 +40,8 @@ func reconcileClient(cfg *Config, provider string, getenv func(string) string, l
 	if base == "" {
 		base = map[string]string{"anthropic": DefaultAnthropicURL, "openai": DefaultOpenAIURL}[provider]
 	}
-	return &reconcile.Client{Provider: provider, BaseURL: base, AdminKey: strings.TrimSpace(getenv(cfg.AdminKeyEnv(provider))), Log: log}
+	env := cfg.AdminKeyEnv(provider)
+	return &reconcile.Client{Provider: provider, BaseURL: base, AdminKey: strings.TrimSpace(getenv(env)), AdminKeyEnv: env, Log: log}
 }
 
 // routeCredential returns the ID of the credential the gateway forwards
@@ -53,17 +55,24 @@ func routeCredential(cfg *Config, provider string, getenv func(string) string) s
 	return ""
 }
 
-// credentialsOf returns the credentials the gateway noted, for matching.
-func credentialsOf(ctx context.Context, db *sqlite.DB) ([]reconcile.Credential, error) {
+// credentialsOf returns the credentials the gateway noted, for matching,
+// and the ID of the one it noted as provider's route credential (the one
+// forwarded in place of virtual keys; the most recently seen, if it
+// changed), "" if none.
+func credentialsOf(ctx context.Context, db *sqlite.DB, provider string) ([]reconcile.Credential, string, error) {
 	creds, err := db.Credentials(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read credentials: %w", err)
+		return nil, "", fmt.Errorf("read credentials: %w", err)
 	}
 	out := make([]reconcile.Credential, 0, len(creds))
+	var route tokenmeter.Credential
 	for _, c := range creds {
 		out = append(out, reconcile.Credential{ID: c.ID, Hint: c.Hint})
+		if c.VirtualKeys && c.Provider == provider && c.LastSeen.After(route.LastSeen) {
+			route = c
+		}
 	}
-	return out, nil
+	return out, route.ID, nil
 }
 
 // parseBucket reads --bucket.
@@ -74,7 +83,7 @@ func parseBucket(s string) (time.Duration, error) {
 	case "1d":
 		return 24 * time.Hour, nil
 	}
-	return 0, &exitError{code: 2, msg: fmt.Sprintf("--bucket %q: want 1h or 1d", s)}
+	return 0, usageError("reconcile", "--bucket %q: want 1h or 1d", s)
 }
 
 // parseUTC reads a date (YYYY-MM-DD, midnight UTC) or an RFC 3339 time.
@@ -85,7 +94,7 @@ func parseUTC(flagName, s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t.UTC(), nil
 	}
-	return time.Time{}, &exitError{code: 2, msg: fmt.Sprintf("--%s %q: want YYYY-MM-DD (UTC) or an RFC 3339 time", flagName, s)}
+	return time.Time{}, usageError("reconcile", "--%s %q: want YYYY-MM-DD (UTC) or an RFC 3339 time", flagName, s)
 }
 
 // Reconcile is the reconcile command's clock and environment, so tests
@@ -104,13 +113,14 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	if len(args) > 0 && args[0] == "history" {
 		return reconcileHistory(ctx, args[1:], stdout, stderr)
 	}
-	fs := newFlagSet("reconcile", stderr)
-	since := fs.String("since", "", "first `date` (YYYY-MM-DD, UTC; required)")
-	until := fs.String("until", "", "end `date` (exclusive; default: the end of the current bucket)")
-	bucket := fs.String("bucket", "1h", "bucket `width`: 1h or 1d")
-	by := fs.String("by", "model", "compare by model or by key (API key)")
-	tol := fs.String("tolerance", "0", "allowed difference: `TOKENS` per bucket and category, or a percentage such as 2%")
-	lag := fs.Duration("lag", reconcile.DefaultLag, "the provider's reporting delay: buckets ending later than now minus it are not final")
+	fs := newFlagSet("reconcile")
+	lf := addLedgerFlags(fs)
+	since := fs.String("since", "", "first `DATE`: YYYY-MM-DD (UTC) or an RFC 3339 time (required)")
+	until := fs.String("until", "", "end `DATE` (exclusive; default: the end of the current bucket)")
+	bucket := fs.String("bucket", "1h", "bucket width `1h|1d`")
+	by := fs.String("by", "model", "compare by `model|key` (key: API key)")
+	tol := fs.String("tolerance", "0", "allowed difference `TOKENS|PCT`: tokens per bucket and category, or a percentage such as 2%")
+	lag := fs.Duration("lag", reconcile.DefaultLag, "the provider's reporting delay (`DURATION`): buckets ending later than now minus it are not final")
 	ups := upstreamFlag{}
 	fs.Var(ups, "upstream", "provider base `NAME=URL` (as for serve; default the provider's own API)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -118,47 +128,46 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	htmlFile := fs.String("html", "", "also write a self-contained HTML report to `FILE`")
 	noCost := fs.Bool("no-cost", false, "do not read the cost report")
 	save := fs.Bool("save", false, "store the run in the ledger (reconcile history shows it)")
-	source := fs.String("source", "all", "ledger events to compare: all, or proxy (leave out imported Claude Code and Codex logs)")
-	data := fs.String("data", defaultDataDir(), "data `directory`")
-	cfgPath := fs.String("config", "", "YAML config `file` (upstreams, admin_keys, credentials)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tokenmeter reconcile <anthropic|openai> --since DATE [--until DATE] [--bucket 1h|1d] [--by model|key]\n"+
-			"         [--tolerance TOKENS|PCT] [--lag 10m] [--upstream NAME=URL] [--json|--csv|--html FILE] [--save] [--data DIR]\n"+
-			"       tokenmeter reconcile history [--json] [--data DIR]\n"+
-			"The admin key comes from $ANTHROPIC_ADMIN_KEY or $OPENAI_ADMIN_KEY (or the variable the config's admin_keys names).\n"+
-			"Exit status: 0 within tolerance, 3 when a final bucket is not, 1 on error.")
-		fs.PrintDefaults()
-	}
-	pos, err := parseFlags(fs, args)
+	source := fs.String("source", "all", "ledger events to compare: `all|proxy` (proxy leaves out imported Claude Code and Codex logs)")
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || (pos[0] != reconcile.Anthropic && pos[0] != reconcile.OpenAI) {
-		fs.Usage()
-		return &exitError{code: 2, msg: "reconcile: name the provider: anthropic or openai (or history)"}
+	providers := []string{reconcile.Anthropic, reconcile.OpenAI, "history"}
+	switch {
+	case len(pos) == 0:
+		return usageError("reconcile", "name the provider: anthropic or openai (or history)")
+	case len(pos) > 1:
+		return usageError("reconcile", "unexpected argument %q (one provider at a time)", pos[1])
+	case pos[0] != reconcile.Anthropic && pos[0] != reconcile.OpenAI:
+		hint := ""
+		if s := closest(pos[0], providers); s != "" {
+			hint = "; did you mean " + s + "?"
+		}
+		return usageError("reconcile", "unknown provider %q (want anthropic or openai, or history%s)", pos[0], hint)
 	}
 	provider := pos[0]
 	if *asJSON && *asCSV {
-		return &exitError{code: 2, msg: "--json and --csv exclude each other"}
+		return usageError("reconcile", "choose one of --json and --csv")
 	}
 	if *by != "model" && *by != "key" {
-		return &exitError{code: 2, msg: fmt.Sprintf("--by %q: want model or key", *by)}
+		return usageError("reconcile", "--by %q: want model or key", *by)
 	}
 	if *source != "all" && *source != "proxy" {
-		return &exitError{code: 2, msg: fmt.Sprintf("--source %q: want all or proxy", *source)}
+		return usageError("reconcile", "--source %q: want all or proxy", *source)
 	}
 	if *lag < 0 {
-		return &exitError{code: 2, msg: "--lag must not be negative"}
+		return usageError("reconcile", "--lag must not be negative")
 	}
 	if *since == "" {
-		return &exitError{code: 2, msg: "--since DATE is required"}
+		return usageError("reconcile", "--since DATE is required")
 	}
-	cfg := DefaultConfig()
-	if *cfgPath != "" {
-		if err := cfg.LoadFile(*cfgPath); err != nil {
-			return err
-		}
+	cfgp, err := lf.loadConfig()
+	if err != nil {
+		return err
 	}
+	cfg := *cfgp
+	cfg.Upstreams = maps.Clone(cfg.Upstreams)
 	for n, u := range ups {
 		cfg.Upstreams[n] = u
 	}
@@ -168,7 +177,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	}
 	tolerance, err := reconcile.ParseTolerance(*tol)
 	if err != nil {
-		return &exitError{code: 2, msg: "--" + tokenmeter.ErrorMessage(err)}
+		return usageError("reconcile", "--%s", tokenmeter.ErrorMessage(err))
 	}
 	now := env.now().UTC()
 	in := reconcile.Input{Options: reconcile.Options{Provider: provider, Bucket: width, By: *by, Tolerance: tolerance, Lag: *lag, Now: now,
@@ -184,14 +193,9 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 	}
 	if in.Since.Truncate(width) != in.Since || in.Until.Truncate(width) != in.Until {
-		return &exitError{code: 2, msg: fmt.Sprintf("--since and --until must be on the %s grid (UTC)", *bucket)}
+		return usageError("reconcile", "--since and --until must be on the %s grid (UTC)", *bucket)
 	}
-	var db *sqlite.DB
-	if *save {
-		db, err = openKeys(*data, false)
-	} else {
-		db, err = openLedgerReadOnly(*data)
-	}
+	db, choice, err := lf.open(!*save)
 	if err != nil {
 		return err
 	}
@@ -200,10 +204,16 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	in.Client = reconcileClient(&cfg, provider, env.getenv, newLogger(stderr, "warn"))
 	in.Client.Sleep = env.sleep
 	if *by == "key" {
-		if in.Credentials, err = credentialsOf(ctx, db); err != nil {
+		var noted string
+		if in.Credentials, noted, err = credentialsOf(ctx, db, provider); err != nil {
 			return err
 		}
+		// The gateway noted which credential it forwarded for virtual
+		// keys; the environment's, when set here too, is the same or newer.
 		in.RouteCredential = routeCredential(&cfg, provider, env.getenv)
+		if in.RouteCredential == "" {
+			in.RouteCredential = noted
+		}
 	}
 	rep, err := reconcile.Run(ctx, in)
 	if err != nil {
@@ -215,7 +225,7 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 			return fmt.Errorf("store the run: %w", err)
 		}
 		rep.ID = id
-		fmt.Fprintf(stderr, "stored as reconcile run %d\n", id)
+		fmt.Fprintf(stderr, "stored as reconcile run %d in the ledger at %s\n", id, choice.Path())
 	}
 	if *htmlFile != "" {
 		if err := writeFileAtomic(*htmlFile, func(w io.Writer) error { return reconcile.WriteHTML(w, rep) }); err != nil {
@@ -272,15 +282,22 @@ func dirOf(path string) string {
 // reconcileHistory lists the stored runs (serve --reconcile stores them),
 // newest first.
 func reconcileHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("reconcile history", stderr)
+	fs := newFlagSet("reconcile history")
+	lf := addLedgerFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	data := fs.String("data", defaultDataDir(), "data `directory`")
 	limit := fs.Int("limit", 50, "show at most `N` runs")
 	run := fs.Int64("run", 0, "show run `ID` with its discrepancies")
-	if _, err := parseFlags(fs, args); err != nil {
+	pos, err := parseFlags(ctx, fs, args)
+	if err != nil {
 		return err
 	}
-	db, err := openLedgerReadOnly(*data)
+	if len(pos) > 0 {
+		return usageError("reconcile history", "unexpected argument %q (one run: --run ID)", pos[0])
+	}
+	if *limit < 1 || *run < 0 {
+		return usageError("reconcile history", "--limit and --run want positive numbers")
+	}
+	db, _, err := lf.open(true)
 	if err != nil {
 		return err
 	}
@@ -357,6 +374,11 @@ func (c *Config) validateReconcile() error {
 	if _, err := reconcile.ParseTolerance(c.ReconcileTolerance); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile_tolerance = %s: %s", c.ReconcileTolerance, tokenmeter.ErrorMessage(err)))
 	}
+	switch c.ReconcileSource {
+	case "", "proxy", "all":
+	default:
+		errs = append(errs, fmt.Errorf("reconcile_source = %s: must be proxy (the gateway's calls, the default) or all", c.ReconcileSource))
+	}
 	return errors.Join(errs...)
 }
 
@@ -381,8 +403,11 @@ func (s *Serve) startReconcile() {
 			log.Warn("no admin key: scheduled reconciliation runs will fail", "fix", "set $"+s.Config.AdminKeyEnv(p))
 		}
 		sched := &reconcile.Schedule{
+			// Imported logs are mostly subscription usage that no admin
+			// report covers: unless asked, scheduled runs leave them out,
+			// or every run would be an anomaly.
 			Input: reconcile.Input{Options: reconcile.Options{Provider: p, Bucket: time.Hour, By: "model", Tolerance: tolerance,
-				Lag: reconcile.DefaultLag}, Client: client, Ledger: s.store, Costs: true},
+				Lag: reconcile.DefaultLag, ProxyOnly: s.Config.ReconcileSource != "all"}, Client: client, Ledger: s.store, Costs: true},
 			Every: every, Store: s.store, Anomalies: s.store, Now: s.Now, Log: log,
 		}
 		sched.Tick = s.ReconcileTick

@@ -52,6 +52,9 @@ type recWorld struct {
 	calls map[string]int
 	// key is the x-api-key of Anthropic calls (default recAnthropicKey).
 	key string
+	// noRouteKey leaves the route's provider credential out of the
+	// reconcile command's environment (a machine other than the gateway's).
+	noRouteKey bool
 }
 
 func newRecWorld(t *testing.T, edit ...func(*Serve)) *recWorld {
@@ -151,7 +154,9 @@ func (w *recWorld) run(t *testing.T, provider string, sl *sleeps, args ...string
 		case "ANTHROPIC_ADMIN_KEY", "OPENAI_ADMIN_KEY":
 			return recAdminKey
 		case "ANTHROPIC_API_KEY":
-			return recRouteKey
+			if !w.noRouteKey {
+				return recRouteKey
+			}
 		}
 		return ""
 	}}
@@ -454,6 +459,65 @@ func TestReconcileByKey(t *testing.T) {
 // TestReconcileScheduled: serve --reconcile anthropic runs at start and
 // on every tick, stores each run (reconcile history shows them), and a
 // run with discrepancies beyond tolerance becomes one reconcile anomaly.
+// TestReconcileScheduledNoAdminKey: a scheduled run whose admin key's
+// variable (named by admin_keys:) is unset is stored with an error that
+// names that variable, once, without Go's error code prefix; the start-up
+// warning and the failure's log line say the same.
+func TestReconcileScheduledNoAdminKey(t *testing.T) {
+	runs := make(chan tokenmeter.ReconcileRun)
+	w := newRecWorld(t, func(s *Serve) {
+		s.Config.Reconcile = []string{"anthropic"}
+		s.Config.AdminKeys = map[string]string{"anthropic": "ACME_ANTHROPIC_ADMIN"}
+		s.Getenv = func(string) string { return "" }
+		s.ReconcileRuns, s.ReconcileTick = runs, make(chan time.Time)
+	})
+	var r tokenmeter.ReconcileRun
+	select {
+	case r = <-runs:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no scheduled run")
+	}
+	want := "no anthropic admin key: set $ACME_ANTHROPIC_ADMIN (an admin key, not an API key)"
+	if r.Status != tokenmeter.ReconcileFailed || r.Error != want {
+		t.Errorf("stored run: status %s, error %q; want failed with %q", r.Status, r.Error, want)
+	}
+	logs := w.gw.logs.String()
+	if strings.Contains(logs, "ANTHROPIC_ADMIN_KEY") || strings.Contains(logs, "tokenmeter: invalid") || !strings.Contains(logs, `err="`+want+`"`) {
+		t.Errorf("log names the wrong variable or doubles the prefix:\n%s", logs)
+	}
+}
+
+// TestReconcileScheduledImports: scheduled runs compare the gateway's
+// calls only (reconcile_source: proxy, the default), so imported
+// subscription usage that no admin report covers is not an anomaly every
+// hour; reconcile_source: all compares it too.
+func TestReconcileScheduledImports(t *testing.T) {
+	for _, source := range []string{"", "all"} {
+		runs, tick := make(chan tokenmeter.ReconcileRun), make(chan time.Time)
+		w := newRecWorld(t, func(s *Serve) {
+			s.Config.Reconcile, s.Config.ReconcileSource = []string{"anthropic"}, source
+			s.Getenv = func(k string) string { return map[string]string{"ANTHROPIC_ADMIN_KEY": recAdminKey}[k] }
+			s.ReconcileRuns, s.ReconcileTick = runs, tick
+		})
+		<-runs // the run at start
+		imported := tokenmeter.Event{Key: "claude-code:msg_1", RequestKey: "claude-code:msg_1", Kind: tokenmeter.KindCompleted,
+			Time: hourOf(10), Source: tokenmeter.SourceClaudeCode, Provider: "anthropic", Endpoint: "/v1/messages",
+			Model: "claude-sonnet-5-5", Outcome: tokenmeter.OutcomeOK, Usage: tokenmeter.Usage{InputTokens: 500, OutputTokens: 50}, UsageKnown: true}
+		if _, err := w.gw.store.Import(context.Background(), []tokenmeter.Event{imported}, nil); err != nil {
+			t.Fatal(err)
+		}
+		w.clk.Set(recDay.Add(16 * time.Hour))
+		tick <- w.clk.Now()
+		r := <-runs
+		if source == "" && (r.Status != tokenmeter.ReconcileOK || r.Summary.LedgerOnly != 0) {
+			t.Errorf("default source: run %+v; want ok, the imported call left out", r)
+		}
+		if source == "all" && (r.Status != tokenmeter.ReconcileDiscrepancies || r.Summary.LedgerOnly != 1) {
+			t.Errorf("reconcile_source all: run %+v; want the imported call ledger-only", r)
+		}
+	}
+}
+
 func TestReconcileScheduled(t *testing.T) {
 	runs := make(chan tokenmeter.ReconcileRun)
 	tick := make(chan time.Time)
@@ -670,13 +734,18 @@ func TestReconcileVirtualKey(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	rep, code, stderr := w.run(t, "anthropic", nil, "--by", "key")
-	if code != 0 || rep.Summary.Matched != 3 || len(rep.Discrepancies) != 0 {
-		t.Fatalf("exit %d (%s), summary %+v, discrepancies %+v; want 3 rows matched", code, stderr, rep.Summary, rep.Discrepancies)
-	}
-	for _, r := range rep.Rows {
-		if r.Key != fakeupstream.APIKeyID("anthropic", recRouteKey) || r.Principals != "key:ci" {
-			t.Errorf("row %+v: want the route credential's key id from principal key:ci", r)
+	// With the route's credential in the environment, and without it (the
+	// gateway noted which credential it forwards for virtual keys).
+	for _, hide := range []bool{false, true} {
+		w.noRouteKey = hide
+		rep, code, stderr := w.run(t, "anthropic", nil, "--by", "key")
+		if code != 0 || rep.Summary.Matched != 3 || len(rep.Discrepancies) != 0 {
+			t.Fatalf("route key hidden %v: exit %d (%s), summary %+v, discrepancies %+v; want 3 rows matched", hide, code, stderr, rep.Summary, rep.Discrepancies)
+		}
+		for _, r := range rep.Rows {
+			if r.Key != fakeupstream.APIKeyID("anthropic", recRouteKey) || r.Principals != "key:ci" {
+				t.Errorf("route key hidden %v: row %+v: want the route credential's key id from principal key:ci", hide, r)
+			}
 		}
 	}
 }

@@ -34,7 +34,7 @@ const maxRemoteBody = 64 << 20
 // gateway's admin API.
 func addServerFlag(fs *flag.FlagSet) {
 	fs.String("server", "", "run against the gateway at `URL` (its /api, with the admin token from $"+EnvAdminToken+
-		") instead of the data directory; default $"+EnvServer)
+		") instead of a local ledger; default $"+EnvServer)
 }
 
 // remote is a client of a gateway's admin API (docs/admin-api.md), for the
@@ -61,8 +61,8 @@ func remoteFor(cmd string, fs *flag.FlagSet) (*remote, error) {
 }
 
 // serverFor returns the gateway named by cmd's parsed flags: --server,
-// else $TOKENMETER_SERVER unless --data was given; nil for the local data
-// directory.
+// else $TOKENMETER_SERVER unless a flag chose a local ledger (--data,
+// --config, --database); nil for the local ledger.
 func serverFor(cmd string, fs *flag.FlagSet) (*url.URL, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -70,10 +70,11 @@ func serverFor(cmd string, fs *flag.FlagSet) (*url.URL, error) {
 	if f := fs.Lookup("server"); f != nil {
 		server = f.Value.String()
 	}
+	local := localLedgerChosen(set)
 	switch {
-	case set["server"] && set["data"]:
-		return nil, &exitError{code: 2, msg: cmd + ": choose one of --data and --server"}
-	case !set["server"] && set["data"]:
+	case set["server"] && local != "":
+		return nil, &exitError{code: 2, msg: cmd + ": choose one of " + local + " and --server"}
+	case !set["server"] && local != "":
 		return nil, nil
 	case !set["server"]:
 		server = os.Getenv(EnvServer)

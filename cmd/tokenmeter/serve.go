@@ -163,10 +163,11 @@ func (s *Serve) Open(ctx context.Context) error {
 		s.proxy.Transport = s.Transport
 	}
 	s.proxy.Keys = s.store
+	s.proxy.KeysWhere = filepath.Join(c.Data, LedgerFile)
 	s.proxy.RequireVirtualKey = c.RequireVirtualKey
 	s.proxy.DefaultMaxOutput = c.DefaultMaxOutput
 	s.proxy.BytesPerToken = c.BytesPerToken
-	s.proxy.Credentials = s.credentials(ctx)
+	s.proxy.Credentials, s.proxy.CredentialFix = s.credentials(ctx)
 	s.proxy.Metrics = s.Metrics
 	if s.Now != nil {
 		s.proxy.Now = s.Now
@@ -237,8 +238,10 @@ func (s *Serve) logUpstreams() {
 
 // credentials reads each route's provider credential from its environment
 // variable (see Config.CredentialEnv), logging (by variable name only) the
-// routes that have none: virtual keys are refused on those.
-func (s *Serve) credentials(ctx context.Context) map[string]string {
+// routes that have none: virtual keys are refused on those, and with
+// --require-virtual-key every request is, which is a warning whatever the
+// ledger holds. fix says, per route without one, how to give it one.
+func (s *Serve) credentials(ctx context.Context) (creds, fix map[string]string) {
 	getenv := s.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -247,20 +250,27 @@ func (s *Serve) credentials(ctx context.Context) map[string]string {
 	if keys, err := s.store.Keys(ctx); err == nil && len(keys) > 0 {
 		level = slog.LevelWarn
 	}
-	out := make(map[string]string)
+	msg := "no provider credential for route: virtual keys are refused on it"
+	if s.Config.RequireVirtualKey {
+		// Pass-through credentials are refused too: nothing gets through.
+		level = slog.LevelWarn
+		msg = "no provider credential for route: with --require-virtual-key every request on it is refused"
+	}
+	creds, fix = make(map[string]string), make(map[string]string)
 	for _, r := range s.Config.Routes() {
 		env := s.Config.CredentialEnv(r.Name)
 		if v := strings.TrimSpace(getenv(env)); env != "" && v != "" {
-			out[r.Name] = v
+			creds[r.Name] = v
 			continue
 		}
-		how := "set $" + env
+		how := "set $" + env + " in the gateway's environment and restart it"
 		if env == "" {
-			how = "name its variable under credentials: in the config file"
+			how = "name its variable under credentials: in the config file (credentials: {" + r.Name + ": VAR}) and restart"
 		}
-		s.Log.Log(ctx, level, "no provider credential for route: virtual keys are refused on it", "route", r.Name, "fix", how)
+		fix[r.Name] = how
+		s.Log.Log(ctx, level, msg, "route", r.Name, "fix", how)
 	}
-	return out
+	return creds, fix
 }
 
 // startImports runs the configured importers until Close. An importer that
@@ -277,7 +287,9 @@ func (s *Serve) startImports(prices *pricing.Table) {
 			if found := existing(dirs); len(found) < len(dirs) {
 				log.Info("watching for logs", "dirs", dirs, "present", found)
 			}
-			opts := importer.Options{Store: s.store, Prices: prices, Dirs: dirs, Workers: 1,
+			// The default directories: one that does not exist (yet) is
+			// followed quietly (most set-ups have only some of them).
+			opts := importer.Options{Store: s.store, Prices: prices, Dirs: dirs, Workers: 1, MissingOK: true,
 				Warn: func(w importer.Warning) { log.Warn("skipped", "where", w.String()) }}
 			err := importer.Watch(ictx, format, opts, func(st importer.Stats) {
 				if st.Added > 0 {
@@ -393,43 +405,50 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
-	cfgPath := fs.String("config", "", "YAML config `file`")
-	listen := fs.String("listen", "", "listen `address` (default 127.0.0.1:8787)")
-	data := fs.String("data", "", "data `directory` (default $TOKENMETER_DATA or the XDG data dir)")
+	fs := newFlagSet("serve")
+	lf := addLedgerFlags(fs)
+	listen := fs.String("listen", "", "listen address `HOST:PORT` (default 127.0.0.1:8787; :PORT for every interface)")
 	ups := upstreamFlag{}
 	fs.Var(ups, "upstream", "upstream `NAME=URL` (repeatable; anthropic, openai, or any OpenAI-compatible name)")
-	durability := fs.String("durability", "", "normal: started record durable before the response; strict: before forwarding")
-	sync := fs.String("sync", "", "normal: commits survive a process crash; full: fsync, survive a power loss")
-	onErr := fs.String("on-ledger-error", "", "fail-closed (503) or fail-open when the ledger cannot record")
-	maxBody := fs.Int64("max-request-body", 0, "largest client request body in `bytes`")
-	maxInFlight := fs.Int("max-in-flight", 0, "most proxied `requests` served at once; more get 503 with retry-after (default 1024)")
-	readTimeout := fs.Duration("request-read-timeout", 0, "longest pause in a request body before 408 (`duration`, default 30s)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	prices := fs.String("prices", "", "JSON price `file` overriding or extending the embedded table")
+	durability := fs.String("durability", "", "`normal|strict`: the started record is durable before the response (normal) or before forwarding (strict)")
+	sync := fs.String("sync", "", "`normal|full`: commits survive a process crash (normal) or, with fsync, a power loss (full)")
+	onErr := fs.String("on-ledger-error", "", "`fail-closed|fail-open`: refuse with 503 (default) or forward unrecorded when the ledger cannot record")
+	maxBody := fs.Int64("max-request-body", 0, "largest client request body in `BYTES`")
+	maxInFlight := fs.Int("max-in-flight", 0, "most proxied requests (`N`) served at once; more get 503 with retry-after (default 1024)")
+	readTimeout := fs.Duration("request-read-timeout", 0, "longest pause in a request body before 408 (`DURATION`, default 30s)")
+	logLevel := fs.String("log-level", "", "`LEVEL`: debug, info, warn or error")
+	prices := fs.String("prices", "", "JSON price `FILE` overriding or extending the embedded table")
 	requireKey := fs.Bool("require-virtual-key", false, "refuse requests without a tokenmeter virtual key (tm-...)")
-	defaultMaxOutput := fs.Int64("default-max-output", 0, "output `tokens` a hard limit reserves for a request without max_tokens (default 32000)")
-	tlsCert := fs.String("tls-cert", "", "PEM certificate `file`: serve HTTPS (with --tls-key)")
-	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
-	adminToken := fs.String("admin-token", "", "`token` for the admin API /api/* (prefer $TOKENMETER_ADMIN_TOKEN; default: generated at first start)")
+	defaultMaxOutput := fs.Int64("default-max-output", 0, "output `TOKENS` a hard limit reserves for a request without max_tokens (default 32000)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate `FILE`: serve HTTPS (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key `FILE` of --tls-cert")
+	adminToken := fs.String("admin-token", "", "`TOKEN` for the admin API /api/* (prefer $TOKENMETER_ADMIN_TOKEN; default: generated at first start)")
 	var imports stringList
-	fs.Var(&imports, "import", "also import these local logs continuously: claude-code or codex (repeatable)")
+	fs.Var(&imports, "import", "also import these local logs continuously: `KIND` claude-code or codex (repeatable)")
 	var reconciles stringList
-	fs.Var(&reconciles, "reconcile", "reconcile the ledger with this provider's usage report in the background: anthropic or openai (repeatable; admin key from $ANTHROPIC_ADMIN_KEY / $OPENAI_ADMIN_KEY)")
-	reconcileEvery := fs.String("reconcile-every", "", "how often --reconcile runs (`duration`, default 1h)")
+	fs.Var(&reconciles, "reconcile", "reconcile the ledger with this `PROVIDER`'s usage report in the background: anthropic or openai (repeatable; admin key from $ANTHROPIC_ADMIN_KEY / $OPENAI_ADMIN_KEY)")
+	reconcileEvery := fs.String("reconcile-every", "", "how often --reconcile runs (`DURATION`, default 1h)")
 	var alertWebhooks, alertSlack, alertCommands stringList
 	fs.Var(&alertWebhooks, "alert-webhook", "send every alert as JSON to this webhook `URL` (repeatable; HMAC secret from $"+AlertSecretEnv+")")
 	fs.Var(&alertSlack, "alert-slack", "send every alert to this Slack-compatible incoming webhook `URL` (repeatable)")
-	fs.Var(&alertCommands, "alert-command", "run this shell `command` with every alert as JSON on stdin (repeatable)")
-	if _, err := parseFlags(fs, args); err != nil {
+	fs.Var(&alertCommands, "alert-command", "run this shell `COMMAND` with every alert as JSON on stdin (repeatable)")
+	pos, err := parseFlags(ctx, fs, args)
+	if err != nil {
 		return err
 	}
-	cfg := DefaultConfig()
-	if *cfgPath != "" {
-		if err := cfg.LoadFile(*cfgPath); err != nil {
-			return err
-		}
+	if len(pos) > 0 {
+		return usageError("serve", "takes no arguments (got %q; flags start with --)", pos[0])
 	}
+	choice, err := lf.choose()
+	if err != nil {
+		return err
+	}
+	cfgp, err := lf.loadConfig()
+	if err != nil {
+		return err
+	}
+	cfg := *cfgp
+	cfg.Data = choice.Dir
 	if v := os.Getenv("TOKENMETER_ADMIN_TOKEN"); v != "" {
 		cfg.AdminToken = v
 	}
@@ -437,8 +456,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		switch f.Name {
 		case "listen":
 			cfg.Listen = *listen
-		case "data":
-			cfg.Data = *data
 		case "durability":
 			cfg.Durability = *durability
 		case "sync":
@@ -477,11 +494,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Upstreams[n] = u
 	}
 	cfg.Alerts.Webhooks, cfg.Alerts.Slack, cfg.Alerts.Commands = alertWebhooks, alertSlack, alertCommands
+	if err := cfg.Validate(); err != nil {
+		return usageError("serve", "invalid configuration:\n%v", err)
+	}
+	_, statErr := os.Stat(choice.Path())
 	s := &Serve{Config: cfg, Log: newLogger(stderr, cfg.LogLevel)}
 	if err := s.Open(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "tokenmeter: gateway on %s, ledger %s\n", s.URL(), filepath.Join(cfg.Data, LedgerFile))
+	created := ""
+	if statErr != nil {
+		created = " (new)"
+	}
+	fmt.Fprintf(stdout, "tokenmeter: gateway on %s, ledger %s%s\n", s.URL(), choice.Path(), created)
 	for _, r := range cfg.Routes() {
 		fmt.Fprintf(stdout, "  %s%s/* -> %s\n", s.URL(), r.Prefix, r.Upstream)
 	}

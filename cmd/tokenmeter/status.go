@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,19 +15,19 @@ import (
 // runStatus prints the live view: the active 5-hour block, today and this
 // week.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", stderr)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
-	tz := fs.String("tz", "", "time `zone` for today and this week, e.g. Europe/Berlin (default local)")
+	fs := newFlagSet("status")
+	ledger := addLedgerFlags(fs)
+	tz := fs.String("tz", "", "time `ZONE` for today and this week, e.g. Europe/Berlin (default local)")
 	asJSON := fs.Bool("json", false, "write JSON")
 	addServerFlag(fs)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(ctx, fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
-		return &exitError{code: 2, msg: fmt.Sprintf("status takes no arguments (got %q)", pos[0])}
+		return usageError("status", "takes no arguments (got %q)", pos[0])
 	}
-	loc, err := loadZone(*tz)
+	loc, err := loadZone("status", *tz)
 	if err != nil {
 		return err
 	}
@@ -47,7 +46,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	} else {
-		db, err := openLedgerReadOnly(*data)
+		db, _, err := ledger.open(true)
 		if err != nil {
 			return err
 		}
@@ -63,7 +62,6 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return status.Text(stdout, st)
 }
 
-// loadZone loads a --tz flag value; empty means the local zone.
 // localZone is the system's zone under its IANA name when it can be
 // found ($TZ, /etc/timezone, the /etc/localtime link), so reports say
 // "Europe/Berlin" rather than "Local"; else time.Local.
@@ -89,13 +87,15 @@ func localZone() *time.Location {
 	return time.Local
 }
 
-func loadZone(name string) (*time.Location, error) {
+// loadZone loads the --tz flag value of the command path; empty means the
+// local zone. An unknown zone is a usage error.
+func loadZone(path, name string) (*time.Location, error) {
 	if name == "" {
 		return localZone(), nil
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
-		return nil, &exitError{code: 2, msg: fmt.Sprintf("unknown time zone %q", name)}
+		return nil, usageError(path, "--tz: unknown time zone %q (want an IANA name such as Europe/Berlin)", name)
 	}
 	return loc, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -26,20 +27,36 @@ const (
 )
 
 // runStatusline prints one short line for Claude Code's statusLine hook
-// from the hook's JSON on stdin and the ledger, opened read-only. Whatever
-// goes wrong it prints a line and exits 0: a failing status line command
-// only blanks the line, which tells the user nothing.
+// from the hook's JSON on stdin and the ledger, which it reads, and to
+// which it adds the hook's rate limits as counter samples. Whatever goes
+// wrong, bad flags included, it prints a line and exits 0: a failing status
+// line command only blanks the line, which tells the user nothing. Only -h
+// prints its help instead.
 func runStatusline(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
-	fs := newFlagSet("statusline", stderr)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
-	tz := fs.String("tz", "", "time `zone` for today, e.g. Europe/Berlin (default local)")
-	_, ferr := parseFlags(fs, args)
-	loc, zerr := loadZone(*tz)
+	fs := newFlagSet("statusline")
+	lf := addLedgerFlags(fs)
+	tz := fs.String("tz", "", "time `ZONE` for today, e.g. Europe/Berlin (default local)")
+	pos, ferr := parseFlags(ctx, fs, args)
+	if errors.Is(ferr, flag.ErrHelp) || errors.Is(ferr, errProbe) {
+		return ferr // the help was asked for; no status line
+	}
+	if ferr == nil && len(pos) > 0 {
+		ferr = usageError("statusline", "takes no arguments (got %q)", pos[0])
+	}
+	var loc *time.Location
+	var c ledgerChoice
+	if ferr == nil {
+		loc, ferr = loadZone("statusline", *tz)
+	}
+	if ferr == nil {
+		c, ferr = lf.choose()
+	}
 	hook := status.ParseHook(readHook(stdin))
-	if ferr != nil || zerr != nil {
+	if ferr != nil {
 		// A wrong statusLine command in settings.json: say so on the
-		// line itself, where the user looks, and on stderr.
-		fmt.Fprintln(stderr, "tokenmeter statusline:", errors.Join(ferr, zerr))
+		// line itself, where the user looks, and on stderr. The status
+		// is 0 all the same (see the doc comment).
+		fmt.Fprintln(stderr, "tokenmeter", message(ferr))
 		_, err := fmt.Fprintln(stdout, status.Line(nil, hook, "tokenmeter: bad statusline flags"))
 		return err
 	}
@@ -51,13 +68,13 @@ func runStatusline(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		}
 	}()
 	now := time.Now()
-	line, err := statusline(ctx, *data, loc, hook, now)
+	line, err := statusline(ctx, c.Dir, loc, hook, now)
 	if err != nil {
 		fmt.Fprintln(stderr, "tokenmeter statusline:", err)
 	}
 	// The subscription's rate limits join the provider-counter series
 	// (docs/counters.md).
-	if err := recordStatusline(ctx, *data, hook, now); err != nil {
+	if err := recordStatusline(ctx, c.Dir, hook, now); err != nil {
 		fmt.Fprintln(stderr, "tokenmeter statusline: rate limits not recorded:", err)
 	}
 	_, werr := fmt.Fprintln(stdout, line)

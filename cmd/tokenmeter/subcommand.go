@@ -14,17 +14,17 @@ type subcommand struct {
 	run  func(ctx context.Context, args []string) error
 }
 
-// dispatch runs the verb args[0] of cmd among subs: help prints usage to
-// stdout; no verb or an unknown one prints it to stderr and fails with
-// status 2 and a one-line message listing the verbs.
-func dispatch(ctx context.Context, cmd, usage string, args []string, stdout, stderr io.Writer, subs []subcommand) error {
+// dispatch runs the verb args[0] of cmd among subs: help prints the
+// group's usage to stdout; no verb or an unknown one fails with status 2
+// and a one-line message listing the verbs.
+func dispatch(ctx context.Context, cmd string, args []string, stdout io.Writer, subs []subcommand) error {
 	names := make([]string, len(subs))
 	for i, s := range subs {
 		names[i] = s.name
 	}
+	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return &exitError{code: 2, msg: cmd + " needs one of " + strings.Join(names, ", ")}
+		return usageError(cmd, "name one of %s (tokenmeter %s -h shows them)", want, cmd)
 	}
 	sub, rest := args[0], args[1:]
 	for _, s := range subs {
@@ -32,11 +32,13 @@ func dispatch(ctx context.Context, cmd, usage string, args []string, stdout, std
 			return s.run(ctx, rest)
 		}
 	}
-	if sub == "help" || sub == "-h" || sub == "--help" {
-		fmt.Fprint(stdout, usage)
+	if isHelp(sub) {
+		fmt.Fprint(stdout, groupHelp(cmd))
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	want := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
-	return &exitError{code: 2, msg: fmt.Sprintf("unknown %s command %q (want %s)", cmd, sub, want)}
+	hint := ""
+	if s := closest(sub, names); s != "" {
+		hint = "; did you mean " + s + "?"
+	}
+	return usageError(cmd, "unknown command %q (want %s%s)", sub, want, hint)
 }

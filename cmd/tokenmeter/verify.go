@@ -4,35 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/tokenmeter/tokenmeter/internal/ledger"
-	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 )
 
-// openLedgerReadOnly opens the ledger in dir for reading, with a clear error
-// when there is none.
-func openLedgerReadOnly(dir string) (*sqlite.DB, error) {
-	path := filepath.Join(dir, LedgerFile)
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no ledger at %s (run tokenmeter serve first, or pass --data DIR)", path)
-	}
-	db := sqlite.NewDB(path)
-	db.ReadOnly = true
-	if err := db.Open(); err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
-	}
-	return db, nil
-}
-
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("verify", stderr)
-	data := fs.String("data", defaultDataDir(), "data `directory`")
-	if _, err := parseFlags(fs, args); err != nil {
+	fs := newFlagSet("verify")
+	lf := addLedgerFlags(fs)
+	pos, err := parseFlags(ctx, fs, args)
+	if err != nil {
 		return err
 	}
-	db, err := openLedgerReadOnly(*data)
+	if len(pos) > 0 {
+		return usageError("verify", "takes no arguments (got %q)", pos[0])
+	}
+	db, c, err := lf.open(true)
 	if err != nil {
 		return err
 	}
@@ -43,6 +29,6 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ledger OK: %d events, chain head %s\n", res.Events, res.Head)
+	fmt.Fprintf(stdout, "ledger OK: %d events, chain head %s (%s)\n", res.Events, res.Head, c.Path())
 	return nil
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -146,6 +147,41 @@ func (h *Handler) limitWriter() (limitWriter, error) {
 	return lw, nil
 }
 
+// limitBody is the body of PUT /api/limits/{name}: a limits.Definition
+// whose max may also be a JSON number.
+type limitBody struct {
+	Name    string     `json:"name"`
+	Scope   string     `json:"scope"`
+	Metric  string     `json:"metric"`
+	Max     amountJSON `json:"max"`
+	Window  string     `json:"window"`
+	ResetAt string     `json:"reset_at"`
+	TZ      string     `json:"tz"`
+	Mode    string     `json:"mode"`
+}
+
+// amountJSON is a limit's max as the API takes it: a string ("25",
+// "0.50") or a JSON number (25, 0.5), kept as its literal text so that
+// limits.Define parses it exactly (never through a float).
+type amountJSON string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *amountJSON) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = amountJSON(s)
+		return nil
+	}
+	if len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
+		*a = amountJSON(b)
+		return nil
+	}
+	return tokenmeter.Errorf(tokenmeter.EINVALID, "max: want a number, or a string such as \"25\" or \"0.50\"")
+}
+
 // setLimit serves PUT /api/limits/{name}: the body is a limits.Definition
 // (the flags of limits set, as strings; name may be left out), checked as
 // limits set checks its flags, with the gateway's zone as the default
@@ -156,10 +192,12 @@ func (h *Handler) setLimit(w http.ResponseWriter, r *http.Request, _ caller) err
 	if err != nil {
 		return err
 	}
-	var def limits.Definition
-	if err := h.decode(w, r, &def); err != nil {
+	var body limitBody
+	if err := h.decode(w, r, &body); err != nil {
 		return err
 	}
+	def := limits.Definition{Name: body.Name, Scope: body.Scope, Metric: body.Metric, Max: string(body.Max), Window: body.Window,
+		ResetAt: body.ResetAt, TZ: body.TZ, Mode: body.Mode}
 	name := r.PathValue("name")
 	if def.Name != "" && def.Name != name {
 		return tokenmeter.Errorf(tokenmeter.EINVALID, "body names limit %q but the path %q", def.Name, name)

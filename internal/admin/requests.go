@@ -123,7 +123,7 @@ func (h *Handler) requests(w http.ResponseWriter, r *http.Request, c caller) err
 // hourly serves GET /api/hourly (admin) and /api/me/hourly (a virtual
 // key's own calls): the report data by local hour, in the JSON of
 // /api/usage with report "hourly" and periods "YYYY-MM-DDTHH:00". It takes
-// since, until, by (model, key, project, or provider: the Provider
+// since, until, by (model, key, project, tag, or provider: the Provider
 // counters page sets the ledger beside each provider's counters) and tz;
 // without since it covers the last 48 hours.
 func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -136,9 +136,9 @@ func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error
 		return err
 	}
 	switch q.By {
-	case report.ByNone, report.ByModel, report.ByKey, report.ByProject, "provider":
+	case report.ByNone, report.ByModel, report.ByKey, report.ByProject, report.ByTag, "provider":
 	default:
-		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key, project or provider)", q.By)
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key, project, tag or provider)", q.By)
 	}
 	now := h.now()
 	var src interface {
@@ -148,7 +148,7 @@ func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error
 		src = principalUsage{store: h.Store, principal: "key:" + c.key.Name}
 	}
 	rep := &report.Report{Kind: "hourly", By: q.By, TimeZone: q.Loc.String(), Created: now.UTC(), Rows: []report.Row{}}
-	uq := tokenmeter.UsageQuery{Bucket: tokenmeter.RollupBucket}
+	uq := tokenmeter.UsageQuery{Bucket: tokenmeter.RollupBucket, ByTags: q.By == report.ByTag}
 	if q.Since.IsZero() {
 		// The start of the local hour 47 hours back (zones at :30 and :45
 		// offsets start their hours off the UTC hour).
@@ -174,23 +174,29 @@ func (h *Handler) hourly(w http.ResponseWriter, r *http.Request, c caller) error
 	rows := map[rowKey]*report.Row{}
 	for _, b := range buckets {
 		t := b.Start.In(q.Loc)
-		k := rowKey{period: time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, q.Loc).Format("2006-01-02T15:00")}
+		period := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, q.Loc).Format("2006-01-02T15:00")
+		keys := []string{""}
 		switch q.By {
 		case report.ByModel:
-			k.key = orNone(b.Model)
+			keys[0] = orNone(b.Model)
 		case report.ByKey:
-			k.key = orNone(b.Principal)
+			keys[0] = orNone(b.Principal)
 		case report.ByProject:
-			k.key = orNone(b.Project)
+			keys[0] = orNone(b.Project)
+		case report.ByTag:
+			keys = report.TagKeys(b.Tags) // a call in each of its tags' rows, once in the totals
 		case "provider":
-			k.key = orNone(b.Provider)
+			keys[0] = orNone(b.Provider)
 		}
-		row := rows[k]
-		if row == nil {
-			row = &report.Row{Period: k.period, Key: k.key}
-			rows[k] = row
+		for _, key := range keys {
+			k := rowKey{period: period, key: key}
+			row := rows[k]
+			if row == nil {
+				row = &report.Row{Period: k.period, Key: k.key}
+				rows[k] = row
+			}
+			row.Add(b)
 		}
-		row.Add(b)
 		rep.Totals.Add(b)
 	}
 	for _, row := range rows {

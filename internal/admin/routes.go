@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -180,12 +182,44 @@ func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		case errors.Is(err, io.EOF):
 			return tokenmeter.Errorf(tokenmeter.EINVALID, "request body must be a JSON object")
 		}
-		return tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %v", err)
+		// Told in the API's terms: the field and what it takes, never a
+		// Go type.
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		var te *tokenmeter.Error
+		switch {
+		case errors.As(err, &te):
+			return te
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			return tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s wants %s, not a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind()), typeErr.Value)
+		case errors.As(err, &typeErr):
+			return tokenmeter.Errorf(tokenmeter.EINVALID, "request body must be a JSON object, not a JSON %s", typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			return tokenmeter.Errorf(tokenmeter.EINVALID, "request body is not valid JSON (at byte %d)", syntaxErr.Offset)
+		}
+		msg := strings.TrimPrefix(err.Error(), "json: ")
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "request body: %s", msg)
 	}
 	if dec.More() {
 		return tokenmeter.Errorf(tokenmeter.EINVALID, "request body must be one JSON object")
 	}
 	return nil
+}
+
+// jsonKind says what a value of Go kind k is in JSON, for messages.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // reportQuery reads kind, since, until, by and tz as tokenmeter report

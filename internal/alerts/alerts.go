@@ -230,6 +230,10 @@ func (e *Engine) EffectiveRules(ctx context.Context) ([]tokenmeter.AlertRule, er
 type cond struct {
 	alert tokenmeter.Alert // Group, Key (empty: any firing alert of the group holds), and the rest to fire
 	sinks []string
+	// threshold is a threshold rule's percentage (0 for other kinds): of
+	// several thresholds of one limit crossed in one pass, only the
+	// highest is delivered (see quietLower).
+	threshold int
 }
 
 // verdict is what evaluating a rule found: the conditions that hold and,
@@ -302,6 +306,7 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 			fire = append(fire, c)
 		}
 	}
+	quietLower(fire)
 	// Resolve first: a group whose window moved on resolves its old alert
 	// before the new window's fires.
 	for _, a := range firing {
@@ -322,7 +327,7 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 			why = "no longer applies"
 		}
 		var sinks []string
-		if !quiet[a.Rule] {
+		if !quiet[a.Rule] && !superseded(a) {
 			r, _ := ruleIndex(rules, a.Rule)
 			sinks = e.sinksOf(r)
 		}
@@ -360,6 +365,49 @@ func (e *Engine) Evaluate(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SupersededKey is the key of a threshold alert's details that says it
+// was crossed in the same pass as a higher threshold of its limit (the
+// value): it is recorded, but neither its firing nor its resolution is
+// delivered, so one jump across 80 % and 100 % is one message.
+const SupersededKey = "superseded_by_percent"
+
+// quietLower keeps, of the threshold alerts about to fire for one rule and
+// limit, only the highest threshold's deliveries: the others are recorded
+// (so they do not fire later in the window) without sinks, marked with
+// SupersededKey.
+func quietLower(fire []cond) {
+	top := map[string]int{} // rule and subject -> highest threshold firing now
+	for _, c := range fire {
+		if c.threshold > 0 {
+			k := c.alert.Rule + "\x00" + c.alert.Subject
+			top[k] = max(top[k], c.threshold)
+		}
+	}
+	for i := range fire {
+		c := &fire[i]
+		hi := top[c.alert.Rule+"\x00"+c.alert.Subject]
+		if c.threshold == 0 || c.threshold == hi {
+			continue
+		}
+		var d map[string]any
+		if json.Unmarshal(c.alert.Details, &d) != nil || d == nil {
+			d = map[string]any{}
+		}
+		d[SupersededKey] = hi
+		c.alert.Details, c.sinks = details(d), nil
+	}
+}
+
+// superseded reports whether a was fired quietly by quietLower.
+func superseded(a tokenmeter.Alert) bool {
+	var d map[string]json.RawMessage
+	if json.Unmarshal(a.Details, &d) != nil {
+		return false
+	}
+	_, ok := d[SupersededKey]
+	return ok
 }
 
 func ruleIndex(rules []tokenmeter.AlertRule, name string) (tokenmeter.AlertRule, bool) {
@@ -465,7 +513,7 @@ func (e *Engine) limitRule(ctx context.Context, r tokenmeter.AlertRule, now time
 				a.Details = details(map[string]any{"limit": l.Name, "scope": l.Scope, "metric": l.Metric, "mode": l.Mode, "window": l.Window,
 					"threshold_percent": t, "used": used, "max": l.Max, "used_percent": round1(pct),
 					"window_start": start.UTC(), "reset": end.UTC()})
-				v.hold = append(v.hold, cond{alert: a, sinks: sinks})
+				v.hold = append(v.hold, cond{alert: a, sinks: sinks, threshold: t})
 			}
 			continue
 		}

@@ -27,6 +27,12 @@ const (
 	// are a throttling burst.
 	DefaultThrottleCount  = 5
 	DefaultThrottleWindow = time.Minute
+	// DefaultThrottleSettle is how long after a throttling burst is found
+	// its evidence is gathered, and how far past the last throttled call's
+	// start the ledger's span reaches: a call is observed when it starts
+	// and recorded, dated by its end, when it ends, so the burst's last
+	// call is in the ledger only a moment later.
+	DefaultThrottleSettle = 2 * time.Second
 	// tokenQuantum is the rounding of Anthropic's token counters
 	// ("remaining rounded to the nearest 1,000").
 	tokenQuantum = 1000
@@ -49,6 +55,10 @@ type Finding struct {
 	AdvertisedReset time.Time
 	// LedgerSince and LedgerUntil bound the ledger usage to show.
 	LedgerSince, LedgerUntil time.Time
+	// Settle, when not zero, asks that the evidence be gathered no sooner
+	// than this after the finding (real time), once the calls it covers
+	// are recorded.
+	Settle time.Duration
 	// Drift: the provider's count of the window, in the counter's unit,
 	// to compare with the ledger's (Metric); Tolerance in basis points.
 	ProviderCount int64
@@ -349,8 +359,10 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 	// Fixed windows lie on a grid: the window that closes and the one that
 	// opens are as long as each other (a minute or more). A token bucket,
 	// whose reset is when it is full again, meets that only by chance.
+	// OpenAI's windows are measured between resets that carry jitter
+	// (see sameReset), so a minute's window may measure 59.99 s.
 	length := st.winReset.Sub(st.winStart)
-	grid := length >= time.Minute && sameReset(cur, st.winReset.Add(length))
+	grid := length >= time.Minute-resetJitter(cur) && sameReset(cur, st.winReset.Add(length))
 	if closed && grid && st.winFromStart && st.winFixed && st.winCount >= 2 && !broken {
 		last := st.winLast
 		count := max(0, last.Limit-last.Remaining)
@@ -386,10 +398,18 @@ func (d *Detector) window(st *seriesState, prev, cur tokenmeter.Sample, broken b
 // resets at reset: the same instant, or for OpenAI's resets (durations
 // from the response's time, so a little jitter) within a second of it.
 func sameReset(s tokenmeter.Sample, reset time.Time) bool {
+	return s.Reset.Sub(reset).Abs() <= resetJitter(s)
+}
+
+// resetJitter is how far s's advertised reset may stray from the instant
+// it names: a second for OpenAI's (a duration from the response, measured
+// at a slightly different moment by each response), none for Anthropic's
+// (an instant).
+func resetJitter(s tokenmeter.Sample) time.Duration {
 	if strings.HasPrefix(s.Counter, "x-ratelimit-") {
-		return s.Reset.Sub(reset).Abs() <= time.Second
+		return time.Second
 	}
-	return s.Reset.Equal(reset)
+	return 0
 }
 
 // Status feeds the status of a response from provider with credential at
@@ -446,7 +466,7 @@ func (d *Detector) Status(at time.Time, provider, credential string, status int,
 			Detected: at, Start: first, End: at,
 			Summary: fmt.Sprintf("%s: %d throttled responses (%d x 429, %d x 529) within %s, from %s",
 				provider, len(ts.times), n429, n529, at.Sub(first).Round(time.Second), first.UTC().Format(time.RFC3339))},
-		LedgerSince: first, LedgerUntil: at,
+		LedgerSince: first, LedgerUntil: at.Add(DefaultThrottleSettle), Settle: DefaultThrottleSettle,
 		Facts: map[string]any{"responses": len(ts.times), "status_429": n429, "status_529": n529,
 			"threshold": d.ThrottleCount, "window_seconds": int64(d.ThrottleWindow / time.Second)},
 	}

@@ -171,6 +171,41 @@ func TestDrift(t *testing.T) {
 	}
 }
 
+// TestDriftJitteredResets: OpenAI's resets are durations from each
+// response, so the windows measured between them carry a few milliseconds
+// of jitter either way. Every window seen from its start is judged, those
+// measured at 59.99 s as well as those at 60.01 s (issue 19: a window of
+// 59.999 s holding 300,000 phantom tokens was skipped).
+func TestDriftJitteredResets(t *testing.T) {
+	d := counters.NewDetector()
+	m0 := now.Truncate(time.Minute)
+	jitter := []time.Duration{-3 * time.Millisecond, 4 * time.Millisecond, -5 * time.Millisecond, 2 * time.Millisecond, -1 * time.Millisecond, 5 * time.Millisecond}
+	var found []counters.Finding
+	n := 0
+	for w := range 7 { // window w runs from m0+w min to m0+(w+1) min
+		for i := range 15 { // a call every 4 s
+			at := m0.Add(time.Duration(w)*time.Minute + time.Duration(i)*4*time.Second + 500*time.Millisecond)
+			reset := m0.Add(time.Duration(w+1)*time.Minute + jitter[n%len(jitter)])
+			n++
+			used := int64(i+1) * 20000 // provider's count; the ledger will say less
+			s := with(sample("x-ratelimit-tokens"), func(s *tokenmeter.Sample) {
+				s.Provider, s.Time, s.Limit, s.Remaining, s.Reset = "openai", at, 1000000, 1000000-used, reset
+			})
+			found = append(found, d.Sample(s)...)
+		}
+	}
+	// Window 0 is the first seen (its start was not): not judged. Windows
+	// 1 to 5 are judged when the next one opens; window 6 is still open.
+	if len(found) != 5 {
+		t.Fatalf("%d drift checks %v; want 5 (windows 1 to 5, whatever their measured length)", len(found), kinds(found))
+	}
+	for i, f := range found {
+		if f.Anomaly.Kind != tokenmeter.AnomalyDrift || f.ProviderCount != 300000 {
+			t.Errorf("check %d: %s counting %d; want drift counting 300000", i, f.Anomaly.Kind, f.ProviderCount)
+		}
+	}
+}
+
 // TestLedgerUsageVirtualKeys: calls made with virtual keys count for the
 // route's configured credential, not for another one.
 func TestLedgerUsageVirtualKeys(t *testing.T) {

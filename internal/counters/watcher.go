@@ -85,8 +85,15 @@ type Watcher struct {
 
 	reported  int64
 	lastPrune time.Time
+	deferred  []deferredFinding               // findings whose evidence waits (Finding.Settle)
 	stored    map[seriesKey]tokenmeter.Sample // last stored sample per series
 	pending   []tokenmeter.Sample
+}
+
+// deferredFinding is a finding judged once due (real time).
+type deferredFinding struct {
+	f   Finding
+	due time.Time
 }
 
 // NewWatcher returns a Watcher on store with the default settings.
@@ -166,8 +173,9 @@ func (w *Watcher) Observe(o Observation) {
 // Dropped returns the number of observations dropped so far.
 func (w *Watcher) Dropped() int64 { return w.dropped.Load() }
 
-// Sync waits until every observation queued before it was processed and
-// its samples stored, or ctx ends.
+// Sync waits until every observation queued before it was processed, its
+// samples stored and its findings recorded (deferred ones too), or ctx
+// ends.
 func (w *Watcher) Sync(ctx context.Context) error {
 	reply := make(chan struct{})
 	select {
@@ -208,6 +216,7 @@ func (w *Watcher) run() {
 				w.process(ctx, o)
 			default:
 				w.flush(ctx)
+				w.judgeDeferred(ctx, true)
 				return
 			}
 		}
@@ -221,6 +230,7 @@ func (w *Watcher) run() {
 			}
 		case <-tick.C:
 			w.flush(ctx)
+			w.judgeDeferred(ctx, false)
 			w.prune(ctx)
 		case reply := <-w.syncReq:
 			drain()
@@ -256,8 +266,28 @@ func (w *Watcher) process(ctx context.Context, o Observation) {
 	}
 	findings = append(findings, w.Detector.Status(o.Time, o.Provider, cred, o.Status, retryAfter)...)
 	for _, f := range findings {
+		if f.Settle > 0 {
+			w.deferred = append(w.deferred, deferredFinding{f, time.Now().Add(f.Settle)})
+			continue
+		}
 		w.record(ctx, f)
 	}
+}
+
+// judgeDeferred records the deferred findings that are due, or all of
+// them (Sync and Close).
+func (w *Watcher) judgeDeferred(ctx context.Context, all bool) {
+	now := time.Now()
+	keep := w.deferred[:0]
+	for _, d := range w.deferred {
+		if all || !now.Before(d.due) {
+			w.record(ctx, d.f)
+		} else {
+			keep = append(keep, d)
+		}
+	}
+	clear(w.deferred[len(keep):])
+	w.deferred = keep
 }
 
 // keep decides whether s is stored: the first of its series (in this

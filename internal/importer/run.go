@@ -41,8 +41,12 @@ type Options struct {
 	Store  tokenmeter.Store
 	Prices *pricing.Table // nil: the embedded table
 	// Dirs are searched recursively for the format's files. A missing
-	// directory is a warning, not an error.
+	// directory is a warning, not an error, unless MissingOK.
 	Dirs []string
+	// MissingOK makes a missing directory of Dirs no warning: they are
+	// default places, which may never exist (serve --import watches them
+	// all).
+	MissingOK bool
 	// Settle: see DefaultSettle. Zero means DefaultSettle.
 	Settle time.Duration
 	// Workers read files in parallel; zero means GOMAXPROCS.
@@ -157,7 +161,7 @@ func (im *run) discover(ctx context.Context) []string {
 		if _, err := os.Stat(dir); err != nil {
 			// Said once per run or watch: a default directory that does
 			// not exist (yet) is not news every minute.
-			if !im.missing[dir] {
+			if !im.missing[dir] && !(im.o.MissingOK && errors.Is(err, fs.ErrNotExist)) {
 				if im.missing == nil {
 					im.missing = make(map[string]bool)
 				}

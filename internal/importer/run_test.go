@@ -339,3 +339,26 @@ func TestWatch(t *testing.T) {
 	}
 	f.want(4, 15)
 }
+
+// TestMissingDirs: a directory that does not exist is a warning, unless
+// the directories are defaults that may never exist (MissingOK, serve
+// --import).
+func TestMissingDirs(t *testing.T) {
+	f := newFixture(t)
+	f.write("s.jsonl", line("msg_1", 5))
+	missing := filepath.Join(t.TempDir(), "nowhere")
+	for _, ok := range []bool{false, true} {
+		var warns []importer.Warning
+		st, err := importer.Run(ctx, claudecode.Format{}, importer.Options{Store: f.db, Dirs: []string{missing, f.dir}, MissingOK: ok,
+			Now: func() time.Time { return f.now }, Warn: func(w importer.Warning) { warns = append(warns, w) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]int{false: 1, true: 0}[ok]; st.Warnings != want || len(warns) != want {
+			t.Errorf("MissingOK %v: %d warnings %v; want %d", ok, st.Warnings, warns, want)
+		}
+		if st.Files != 1 {
+			t.Errorf("MissingOK %v: %d files; want the one in the directory that exists", ok, st.Files)
+		}
+	}
+}

@@ -11,7 +11,7 @@ type From int
 
 const (
 	// FromEvents sums the events themselves: queries off the rollup grid,
-	// by session, or asked to (verify).
+	// by session or by tags, or asked to (verify).
 	FromEvents From = iota
 	// FromRollup reads the 15-minute rows as they are: the query's buckets
 	// are theirs.
@@ -55,6 +55,9 @@ func PlanUsage(q tokenmeter.UsageQuery) (UsagePlan, error) {
 	if q.Bucket < 0 || q.Bucket%time.Minute != 0 {
 		return UsagePlan{}, tokenmeter.Errorf(tokenmeter.EINVALID, "usage bucket %v must be zero or a positive whole number of minutes", q.Bucket)
 	}
+	if q.BySession && q.ByTags {
+		return UsagePlan{}, tokenmeter.Errorf(tokenmeter.EINVALID, "usage grouped by session and by tags at once")
+	}
 	p := UsagePlan{Bucket: q.Bucket.Microseconds(), Since: MinTime, Until: MaxTime}
 	if p.Bucket == 0 {
 		p.Bucket = MaxTime // one bucket, starting at 0
@@ -67,7 +70,7 @@ func PlanUsage(q tokenmeter.UsageQuery) (UsagePlan, error) {
 	}
 	onGrid := func(v int64) bool { return v%Width == 0 || v == MinTime || v == MaxTime }
 	switch {
-	case q.FromEvents || q.BySession || !onGrid(p.Since) || !onGrid(p.Until):
+	case q.FromEvents || q.BySession || q.ByTags || !onGrid(p.Since) || !onGrid(p.Until):
 		p.From = FromEvents
 	case p.Bucket == Width:
 		p.From = FromRollup

@@ -154,6 +154,10 @@ type Decision struct {
 	// RetryAfter is, for a refusal, how long until the window has freed
 	// enough for this request.
 	RetryAfter time.Duration
+	// Need is, for a refusal, what the request's worst case counts in
+	// Limit's metric (micro-dollars for cost_usd): what it asked to
+	// reserve.
+	Need int64
 	// Refusal, when not empty, says why Limit refuses the request whatever
 	// the window holds (no price for its model under a cost_usd limit):
 	// retrying does not help.
@@ -227,7 +231,7 @@ func (e *Enforcer) Reserve(ctx context.Context, req Request) (Decision, error) {
 				return Decision{}, err
 			}
 			if d.Limit.Name == "" || wait > d.RetryAfter {
-				d.Limit, d.Remaining, d.Reset, d.RetryAfter = st.Limit, st.Remaining(), resets[i], wait
+				d.Limit, d.Remaining, d.Reset, d.RetryAfter, d.Need = st.Limit, st.Remaining(), resets[i], wait, need
 			}
 		}
 		return d, nil

@@ -33,10 +33,11 @@ func (db *DB) NoteCredential(ctx context.Context, c tokenmeter.Credential) error
 	if first.IsZero() || first.After(last) {
 		first = last
 	}
-	_, err := exec(ctx, db.pool, `INSERT INTO credentials (id, provider, hint, first_seen_us, last_seen_us) VALUES ($1, $2, $3, $4, $5)
+	_, err := exec(ctx, db.pool, `INSERT INTO credentials (id, provider, hint, first_seen_us, last_seen_us, virtual_keys) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET last_seen_us = GREATEST(credentials.last_seen_us, EXCLUDED.last_seen_us),
-		first_seen_us = LEAST(credentials.first_seen_us, EXCLUDED.first_seen_us)`,
-		c.ID, c.Provider, c.Hint, micros(first), micros(last))
+		first_seen_us = LEAST(credentials.first_seen_us, EXCLUDED.first_seen_us),
+		virtual_keys = credentials.virtual_keys OR EXCLUDED.virtual_keys`,
+		c.ID, c.Provider, c.Hint, micros(first), micros(last), c.VirtualKeys)
 	if err != nil {
 		return FormatError(fmt.Errorf("note credential %s: %w", c.ID, err))
 	}
@@ -45,7 +46,7 @@ func (db *DB) NoteCredential(ctx context.Context, c tokenmeter.Credential) error
 
 // Credentials implements tokenmeter.CredentialStore.
 func (db *DB) Credentials(ctx context.Context) ([]tokenmeter.Credential, error) {
-	rows, err := query(ctx, db.pool, `SELECT id, provider, hint, first_seen_us, last_seen_us FROM credentials ORDER BY id`)
+	rows, err := query(ctx, db.pool, `SELECT id, provider, hint, first_seen_us, last_seen_us, virtual_keys FROM credentials ORDER BY id`)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query credentials: %w", err))
 	}
@@ -54,7 +55,7 @@ func (db *DB) Credentials(ctx context.Context) ([]tokenmeter.Credential, error) 
 	for rows.Next() {
 		var c tokenmeter.Credential
 		var first, last int64
-		if err := rows.Scan(&c.ID, &c.Provider, &c.Hint, &first, &last); err != nil {
+		if err := rows.Scan(&c.ID, &c.Provider, &c.Hint, &first, &last, &c.VirtualKeys); err != nil {
 			return nil, fmt.Errorf("scan credential: %w", err)
 		}
 		c.FirstSeen, c.LastSeen = fromMicros(first), fromMicros(last)

@@ -43,7 +43,7 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 	}
 	var out []tokenmeter.UsageBucket
 	if p.From == ledgerrules.FromEvents {
-		out, err = db.usageFromEvents(ctx, p, q.BySession)
+		out, err = db.usageFromEvents(ctx, p, q)
 	} else {
 		out, err = db.usageFromRollups(ctx, p)
 	}
@@ -127,10 +127,12 @@ func eventSums(session string) string {
 		GROUP BY 1, source, provider, model, principal, project, outcome, session, kind, usage_known, estimated, cost_known`
 }
 
-func (db *DB) usageFromEvents(ctx context.Context, p ledgerrules.UsagePlan, bySession bool) ([]tokenmeter.UsageBucket, error) {
-	session := "''"
-	if bySession {
+func (db *DB) usageFromEvents(ctx context.Context, p ledgerrules.UsagePlan, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error) {
+	session := "''" // the extra group: session or tags
+	if q.BySession {
 		session = "session"
+	} else if q.ByTags {
+		session = "tags"
 	}
 	rows, err := query(ctx, db.pool, eventSums(session), p.Bucket, p.Since, p.Until)
 	if err != nil {
@@ -180,6 +182,9 @@ func (db *DB) usageFromEvents(ctx context.Context, p ledgerrules.UsagePlan, bySe
 	for _, g := range order {
 		b := sums[g].Bucket(g.Key)
 		b.Start, b.Session = time.UnixMicro(g.Bucket).UTC(), g.session
+		if q.ByTags {
+			b.Tags, b.Session = g.session, ""
+		}
 		out = append(out, b)
 	}
 	return out, nil

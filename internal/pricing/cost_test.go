@@ -9,7 +9,7 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/pricing"
 )
 
-// TestCost checks costs computed by hand from prices.md, in micro-dollars
+// TestCost checks costs computed by hand from the price pages, in micro-dollars
 // (1 token at $1/MTok is 1 µ$).
 func TestCost(t *testing.T) {
 	tests := []struct {

@@ -47,8 +47,8 @@
 //
 // # Updating the table
 //
-// The table is prices.json in this directory, built from
-// shared/reference/prices.md. To change a price, do not edit the old row:
+// The table is prices.json in this directory, built from the providers'
+// price pages and the sources docs/pricing.md lists. To change a price, do not edit the old row:
 // give it an effective_to and add a row with the new rate from that date, so
 // older events keep their price. Record the source keys and the confidence
 // (O: provider's own page, S: secondary, U: unconfirmed), bump "version" to

@@ -45,8 +45,8 @@ type Price struct {
 	// WebSearchPer1k is the price of 1,000 web searches in micro-dollars;
 	// zero when the table has no per-search price for the model.
 	WebSearchPer1k int64
-	// Source lists the keys of the sources in shared/reference/prices.md,
-	// e.g. "[AP][RN]"; Confidence is "O" (the provider's own page), "S"
+	// Source lists the keys of the row's sources (docs/pricing.md lists
+	// them), e.g. "[AP][RN]"; Confidence is "O" (the provider's own page), "S"
 	// (secondary sources) or "U" (unconfirmed).
 	Source, Confidence string
 }

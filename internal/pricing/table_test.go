@@ -67,8 +67,9 @@ func TestDefault(t *testing.T) {
 	}
 }
 
-// TestDefaultRates checks the embedded table against the figures of
-// shared/reference/prices.md, typed in a second time here in dollars: every
+// TestDefaultRates checks the embedded table against the figures of the
+// price pages (docs/pricing.md, Sources), typed in a second time here in
+// dollars: every
 // id's rates today, and the earlier rates of the effective-dated rows.
 func TestDefaultRates(t *testing.T) {
 	const now = "2026-11-29"
@@ -79,7 +80,7 @@ func TestDefaultRates(t *testing.T) {
 		webSearch        string // dollars per 1,000 searches, or ""
 		confidence       string
 	}{
-		// Anthropic, prices.md §1.1 and §1.3.
+		// Anthropic: the pricing page [AP], model pages.
 		{"claude-fable-5-2", now, "anthropic", "8 10 16 0.20 40", "", "10", "S"},
 		{"claude-mythos-5-2", now, "anthropic", "8 10 16 0.20 40", "", "10", "S"},
 		{"claude-fable-5-1", now, "anthropic", "10 12.50 20 0.25 50", "", "10", "O"},
@@ -109,7 +110,7 @@ func TestDefaultRates(t *testing.T) {
 		{"claude-3-5-haiku", now, "anthropic", "0.80 1 1.60 0.08 4", "", "10", "O"},
 		{"claude-3-haiku", now, "anthropic", "0.25 0.30 0.50 0.03 1.25", "", "10", "O"},
 
-		// OpenAI, prices.md §2. Writes and cached input marked "—" are
+		// OpenAI: the model and pricing pages [OM][OP]. Writes and cached input marked "—" are
 		// billed as plain input; cache_write_1h is the 12-hour write where
 		// one is listed, else the standard write.
 		{"gpt-6.2-astra", now, "openai", "8 10 10 0.40 40", "272000 16 20 20 0.80 60", "", "U"},
@@ -155,7 +156,7 @@ func TestDefaultRates(t *testing.T) {
 		{"o1", now, "openai", "15 15 15 7.50 60", "", "10", "S"},
 		{"o1-pro", now, "openai", "150 150 150 150 600", "", "10", "S"},
 
-		// Gemini, prices.md §3 (text input; cache writes billed as input).
+		// Gemini: the pricing page [GQ][GP] (text input; cache writes billed as input).
 		{"gemini-2.5-pro", now, "gemini", "1.25 1.25 1.25 0.125 10", "200000 2.50 2.50 2.50 0.25 15", "", "O"},
 		{"gemini-2.5-pro", "2025-12-31", "gemini", "1.25 1.25 1.25 0.31 10", "200000 2.50 2.50 2.50 0.625 15", "", "U"},
 		{"gemini-2.5-flash", now, "gemini", "0.30 0.30 0.30 0.03 2.50", "", "", "S"},

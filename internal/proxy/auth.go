@@ -69,10 +69,14 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, c *call) (k
 	}
 	shown := tokenmeter.KeyDisplayPrefix(secret) + "…"
 	invalid := "virtual key " + shown + " (" + k.where + ") is not valid (unknown, or replaced by keys rotate)"
+	unknown := "unknown virtual key"
+	if p.KeysWhere != "" {
+		unknown += " (not in the ledger at " + p.KeysWhere + ": created with another --data or --config?)"
+	}
 	hash := tokenmeter.HashKey(secret)
 	key, err := p.lookupKey(r.Context(), hash)
 	if tokenmeter.ErrorCode(err) == tokenmeter.ENOTFOUND {
-		return refuse(http.StatusUnauthorized, "unknown virtual key", invalid)
+		return refuse(http.StatusUnauthorized, unknown, invalid)
 	} else if err != nil {
 		p.log.Error("cannot look up a virtual key", "route", c.rt.Name, "request", c.id, "err", err)
 		c.refuse(w, http.StatusServiceUnavailable, "the virtual key cannot be checked right now")
@@ -81,7 +85,7 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, c *call) (k
 	// The lookup is keyed by the SHA-256 of the secret, so its timing says
 	// nothing about the secret; the final comparison takes constant time.
 	if subtle.ConstantTimeCompare([]byte(key.Hash), []byte(hash)) != 1 {
-		return refuse(http.StatusUnauthorized, "unknown virtual key", invalid)
+		return refuse(http.StatusUnauthorized, unknown, invalid)
 	}
 	switch key.Status(p.Now()) {
 	case tokenmeter.KeyRevoked:
@@ -91,7 +95,11 @@ func (p *Proxy) authenticate(w http.ResponseWriter, r *http.Request, c *call) (k
 	}
 	cred := p.Credentials[c.rt.Name]
 	if cred == "" {
-		return refuse(http.StatusInternalServerError, "no provider credential configured for route "+c.rt.Name+" (see docs/keys.md)",
+		fix := "see docs/keys.md"
+		if f := p.CredentialFix[c.rt.Name]; f != "" {
+			fix = f
+		}
+		return refuse(http.StatusInternalServerError, "no provider credential configured for route "+c.rt.Name+" ("+fix+")",
 			"no provider credential is configured for route "+c.rt.Name+", so virtual keys cannot be used on it; the gateway's log says how to set one")
 	}
 	c.virtual, c.principal, c.keyProject, c.upstreamCred = true, "key:"+key.Name, key.Project, cred

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -106,8 +107,7 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		c.done = true
 		limitHeaders(w.Header(), d)
 		w.Header().Set("Retry-After", strconv.FormatInt(int64((d.RetryAfter+time.Second-1)/time.Second), 10))
-		c.writeError(w, http.StatusTooManyRequests, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+" ("+
-			string(d.Limit.Metric)+", "+d.Limit.Window+") would be exceeded by this request; retry after the window frees up")
+		c.writeError(w, http.StatusTooManyRequests, p.refusal(c, d, worst, bodyLen))
 		return false
 	}
 	if d.Applies && c.metered && c.maxOutput == 0 && !c.noOutput && c.rt.Wire == OpenAI {
@@ -120,6 +120,36 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		}
 	}
 	return true
+}
+
+// refusal is the message of a 429 from d: which limit, what the request
+// reserved against it (its worst case, not what it will use) and what
+// remains, and, when its output bound is the default one because it set
+// none, how to ask for less.
+func (p *Proxy) refusal(c *call, d limits.Decision, worst tokenmeter.Usage, bodyLen int) string {
+	m := d.Limit.Metric
+	amount := func(n int64) string {
+		if m == tokenmeter.MetricCost {
+			return "$" + tokenmeter.Micros(n).String()
+		}
+		if m == tokenmeter.MetricRequests {
+			return strconv.FormatInt(n, 10) + " requests"
+		}
+		return strconv.FormatInt(n, 10) + " tokens"
+	}
+	msg := fmt.Sprintf("tokenmeter: hard limit %q (%s, %s) would be exceeded by this request: it reserves its worst case, %s",
+		d.Limit.Name, m, d.Limit.Window, amount(d.Need))
+	output := m != tokenmeter.MetricRequests && m != tokenmeter.MetricInputTokens && c.metered && !c.noOutput
+	if output && m != tokenmeter.MetricOutputTokens {
+		msg += fmt.Sprintf(" (input up to %d tokens from the body's %d bytes, output up to %d tokens)",
+			worst.InputTokens, bodyLen, worst.OutputTokens)
+	}
+	msg += ", and the window has " + amount(d.Remaining) + " left"
+	if output && c.maxOutput == 0 {
+		msg += fmt.Sprintf("; the request sets no output bound, so the default of %d tokens was reserved: set max_tokens "+
+			"(max_completion_tokens, max_output_tokens) to what the request needs", p.defaultMaxOutput())
+	}
+	return msg + "; retry after the window frees up"
 }
 
 func (p *Proxy) defaultMaxOutput() int64 {

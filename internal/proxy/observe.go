@@ -56,9 +56,16 @@ func (p *Proxy) observe(c *call, resp *http.Response) {
 		if c.virtual || o.Credential.ID == "" {
 			o.Credential.ID = tokenmeter.CredentialID(secret)
 		}
-		if p.obs.due(o.Credential.ID, now) {
+		// The route's credential is noted as such (it stands for the
+		// virtual keys), apart from any pass-through use of the same key.
+		due := o.Credential.ID
+		if c.virtual {
+			due += " virtual"
+		}
+		if p.obs.due(due, now) {
 			o.NoteCredential = true
 			o.Credential.Hint = tokenmeter.CredentialHint(secret)
+			o.Credential.VirtualKeys = c.virtual
 		}
 	}
 	p.Counters.Observe(o)

@@ -120,10 +120,18 @@ type Proxy struct {
 	// again, so the longest a revocation takes to reach this gateway. Zero
 	// means DefaultKeyCacheTTL; negative disables the cache.
 	KeyCacheTTL time.Duration
+	// KeysWhere names where Keys looks keys up (the ledger's path), for
+	// the log line of an unknown key: a key created in another ledger is
+	// the usual cause. Empty leaves the hint out.
+	KeysWhere string
 	// Credentials maps a route name to the provider credential sent
 	// upstream in place of a virtual key. A route without one refuses
 	// virtual keys with 500.
 	Credentials map[string]string
+	// CredentialFix maps a route name to what the operator does to give
+	// it a credential ("set $ANTHROPIC_API_KEY"), for the log line of a
+	// refusal on a route without one.
+	CredentialFix map[string]string
 	// RequireVirtualKey refuses, with 401, requests that carry no virtual
 	// key (pass-through credentials, or none).
 	RequireVirtualKey bool

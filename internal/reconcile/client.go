@@ -62,6 +62,10 @@ type Client struct {
 	// OpenAI admin key). It is sent only in the auth header and never
 	// appears in an error or a log line.
 	AdminKey string
+	// AdminKeyEnv names the environment variable AdminKey was read from,
+	// for the message when it is empty; default ANTHROPIC_ADMIN_KEY or
+	// OPENAI_ADMIN_KEY.
+	AdminKeyEnv string
 	// HTTP is the client; nil means one with DefaultTimeout.
 	HTTP *http.Client
 	// Sleep waits between attempts; nil sleeps for real (and stops when
@@ -127,15 +131,27 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// get fetches path?q and returns the body of a 200 answer, retrying 429
-// (after its retry-after), 5xx, 529 and network errors with back-off.
-func (c *Client) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
-	if c.AdminKey == "" {
-		env := "ANTHROPIC_ADMIN_KEY"
+// CheckKey returns the error of a client without an admin key, naming the
+// variable to set; nil when it has one.
+func (c *Client) CheckKey() error {
+	if c.AdminKey != "" {
+		return nil
+	}
+	env := c.AdminKeyEnv
+	if env == "" {
+		env = "ANTHROPIC_ADMIN_KEY"
 		if c.Provider == OpenAI {
 			env = "OPENAI_ADMIN_KEY"
 		}
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "no %s admin key: set $%s (an admin key, not an API key)", c.Provider, env)
+	}
+	return tokenmeter.Errorf(tokenmeter.EINVALID, "no %s admin key: set $%s (an admin key, not an API key)", c.Provider, env)
+}
+
+// get fetches path?q and returns the body of a 200 answer, retrying 429
+// (after its retry-after), 5xx, 529 and network errors with back-off.
+func (c *Client) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
+	if err := c.CheckKey(); err != nil {
+		return nil, err
 	}
 	attempts := c.MaxAttempts
 	if attempts <= 0 {

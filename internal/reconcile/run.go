@@ -37,6 +37,9 @@ func Run(ctx context.Context, in Input) (Report, error) {
 	if !in.Until.After(in.Since) {
 		return Report{}, tokenmeter.Errorf(tokenmeter.EINVALID, "--until (%s) must be after --since (%s)", in.Until.Format("2006-01-02"), in.Since.Format("2006-01-02"))
 	}
+	if err := in.Client.CheckKey(); err != nil {
+		return Report{}, err
+	}
 	usage, err := in.Client.Usage(ctx, in.Since, in.Until, in.Bucket)
 	if err != nil {
 		return Report{}, err

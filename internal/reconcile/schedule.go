@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -16,7 +17,7 @@ import (
 const DefaultWindow = 48 * time.Hour
 
 // AnomalyKind is the tokenmeter.Anomaly kind a scheduled run records.
-const AnomalyKind = "reconcile"
+const AnomalyKind = tokenmeter.AnomalyReconcile
 
 // RunStore stores runs (a tokenmeter.Store is one).
 type RunStore interface {
@@ -63,7 +64,7 @@ func (s *Schedule) Run(ctx context.Context) error {
 	for {
 		run, err := s.Once(ctx)
 		if err != nil && ctx.Err() == nil {
-			s.Log.Warn("scheduled reconciliation failed", "provider", s.Input.Provider, "err", err)
+			s.Log.Warn("scheduled reconciliation failed", "provider", s.Input.Provider, "err", errorText(err))
 		}
 		if run.ID > 0 && s.Stored != nil {
 			s.Stored(run)
@@ -175,12 +176,14 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// errorText is err for people: a tokenmeter.Error's message, else the
-// error (which never holds the admin key: see Client).
+// errorText is err for people: its text with a tokenmeter.Error in the
+// chain told by its message alone (not "tokenmeter: invalid: ..." after
+// the context the layers above added). It never holds the admin key (see
+// Client).
 func errorText(err error) string {
 	var te *tokenmeter.Error
 	if errors.As(err, &te) {
-		return te.Message
+		return strings.Replace(err.Error(), te.Error(), te.Message, 1)
 	}
 	return err.Error()
 }

@@ -19,7 +19,7 @@ const BlockLength = 5 * time.Hour
 // BlockLength after the block's start or more than BlockLength after the
 // previous entry; in the second case a gap block [previous entry +
 // BlockLength, entry) is placed between the two. This is ccusage's
-// identify_session_blocks (local-logs.md §2.6).
+// identify_session_blocks (its Rust blocks.rs; _session-blocks.ts before v20).
 type Block struct {
 	Start, End time.Time
 	// First and Last are the times of the block's earliest and latest

@@ -11,7 +11,9 @@ package report
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
@@ -33,6 +35,10 @@ const (
 	ByModel   = "model"
 	ByKey     = "key"
 	ByProject = "project"
+	// ByTag splits rows by the tags of x-tokenmeter-tags (comma-separated):
+	// a call with several tags is in the row of each, and once in the
+	// totals.
+	ByTag = "tag"
 )
 
 // bucket is the grid the store aggregates on: 15 minutes divides every
@@ -157,26 +163,38 @@ type usageSource interface {
 	Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.UsageBucket, error)
 }
 
+// CheckQuery returns the EINVALID error Build would return for q, naming
+// what is wrong with it, without reading anything.
+func CheckQuery(q Query) error {
+	switch q.Kind {
+	case Daily, Weekly, Monthly, Models, Session, Blocks:
+	default:
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly, session, blocks or models)", q.Kind)
+	}
+	switch q.By {
+	case ByNone, ByModel, ByKey, ByProject, ByTag:
+	default:
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key, project or tag)", q.By)
+	}
+	if q.Kind == Session && q.By == ByTag {
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "the session report cannot be grouped by tag")
+	}
+	if q.Kind == Blocks && q.By != ByNone {
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "the blocks report cannot be grouped (--by): a block spans every model, key and project")
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return tokenmeter.Errorf(tokenmeter.EINVALID, "--until %s is before --since %s", q.Until.Format(time.DateOnly), q.Since.Format(time.DateOnly))
+	}
+	return nil
+}
+
 // Build computes the report q from the store at time now.
 func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Report, error) {
 	if q.Loc == nil {
 		q.Loc = time.Local
 	}
-	switch q.Kind {
-	case Daily, Weekly, Monthly, Models, Session, Blocks:
-	default:
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown report %q (want daily, weekly, monthly, session, blocks or models)", q.Kind)
-	}
-	switch q.By {
-	case ByNone, ByModel, ByKey, ByProject:
-	default:
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "unknown grouping %q (want model, key or project)", q.By)
-	}
-	if q.Kind == Blocks && q.By != ByNone {
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "the blocks report cannot be grouped (--by): a block spans every model, key and project")
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
-		return nil, tokenmeter.Errorf(tokenmeter.EINVALID, "--until %s is before --since %s", q.Until.Format(time.DateOnly), q.Since.Format(time.DateOnly))
+	if err := CheckQuery(q); err != nil {
+		return nil, err
 	}
 	uq := tokenmeter.UsageQuery{Bucket: bucket}
 	rep := &Report{Kind: q.Kind, By: q.By, TimeZone: q.Loc.String(), Created: now.UTC(), loc: q.Loc}
@@ -190,6 +208,9 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 	}
 	if q.Kind == Session {
 		uq.Bucket, uq.BySession = 0, true
+	}
+	if q.By == ByTag && q.Kind != Models {
+		uq.ByTags = true
 	}
 	buckets, err := store.Usage(ctx, uq)
 	if err != nil {
@@ -208,21 +229,23 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 	models := map[rowKey]map[string]bool{}
 	unpriced := map[string]bool{}
 	for _, b := range buckets {
-		k := rowKey{key: groupKey(q, b)}
-		if q.Kind != Models {
-			k.period = period(q.Kind, b.Start.In(q.Loc))
+		for _, key := range groupKeys(q, b) {
+			k := rowKey{key: key}
+			if q.Kind != Models {
+				k.period = period(q.Kind, b.Start.In(q.Loc))
+			}
+			r := rows[k]
+			if r == nil {
+				r = &Row{Period: k.period, Key: k.key}
+				rows[k] = r
+				models[k] = map[string]bool{}
+			}
+			r.Add(b)
+			if b.Model != "" {
+				models[k][b.Model] = true
+			}
 		}
-		r := rows[k]
-		if r == nil {
-			r = &Row{Period: k.period, Key: k.key}
-			rows[k] = r
-			models[k] = map[string]bool{}
-		}
-		r.Add(b)
 		rep.Totals.Add(b)
-		if b.Model != "" {
-			models[k][b.Model] = true
-		}
 		if b.CostUnknown > 0 {
 			unpriced[label(b.Model)] = true
 		}
@@ -248,6 +271,30 @@ func Build(ctx context.Context, store usageSource, q Query, now time.Time) (*Rep
 	}
 	rep.Unpriced = sortedKeys(unpriced)
 	return rep, nil
+}
+
+// groupKeys returns the keys of the rows b counts in: one, or with
+// --by tag one per tag (Tags split at commas, each once).
+func groupKeys(q Query, b tokenmeter.UsageBucket) []string {
+	if q.By != ByTag || q.Kind == Models {
+		return []string{groupKey(q, b)}
+	}
+	return TagKeys(b.Tags)
+}
+
+// TagKeys returns the row keys of a call recorded with tags (the text of
+// x-tokenmeter-tags): each comma-separated tag once, or "(none)".
+func TagKeys(tags string) []string {
+	var out []string
+	for _, t := range strings.Split(tags, ",") {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return []string{label("")}
+	}
+	return out
 }
 
 func groupKey(q Query, b tokenmeter.UsageBucket) string {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -100,12 +101,19 @@ func (s *Server) Open() error {
 	return nil
 }
 
-// URL returns the base URL the server listens on.
+// URL returns the base URL clients on this machine reach the server at:
+// the address it listens on, with loopback (127.0.0.1) in place of an
+// unspecified address (":8787" listens on every interface, and
+// "http://[::]:8787" is no URL to give a client).
 func (s *Server) URL() string {
-	if s.TLSCert != "" {
-		return "https://" + s.ln.Addr().String()
+	addr := s.ln.Addr().String()
+	if ta, ok := s.ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ta.Port))
 	}
-	return "http://" + s.ln.Addr().String()
+	if s.TLSCert != "" {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }
 
 // Close stops accepting requests and waits, until ctx ends, for in-flight

@@ -30,10 +30,10 @@ func (db *DB) NoteCredential(ctx context.Context, c tokenmeter.Credential) error
 		first = last
 	}
 	return db.keyTx(ctx, "note credential", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO credentials (id, provider, hint, first_seen_us, last_seen_us) VALUES (?,?,?,?,?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO credentials (id, provider, hint, first_seen_us, last_seen_us, virtual_keys) VALUES (?,?,?,?,?,?)
 			ON CONFLICT (id) DO UPDATE SET last_seen_us = max(last_seen_us, excluded.last_seen_us),
-			first_seen_us = min(first_seen_us, excluded.first_seen_us)`,
-			c.ID, c.Provider, c.Hint, micros(first), micros(last))
+			first_seen_us = min(first_seen_us, excluded.first_seen_us), virtual_keys = max(virtual_keys, excluded.virtual_keys)`,
+			c.ID, c.Provider, c.Hint, micros(first), micros(last), c.VirtualKeys)
 		if err != nil {
 			return FormatError(fmt.Errorf("note credential %s: %w", c.ID, err))
 		}
@@ -43,7 +43,7 @@ func (db *DB) NoteCredential(ctx context.Context, c tokenmeter.Credential) error
 
 // Credentials implements tokenmeter.CredentialStore.
 func (db *DB) Credentials(ctx context.Context) ([]tokenmeter.Credential, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, provider, hint, first_seen_us, last_seen_us FROM credentials ORDER BY id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT id, provider, hint, first_seen_us, last_seen_us, virtual_keys FROM credentials ORDER BY id`)
 	if err != nil {
 		return nil, FormatError(fmt.Errorf("query credentials: %w", err))
 	}
@@ -52,7 +52,7 @@ func (db *DB) Credentials(ctx context.Context) ([]tokenmeter.Credential, error) 
 	for rows.Next() {
 		var c tokenmeter.Credential
 		var first, last int64
-		if err := rows.Scan(&c.ID, &c.Provider, &c.Hint, &first, &last); err != nil {
+		if err := rows.Scan(&c.ID, &c.Provider, &c.Hint, &first, &last, &c.VirtualKeys); err != nil {
 			return nil, fmt.Errorf("scan credential: %w", err)
 		}
 		c.FirstSeen, c.LastSeen = fromMicros(first), fromMicros(last)

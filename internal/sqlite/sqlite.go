@@ -782,15 +782,17 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		GROUP BY b, source, provider, model, principal, project, outcome ORDER BY b`
 		args = append(args, p.DayFrom, p.DayTo)
 	} else {
-		session := "''"
+		session := "''" // the extra group: session or tags
 		if q.BySession {
 			session = "session"
+		} else if q.ByTags {
+			session = "tags"
 		}
 		// Completed, revised and retracted events through their partial
 		// time indexes (kind IN (...) would scan the table), summed by the
 		// rules of tokenmeter.Event.Contribution: sign is +1 for a
 		// completed event, -1 for a retraction, 0 for a revision.
-		cols := `time_us, kind, source, provider, model, principal, project, outcome, session, input_tokens, output_tokens,
+		cols := `time_us, kind, source, provider, model, principal, project, outcome, session, tags, input_tokens, output_tokens,
 			cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch, cost_micros, usage_known, cost_known,
 			estimate, hold_tokens, hold_input, hold_output, hold_cost, (kind = 'completed') - (kind = 'retracted') AS sign`
 		query = `SELECT (time_us / ?1) * ?1 AS b, source, provider, model, principal, project, outcome, ` + session + `,
@@ -824,6 +826,9 @@ func (db *DB) Usage(ctx context.Context, q tokenmeter.UsageQuery) ([]tokenmeter.
 		h.Cost = tokenmeter.Micros(holdCost)
 		if q.Bucket > 0 {
 			b.Start = time.UnixMicro(start).UTC()
+		}
+		if q.ByTags {
+			b.Tags, b.Session = b.Session, "" // the extra group's column
 		}
 		b.Source, b.Outcome, b.Cost = tokenmeter.Source(source), tokenmeter.Outcome(outcome), tokenmeter.Micros(cost)
 		b.First, b.Last = time.UnixMicro(first).UTC(), time.UnixMicro(last).UTC()

@@ -42,8 +42,13 @@ func RunCounters(t *testing.T, open Opener) {
 			t.Fatal(err)
 		}
 		other := tokenmeter.CredentialOf("openai", "sk-short")
-		other.LastSeen = t0
+		other.LastSeen, other.VirtualKeys = t0, true
 		if err := s.NoteCredential(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		passed := other // the same credential passed through later: still the route's
+		passed.VirtualKeys = false
+		if err := s.NoteCredential(ctx, passed); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Credentials(ctx)
@@ -52,7 +57,7 @@ func RunCounters(t *testing.T, open Opener) {
 		}
 		want := []tokenmeter.Credential{
 			{ID: c.ID, Provider: "anthropic", Hint: c.Hint, FirstSeen: t0.Truncate(time.Microsecond), LastSeen: t0.Add(time.Hour).Truncate(time.Microsecond)},
-			{ID: other.ID, Provider: "openai", Hint: "sk-s...", FirstSeen: t0.Truncate(time.Microsecond), LastSeen: t0.Truncate(time.Microsecond)},
+			{ID: other.ID, Provider: "openai", Hint: "sk-s...", FirstSeen: t0.Truncate(time.Microsecond), LastSeen: t0.Truncate(time.Microsecond), VirtualKeys: true},
 		}
 		if want[0].ID > want[1].ID {
 			want[0], want[1] = want[1], want[0]

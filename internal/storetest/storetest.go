@@ -200,6 +200,34 @@ func Run(t *testing.T, open Opener) {
 		}
 	})
 
+	t.Run("UsageByTags", func(t *testing.T) {
+		s := mustOpen(t)
+		a := Event("a", t0, tokenmeter.Usage{InputTokens: 1})
+		b := Event("b", t0.Add(time.Minute), tokenmeter.Usage{InputTokens: 2})
+		c := Event("c", t0.Add(2*time.Minute), tokenmeter.Usage{InputTokens: 4})
+		a.Tags, b.Tags = "ci,nightly", "ci,nightly"
+		if _, err := s.Append(ctx, []tokenmeter.Event{a, b, c}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Usage(ctx, tokenmeter.UsageQuery{ByTags: true, Bucket: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := map[string]int64{}
+		for _, g := range got {
+			sums[g.Tags] += g.Usage.InputTokens
+			if g.Session != "" {
+				t.Errorf("bucket %+v: a session without BySession", g)
+			}
+		}
+		if diff := cmp.Diff(map[string]int64{"ci,nightly": 3, "": 4}, sums); diff != "" {
+			t.Errorf("Usage by tags (-want +got):\n%s", diff)
+		}
+		if _, err := s.Usage(ctx, tokenmeter.UsageQuery{ByTags: true, BySession: true}); tokenmeter.ErrorCode(err) != tokenmeter.EINVALID {
+			t.Errorf("Usage by session and tags at once = %v, want EINVALID", err)
+		}
+	})
+
 	t.Run("Import", func(t *testing.T) {
 		s := mustOpen(t)
 		// A call the gateway recorded, with its upstream request id.

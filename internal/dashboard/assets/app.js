@@ -181,7 +181,7 @@
     const date = (id, value) => h('input', { type: 'date', id, value, onchange: e => { p[id] = e.target.value; route(); } });
     const controls = h('div', { class: 'controls' },
       h('label', {}, 'Interval', sel('grain', p.grain, [['hour', 'Hour'], ['day', 'Day'], ['week', 'Week'], ['month', 'Month']])),
-      h('label', {}, 'Group by', sel('by', p.by, [['', 'Nothing'], ['model', 'Model'], ['key', 'Key'], ['project', 'Project']])),
+      h('label', {}, 'Group by', sel('by', p.by, [['', 'Nothing'], ['model', 'Model'], ['key', 'Key'], ['project', 'Project'], ['tag', 'Tag']])),
       h('label', {}, 'From', date('since', p.since)), h('label', {}, 'To', date('until', p.until)),
       h('button', { id: 'csv', class: 'secondary', onclick: () => downloadCSV() }, 'Download CSV'));
     const rep = await usage(KINDS[p.grain], { since: p.since, until: p.until, by: p.by });
