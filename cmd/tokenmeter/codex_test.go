@@ -304,12 +304,14 @@ func readCodexRecords(t *testing.T, dir string) []codexRecord {
 // reserved (response.steer) is refused with 403 under the limit.
 func TestResponsesWebSocketHardLimit(t *testing.T) {
 	data := t.TempDir()
+	up, observed := newObservedUpstream(t)
+	// serve creates the ledger; the limit is set before the first request,
+	// which reads the limits fresh.
+	gw := startGateway(t, up.URL, func(s *Serve) { s.Config.Data = data })
 	if out, stderr, err := run(t, "limits", "set", "ws-day", "--data", data, "--scope", "global", "--metric", "tokens",
 		"--max", "1000", "--window", "day", "--mode", "hard"); err != nil {
 		t.Fatalf("limits set: %v %s %s", err, out, stderr)
 	}
-	up, observed := newObservedUpstream(t)
-	gw := startGateway(t, up.URL, func(s *Serve) { s.Config.Data = data })
 	client := openaisdk.NewClient(openaiopt.WithBaseURL(gw.URL()+"/openai/v1"), openaiopt.WithAPIKey("sk-test-ws-limit"), openaiopt.WithMaxRetries(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
