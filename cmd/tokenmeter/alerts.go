@@ -65,6 +65,10 @@ type SinkConfig struct {
 	Command string `yaml:"command"`
 	// Timeout bounds one attempt (default 10s).
 	Timeout tokenmeter.Duration `yaml:"timeout"`
+	// secretOptional marks the sinks of --alert-webhook: signed when
+	// SecretEnv is set, sent unsigned (and said so at start) when not. A
+	// config sink that names a secret_env always needs it.
+	secretOptional bool
 }
 
 // AlertSecretEnv holds the HMAC secret of the webhooks given as
@@ -79,7 +83,7 @@ func (a *AlertsConfig) flagSinks() []SinkConfig {
 	}
 	var out []SinkConfig
 	for _, u := range a.Webhooks {
-		out = append(out, SinkConfig{Name: name("webhook", u), Type: "webhook", URL: u, SecretEnv: AlertSecretEnv})
+		out = append(out, SinkConfig{Name: name("webhook", u), Type: "webhook", URL: u, SecretEnv: AlertSecretEnv, secretOptional: true})
 	}
 	for _, u := range a.Slack {
 		out = append(out, SinkConfig{Name: name("slack", u), Type: "slack", URL: u})
@@ -189,27 +193,34 @@ func checkSinkURL(u string) error {
 	return nil
 }
 
-// sinks builds the sinks; getenv reads url_env and secret_env.
-func (a *AlertsConfig) sinks(getenv func(string) string) ([]alerts.Sink, error) {
-	var out []alerts.Sink
+// sinks builds the sinks; getenv reads url_env and secret_env. unsigned
+// names the --alert-webhook sinks that go out unsigned because
+// $TOKENMETER_ALERT_SECRET is empty.
+func (a *AlertsConfig) sinks(getenv func(string) string) (out []alerts.Sink, unsigned []string, err error) {
 	for _, s := range a.allSinks() {
 		switch s.Type {
 		case "webhook", "slack":
 			u := s.URL
 			if s.URLEnv != "" {
 				if u = strings.TrimSpace(getenv(s.URLEnv)); u == "" {
-					return nil, fmt.Errorf("alert sink %s: $%s is empty", s.Name, s.URLEnv)
+					return nil, nil, fmt.Errorf("alert sink %s: $%s is empty", s.Name, s.URLEnv)
 				}
 				if err := checkSinkURL(u); err != nil {
-					return nil, fmt.Errorf("alert sink %s: $%s %w", s.Name, s.URLEnv, err)
+					return nil, nil, fmt.Errorf("alert sink %s: $%s %w", s.Name, s.URLEnv, err)
 				}
 			}
 			w := &alerts.Webhook{SinkName: s.Name, URL: u, Slack: s.Type == "slack", Timeout: time.Duration(s.Timeout)}
 			if s.SecretEnv != "" {
-				// Named but empty would send unsigned alerts to a receiver
-				// that expects a signature: refused, as an empty URL is.
-				if w.Secret = []byte(getenv(s.SecretEnv)); len(w.Secret) == 0 {
-					return nil, fmt.Errorf("alert sink %s: $%s (its HMAC secret) is empty", s.Name, s.SecretEnv)
+				w.Secret = []byte(getenv(s.SecretEnv))
+				switch {
+				case len(w.Secret) > 0:
+				case s.secretOptional:
+					unsigned = append(unsigned, s.Name)
+				default:
+					// A config sink that names its secret but finds it empty
+					// would send unsigned alerts to a receiver that expects a
+					// signature: refused, as an empty URL is.
+					return nil, nil, fmt.Errorf("alert sink %s: $%s (its HMAC secret) is empty", s.Name, s.SecretEnv)
 				}
 			}
 			out = append(out, w)
@@ -217,7 +228,7 @@ func (a *AlertsConfig) sinks(getenv func(string) string) ([]alerts.Sink, error) 
 			out = append(out, &alerts.Command{SinkName: s.Name, Shell: s.Command, Timeout: time.Duration(s.Timeout)})
 		}
 	}
-	return out, nil
+	return out, unsigned, nil
 }
 
 // newAlertEngine returns the alert engine of cfg on store.
@@ -237,9 +248,12 @@ func newAlertEngine(cfg *AlertsConfig, store alerts.Store, log *slog.Logger, get
 	if cfg.RetryMax != 0 {
 		e.RetryMax = time.Duration(cfg.RetryMax)
 	}
-	sinks, err := cfg.sinks(getenv)
+	sinks, unsigned, err := cfg.sinks(getenv)
 	if err != nil {
 		return nil, err
+	}
+	if len(unsigned) > 0 {
+		log.Warn("alert webhooks of --alert-webhook are sent unsigned: set $"+AlertSecretEnv+" to sign them (X-Tokenmeter-Signature)", "sinks", unsigned)
 	}
 	for _, s := range sinks {
 		e.AddSink(s)
@@ -624,7 +638,7 @@ func (a *alertsCmd) test(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		sinks, err := cfg.Alerts.sinks(os.Getenv)
+		sinks, _, err := cfg.Alerts.sinks(os.Getenv)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -542,7 +543,7 @@ func FuzzAlertsConfig(f *testing.F) {
 				t.Fatalf("rule %+v passed the config check but not Validate: %v", r, err)
 			}
 		}
-		if _, err := c.Alerts.sinks(func(string) string { return "http://example.com" }); err != nil {
+		if _, _, err := c.Alerts.sinks(func(string) string { return "http://example.com" }); err != nil {
 			t.Fatalf("valid sinks failed to build: %v", err)
 		}
 	})
@@ -631,5 +632,53 @@ func TestServeAlertFlags(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "flag-secret") {
 		t.Error("the log shows the webhook secret")
+	}
+}
+
+// TestAlertWebhookFlagUnsigned: serve --alert-webhook without
+// $TOKENMETER_ALERT_SECRET starts, says once that the sink is unsigned,
+// and sends without a signature (issue 13 item 1); a config sink whose
+// secret_env is empty is still refused.
+func TestAlertWebhookFlagUnsigned(t *testing.T) {
+	up, _ := newUpstream(t)
+	var mu sync.Mutex
+	var sigs []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sigs = append(sigs, r.Header.Get(alerts.HeaderSignature))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	g := startGateway(t, up.URL, func(s *Serve) {
+		s.Config.Alerts = AlertsConfig{Webhooks: []string{hook.URL + "/hook"}}
+		s.Getenv = func(string) string { return "" }
+	})
+	if n := strings.Count(g.logs.String(), "sent unsigned"); n != 1 || !strings.Contains(g.logs.String(), AlertSecretEnv) {
+		t.Errorf("start-up log says %d times that the flag's webhook is unsigned (want once, naming $%s):\n%s", n, AlertSecretEnv, g.logs.String())
+	}
+	var sink alerts.Sink
+	for name, s := range g.Alerts.Sinks {
+		if strings.HasPrefix(name, "webhook-") {
+			sink = s
+		}
+	}
+	if sink == nil {
+		t.Fatalf("no webhook sink among %v", g.Alerts.Sinks)
+	}
+	m := alerts.Sample(time.Now())
+	payload, _ := json.Marshal(m)
+	if err := sink.Send(context.Background(), m, payload); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(sigs) != 1 || sigs[0] != "" {
+		t.Errorf("signatures sent: %q; want one request, unsigned", sigs)
+	}
+	mu.Unlock()
+
+	// A config sink that names its secret's variable needs it.
+	a := AlertsConfig{Sinks: []SinkConfig{{Name: "ops", Type: "webhook", URL: hook.URL, SecretEnv: "OPS_SECRET"}}}
+	if _, err := newAlertEngine(&a, nil, slog.New(slog.DiscardHandler), func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "$OPS_SECRET (its HMAC secret) is empty") {
+		t.Errorf("config sink with an empty secret_env: %v", err)
 	}
 }
