@@ -135,7 +135,10 @@
         h('div', { class: 'card', 'data-testid': 'block' }, h('h3', {}, 'Block ' + localTime(b.start) + ' → ' + localTime(b.reset)),
           h('div', { class: 'big' }, human(b.total_tokens), h('span', { class: 'muted small' }, ' tokens · ' + usd(b.cost_micros))),
           h('dl', { class: 'figs' },
-            h('dt', {}, 'Burn rate'), h('dd', {}, b.burn_rate ? human(Math.round(b.burn_rate.tokens_per_minute)) + ' tok/min · ' + usd(b.burn_rate.cost_micros_per_hour) + '/h' : '—'),
+            // The server's one rule (report.BurnRateAt): no rate until
+            // burn_rate_from, a few minutes after the block's first call.
+            h('dt', {}, 'Burn rate'), h('dd', { 'data-testid': 'burn-rate' }, b.burn_rate ? human(Math.round(b.burn_rate.tokens_per_minute)) + ' tok/min · ' + usd(b.burn_rate.cost_micros_per_hour) + '/h'
+              : h('span', { class: 'muted', title: 'measured over at least ' + Math.round((Date.parse(b.burn_rate_from) - Date.parse(b.first_activity)) / 60000) + ' minutes from the block\'s first call' }, 'from ' + new Date(b.burn_rate_from).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }))),
             h('dt', {}, 'Projected at reset'), h('dd', {}, b.projection ? human(b.projection.total_tokens) + ' · ' + usd(b.projection.cost_micros) : '—'),
             h('dt', {}, 'Resets in'), h('dd', {}, b.remaining_minutes + ' min')))));
     } else if (st) {
