@@ -66,6 +66,10 @@ type AdminFaults struct {
 	FailPage       int
 	FailStatus     int
 	FailRetryAfter int64
+	// CostReportStatus, if set (403 or 404), is what every cost report
+	// request is answered with: an admin key without the cost scope, or an
+	// account where the report is not offered.
+	CostReportStatus int
 	// AdminKey, if set, is the only admin key accepted.
 	AdminKey string
 }
@@ -376,6 +380,14 @@ func (s *Server) adminReport(kind reportKind) handlerFunc {
 		}
 		s.admin.mu.Lock()
 		f := s.admin.faults
+		if kind == reportCost && f.CostReportStatus != 0 {
+			s.admin.mu.Unlock()
+			msg := "The cost report is not available for this organization."
+			if f.CostReportStatus == http.StatusForbidden {
+				msg = "This admin key does not have permission to read the cost report."
+			}
+			return &apiError{status: f.CostReportStatus, message: msg}
+		}
 		s.admin.pages++
 		if f.FailPage > 0 && s.admin.pages == f.FailPage && !s.admin.failed {
 			s.admin.failed = true

@@ -523,10 +523,11 @@
       const d = one.discrepancies || [];
       kids.push(h('div', { class: 'card', id: 'reconcile-detail' }, h('h3', {}, `Run ${one.id}: ${one.provider}, ${localTime(one.since)} → ${localTime(one.until)}`),
         one.error ? h('p', { class: 'error' }, one.error) : null,
+        one.summary && one.summary.cost_unavailable ? h('p', { class: 'muted', id: 'cost-unavailable' }, 'Cost not compared: the provider refused the cost report (' + one.summary.cost_unavailable + ').') : null,
         d.length ? table('discrepancies', ['Bucket', 'Model', 'Key', 'Class', 'Category', { t: 'Provider', n: 1 }, { t: 'Ledger', n: 1 }, { t: 'Diff', n: 1 }, 'Final'],
           d.map(x => h('tr', { class: x.beyond_tolerance ? 'error' : '' }, h('td', {}, localTime(x.start)), h('td', {}, x.model), h('td', {}, x.key || ''),
             h('td', {}, x.class), h('td', {}, x.category), h('td', { class: 'n' }, int(x.provider)), h('td', { class: 'n' }, int(x.ledger)),
-            h('td', { class: 'n' }, int(x.provider - x.ledger)), h('td', {}, x.final ? 'yes' : 'not yet'))))
+            h('td', { class: 'n' }, int(x.difference)), h('td', {}, x.final ? 'yes' : 'not yet'))))
           : h('p', { class: 'muted' }, 'The provider and the ledger agree.')));
     }
     const runs = r.runs || [];
