@@ -22,6 +22,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/alerts"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // AlertsConfig is the config file's alerts: section (and serve's
@@ -388,9 +389,9 @@ func (a *alertsCmd) list(ctx context.Context, args []string) error {
 		return t.Local().Format("2006-01-02 15:04:05")
 	}
 	for _, al := range list {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", al.ID, al.State, al.Severity, ts(al.Fired), ts(al.Resolved), al.Rule, al.Summary)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", al.ID, al.State, al.Severity, ts(al.Fired), ts(al.Resolved), al.Rule, textsafe.Terminal(al.Summary))
 		if al.State == tokenmeter.AlertResolved && len(al.History) > 1 {
-			fmt.Fprintf(tw, "\t\t\t\t\t\t  resolved: %s\n", al.History[len(al.History)-1].Summary)
+			fmt.Fprintf(tw, "\t\t\t\t\t\t  resolved: %s\n", textsafe.Terminal(al.History[len(al.History)-1].Summary))
 		}
 	}
 	return tw.Flush()

