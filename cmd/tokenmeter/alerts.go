@@ -62,8 +62,14 @@ type SinkConfig struct {
 	// SecretEnv names the environment variable holding the webhook's HMAC
 	// secret; the file never holds the secret itself.
 	SecretEnv string `yaml:"secret_env"`
-	// Command is the command sink's shell command.
+	// Command is the command sink's shell command. It runs with PATH,
+	// HOME, LANG, LC_ALL and TZ of the gateway's environment
+	// (alerts.CommandEnv), the variables Env names, and the message's
+	// TOKENMETER_* variables: nothing else of the gateway's environment,
+	// which holds provider keys and the admin token.
 	Command string `yaml:"command"`
+	// Env names further environment variables a command sink passes on.
+	Env []string `yaml:"env"`
 	// Timeout bounds one attempt (default 10s).
 	Timeout tokenmeter.Duration `yaml:"timeout"`
 	// secretOptional marks the sinks of --alert-webhook: signed when
@@ -146,12 +152,20 @@ func (a *AlertsConfig) validate() []error {
 			if s.Command != "" {
 				bad(field+".command", "(redacted)", "applies to command sinks only")
 			}
+			if len(s.Env) > 0 {
+				bad(field+".env", s.Name, "applies to command sinks only")
+			}
 		case "command":
 			if strings.TrimSpace(s.Command) == "" {
 				bad(field+".command", `""`, "a command sink needs a command")
 			}
 			if s.URL != "" || s.URLEnv != "" || s.SecretEnv != "" {
 				bad(field, s.Name, "url, url_env and secret_env apply to webhook sinks only")
+			}
+			for _, e := range s.Env {
+				if !envName.MatchString(e) {
+					bad(field+".env", "(redacted)", "must list names of environment variables, not values")
+				}
 			}
 		default:
 			bad(field+".type", strconv.Quote(s.Type), "must be webhook, slack or command")
@@ -226,7 +240,9 @@ func (a *AlertsConfig) sinks(getenv func(string) string) (out []alerts.Sink, uns
 			}
 			out = append(out, w)
 		case "command":
-			out = append(out, &alerts.Command{SinkName: s.Name, Shell: s.Command, Timeout: time.Duration(s.Timeout)})
+			lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+			out = append(out, &alerts.Command{SinkName: s.Name, Shell: s.Command, Timeout: time.Duration(s.Timeout),
+				Env: alerts.InheritEnv(lookup, s.Env)})
 		}
 	}
 	return out, unsigned, nil

@@ -461,6 +461,9 @@ func TestAlertsConfig(t *testing.T) {
 		{yaml: "alerts:\n  rules:\n    - {name: r, kind: threshold, thresholds: [0]}\n", want: []string{"threshold 0"}},
 		{yaml: "alerts:\n  rules:\n    - {name: r, kind: threshold}\n    - {name: r, kind: anomaly}\n", want: []string{"listed twice"}},
 		{yaml: "alerts:\n  retry_min: 1m\n  retry_max: 10s\n", want: []string{"retry_max"}},
+		{yaml: "alerts:\n  sinks:\n    - {name: p, type: command, command: page, env: [PAGER_TOKEN, LANGUAGE]}\n"},
+		{yaml: "alerts:\n  sinks:\n    - {name: p, type: command, command: page, env: ['PAGER=token-123']}\n", want: []string{"alerts.sinks[0].env = (redacted)"}},
+		{yaml: "alerts:\n  sinks:\n    - {name: w, type: webhook, url: 'http://x', env: [PAGER_TOKEN]}\n", want: []string{"applies to command sinks only"}},
 	} {
 		c := DefaultConfig()
 		dec := yaml.NewDecoder(strings.NewReader(tt.yaml))

