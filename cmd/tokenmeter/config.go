@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -90,6 +92,12 @@ type Config struct {
 	// an address other than loopback logs a warning.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// PublicNames are the host names under which the dashboard, /api and
+	// /metrics answer, besides localhost, names under .localhost, IP
+	// addresses and the name in Listen; a request for another Host gets
+	// 421 (DNS rebinding, see docs/dashboard.md). The gateway routes
+	// answer under any name.
+	PublicNames []string `yaml:"public_names"`
 	// CountersRetention is how long provider-counter samples are kept: a
 	// duration (720h) or days (30d); "0" keeps them forever; empty means
 	// 30 days (see docs/counters.md).
@@ -164,6 +172,22 @@ func (c *Config) LoadFile(path string) error {
 
 var routeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
+// hostName is a DNS name as public_names lists it.
+var hostName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*\.?$`)
+
+// publicNames returns the names the dashboard, /api and /metrics answer
+// to besides loopback names and addresses: PublicNames and the host of
+// Listen when it is a name.
+func (c *Config) publicNames() []string {
+	names := append([]string{}, c.PublicNames...)
+	if h, _, err := net.SplitHostPort(c.Listen); err == nil && h != "" {
+		if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err != nil {
+			names = append(names, h)
+		}
+	}
+	return names
+}
+
 // reserved are path segments tokenmeter serves itself.
 var reserved = map[string]bool{"healthz": true, "metrics": true, "api": true, "static": true, "login": true, "ui": true}
 
@@ -181,6 +205,11 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert/tls_key", "one of them", "set both the certificate and the key file, or neither")
+	}
+	for _, n := range c.PublicNames {
+		if !hostName.MatchString(n) {
+			bad("public_names", fmt.Sprintf("%q", n), "must be a host name such as tokenmeter.example.com (no scheme, no port)")
+		}
 	}
 	if len(c.Upstreams) == 0 {
 		bad("upstreams", "{}", "at least one upstream is required")

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,5 +82,53 @@ func TestCommandSinkEnvironment(t *testing.T) {
 	if strings.Contains(got, "leak") || !strings.Contains(got, "PAGER_TOKEN=pager-ok") || !strings.Contains(got, "TZ=Europe/Berlin") ||
 		!strings.Contains(got, "TOKENMETER_ALERT_EVENT=firing") {
 		t.Errorf("the command's environment:\n%s", got)
+	}
+}
+
+// TestDNSRebinding: the dashboard, /api and /metrics answer 421 to a Host
+// that is neither loopback, an address nor a configured public name (a
+// page whose name was re-pointed at 127.0.0.1); the gateway routes
+// answer under any name (issue 13 item 8).
+func TestDNSRebinding(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, func(s *Serve) {
+		s.Config.AdminToken = "rebinding-test-admin-token-0123"
+		s.Config.PublicNames = []string{"tokenmeter.example.com"}
+	})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(gw.URL(), "http://"))
+	do := func(method, path, host string, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, gw.URL()+path, strings.NewReader(body))
+		req.Host = host
+		req.Header.Set("Authorization", "Bearer rebinding-test-admin-token-0123")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/api/status", "/api/keys", "/metrics", "/", "/ui/login"} {
+		for _, host := range []string{"evil.example:" + port, "evil.example", "localhost.evil.example:" + port} {
+			if code := do("GET", path, host, ""); code != http.StatusMisdirectedRequest {
+				t.Errorf("GET %s with Host %s: %d, want 421", path, host, code)
+			}
+		}
+		for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "tokenmeter.example.com", "TokenMeter.Example.com.:" + port} {
+			if code := do("GET", path, host, ""); code == http.StatusMisdirectedRequest || code >= 500 {
+				t.Errorf("GET %s with Host %s: %d, want it served", path, host, code)
+			}
+		}
+	}
+	// A rebound page cannot create a key either.
+	if code := do("POST", "/api/keys", "evil.example:"+port, `{"name":"rebound"}`); code != http.StatusMisdirectedRequest {
+		t.Errorf("POST /api/keys with a foreign Host: %d, want 421", code)
+	}
+	// The gateway routes are for clients under any name (a reverse proxy,
+	// a container's service name).
+	if code := do("POST", "/anthropic/v1/messages", "llm-gateway.internal", `{"model":"claude-haiku-5-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`); code != 200 {
+		t.Errorf("gateway call with another Host: %d, want 200", code)
 	}
 }

@@ -198,6 +198,7 @@ func (s *Serve) Open(ctx context.Context) error {
 	s.server.Dashboard = s.Dashboard
 	s.server.Metrics = s.Metrics.Handler()
 	s.server.TLSCert, s.server.TLSKey = c.TLSCert, c.TLSKey
+	s.server.PublicNames = c.publicNames()
 	if c.TLSCert == "" && !loopback(c.Listen) {
 		s.Log.Warn("listening beyond this machine without TLS: the admin token, dashboard sessions and provider credentials cross the network in clear text; set --tls-cert and --tls-key (or put a TLS proxy in front)", "listen", c.Listen)
 	}
@@ -412,6 +413,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file`: serve HTTPS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
 	adminToken := fs.String("admin-token", "", "`token` for the admin API /api/* (prefer $TOKENMETER_ADMIN_TOKEN; default: generated at first start)")
+	var publicNames stringList
+	fs.Var(&publicNames, "public-name", "host `name` under which the dashboard, /api and /metrics also answer (repeatable; loopback names and IP addresses always do)")
 	var imports stringList
 	fs.Var(&imports, "import", "also import these local logs continuously: claude-code or codex (repeatable)")
 	var reconciles stringList
@@ -471,6 +474,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.TLSCert = *tlsCert
 		case "tls-key":
 			cfg.TLSKey = *tlsKey
+		case "public-name":
+			cfg.PublicNames = publicNames
 		}
 	})
 	for n, u := range ups {
