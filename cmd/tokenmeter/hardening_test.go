@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter/internal/alerts"
+	"github.com/tokenmeter/tokenmeter/internal/authlimit"
 )
 
 // TestHostileNamesThroughGateway: a client chooses its model name (with a
@@ -130,5 +132,53 @@ func TestDNSRebinding(t *testing.T) {
 	// a container's service name).
 	if code := do("POST", "/anthropic/v1/messages", "llm-gateway.internal", `{"model":"claude-haiku-5-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`); code != 200 {
 		t.Errorf("gateway call with another Host: %d, want 200", code)
+	}
+}
+
+// TestLoginRateLimit: an address that fails to log in authlimit's burst
+// of times is refused with 429 and a retry-after, on the log-in form and
+// the admin API alike (one allowance), even with the right token, until
+// the allowance refills (issue 13 item 9).
+func TestLoginRateLimit(t *testing.T) {
+	up, _ := newUpstream(t)
+	clk := &simClock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	const token = "login-rate-limit-admin-token-0123"
+	gw := startGateway(t, up.URL, func(s *Serve) {
+		s.Config.AdminToken = token
+		s.AuthLimiter = authlimit.New()
+		s.AuthLimiter.Now = clk.Now
+	})
+	b := newBrowserClient(t, gw.URL())
+	for i := range authlimit.DefaultBurst {
+		if resp, body := b.login(fmt.Sprintf("wrong-token-%d", i), nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong log-in %d: %d %s; want 401", i+1, resp.StatusCode, body)
+		}
+	}
+	resp, body := b.login(token, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "6" ||
+		!strings.Contains(body, "too many failed log-ins from your address: try again in 6 seconds") {
+		t.Errorf("log-in after %d failures, right token: %d retry-after %q\n%s; want 429, 6 s", authlimit.DefaultBurst, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if strings.Contains(gw.logs.String(), token) || strings.Contains(gw.logs.String(), "wrong-token-") {
+		t.Error("the log shows a credential")
+	}
+	// The admin API shares the allowance.
+	resp, raw := apiCall(t, "GET", gw.URL()+"/api/status", bearer(token), "")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(raw), `"rate_limited"`) {
+		t.Errorf("/api/status while limited: %d %s", resp.StatusCode, raw)
+	}
+	clk.Set(clk.Now().Add(authlimit.DefaultRefill))
+	if resp, body := b.login(token, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("log-in a refill later: %d %s; want 303", resp.StatusCode, body)
+	}
+	// Wrong bearer tokens count too.
+	clk.Set(clk.Now().Add(time.Hour))
+	for i := range authlimit.DefaultBurst {
+		if resp, _ := apiCall(t, "GET", gw.URL()+"/api/status", bearer(fmt.Sprintf("guess-%d", i)), ""); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong bearer %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	if resp, _ := apiCall(t, "GET", gw.URL()+"/api/status", bearer("guess-x"), ""); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("bearer guess after the burst: %d, want 429", resp.StatusCode)
 	}
 }
