@@ -82,6 +82,11 @@ type SinkConfig struct {
 // --alert-webhook flags (a flag value would show in the process list).
 const AlertSecretEnv = "TOKENMETER_ALERT_SECRET"
 
+// AlertSlackEnv holds Slack-compatible webhook URLs (separated by spaces)
+// that serve sends every alert to, as --alert-slack does without showing
+// the URL, itself a secret, in the process list.
+const AlertSlackEnv = "TOKENMETER_ALERT_SLACK"
+
 // flagSinks returns the sinks of the --alert-* flags.
 func (a *AlertsConfig) flagSinks() []SinkConfig {
 	name := func(kind, target string) string {
@@ -642,6 +647,9 @@ func (a *alertsCmd) test(ctx context.Context, args []string) error {
 	case strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://"):
 		if err := checkSinkURL(target); err != nil {
 			return alertsError("test", "the URL %v", err)
+		}
+		if *slack {
+			fmt.Fprintln(a.stderr, "note: a Slack webhook URL is a secret, and as an argument it shows in the process list; name a sink of the config file (url_env) instead")
 		}
 		w := &alerts.Webhook{SinkName: "test", URL: target, Slack: *slack}
 		if s := os.Getenv(AlertSecretEnv); s != "" && !*slack {

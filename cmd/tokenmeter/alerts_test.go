@@ -579,12 +579,29 @@ func TestServeAlertFlags(t *testing.T) {
 	t.Setenv(AlertSecretEnv, "flag-secret")
 	data := t.TempDir()
 	out := t.TempDir() // one file per message: deliveries run in parallel
+	// Secrets from files, not flags (issue 13 item 10): the Slack URL and
+	// the admin token.
+	var slackMu sync.Mutex
+	var slackTexts []string
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Text string }
+		json.NewDecoder(r.Body).Decode(&m)
+		slackMu.Lock()
+		slackTexts = append(slackTexts, m.Text)
+		slackMu.Unlock()
+	}))
+	defer slack.Close()
+	secrets := t.TempDir()
+	slackFile, tokenFile := filepath.Join(secrets, "slack-urls"), filepath.Join(secrets, "admin-token")
+	os.WriteFile(slackFile, []byte("# the team channel\n"+slack.URL+"/services/T0/B0/secret-path\n"), 0o600)
+	os.WriteFile(tokenFile, []byte("token-from-a-file-0123456789\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--upstream", "anthropic=" + up.URL,
-			"--alert-webhook", hook.URL + "/hook", "--alert-command", "cat > " + out + "/$TOKENMETER_IDEMPOTENCY_KEY.json"}, strings.NewReader(""), stdout, stderr)
+			"--alert-webhook", hook.URL + "/hook", "--alert-command", "cat > " + out + "/$TOKENMETER_IDEMPOTENCY_KEY.json",
+			"--alert-slack-file", slackFile, "--admin-token-file", tokenFile}, strings.NewReader(""), stdout, stderr)
 	}()
 	defer func() {
 		cancel()
@@ -635,6 +652,25 @@ func TestServeAlertFlags(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "flag-secret") {
 		t.Error("the log shows the webhook secret")
+	}
+	waitFor(t, "the Slack webhook of --alert-slack-file", func() bool {
+		slackMu.Lock()
+		defer slackMu.Unlock()
+		for _, text := range slackTexts {
+			if strings.Contains(text, "reached 50%") {
+				return true
+			}
+		}
+		return false
+	})
+	if resp, body := apiCall(t, "GET", base+"/api/status", bearer("token-from-a-file-0123456789"), ""); resp.StatusCode != 200 {
+		t.Errorf("the admin token of --admin-token-file: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(stdout.String(), "admin token (shown once") {
+		t.Error("serve generated an admin token although --admin-token-file named one")
+	}
+	if s := stderr.String(); strings.Contains(s, "secret was given as a flag") || strings.Contains(s, "secret-path") || strings.Contains(s, "token-from-a-file") {
+		t.Errorf("serve's log warns of a flag secret or shows a secret:\n%s", s)
 	}
 }
 

@@ -87,6 +87,10 @@ type Config struct {
 	// generated at first start, shown once, and its hash kept in the data
 	// directory (see docs/admin-api.md).
 	AdminToken string `yaml:"admin_token"`
+	// AdminTokenFile names a file holding the admin token (its first line;
+	// for systemd credentials, Docker or Kubernetes secrets), read at
+	// start; set it or AdminToken, not both.
+	AdminTokenFile string `yaml:"admin_token_file"`
 	// TLSCert and TLSKey are PEM files: with both set, serve speaks HTTPS
 	// (the dashboard's cookie is then Secure). Without them, listening on
 	// an address other than loopback logs a warning.
@@ -202,6 +206,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Data == "" {
 		bad("data", `""`, "a data directory is required")
+	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		bad("admin_token/admin_token_file", "both", "set the token or the file holding it, not both")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert/tls_key", "one of them", "set both the certificate and the key file, or neither")
@@ -353,4 +360,56 @@ func (f upstreamFlag) Set(v string) error {
 	}
 	f[name] = u
 	return nil
+}
+
+// readSecret returns the contents of the file at path that holds a
+// secret kept out of flags (flags show in the process list), at most
+// 64 KiB. A file that other users may read is reported through warn.
+func readSecret(what, path string, warn func(msg string, args ...any)) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s file: %w", what, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 && warn != nil {
+		warn("a secret's file can be read by other users: chmod 600 it", "secret", what, "file", path, "mode", st.Mode().Perm().String())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("%s file %s: %w", what, path, err)
+	}
+	return string(b), nil
+}
+
+// readSecretFile returns the first line of the file at path (see
+// readSecret), without surrounding space; an empty one is an error.
+func readSecretFile(what, path string, warn func(msg string, args ...any)) (string, error) {
+	b, err := readSecret(what, path, warn)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(b, "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("%s file %s is empty", what, path)
+	}
+	return line, nil
+}
+
+// readSecretLines returns the lines of the file at path (see readSecret)
+// that are neither empty nor comments (#); none is an error.
+func readSecretLines(what, path string, warn func(msg string, args ...any)) ([]string, error) {
+	b, err := readSecret(what, path, warn)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(b, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s file %s holds nothing", what, path)
+	}
+	return out, nil
 }

@@ -182,3 +182,47 @@ func TestLoginRateLimit(t *testing.T) {
 		t.Errorf("bearer guess after the burst: %d, want 429", resp.StatusCode)
 	}
 }
+
+// TestSecretFlagsWarn: --admin-token and --alert-slack still work, and
+// serve warns at start that their values show in the process list, naming
+// the flag and the way out, never the value (issue 13 item 10).
+func TestSecretFlagsWarn(t *testing.T) {
+	up, _ := newUpstream(t)
+	secretDir := t.TempDir()
+	tokenFile := filepath.Join(secretDir, "token")
+	os.WriteFile(tokenFile, []byte("a-token-in-a-readable-file-012\n"), 0o644)
+	for _, tt := range []struct {
+		args []string
+		warn []string // substrings of stderr
+	}{
+		{[]string{"--admin-token", "flag-token-0123456789abcdef", "--alert-slack", "http://127.0.0.1:9/services/T0/B0/slack-secret"},
+			[]string{"--admin-token (use $TOKENMETER_ADMIN_TOKEN or --admin-token-file)", "--alert-slack (use $TOKENMETER_ALERT_SLACK or --alert-slack-file)", "process list"}},
+		{[]string{"--admin-token-file", tokenFile}, []string{"chmod 600", "mode=-rw-r--r--"}},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		stdout, stderr := &syncBuffer{}, &syncBuffer{}
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--upstream", "anthropic=" + up.URL}, tt.args...),
+				strings.NewReader(""), stdout, stderr)
+		}()
+		waitFor(t, "serve to listen", func() bool { return strings.Contains(stdout.String(), "gateway on ") })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("serve %v: %v\n%s", tt.args, err, stderr.String())
+		}
+		for _, w := range tt.warn {
+			if !strings.Contains(stderr.String(), w) {
+				t.Errorf("serve %v: stderr lacks %q:\n%s", tt.args, w, stderr.String())
+			}
+		}
+		for _, secret := range []string{"flag-token-0123", "slack-secret", "a-token-in-a"} {
+			if strings.Contains(stderr.String(), secret) {
+				t.Errorf("serve %v: stderr shows a secret:\n%s", tt.args, stderr.String())
+			}
+		}
+	}
+	if _, _, err := run(t, "serve", "--admin-token", "x-0123456789abcdef", "--admin-token-file", tokenFile); err == nil || !strings.Contains(message(err), "exclude each other") {
+		t.Errorf("--admin-token with --admin-token-file: %v", err)
+	}
+}

@@ -178,7 +178,14 @@ func (s *Serve) Open(ctx context.Context) error {
 	}
 	s.openCounters()
 
-	tokenHash, generated, err := admin.LoadToken(c.Data, c.AdminToken)
+	token := c.AdminToken
+	if c.AdminTokenFile != "" {
+		if token, err = readSecretFile("admin token", c.AdminTokenFile, s.Log.Warn); err != nil {
+			s.Close(ctx)
+			return err
+		}
+	}
+	tokenHash, generated, err := admin.LoadToken(c.Data, token)
 	if err != nil {
 		s.Close(ctx)
 		return fmt.Errorf("admin token: %w", err)
@@ -426,7 +433,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defaultMaxOutput := fs.Int64("default-max-output", 0, "output `tokens` a hard limit reserves for a request without max_tokens (default 32000)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate `file`: serve HTTPS (with --tls-key)")
 	tlsKey := fs.String("tls-key", "", "PEM private key `file` of --tls-cert")
-	adminToken := fs.String("admin-token", "", "`token` for the admin API /api/* (prefer $TOKENMETER_ADMIN_TOKEN; default: generated at first start)")
+	adminToken := fs.String("admin-token", "", "`token` for the admin API /api/* (shows in ps: prefer $TOKENMETER_ADMIN_TOKEN or --admin-token-file; default: generated at first start)")
+	adminTokenFile := fs.String("admin-token-file", "", "read the admin token from the first line of this `file`")
 	var publicNames stringList
 	fs.Var(&publicNames, "public-name", "host `name` under which the dashboard, /api and /metrics also answer (repeatable; loopback names and IP addresses always do)")
 	var imports stringList
@@ -436,7 +444,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reconcileEvery := fs.String("reconcile-every", "", "how often --reconcile runs (`duration`, default 1h)")
 	var alertWebhooks, alertSlack, alertCommands stringList
 	fs.Var(&alertWebhooks, "alert-webhook", "send every alert as JSON to this webhook `URL` (repeatable; HMAC secret from $"+AlertSecretEnv+")")
-	fs.Var(&alertSlack, "alert-slack", "send every alert to this Slack-compatible incoming webhook `URL` (repeatable)")
+	fs.Var(&alertSlack, "alert-slack", "send every alert to this Slack-compatible incoming webhook `URL` (repeatable; the URL is a secret and shows in ps: prefer $"+AlertSlackEnv+" or --alert-slack-file)")
+	alertSlackFile := fs.String("alert-slack-file", "", "send every alert to the Slack-compatible webhook URLs in this `file` (one a line)")
 	fs.Var(&alertCommands, "alert-command", "run this shell `command` with every alert as JSON on stdin (repeatable)")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -447,9 +456,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	if v := os.Getenv("TOKENMETER_ADMIN_TOKEN"); v != "" {
-		cfg.AdminToken = v
+	if v := os.Getenv(EnvAdminToken); v != "" {
+		cfg.AdminToken, cfg.AdminTokenFile = v, ""
 	}
+	var flagSecrets []string // secret-bearing flags used: they show in ps
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "listen":
@@ -483,7 +493,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case "default-max-output":
 			cfg.DefaultMaxOutput = *defaultMaxOutput
 		case "admin-token":
-			cfg.AdminToken = *adminToken
+			cfg.AdminToken, cfg.AdminTokenFile = *adminToken, ""
+			flagSecrets = append(flagSecrets, "--admin-token (use $"+EnvAdminToken+" or --admin-token-file)")
+		case "admin-token-file":
+			cfg.AdminToken, cfg.AdminTokenFile = "", *adminTokenFile
+		case "alert-slack":
+			flagSecrets = append(flagSecrets, "--alert-slack (use $"+AlertSlackEnv+" or --alert-slack-file)")
 		case "tls-cert":
 			cfg.TLSCert = *tlsCert
 		case "tls-key":
@@ -495,8 +510,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for n, u := range ups {
 		cfg.Upstreams[n] = u
 	}
-	cfg.Alerts.Webhooks, cfg.Alerts.Slack, cfg.Alerts.Commands = alertWebhooks, alertSlack, alertCommands
-	s := &Serve{Config: cfg, Log: newLogger(stderr, cfg.LogLevel)}
+	if *adminToken != "" && *adminTokenFile != "" {
+		return &exitError{code: 2, msg: "serve: --admin-token and --admin-token-file exclude each other"}
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	slack := append([]string{}, alertSlack...)
+	slack = append(slack, strings.Fields(os.Getenv(AlertSlackEnv))...)
+	if *alertSlackFile != "" {
+		urls, err := readSecretLines("alert Slack webhook", *alertSlackFile, log.Warn)
+		if err != nil {
+			return err
+		}
+		slack = append(slack, urls...)
+	}
+	cfg.Alerts.Webhooks, cfg.Alerts.Slack, cfg.Alerts.Commands = alertWebhooks, slack, alertCommands
+	for _, f := range flagSecrets {
+		log.Warn("a secret was given as a flag: other users of this machine can read it in the process list, and it stays in shell history", "flag", f)
+	}
+	s := &Serve{Config: cfg, Log: log}
 	if err := s.Open(ctx); err != nil {
 		return err
 	}
