@@ -226,3 +226,72 @@ func TestSecretFlagsWarn(t *testing.T) {
 		t.Errorf("--admin-token with --admin-token-file: %v", err)
 	}
 }
+
+// TestLimitHeadersForKeys: a virtual key's responses show the remaining
+// figure of its own limits only, as /api/me does; of a limit it shares
+// (global, project, model) the name and reset, not what others used. A
+// pass-through caller is shown the figure (issue 13 item 11).
+func TestLimitHeadersForKeys(t *testing.T) {
+	gw, _ := keysGateway(t, nil, nil)
+	alice := createKey(t, gw.Config.Data, "--name", "alice", "--project", "web")
+	set := func(name, scope, max string) {
+		t.Helper()
+		if _, stderr, err := run(t, "limits", "set", name, "--scope", scope, "--metric", "tokens", "--max", max, "--window", "day",
+			"--mode", "hard", "--data", gw.Config.Data); err != nil {
+			t.Fatalf("limits set %s: %v %s", name, err, stderr)
+		}
+	}
+	del := func(name string) {
+		t.Helper()
+		if _, stderr, err := run(t, "limits", "delete", name, "--data", gw.Config.Data); err != nil {
+			t.Fatalf("limits delete %s: %v %s", name, err, stderr)
+		}
+	}
+	set("alice-day", "key:alice", "1000000")
+	for _, shared := range []struct{ name, scope string }{{"team-day", "global"}, {"web-day", "project:web"}, {"haiku-day", "model:claude-haiku-5-5"}} {
+		set(shared.name, shared.scope, "500000") // tighter than alice's own
+		var h http.Header
+		waitFor(t, "the gateway to apply "+shared.name, func() bool {
+			resp, body := callWith(t, gw, "anthropic", alice, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("call: %d %s", resp.StatusCode, body)
+			}
+			h = resp.Header
+			return h.Get("X-Tokenmeter-Limit") == shared.name
+		})
+		if h.Get("X-Tokenmeter-Remaining") != "" || h.Get("X-Tokenmeter-Reset") == "" {
+			t.Errorf("alice under %s (%s): remaining %q, reset %q; want no remaining (others' usage), a reset",
+				shared.name, shared.scope, h.Get("X-Tokenmeter-Remaining"), h.Get("X-Tokenmeter-Reset"))
+		}
+		// /api/me hides the same figure.
+		resp, raw := apiCall(t, "GET", gw.URL()+"/api/me", map[string]string{"x-api-key": alice}, "")
+		var me struct {
+			Limits []struct {
+				Name      string   `json:"name"`
+				Remaining *float64 `json:"remaining"`
+			} `json:"limits"`
+		}
+		json.Unmarshal(raw, &me)
+		for _, l := range me.Limits {
+			if (l.Name == shared.name) != (l.Remaining == nil) {
+				t.Errorf("/api/me (%d): %s remaining %v; want it hidden exactly for the shared limit", resp.StatusCode, l.Name, l.Remaining)
+			}
+		}
+		// A pass-through caller (the provider's own key) sees the figure.
+		resp, body := callWith(t, gw, "anthropic", "sk-ant-passthrough-caller", map[string]string{"X-Tokenmeter-Project": "web"})
+		if resp.StatusCode != 200 || resp.Header.Get("X-Tokenmeter-Limit") != shared.name || resp.Header.Get("X-Tokenmeter-Remaining") == "" {
+			t.Errorf("pass-through under %s: %d %s, headers %v", shared.name, resp.StatusCode, body, resp.Header)
+		}
+		del(shared.name)
+	}
+	// Its own limit, the tightest again: the figure is shown.
+	var h http.Header
+	waitFor(t, "the gateway to drop the shared limits", func() bool {
+		resp, _ := callWith(t, gw, "anthropic", alice, nil)
+		h = resp.Header
+		return h.Get("X-Tokenmeter-Limit") == "alice-day"
+	})
+	if h.Get("X-Tokenmeter-Remaining") == "" {
+		t.Errorf("alice under her own limit: no remaining figure: %v", h)
+	}
+}

@@ -369,7 +369,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return &ledgerError{err: err}
 	}
 	resp.Header.Set(HeaderRequestID, c.id)
-	limitHeaders(resp.Header, c.limit)
+	limitHeaders(resp.Header, c.limit, c.keyScope())
 	sse := strings.HasPrefix(strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Type"))), "text/event-stream")
 	resp.Body = newMeteredBody(resp.Body, c, sse)
 	return nil
