@@ -537,6 +537,18 @@ func TestSinks(t *testing.T) {
 	if err := json.Unmarshal(got, &body); err != nil || len(body) != 1 || !strings.HasPrefix(body["text"].(string), "[info] test alert from tokenmeter") {
 		t.Errorf("slack body %s", got)
 	}
+	// Slack's control characters in text that clients chose (a model
+	// name) are escaped: no channel-wide mention, no link (issue 13
+	// item 13).
+	hostile := m
+	hostile.Text = "limit on model <!channel> & <https://evil.example|click>"
+	if err := (&alerts.Webhook{SinkName: "s", URL: slack.URL, Slack: true}).Send(ctx, hostile, payload); err != nil {
+		t.Fatal(err)
+	}
+	body = nil
+	if json.Unmarshal(got, &body); body["text"] != "limit on model &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" {
+		t.Errorf("slack text %q; want &, < and > escaped", body["text"])
+	}
 
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	url := down.URL + "/hook/secret-token-123"

@@ -50,7 +50,10 @@ type Webhook struct {
 	// URL is where to post. It may hold a secret (Slack's do): it never
 	// appears in an error or a log line.
 	URL string
-	// Slack sends Slack's incoming-webhook body {"text": Message.Text}.
+	// Slack sends Slack's incoming-webhook body {"text": Message.Text},
+	// with &, < and > escaped as Slack's formatting reference asks (they
+	// are its control characters: "<!channel>" in a model name would
+	// otherwise notify the whole channel, "<url|text>" make a link).
 	Slack bool
 	// Secret, when set, signs the body (HeaderSignature).
 	Secret []byte
@@ -62,6 +65,14 @@ type Webhook struct {
 
 // Name implements Sink.
 func (w *Webhook) Name() string { return w.SinkName }
+
+// slackEscaper replaces Slack's three control characters by their HTML
+// entities (and nothing else: Slack decodes only these).
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// SlackEscape returns s safe as the text of a Slack message: names that
+// clients chose (models, projects) cannot mention, link or reformat.
+func SlackEscape(s string) string { return slackEscaper.Replace(s) }
 
 // Sign returns the value of HeaderSignature for body under secret.
 func Sign(secret, body []byte) string {
@@ -83,7 +94,7 @@ func (w *Webhook) Send(ctx context.Context, m Message, payload []byte) error {
 		var err error
 		if body, err = json.Marshal(struct {
 			Text string `json:"text"`
-		}{m.Text}); err != nil {
+		}{SlackEscape(m.Text)}); err != nil {
 			return err
 		}
 	}
