@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/alerts"
 	"github.com/tokenmeter/tokenmeter/internal/authlimit"
 )
@@ -293,5 +295,80 @@ func TestLimitHeadersForKeys(t *testing.T) {
 	})
 	if h.Get("X-Tokenmeter-Remaining") == "" {
 		t.Errorf("alice under her own limit: no remaining figure: %v", h)
+	}
+}
+
+// TestHalfClose: a client that sends its request and half-closes the
+// connection (shutdown of its write side) is answered 499 in the
+// provider's error shape, never an empty 200, and the call is recorded as
+// cancelled (issue 13 item 13).
+func TestHalfClose(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, nil)
+	body := `{"model":"claude-haiku-5-5","max_tokens":50,"messages":[{"role":"user","content":"hi [[fake output=5 delay=300ms]]"}]}`
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /anthropic/v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: sk-ant-half-close\r\nanthropic-version: 2023-06-01\r\n"+
+		"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s", len(body), body)
+	conn.(*net.TCPConn).CloseWrite()
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response after a half-close: %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Type  string `json:"type"`
+		Error struct{ Type, Message string }
+	}
+	if resp.StatusCode != 499 || json.Unmarshal(raw, &e) != nil || e.Type != "error" || !strings.Contains(e.Error.Message, "half-close") {
+		t.Errorf("half-closed client: %d %s; want 499 with an Anthropic-shaped error that says why", resp.StatusCode, raw)
+	}
+	ev := gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
+	if ev.Outcome != tokenmeter.OutcomeCancelled {
+		t.Errorf("recorded %s (%s); want cancelled", ev.Outcome, ev.Reason)
+	}
+}
+
+// TestServiceTierPriced: OpenAI calls served on the flex and priority
+// tiers are recorded with their tier and priced at half and double the
+// standard rate (gpt-5, prices.md 2.2); a tier the table has no price for
+// is recorded with an unknown cost, not the standard one (issue 13
+// item 13).
+func TestServiceTierPriced(t *testing.T) {
+	up, _ := newUpstream(t)
+	gw := startGateway(t, up.URL, nil)
+	costs := map[string]tokenmeter.Event{}
+	for _, tier := range []string{"", "auto", "flex", "priority", "scale"} {
+		field := ""
+		if tier != "" {
+			field = `"service_tier":"` + tier + `",`
+		}
+		resp, body := post(t, gw.URL()+"/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-proj-tier"},
+			`{"model":"gpt-5",`+field+`"messages":[{"role":"user","content":"[[fake input=1000 output=100]] hi"}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("tier %q: %d %s", tier, resp.StatusCode, body)
+		}
+		costs[tier] = gw.waitCompleted(t, resp.Header.Get(HeaderRequestIDForTest))
+	}
+	std := costs[""]
+	if std.ServiceTier != "default" || !std.CostKnown || std.Cost == 0 || costs["auto"].Cost != std.Cost {
+		t.Fatalf("standard call: tier %q, cost %d (known %v); auto %d", std.ServiceTier, std.Cost, std.CostKnown, costs["auto"].Cost)
+	}
+	for tier, want := range map[string]tokenmeter.Micros{"flex": std.Cost / 2, "priority": std.Cost * 2} {
+		ev := costs[tier]
+		if ev.ServiceTier != tier || !ev.CostKnown || ev.Cost != want {
+			t.Errorf("%s call: tier %q, cost %d (known %v); want %s, %d", tier, ev.ServiceTier, ev.Cost, ev.CostKnown, tier, want)
+		}
+	}
+	if ev := costs["scale"]; ev.ServiceTier != "scale" || ev.CostKnown || ev.Cost != 0 {
+		t.Errorf("scale call: tier %q, cost %d (known %v); want an unknown cost", ev.ServiceTier, ev.Cost, ev.CostKnown)
+	}
+	// The tier is in the ledger's chain: verify passes.
+	if out, _, err := run(t, "verify", "--data", gw.Config.Data); err != nil {
+		t.Errorf("verify: %v %s", err, out)
 	}
 }

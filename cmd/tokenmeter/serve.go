@@ -123,7 +123,9 @@ func (s *Serve) Open(ctx context.Context) error {
 		s.Close(ctx)
 		return err
 	}
-	price := func(ev *tokenmeter.Event) { ev.Cost, ev.CostKnown = prices.Cost(ev.Model, ev.Time, ev.Usage, false) }
+	price := func(ev *tokenmeter.Event) {
+		ev.Cost, ev.CostKnown = prices.CostIn(ev.Model, ev.Time, ev.Usage, false, ev.ServiceTier)
+	}
 	n, err := ledger.Recover(ctx, s.store, nil, time.Now(), price)
 	if err != nil {
 		s.Close(ctx)

@@ -48,7 +48,10 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 			// than plain input (1-hour writes twice as much): the worst
 			// case is the dearer of the two readings.
 			for _, u := range []tokenmeter.Usage{worst, {CacheWrite1hTokens: worst.InputTokens, OutputTokens: worst.OutputTokens}} {
-				ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: u, Provider: c.rt.Name}
+				// At the tier the request asks for: a priority call costs
+				// double. ("auto" is priced as the standard tier; see
+				// docs/limits.md.)
+				ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: u, Provider: c.rt.Name, ServiceTier: c.tier}
 				p.Price(&ev)
 				cost = max(cost, ev.Cost)
 				costUnknown = costUnknown || !ev.CostKnown
@@ -60,9 +63,11 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		CostUnknown: costUnknown && c.metered})
 	if err != nil {
 		if c.ctx.Err() != nil {
-			// The client left while the reservation was being made: nothing
-			// was reserved or forwarded, and no one is there to answer.
+			// The client left (or half-closed) while the reservation was
+			// being made: nothing was reserved or forwarded.
 			c.done = true
+			c.writeError(w, StatusClientClosed, "tokenmeter: the client closed its side of the connection before the response; "+
+				"a TCP half-close counts as the client leaving, so the request was not forwarded: keep the connection open until the response is read")
 			return false
 		}
 		if p.FailOpen {

@@ -281,7 +281,8 @@
         : c.usage_state === 'unknown' ? 'usage unknown' : '' },
         (c.usage_state === 'estimated' ? '≈' : c.usage_state === 'unknown' ? '≥' : '') + int(c.output_tokens)),
       h('td', { class: 'n' }, int(c.cache_creation_input_tokens + c.cache_read_input_tokens)),
-      h('td', { class: 'n', title: microsStr(c.cost_micros) }, c.cost_known ? usd(c.cost_micros) : '?'),
+      h('td', { class: 'n', title: microsStr(c.cost_micros) + (c.service_tier && c.service_tier !== 'default' ? ' (' + c.service_tier + ' tier)' : '') },
+        c.cost_known ? usd(c.cost_micros) : '?'),
       h('td', {}, c.status || '—'), h('td', { class: 'n' }, ms(c.latency_ms)), h('td', { class: 'n' }, c.ttfb_ms ? ms(c.ttfb_ms) : '—'),
       h('td', { title: c.reason || '' }, h('span', { class: 'pill ' + c.outcome }, c.outcome)));
   }
