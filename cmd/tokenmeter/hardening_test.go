@@ -371,4 +371,24 @@ func TestServiceTierPriced(t *testing.T) {
 	if out, _, err := run(t, "verify", "--data", gw.Config.Data); err != nil {
 		t.Errorf("verify: %v %s", err, out)
 	}
+
+	// A hard cost limit reserves the worst case at the requested tier:
+	// 3,000 output tokens of gpt-5 (about $0.03 at the standard rate, $0.06
+	// at priority) fit under $0.05 only at the standard rate.
+	if _, stderr, err := run(t, "limits", "set", "spend", "--scope", "project:tiers", "--metric", "cost_usd", "--max", "0.05",
+		"--window", "day", "--mode", "hard", "--data", gw.Config.Data); err != nil {
+		t.Fatalf("limits set: %v %s", err, stderr)
+	}
+	call := func(tier string) int {
+		resp, body := post(t, gw.URL()+"/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer sk-proj-tier", "X-Tokenmeter-Project": "tiers"},
+			`{"model":"gpt-5","service_tier":"`+tier+`","max_completion_tokens":3000,"messages":[{"role":"user","content":"[[fake output=1]] hi"}]}`)
+		if resp.StatusCode != 200 && resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("%s-tier request: %d %s", tier, resp.StatusCode, body)
+		}
+		return resp.StatusCode
+	}
+	waitFor(t, "the limit to apply", func() bool { return call("priority") == http.StatusTooManyRequests })
+	if code := call("default"); code != 200 {
+		t.Errorf("standard-tier request under the cost limit: %d, want 200", code)
+	}
 }
