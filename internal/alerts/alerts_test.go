@@ -218,7 +218,7 @@ func TestThresholdOncePerWindow(t *testing.T) {
 		resolved = append(resolved, string(m.Event)+" "+fmt.Sprint(m.Alert.Details))
 	}
 	if len(ms) != 5 || ms[3].Event != "resolved" || ms[4].Event != "resolved" {
-		t.Fatalf("after raising the limit to 2000 and back: %v; want 80%% and 100%% resolved, nothing fired again", summaries(ms))
+		t.Fatalf("after raising the limit to 2000 and back: %v (resolutions: %v); want 80%% and 100%% resolved, nothing fired again", summaries(ms), resolved)
 	}
 	// The next day: the rest resolves ("window ended"), nothing fires.
 	c.Set(t0.Add(24 * time.Hour))
