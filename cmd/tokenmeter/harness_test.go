@@ -187,4 +187,3 @@ func post(t *testing.T, url string, hdr map[string]string, body string) (*http.R
 	}
 	return resp, b
 }
-
