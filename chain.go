@@ -84,6 +84,10 @@ func ChainHash(ev *Event) string {
 		str("estimate")
 		str(ev.Estimate)
 	}
+	if ev.ServiceTier != "" {
+		str("service_tier")
+		str(ev.ServiceTier)
+	}
 	if !ev.Hold.IsZero() {
 		str("hold")
 		num(ev.Hold.Tokens)

@@ -131,6 +131,13 @@ type Event struct {
 	// fields added by providers later are not lost.
 	RawUsage json.RawMessage `json:"raw_usage,omitempty"`
 
+	// ServiceTier is the provider's processing tier that served the call,
+	// as its response names it (OpenAI's service_tier: "default", "flex",
+	// "priority", "fast", "scale", ...); empty when the response names none
+	// (Anthropic's usage.service_tier stays in RawUsage). The cost is
+	// priced at that tier's rate (pricing.Table.CostIn).
+	ServiceTier string `json:"service_tier,omitempty"`
+
 	Latency time.Duration `json:"latency_us"`
 	TTFB    time.Duration `json:"ttfb_us"`
 

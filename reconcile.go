@@ -2,6 +2,7 @@ package tokenmeter
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -70,6 +71,18 @@ type Discrepancy struct {
 // Diff returns the provider's figure minus the ledger's.
 func (d Discrepancy) Diff() int64 { return d.Provider - d.Ledger }
 
+// MarshalJSON writes d's fields and "difference": Diff, the provider's
+// figure minus the ledger's (negative when the ledger holds more). It is
+// derived, so it is never stored and cannot disagree with the two figures;
+// decoding ignores it.
+func (d Discrepancy) MarshalJSON() ([]byte, error) {
+	type fields Discrepancy // without this method
+	return json.Marshal(struct {
+		fields
+		Difference int64 `json:"difference"`
+	}{fields(d), d.Diff()})
+}
+
 // ReconcileSummary totals one run. Provider* are what the provider's
 // reports say over the span, Ledger* what the ledger holds.
 type ReconcileSummary struct {
@@ -101,6 +114,11 @@ type ReconcileSummary struct {
 	ProviderCost            Micros `json:"provider_cost_micros"`
 	LedgerCost              Micros `json:"ledger_cost_micros"`
 	HasCost                 bool   `json:"has_cost"` // the provider's cost report was read
+	// CostUnavailable, when set, says why cost was not compared although
+	// it was asked for: the provider refused the cost report (403: the
+	// admin key lacks the scope; 404: not offered for the account). Tokens
+	// and requests were compared all the same.
+	CostUnavailable string `json:"cost_unavailable,omitempty"`
 }
 
 // ReconcileRun is one reconciliation of the ledger against a provider's

@@ -124,13 +124,13 @@ type kept struct {
 // recount is an independent count of a tree with encoding/json, following
 // the truth rules in the corpus package documentation.
 type recount struct {
-	req                                                         map[string]*kept
-	lines, files, bytes                                         int64
-	assistant, usageLines, malformed, cut, progress, apiErrors  int64
-	spaced, noReqLines, emptyFiles, flat, nested, aside         int64
-	reqIDs                                                      map[string]map[string]bool // message.id -> requestIds
-	uuidFiles                                                   map[string]map[string]bool // uuid of a usage line -> files
-	sidechainInSession, withSessionID, copiesKeepingOldSessions int64
+	req                                                        map[string]*kept
+	lines, files, bytes                                        int64
+	assistant, usageLines, malformed, cut, progress, apiErrors int64
+	spaced, noReqLines, emptyFiles, flat, nested, aside        int64
+	reqIDs                                                     map[string]map[string]bool // message.id -> requestIds
+	uuidFiles                                                  map[string]map[string]bool // uuid of a usage line -> files
+	sidechainInSession                                         int64
 }
 
 var (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/admin"
+	"github.com/tokenmeter/tokenmeter/internal/authlimit"
 	"github.com/tokenmeter/tokenmeter/internal/report"
 )
 
@@ -70,7 +71,13 @@ func checkAPIError(t *testing.T, what string, resp *http.Response, body []byte, 
 // bob, that have made 3 and 2 calls.
 func adminGateway(t *testing.T) (gw *gateway, alice, bob string) {
 	t.Helper()
-	gw, _ = keysGateway(t, nil, func(s *Serve) { s.Config.AdminToken = testAdminToken })
+	gw, _ = keysGateway(t, nil, func(s *Serve) {
+		s.Config.AdminToken = testAdminToken
+		// TestAdminAuth tries hundreds of wrong credentials from one
+		// address; TestLoginRateLimit tests the real allowance.
+		s.AuthLimiter = authlimit.New()
+		s.AuthLimiter.Burst = 100_000
+	})
 	alice = createKey(t, gw.Config.Data, "--name", "alice", "--project", "web")
 	bob = createKey(t, gw.Config.Data, "--name", "bob")
 	for i, k := range []string{alice, alice, alice, bob, bob} {

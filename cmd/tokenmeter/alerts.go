@@ -22,6 +22,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/alerts"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // AlertsConfig is the config file's alerts: section (and serve's
@@ -61,15 +62,30 @@ type SinkConfig struct {
 	// SecretEnv names the environment variable holding the webhook's HMAC
 	// secret; the file never holds the secret itself.
 	SecretEnv string `yaml:"secret_env"`
-	// Command is the command sink's shell command.
+	// Command is the command sink's shell command. It runs with PATH,
+	// HOME, LANG, LC_ALL and TZ of the gateway's environment
+	// (alerts.CommandEnv), the variables Env names, and the message's
+	// TOKENMETER_* variables: nothing else of the gateway's environment,
+	// which holds provider keys and the admin token.
 	Command string `yaml:"command"`
+	// Env names further environment variables a command sink passes on.
+	Env []string `yaml:"env"`
 	// Timeout bounds one attempt (default 10s).
 	Timeout tokenmeter.Duration `yaml:"timeout"`
+	// secretOptional marks the sinks of --alert-webhook: signed when
+	// SecretEnv is set, sent unsigned (and said so at start) when not. A
+	// config sink that names a secret_env always needs it.
+	secretOptional bool
 }
 
 // AlertSecretEnv holds the HMAC secret of the webhooks given as
 // --alert-webhook flags (a flag value would show in the process list).
 const AlertSecretEnv = "TOKENMETER_ALERT_SECRET"
+
+// AlertSlackEnv holds Slack-compatible webhook URLs (separated by spaces)
+// that serve sends every alert to, as --alert-slack does without showing
+// the URL, itself a secret, in the process list.
+const AlertSlackEnv = "TOKENMETER_ALERT_SLACK"
 
 // flagSinks returns the sinks of the --alert-* flags.
 func (a *AlertsConfig) flagSinks() []SinkConfig {
@@ -79,7 +95,7 @@ func (a *AlertsConfig) flagSinks() []SinkConfig {
 	}
 	var out []SinkConfig
 	for _, u := range a.Webhooks {
-		out = append(out, SinkConfig{Name: name("webhook", u), Type: "webhook", URL: u, SecretEnv: AlertSecretEnv})
+		out = append(out, SinkConfig{Name: name("webhook", u), Type: "webhook", URL: u, SecretEnv: AlertSecretEnv, secretOptional: true})
 	}
 	for _, u := range a.Slack {
 		out = append(out, SinkConfig{Name: name("slack", u), Type: "slack", URL: u})
@@ -141,12 +157,20 @@ func (a *AlertsConfig) validate() []error {
 			if s.Command != "" {
 				bad(field+".command", "(redacted)", "applies to command sinks only")
 			}
+			if len(s.Env) > 0 {
+				bad(field+".env", s.Name, "applies to command sinks only")
+			}
 		case "command":
 			if strings.TrimSpace(s.Command) == "" {
 				bad(field+".command", `""`, "a command sink needs a command")
 			}
 			if s.URL != "" || s.URLEnv != "" || s.SecretEnv != "" {
 				bad(field, s.Name, "url, url_env and secret_env apply to webhook sinks only")
+			}
+			for _, e := range s.Env {
+				if !envName.MatchString(e) {
+					bad(field+".env", "(redacted)", "must list names of environment variables, not values")
+				}
 			}
 		default:
 			bad(field+".type", strconv.Quote(s.Type), "must be webhook, slack or command")
@@ -189,35 +213,44 @@ func checkSinkURL(u string) error {
 	return nil
 }
 
-// sinks builds the sinks; getenv reads url_env and secret_env.
-func (a *AlertsConfig) sinks(getenv func(string) string) ([]alerts.Sink, error) {
-	var out []alerts.Sink
+// sinks builds the sinks; getenv reads url_env and secret_env. unsigned
+// names the --alert-webhook sinks that go out unsigned because
+// $TOKENMETER_ALERT_SECRET is empty.
+func (a *AlertsConfig) sinks(getenv func(string) string) (out []alerts.Sink, unsigned []string, err error) {
 	for _, s := range a.allSinks() {
 		switch s.Type {
 		case "webhook", "slack":
 			u := s.URL
 			if s.URLEnv != "" {
 				if u = strings.TrimSpace(getenv(s.URLEnv)); u == "" {
-					return nil, fmt.Errorf("alert sink %s: $%s is empty", s.Name, s.URLEnv)
+					return nil, nil, fmt.Errorf("alert sink %s: $%s is empty", s.Name, s.URLEnv)
 				}
 				if err := checkSinkURL(u); err != nil {
-					return nil, fmt.Errorf("alert sink %s: $%s %w", s.Name, s.URLEnv, err)
+					return nil, nil, fmt.Errorf("alert sink %s: $%s %w", s.Name, s.URLEnv, err)
 				}
 			}
 			w := &alerts.Webhook{SinkName: s.Name, URL: u, Slack: s.Type == "slack", Timeout: time.Duration(s.Timeout)}
 			if s.SecretEnv != "" {
-				// Named but empty would send unsigned alerts to a receiver
-				// that expects a signature: refused, as an empty URL is.
-				if w.Secret = []byte(getenv(s.SecretEnv)); len(w.Secret) == 0 {
-					return nil, fmt.Errorf("alert sink %s: $%s (its HMAC secret) is empty", s.Name, s.SecretEnv)
+				w.Secret = []byte(getenv(s.SecretEnv))
+				switch {
+				case len(w.Secret) > 0:
+				case s.secretOptional:
+					unsigned = append(unsigned, s.Name)
+				default:
+					// A config sink that names its secret but finds it empty
+					// would send unsigned alerts to a receiver that expects a
+					// signature: refused, as an empty URL is.
+					return nil, nil, fmt.Errorf("alert sink %s: $%s (its HMAC secret) is empty", s.Name, s.SecretEnv)
 				}
 			}
 			out = append(out, w)
 		case "command":
-			out = append(out, &alerts.Command{SinkName: s.Name, Shell: s.Command, Timeout: time.Duration(s.Timeout)})
+			lookup := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+			out = append(out, &alerts.Command{SinkName: s.Name, Shell: s.Command, Timeout: time.Duration(s.Timeout),
+				Env: alerts.InheritEnv(lookup, s.Env)})
 		}
 	}
-	return out, nil
+	return out, unsigned, nil
 }
 
 // newAlertEngine returns the alert engine of cfg on store.
@@ -237,9 +270,12 @@ func newAlertEngine(cfg *AlertsConfig, store alerts.Store, log *slog.Logger, get
 	if cfg.RetryMax != 0 {
 		e.RetryMax = time.Duration(cfg.RetryMax)
 	}
-	sinks, err := cfg.sinks(getenv)
+	sinks, unsigned, err := cfg.sinks(getenv)
 	if err != nil {
 		return nil, err
+	}
+	if len(unsigned) > 0 {
+		log.Warn("alert webhooks of --alert-webhook are sent unsigned: set $"+AlertSecretEnv+" to sign them (X-Tokenmeter-Signature)", "sinks", unsigned)
 	}
 	for _, s := range sinks {
 		e.AddSink(s)
@@ -352,9 +388,9 @@ func (a *alertsCmd) list(ctx context.Context, args []string) error {
 		return t.Local().Format("2006-01-02 15:04:05")
 	}
 	for _, al := range list {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", al.ID, al.State, al.Severity, ts(al.Fired), ts(al.Resolved), al.Rule, al.Summary)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", al.ID, al.State, al.Severity, ts(al.Fired), ts(al.Resolved), al.Rule, textsafe.Terminal(al.Summary))
 		if al.State == tokenmeter.AlertResolved && len(al.History) > 1 {
-			fmt.Fprintf(tw, "\t\t\t\t\t\t  resolved: %s\n", al.History[len(al.History)-1].Summary)
+			fmt.Fprintf(tw, "\t\t\t\t\t\t  resolved: %s\n", textsafe.Terminal(al.History[len(al.History)-1].Summary))
 		}
 	}
 	return tw.Flush()
@@ -625,6 +661,9 @@ func (a *alertsCmd) test(ctx context.Context, args []string) error {
 		if err := checkSinkURL(target); err != nil {
 			return alertsError("test", "the URL %v", err)
 		}
+		if *slack {
+			fmt.Fprintln(a.stderr, "note: a Slack webhook URL is a secret, and as an argument it shows in the process list; name a sink of the config file (url_env) instead")
+		}
 		w := &alerts.Webhook{SinkName: "test", URL: target, Slack: *slack}
 		if s := os.Getenv(AlertSecretEnv); s != "" && !*slack {
 			w.Secret = []byte(s)
@@ -637,7 +676,7 @@ func (a *alertsCmd) test(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		sinks, err := cfg.Alerts.sinks(os.Getenv)
+		sinks, _, err := cfg.Alerts.sinks(os.Getenv)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -460,6 +461,9 @@ func TestAlertsConfig(t *testing.T) {
 		{yaml: "alerts:\n  rules:\n    - {name: r, kind: threshold, thresholds: [0]}\n", want: []string{"threshold 0"}},
 		{yaml: "alerts:\n  rules:\n    - {name: r, kind: threshold}\n    - {name: r, kind: anomaly}\n", want: []string{"listed twice"}},
 		{yaml: "alerts:\n  retry_min: 1m\n  retry_max: 10s\n", want: []string{"retry_max"}},
+		{yaml: "alerts:\n  sinks:\n    - {name: p, type: command, command: page, env: [PAGER_TOKEN, LANGUAGE]}\n"},
+		{yaml: "alerts:\n  sinks:\n    - {name: p, type: command, command: page, env: ['PAGER=token-123']}\n", want: []string{"alerts.sinks[0].env = (redacted)"}},
+		{yaml: "alerts:\n  sinks:\n    - {name: w, type: webhook, url: 'http://x', env: [PAGER_TOKEN]}\n", want: []string{"applies to command sinks only"}},
 	} {
 		c := DefaultConfig()
 		dec := yaml.NewDecoder(strings.NewReader(tt.yaml))
@@ -542,7 +546,7 @@ func FuzzAlertsConfig(f *testing.F) {
 				t.Fatalf("rule %+v passed the config check but not Validate: %v", r, err)
 			}
 		}
-		if _, err := c.Alerts.sinks(func(string) string { return "http://example.com" }); err != nil {
+		if _, _, err := c.Alerts.sinks(func(string) string { return "http://example.com" }); err != nil {
 			t.Fatalf("valid sinks failed to build: %v", err)
 		}
 	})
@@ -575,12 +579,29 @@ func TestServeAlertFlags(t *testing.T) {
 	t.Setenv(AlertSecretEnv, "flag-secret")
 	data := t.TempDir()
 	out := t.TempDir() // one file per message: deliveries run in parallel
+	// Secrets from files, not flags (issue 13 item 10): the Slack URL and
+	// the admin token.
+	var slackMu sync.Mutex
+	var slackTexts []string
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Text string }
+		json.NewDecoder(r.Body).Decode(&m)
+		slackMu.Lock()
+		slackTexts = append(slackTexts, m.Text)
+		slackMu.Unlock()
+	}))
+	defer slack.Close()
+	secrets := t.TempDir()
+	slackFile, tokenFile := filepath.Join(secrets, "slack-urls"), filepath.Join(secrets, "admin-token")
+	os.WriteFile(slackFile, []byte("# the team channel\n"+slack.URL+"/services/T0/B0/secret-path\n"), 0o600)
+	os.WriteFile(tokenFile, []byte("token-from-a-file-0123456789\n"), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--upstream", "anthropic=" + up.URL,
-			"--alert-webhook", hook.URL + "/hook", "--alert-command", "cat > " + out + "/$TOKENMETER_IDEMPOTENCY_KEY.json"}, strings.NewReader(""), stdout, stderr)
+			"--alert-webhook", hook.URL + "/hook", "--alert-command", "cat > " + out + "/$TOKENMETER_IDEMPOTENCY_KEY.json",
+			"--alert-slack-file", slackFile, "--admin-token-file", tokenFile}, strings.NewReader(""), stdout, stderr)
 	}()
 	defer func() {
 		cancel()
@@ -631,5 +652,72 @@ func TestServeAlertFlags(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "flag-secret") {
 		t.Error("the log shows the webhook secret")
+	}
+	waitFor(t, "the Slack webhook of --alert-slack-file", func() bool {
+		slackMu.Lock()
+		defer slackMu.Unlock()
+		for _, text := range slackTexts {
+			if strings.Contains(text, "reached 50%") {
+				return true
+			}
+		}
+		return false
+	})
+	if resp, body := apiCall(t, "GET", base+"/api/status", bearer("token-from-a-file-0123456789"), ""); resp.StatusCode != 200 {
+		t.Errorf("the admin token of --admin-token-file: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(stdout.String(), "admin token (shown once") {
+		t.Error("serve generated an admin token although --admin-token-file named one")
+	}
+	if s := stderr.String(); strings.Contains(s, "secret was given as a flag") || strings.Contains(s, "secret-path") || strings.Contains(s, "token-from-a-file") {
+		t.Errorf("serve's log warns of a flag secret or shows a secret:\n%s", s)
+	}
+}
+
+// TestAlertWebhookFlagUnsigned: serve --alert-webhook without
+// $TOKENMETER_ALERT_SECRET starts, says once that the sink is unsigned,
+// and sends without a signature (issue 13 item 1); a config sink whose
+// secret_env is empty is still refused.
+func TestAlertWebhookFlagUnsigned(t *testing.T) {
+	up, _ := newUpstream(t)
+	var mu sync.Mutex
+	var sigs []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sigs = append(sigs, r.Header.Get(alerts.HeaderSignature))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	g := startGateway(t, up.URL, func(s *Serve) {
+		s.Config.Alerts = AlertsConfig{Webhooks: []string{hook.URL + "/hook"}}
+		s.Getenv = func(string) string { return "" }
+	})
+	if n := strings.Count(g.logs.String(), "sent unsigned"); n != 1 || !strings.Contains(g.logs.String(), AlertSecretEnv) {
+		t.Errorf("start-up log says %d times that the flag's webhook is unsigned (want once, naming $%s):\n%s", n, AlertSecretEnv, g.logs.String())
+	}
+	var sink alerts.Sink
+	for name, s := range g.Alerts.Sinks {
+		if strings.HasPrefix(name, "webhook-") {
+			sink = s
+		}
+	}
+	if sink == nil {
+		t.Fatalf("no webhook sink among %v", g.Alerts.Sinks)
+	}
+	m := alerts.Sample(time.Now())
+	payload, _ := json.Marshal(m)
+	if err := sink.Send(context.Background(), m, payload); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(sigs) != 1 || sigs[0] != "" {
+		t.Errorf("signatures sent: %q; want one request, unsigned", sigs)
+	}
+	mu.Unlock()
+
+	// A config sink that names its secret's variable needs it.
+	a := AlertsConfig{Sinks: []SinkConfig{{Name: "ops", Type: "webhook", URL: hook.URL, SecretEnv: "OPS_SECRET"}}}
+	if _, err := newAlertEngine(&a, nil, slog.New(slog.DiscardHandler), func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "$OPS_SECRET (its HMAC secret) is empty") {
+		t.Errorf("config sink with an empty secret_env: %v", err)
 	}
 }

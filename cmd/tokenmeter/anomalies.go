@@ -21,6 +21,7 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/report"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
 	"github.com/tokenmeter/tokenmeter/internal/status"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // DefaultCountersRetention is how long counter samples are kept when the
@@ -147,7 +148,8 @@ func runAnomalies(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if counter == "" {
 			counter = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Detected.Local().Format("2006-01-02 15:04:05"), a.Kind, a.Provider, counter, a.Summary)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Detected.Local().Format("2006-01-02 15:04:05"), a.Kind, a.Provider,
+			textsafe.Terminal(counter), textsafe.Terminal(a.Summary))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -203,19 +205,19 @@ func anomalyShow(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func writeEvidence(w io.Writer, a admin.AnomalyJSON) error {
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	fmt.Fprintf(w, "Anomaly %d: %s\n", a.ID, a.Kind)
-	fmt.Fprintf(w, "  %s\n\n", a.Summary)
+	fmt.Fprintf(w, "  %s\n\n", textsafe.Terminal(a.Summary))
 	fmt.Fprintf(w, "Provider    %s\n", a.Provider)
 	if a.Credential != "" {
 		fmt.Fprintf(w, "Credential  %s\n", a.Credential)
 	}
 	if a.Counter != "" {
-		fmt.Fprintf(w, "Counter     %s\n", a.Counter)
+		fmt.Fprintf(w, "Counter     %s\n", textsafe.Terminal(a.Counter))
 	}
 	fmt.Fprintf(w, "Detected    %s\n", ts(a.Detected))
 	fmt.Fprintf(w, "Span        %s to %s\n", ts(a.Start), ts(a.End))
 	var ev counters.Evidence
 	if len(a.Evidence) == 0 || json.Unmarshal(a.Evidence, &ev) != nil {
-		fmt.Fprintf(w, "\nEvidence (raw):\n%s\n", a.Evidence)
+		fmt.Fprintf(w, "\nEvidence (raw):\n%s\n", textsafe.Terminal(string(a.Evidence)))
 		return nil
 	}
 	if ev.AdvertisedReset != nil {
@@ -254,7 +256,7 @@ func writeEvidence(w io.Writer, a admin.AnomalyJSON) error {
 	samples("Samples before", ev.Before)
 	samples("Samples after", ev.After)
 	if l := ev.Ledger; l != nil {
-		who := strings.Join(l.Principals, ", ")
+		who := textsafe.Terminal(strings.Join(l.Principals, ", "))
 		if who == "" {
 			who = "no calls"
 		}

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,11 +95,21 @@ type Config struct {
 	// generated at first start, shown once, and its hash kept in the data
 	// directory (see docs/admin-api.md).
 	AdminToken string `yaml:"admin_token"`
+	// AdminTokenFile names a file holding the admin token (its first line;
+	// for systemd credentials, Docker or Kubernetes secrets), read at
+	// start; set it or AdminToken, not both.
+	AdminTokenFile string `yaml:"admin_token_file"`
 	// TLSCert and TLSKey are PEM files: with both set, serve speaks HTTPS
 	// (the dashboard's cookie is then Secure). Without them, listening on
 	// an address other than loopback logs a warning.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// PublicNames are the host names under which the dashboard, /api and
+	// /metrics answer, besides localhost, names under .localhost, IP
+	// addresses and the name in Listen; a request for another Host gets
+	// 421 (DNS rebinding, see docs/dashboard.md). The gateway routes
+	// answer under any name.
+	PublicNames []string `yaml:"public_names"`
 	// CountersRetention is how long provider-counter samples are kept: a
 	// duration (720h) or days (30d); "0" keeps them forever; empty means
 	// 30 days (see docs/counters.md).
@@ -195,6 +207,22 @@ func checkListen(addr string) error {
 
 var routeName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
+// hostName is a DNS name as public_names lists it.
+var hostName = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*\.?$`)
+
+// publicNames returns the names the dashboard, /api and /metrics answer
+// to besides loopback names and addresses: PublicNames and the host of
+// Listen when it is a name.
+func (c *Config) publicNames() []string {
+	names := append([]string{}, c.PublicNames...)
+	if h, _, err := net.SplitHostPort(c.Listen); err == nil && h != "" {
+		if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err != nil {
+			names = append(names, h)
+		}
+	}
+	return names
+}
+
 // reserved are path segments tokenmeter serves itself.
 var reserved = map[string]bool{"healthz": true, "metrics": true, "api": true, "static": true, "login": true, "ui": true}
 
@@ -217,8 +245,16 @@ func (c *Config) Validate() error {
 	if c.Data == "" {
 		bad("data", `""`, "a data directory is required")
 	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		bad("admin_token/admin_token_file", "both", "set the token or the file holding it, not both")
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls_cert/tls_key", "one of them", "set both the certificate and the key file, or neither")
+	}
+	for _, n := range c.PublicNames {
+		if !hostName.MatchString(n) {
+			bad("public_names", fmt.Sprintf("%q", n), "must be a host name such as tokenmeter.example.com (no scheme, no port)")
+		}
 	}
 	if len(c.Upstreams) == 0 {
 		bad("upstreams", "{}", "at least one upstream is required")
@@ -362,4 +398,56 @@ func (f upstreamFlag) Set(v string) error {
 	}
 	f[name] = u
 	return nil
+}
+
+// readSecret returns the contents of the file at path that holds a
+// secret kept out of flags (flags show in the process list), at most
+// 64 KiB. A file that other users may read is reported through warn.
+func readSecret(what, path string, warn func(msg string, args ...any)) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s file: %w", what, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 && warn != nil {
+		warn("a secret's file can be read by other users: chmod 600 it", "secret", what, "file", path, "mode", st.Mode().Perm().String())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("%s file %s: %w", what, path, err)
+	}
+	return string(b), nil
+}
+
+// readSecretFile returns the first line of the file at path (see
+// readSecret), without surrounding space; an empty one is an error.
+func readSecretFile(what, path string, warn func(msg string, args ...any)) (string, error) {
+	b, err := readSecret(what, path, warn)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(b, "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("%s file %s is empty", what, path)
+	}
+	return line, nil
+}
+
+// readSecretLines returns the lines of the file at path (see readSecret)
+// that are neither empty nor comments (#); none is an error.
+func readSecretLines(what, path string, warn func(msg string, args ...any)) ([]string, error) {
+	b, err := readSecret(what, path, warn)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(b, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s file %s holds nothing", what, path)
+	}
+	return out, nil
 }

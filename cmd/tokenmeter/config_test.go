@@ -28,6 +28,7 @@ func TestConfigFiles(t *testing.T) {
 			"log_level = loud", "upstreams.anthropic = ftp://example.com", "upstreams.healthz",
 			"upstreams.Bad Name", "upstreams.openai = (redacted): must not carry credentials",
 			"default_max_output = -5", "bytes_per_token = 99", "max_in_flight = -3", "request_read_timeout = soon",
+			"admin_token/admin_token_file = both", `public_names = "https://tm.example.com"`,
 		}},
 	}
 	for _, tt := range tests {

@@ -537,6 +537,13 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	gw, alice, _ := adminGateway(t)
 	n := 5 + sdkTraffic(t, gw, alice, 3) + sdkTraffic(t, gw, "sk-ant-api03-passthrough", 3)
+	// A model name a spreadsheet would take for a formula: the CSV
+	// download must neutralise it exactly as report --csv does.
+	if resp, body := post(t, gw.URL()+"/anthropic/v1/messages", map[string]string{"x-api-key": "sk-ant-api03-passthrough", "anthropic-version": "2023-06-01"},
+		`{"model":"=1+2","max_tokens":20,"messages":[{"role":"user","content":"[[fake output=3]] hi"}]}`); resp.StatusCode != 200 {
+		t.Fatalf("call with a formula for a model: %d %s", resp.StatusCode, body)
+	}
+	n++
 	waitCalls(t, gw, n)
 	if _, stderr, err := run(t, "limits", "set", "alice-day", "--data", gw.Config.Data, "--scope", "key:alice",
 		"--metric", "tokens", "--max", "9000", "--window", "day"); err != nil {
@@ -594,6 +601,42 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	must("limits on the overview", chromedp.WaitVisible(css(`tr[data-limit="alice-day"]`)))
 
+	// The trend: the last 24 hours by hour and the last 30 days by day,
+	// tokens and cost, stacked by model (issue 13 item 5).
+	type chartInfo struct {
+		ID      string   `json:"id"`
+		Labels  []string `json:"labels"`
+		Stacked bool     `json:"stacked"`
+		Bands   int      `json:"bands"`
+		Points  int      `json:"points"`
+		Last    float64  `json:"last"`
+	}
+	charts := func(prefix string) map[string]chartInfo {
+		t.Helper()
+		list, err := chromedp.Run(ctx, chromedp.Evaluate[[]chartInfo](`window.tokenmeter.charts()`))
+		if err != nil {
+			t.Fatalf("read the charts: %v", err)
+		}
+		out := map[string]chartInfo{}
+		for _, c := range list {
+			if strings.HasPrefix(c.ID, prefix) {
+				out[c.ID] = c
+			}
+		}
+		return out
+	}
+	must("trend charts", poll(`window.tokenmeter.charts().filter(c => c.id.startsWith('trend-')).length === 4`, 20*time.Second))
+	trend := charts("trend-")
+	for id, points := range map[string]int{"trend-hourly-tokens": 24, "trend-hourly-cost": 24, "trend-daily-tokens": 30, "trend-daily-cost": 30} {
+		c := trend[id]
+		if c.Points != points || !c.Stacked || len(c.Labels) < 3 || c.Bands != len(c.Labels)-1 {
+			t.Errorf("%s: %+v; want %d points, stacked, one band per model above the first (3 models or more)", id, c, points)
+		}
+	}
+	if c, want := trend["trend-daily-tokens"], cards()["period-today"]["totalTokens"]; strconv.FormatFloat(c.Last, 'f', -1, 64) != want {
+		t.Errorf("the daily trend's stack reaches %v tokens today; the today card says %s", c.Last, want)
+	}
+
 	// Live: new traffic shows without a reload.
 	n += sdkTraffic(t, gw, alice, 1)
 	waitCalls(t, gw, n)
@@ -607,6 +650,12 @@ func TestDashboardBrowser(t *testing.T) {
 	must("usage page", chromedp.Navigate(gw.URL()+"/#/usage"), chromedp.WaitVisible(css("#usage-table")))
 	must("group by model", setField("by", "model"), chromedp.WaitVisible(css(`#chart-tokens .uplot`)),
 		poll(`document.querySelectorAll('#usage-table thead th').length === 10`, 20*time.Second))
+	// The usage charts stack their series instead of overlaying them.
+	for id, c := range charts("chart-") {
+		if !c.Stacked || len(c.Labels) < 3 || c.Bands != len(c.Labels)-1 {
+			t.Errorf("usage chart %s by model: %+v; want stacked bands", id, c)
+		}
+	}
 	must("change range", setField("since", since),
 		poll(fmt.Sprintf(`document.getElementById('since').value === %q && document.getElementById('by').value === 'model' && window.tokenmeter.csv().includes(',claude-sonnet-5-5,')`, since), 20*time.Second))
 	must("download CSV", click("#csv"))
@@ -683,6 +732,10 @@ func TestDashboardBrowser(t *testing.T) {
 	must("alerts page", chromedp.Navigate(gw.URL()+"/#/alerts"), chromedp.WaitVisible(css(`#main[data-loaded^="alerts:"]`)))
 	must("reconciliation page", chromedp.Navigate(gw.URL()+"/#/reconcile"), chromedp.WaitVisible(css(`#main[data-loaded^="reconcile:"]`)))
 
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.tokenmeter.cspViolations`)); err != nil || len(v) != 0 {
+		t.Errorf("Content-Security-Policy violations in the admin's session: %v (%v)", v, err)
+	}
+
 	// A virtual key's session: its own usage, no admin pages.
 	must("log out", chromedp.Navigate(gw.URL()+"/#/overview"), chromedp.WaitVisible(css(`[data-testid="period-today"]`)),
 		chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#token")))
@@ -710,6 +763,9 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Errorf("the overview overflows a 390 px wide screen (%v)", err)
 	}
 
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.tokenmeter.cspViolations`)); err != nil || len(v) != 0 {
+		t.Errorf("Content-Security-Policy violations: %v (%v)", v, err)
+	}
 	br.checkConsole()
 }
 
@@ -741,7 +797,10 @@ func BenchmarkOverviewData(b *testing.B) {
 	today := now.In(localZone()).Format(time.DateOnly)
 	week := now.Add(-7 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	paths := []string{"/api/overview", "/api/status", "/api/limits", "/api/alerts?state=firing", "/api/anomalies?since=" + week,
-		"/api/requests?limit=100", "/api/usage?kind=monthly&since=" + today[:8] + "01&until=" + today}
+		"/api/requests?limit=100", "/api/usage?kind=monthly&since=" + today[:8] + "01&until=" + today,
+		// The overview's trend, read once a minute: 48 hours by hour and 30
+		// days by day, by model.
+		"/api/hourly?by=model", "/api/usage?kind=daily&by=model&since=" + now.In(localZone()).AddDate(0, 0, -29).Format(time.DateOnly) + "&until=" + today}
 	client := &http.Client{}
 	get := func(p string) {
 		req, _ := http.NewRequest("GET", s.URL()+p, nil)
@@ -1039,8 +1098,12 @@ func TestDashboardScreenshots(t *testing.T) {
 	}
 	must("log in", chromedp.Navigate(gw.URL()+"/"), chromedp.WaitVisible(css("#token")),
 		chromedp.SendKeys(css("#token"), testAdminToken), chromedp.Click(css("#login")),
-		chromedp.WaitVisible(css(`[data-testid="period-today"]`)), chromedp.WaitVisible(css(`tr[data-limit="alice-day"]`)))
+		chromedp.WaitVisible(css(`[data-testid="period-today"]`)), chromedp.WaitVisible(css(`tr[data-limit="alice-day"]`)),
+		chromedp.WaitVisible(css("#trend-daily-cost .uplot")))
+	// Tall enough for the cards, the block, the limits and the trend.
+	must("overview height", chromedp.EmulateViewport(1280, 1500))
 	shot("dashboard.png")
+	must("usual height", chromedp.EmulateViewport(1280, 1000))
 	must("usage by model", chromedp.Navigate(gw.URL()+"/#/usage"), chromedp.WaitVisible(css("#usage-table")),
 		set("since", today.AddDate(0, 0, -14).Format(time.DateOnly)), br.poll(`document.getElementById('since').value.length > 0 && document.querySelectorAll('#usage-table tbody tr').length > 10`, 20*time.Second),
 		set("by", "model"), br.poll(`document.querySelectorAll('#usage-table thead th').length === 10`, 20*time.Second),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -189,27 +188,6 @@ func post(t *testing.T, url string, hdr map[string]string, body string) (*http.R
 		t.Fatalf("read response of POST %s: %v", url, err)
 	}
 	return resp, b
-}
-
-// frames splits an SSE body into its frames.
-func frames(b []byte) []string {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	var cur strings.Builder
-	for sc.Scan() {
-		if sc.Text() == "" {
-			if cur.Len() > 0 {
-				out = append(out, cur.String())
-				cur.Reset()
-			}
-			continue
-		}
-		cur.WriteString(sc.Text() + "\n")
-	}
-	if cur.Len() > 0 {
-		out = append(out, cur.String())
-	}
-	return out
 }
 
 // openLedgerReadOnly opens the ledger in dir read-only, as report does.

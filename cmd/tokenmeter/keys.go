@@ -14,6 +14,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // runKeys manages virtual keys in the data directory's ledger.
@@ -208,7 +209,7 @@ func (k *keysCmd) list(ctx context.Context, args []string) error {
 		if proj == "" {
 			proj = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", v.Name, v.Prefix, proj, j.Created, exp, j.Status)
+		fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", v.Name, v.Prefix, textsafe.Terminal(proj), j.Created, exp, j.Status)
 	}
 	return tw.Flush()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenmeter/tokenmeter/internal/admin"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
 	"github.com/tokenmeter/tokenmeter/internal/pricing"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 	"github.com/tokenmeter/tokenmeter/internal/window"
 )
 
@@ -243,7 +244,7 @@ func (l *limitsCmd) list(ctx context.Context, args []string) error {
 			}
 			return strconv.FormatFloat(v, 'f', 0, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.Name, j.Scope, j.Metric, j.Mode, j.Window,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", textsafe.Terminal(j.Name), textsafe.Terminal(j.Scope), j.Metric, j.Mode, j.Window,
 			f(j.Used), f(j.Max), f(j.Remaining), j.WindowStart, j.Reset)
 	}
 	return tw.Flush()

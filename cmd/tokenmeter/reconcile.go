@@ -16,6 +16,7 @@ import (
 	"github.com/tokenmeter/tokenmeter"
 	"github.com/tokenmeter/tokenmeter/internal/reconcile"
 	"github.com/tokenmeter/tokenmeter/internal/sqlite"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // DefaultAdminKeyEnv names the environment variables holding the
@@ -340,7 +341,7 @@ func reconcileHistory(ctx context.Context, args []string, stdout, stderr io.Writ
 	for _, r := range runs {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s..%s/%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.ID, r.Ran.UTC().Format("2006-01-02 15:04"), r.Provider,
 			r.Since.UTC().Format("01-02 15:04"), r.Until.UTC().Format("01-02 15:04"), reconcile.Describe(r.Bucket), r.By, r.Status,
-			r.Summary.Rows, r.Summary.Beyond, r.Summary.NotFinal, r.Error)
+			r.Summary.Rows, r.Summary.Beyond, r.Summary.NotFinal, textsafe.Terminal(r.Error))
 	}
 	return tw.Flush()
 }

@@ -297,6 +297,91 @@ func TestReconcileEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("difference", func(t *testing.T) {
+		// Each discrepancy carries its signed difference, provider minus
+		// ledger, in JSON and CSV (issue 13 item 4).
+		w.fake.SetAdminFaults(fakeupstream.AdminFaults{InflateModel: "gpt-5.4-mini", InflateOutput: 37, DropBucket: hourOf(10)})
+		var out, errb bytes.Buffer
+		env := reconcileEnv{now: w.clk.Now, getenv: func(string) string { return recAdminKey }}
+		reconcileCmd(context.Background(), []string{"openai", "--since", "2026-11-25", "--until", "2026-11-26", "--upstream", "openai=" + w.up,
+			"--data", w.gw.Config.Data, "--no-cost", "--json"}, &out, &errb, env)
+		var raw struct {
+			Discrepancies []map[string]any `json:"discrepancies"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &raw); err != nil || len(raw.Discrepancies) == 0 {
+			t.Fatalf("reconcile --json: %v\n%s%s", err, out.String(), errb.String())
+		}
+		signs := map[bool]int{}
+		for _, d := range raw.Discrepancies {
+			p, l, diff := d["provider"].(float64), d["ledger"].(float64), d["difference"]
+			if diff != p-l {
+				t.Errorf("discrepancy %v: difference %v, want provider - ledger = %v", d, diff, p-l)
+			}
+			signs[p > l]++
+		}
+		if signs[true] == 0 || signs[false] == 0 {
+			t.Errorf("want differences of both signs (inflated output, dropped bucket): %v", signs)
+		}
+		_, code, csv := w.run(t, "openai", nil, "--no-cost", "--csv")
+		lines := strings.Split(strings.TrimSpace(csv), "\n")
+		head := strings.Split(lines[0], ",")
+		col := map[string]int{}
+		for i, h := range head {
+			col[h] = i
+		}
+		if code != 3 || !strings.Contains(lines[0], "provider_output_tokens,ledger_output_tokens,difference_output_tokens") ||
+			!strings.HasSuffix(lines[0], "provider_cost_usd,ledger_cost_usd,difference_cost_usd") {
+			t.Fatalf("--csv: exit %d, header %s", code, lines[0])
+		}
+		var mini int
+		for _, l := range lines[1:] {
+			f := strings.Split(l, ",")
+			if len(f) != len(head) {
+				t.Fatalf("CSV line of %d fields, header %d: %s", len(f), len(head), l)
+			}
+			for _, c := range reconcile.Categories("openai") {
+				var p, lg, d int64
+				fmt.Sscan(f[col["provider_"+c]], &p)
+				fmt.Sscan(f[col["ledger_"+c]], &lg)
+				fmt.Sscan(f[col["difference_"+c]], &d)
+				if d != p-lg {
+					t.Errorf("CSV %s: difference %d, want %d - %d: %s", c, d, p, lg, l)
+				}
+			}
+			if f[col["model"]] == "gpt-5.4-mini" && f[col["difference_output_tokens"]] == "37" {
+				mini++
+			}
+		}
+		if mini != 5 { // 6 hours, the one at 10:00 dropped
+			t.Errorf("%d CSV rows of gpt-5.4-mini with output difference 37, want 5:\n%s", mini, csv)
+		}
+	})
+
+	t.Run("cost report refused", func(t *testing.T) {
+		// An admin key without the cost scope (403), or an account without
+		// the report (404): tokens are compared, cost is reported as
+		// unavailable with the reason, and the exit status is the tokens'
+		// (issue 13 item 3).
+		for _, status := range []int{403, 404} {
+			w.fake.SetAdminFaults(fakeupstream.AdminFaults{CostReportStatus: status})
+			rep, code, stderr := w.run(t, "anthropic", nil)
+			if code != 0 || rep.Summary.Matched != 12 || rep.Summary.HasCost || !strings.Contains(rep.Summary.CostUnavailable, fmt.Sprintf("cost report page 1: HTTP %d", status)) {
+				t.Errorf("cost report %d: exit %d, summary %+v (%s); want 0, 12 matched, cost unavailable with the reason", status, code, rep.Summary, stderr)
+			}
+			var out bytes.Buffer
+			env := reconcileEnv{now: w.clk.Now, getenv: func(string) string { return recAdminKey }}
+			err := reconcileCmd(context.Background(), []string{"anthropic", "--since", "2026-11-25", "--until", "2026-11-26", "--upstream", "anthropic=" + w.up,
+				"--data", w.gw.Config.Data}, &out, io.Discard, env)
+			if err != nil || !strings.Contains(out.String(), fmt.Sprintf("cost not compared: the provider refused the cost report (anthropic cost report page 1: HTTP %d", status)) {
+				t.Errorf("cost report %d, table: %v\n%s", status, err, out.String())
+			}
+		}
+		w.fake.SetAdminFaults(fakeupstream.AdminFaults{CostReportStatus: 403, InflateModel: "claude-haiku-5-5", InflateOutput: 5})
+		if rep, code, _ := w.run(t, "anthropic", nil); code != 3 || rep.Summary.CostUnavailable == "" || rep.Summary.Mismatched != 6 {
+			t.Errorf("cost refused, tokens off: exit %d, summary %+v; want 3 from the tokens", code, rep.Summary)
+		}
+	})
+
 	t.Run("unknown key", func(t *testing.T) {
 		w.fake.SetAdminFaults(fakeupstream.AdminFaults{UnknownKeyAt: hourOf(12).Add(30 * time.Minute), UnknownKeyModel: "claude-opus-5-5",
 			UnknownKeyUsage: tokenmeter.Usage{InputTokens: 4000, OutputTokens: 321}})

@@ -98,13 +98,6 @@ func serverFor(cmd string, fs *flag.FlagSet) (*url.URL, error) {
 	return u, nil
 }
 
-// notOverAPI is the error of a command given --server whose operation the
-// admin API does not offer.
-func notOverAPI(cmd string) error {
-	return &exitError{code: 2, msg: cmd + ": not available with --server (the gateway's admin API has no such route); " +
-		"run it on the gateway's host, on its data directory (--data)"}
-}
-
 // call sends method path?query with in as its JSON body (when not nil) and
 // decodes a 2xx answer into out. Any other answer, and a failure to get
 // one, is a one-line error naming cmd, never the token.

@@ -61,14 +61,14 @@ func TestStatuslineFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "Sonnet 4.5 · block $3.41 1.2M tok, 2h20m left, $3.41/h · today $3.41 · cc $0.84"; line != want {
+	if want := "Sonnet 4.5 · block $3.41 1.2M tok, 2h20m left, $1.36/h · today $3.41 · cc $0.84"; line != want {
 		t.Errorf("statusline =\n %q\nwant\n %q", line, want)
 	}
 	// In Berlin (UTC+1) today began at 23:00 UTC: yesterday's call at
 	// 20:00 UTC is still not in it.
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	line, _ = statusline(context.Background(), dir, berlin, status.Hook{}, statusNow)
-	if want := "block $3.41 1.2M tok, 2h20m left, $3.41/h · today $3.41"; line != want {
+	if want := "block $3.41 1.2M tok, 2h20m left, $1.36/h · today $3.41"; line != want {
 		t.Errorf("statusline without a hook = %q, want %q", line, want)
 	}
 	// After the block and past midnight: no active block, nothing today.
@@ -180,10 +180,11 @@ func TestStatusJSON(t *testing.T) {
 		b.RemainingMinutes != 140 || b.TotalTokens != 1_200_000 || b.CostMicros != 3_410_000 || !b.StartExact {
 		t.Errorf("block = %+v", b)
 	}
-	if b.BurnRate == nil || b.BurnRate.TokensPerMinute != 20_000 || b.BurnRate.CostMicrosPerHour != 3_410_000 {
-		t.Errorf("burn rate = %+v; want 20000 tokens/min, $3.41/h", b.BurnRate)
+	// 1.2M tokens and $3.41 in the 150 minutes since the first call.
+	if b.BurnRate == nil || b.BurnRate.TokensPerMinute != 8_000 || b.BurnRate.CostMicrosPerHour != 1_364_000 {
+		t.Errorf("burn rate = %+v; want 8000 tokens/min, $1.364/h", b.BurnRate)
 	}
-	if p := b.Projection; p == nil || p.TotalTokens != 1_200_000+140*20_000 || p.CostMicros != 11_366_667 {
+	if p := b.Projection; p == nil || p.TotalTokens != 1_200_000+140*8_000 || p.CostMicros != 3_410_000+3_182_667 {
 		t.Errorf("projection = %+v", b.Projection)
 	}
 	if s.Today.CostMicros != 3_410_000 || s.Today.Period != "2026-03-02" || s.Week.Period != "2026-03-02" || s.Week.CostMicros != 3_410_000 {

@@ -20,10 +20,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/authlimit"
 	"github.com/tokenmeter/tokenmeter/internal/limits"
 )
 
@@ -57,6 +59,11 @@ type Handler struct {
 	// Sessions, when set, admits the dashboard's session cookie on
 	// requests without a credential header (see session.go).
 	Sessions Sessions
+	// Limiter, when set, counts requests whose admin token or virtual key
+	// is refused, per client address, and answers 429 with retry-after to
+	// an address that failed too often (serve shares it with the
+	// dashboard's log-in).
+	Limiter *authlimit.Limiter
 
 	log *slog.Logger
 	mux *http.ServeMux
@@ -162,8 +169,23 @@ type callerKey struct{}
 // every path) and then routes it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	client := authlimit.Client(r.RemoteAddr)
+	guess := h.Limiter != nil && (len(r.Header.Values("Authorization")) > 0 || len(r.Header.Values("X-Api-Key")) > 0)
+	if guess {
+		if ok, wait := h.Limiter.Allow(client); !ok {
+			secs := int(wait.Seconds())
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			h.writeError(w, r, &httpError{http.StatusTooManyRequests, "rate_limited",
+				fmt.Sprintf("too many requests with a wrong admin token or virtual key from this address; try again in %d s", secs)})
+			return
+		}
+	}
 	c, err := h.authenticate(r)
 	if err != nil {
+		var he *httpError
+		if guess && errors.As(err, &he) && he.status == http.StatusUnauthorized {
+			h.Limiter.Fail(client)
+		}
 		h.writeError(w, r, err)
 		return
 	}

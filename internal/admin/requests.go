@@ -31,11 +31,14 @@ type Call struct {
 	UsageKnown bool   `json:"usage_known"`
 	// UsageState is "known", "estimated" or "unknown"; Estimate is the
 	// basis of an estimate.
-	UsageState string  `json:"usage_state"`
-	Estimate   string  `json:"estimate,omitempty"`
-	CostKnown  bool    `json:"cost_known"`
-	LatencyMS  float64 `json:"latency_ms"`
-	TTFBMS     float64 `json:"ttfb_ms"`
+	UsageState string `json:"usage_state"`
+	Estimate   string `json:"estimate,omitempty"`
+	// ServiceTier is the provider's tier that served the call, which its
+	// cost was priced at (OpenAI's flex, priority, ...).
+	ServiceTier string  `json:"service_tier,omitempty"`
+	CostKnown   bool    `json:"cost_known"`
+	LatencyMS   float64 `json:"latency_ms"`
+	TTFBMS      float64 `json:"ttfb_ms"`
 	report.Figures
 }
 
@@ -44,7 +47,7 @@ func ToCall(ev tokenmeter.Event) Call {
 	c := Call{Seq: ev.Seq, Time: ev.Time.UTC().Format(time.RFC3339Nano), RequestKey: ev.RequestKey, Source: string(ev.Source),
 		Provider: ev.Provider, Endpoint: ev.Endpoint, Model: ev.Model, Stream: ev.Stream, Key: ev.Principal, Project: ev.Project,
 		Status: ev.Status, Outcome: string(ev.Outcome), Reason: ev.Reason, UsageKnown: ev.UsageKnown, CostKnown: ev.CostKnown,
-		UsageState: string(ev.UsageState()), Estimate: ev.Estimate,
+		UsageState: string(ev.UsageState()), Estimate: ev.Estimate, ServiceTier: ev.ServiceTier,
 		LatencyMS: float64(ev.Latency.Microseconds()) / 1000, TTFBMS: float64(ev.TTFB.Microseconds()) / 1000}
 	b := tokenmeter.UsageBucket{Outcome: ev.Outcome}
 	if contrib, ok := ev.Contribution(); ok {

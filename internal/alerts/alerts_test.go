@@ -540,6 +540,18 @@ func TestSinks(t *testing.T) {
 	if err := json.Unmarshal(got, &body); err != nil || len(body) != 1 || !strings.HasPrefix(body["text"].(string), "[info] test alert from tokenmeter") {
 		t.Errorf("slack body %s", got)
 	}
+	// Slack's control characters in text that clients chose (a model
+	// name) are escaped: no channel-wide mention, no link (issue 13
+	// item 13).
+	hostile := m
+	hostile.Text = "limit on model <!channel> & <https://evil.example|click>"
+	if err := (&alerts.Webhook{SinkName: "s", URL: slack.URL, Slack: true}).Send(ctx, hostile, payload); err != nil {
+		t.Fatal(err)
+	}
+	body = nil
+	if json.Unmarshal(got, &body); body["text"] != "limit on model &lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" {
+		t.Errorf("slack text %q; want &, < and > escaped", body["text"])
+	}
 
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	url := down.URL + "/hook/secret-token-123"
@@ -557,6 +569,30 @@ func TestSinks(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(out); !strings.HasPrefix(string(b), string(payload)) || !strings.HasSuffix(string(b), "firing\n") {
 		t.Errorf("command got %s", b)
+	}
+	// The command sees an allow-list of the environment and what its sink
+	// names, never the gateway's secrets (issue 13 item 7).
+	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-api03-must-not-leak")
+	t.Setenv("TOKENMETER_ADMIN_TOKEN", "admin-token-must-not-leak")
+	t.Setenv("PAGER_TOKEN", "pager-token-passed")
+	t.Setenv("LANG", "C.UTF-8")
+	envOut := filepath.Join(dir, "env.txt")
+	for _, c := range []*alerts.Command{
+		{SinkName: "c", Shell: "env > " + envOut},
+		{SinkName: "c", Shell: "env > " + envOut, Env: alerts.InheritEnv(os.LookupEnv, []string{"PAGER_TOKEN", "NOT_SET_ANYWHERE"})},
+	} {
+		if err := c.Send(ctx, m, payload); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(envOut)
+		env := string(b)
+		if strings.Contains(env, "must-not-leak") || !strings.Contains(env, "PATH=") || !strings.Contains(env, "LANG=C.UTF-8") ||
+			!strings.Contains(env, "TOKENMETER_IDEMPOTENCY_KEY="+m.IdempotencyKey) || strings.Contains(env, "NOT_SET_ANYWHERE") {
+			t.Errorf("command environment (sink env %q):\n%s", c.Env, env)
+		}
+		if named := c.Env != nil; strings.Contains(env, "PAGER_TOKEN=pager-token-passed") != named {
+			t.Errorf("PAGER_TOKEN passed %v, want %v:\n%s", !named, named, env)
+		}
 	}
 	if err := (&alerts.Command{SinkName: "c", Shell: "echo nope >&2; exit 3"}).Send(ctx, m, payload); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("failing command: %v", err)

@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -48,7 +50,10 @@ type Webhook struct {
 	// URL is where to post. It may hold a secret (Slack's do): it never
 	// appears in an error or a log line.
 	URL string
-	// Slack sends Slack's incoming-webhook body {"text": Message.Text}.
+	// Slack sends Slack's incoming-webhook body {"text": Message.Text},
+	// with &, < and > escaped as Slack's formatting reference asks (they
+	// are its control characters: "<!channel>" in a model name would
+	// otherwise notify the whole channel, "<url|text>" make a link).
 	Slack bool
 	// Secret, when set, signs the body (HeaderSignature).
 	Secret []byte
@@ -60,6 +65,14 @@ type Webhook struct {
 
 // Name implements Sink.
 func (w *Webhook) Name() string { return w.SinkName }
+
+// slackEscaper replaces Slack's three control characters by their HTML
+// entities (and nothing else: Slack decodes only these).
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// SlackEscape returns s safe as the text of a Slack message: names that
+// clients chose (models, projects) cannot mention, link or reformat.
+func SlackEscape(s string) string { return slackEscaper.Replace(s) }
 
 // Sign returns the value of HeaderSignature for body under secret.
 func Sign(secret, body []byte) string {
@@ -81,7 +94,7 @@ func (w *Webhook) Send(ctx context.Context, m Message, payload []byte) error {
 		var err error
 		if body, err = json.Marshal(struct {
 			Text string `json:"text"`
-		}{m.Text}); err != nil {
+		}{SlackEscape(m.Text)}); err != nil {
 			return err
 		}
 	}
@@ -130,14 +143,43 @@ func redact(err error) error {
 	return errors.New("webhook request failed")
 }
 
+// CommandEnv names the variables a command sink inherits from the
+// gateway's environment. Nothing else is passed: the gateway's
+// environment holds provider keys, admin keys and the admin token, which
+// a pager script has no business seeing. A sink names any more it needs
+// (Command.Env, the config's env: list).
+var CommandEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ"}
+
+// InheritEnv returns the NAME=value entries of CommandEnv and extra that
+// lookup finds (os.LookupEnv, or a test's), for Command.Env.
+func InheritEnv(lookup func(string) (string, bool), extra []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range append(append([]string{}, CommandEnv...), extra...) {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if v, ok := lookup(name); ok {
+			out = append(out, name+"="+v)
+		}
+	}
+	return out
+}
+
 // Command runs Shell (with sh -c) with the message's JSON on its stdin. A
 // zero exit status is a delivery. It is stopped (its whole process group)
-// after Timeout.
+// after Timeout. Its environment is Env and the message's
+// TOKENMETER_ALERT_ID, TOKENMETER_ALERT_EVENT and TOKENMETER_IDEMPOTENCY_KEY,
+// never the gateway's whole environment.
 type Command struct {
 	SinkName string
 	Shell    string
 	// Timeout bounds a run; zero means DefaultSinkTimeout.
 	Timeout time.Duration
+	// Env is the NAME=value entries the command inherits (see InheritEnv);
+	// nil means InheritEnv(os.LookupEnv, nil): CommandEnv only.
+	Env []string
 }
 
 // Name implements Sink.
@@ -153,7 +195,11 @@ func (c *Command) Send(ctx context.Context, m Message, payload []byte) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Shell)
 	cmd.Stdin = bytes.NewReader(payload)
-	cmd.Env = append(cmd.Environ(), "TOKENMETER_ALERT_ID="+fmt.Sprint(m.Alert.ID), "TOKENMETER_ALERT_EVENT="+string(m.Event),
+	env := c.Env
+	if env == nil {
+		env = InheritEnv(os.LookupEnv, nil)
+	}
+	cmd.Env = append(slices.Clip(env), "TOKENMETER_ALERT_ID="+fmt.Sprint(m.Alert.ID), "TOKENMETER_ALERT_EVENT="+string(m.Event),
 		"TOKENMETER_IDEMPOTENCY_KEY="+m.IdempotencyKey)
 	var stderr limitedBuffer
 	stderr.max = 512

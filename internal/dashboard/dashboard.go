@@ -27,16 +27,19 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/authlimit"
 )
 
 //go:embed assets
@@ -92,6 +95,9 @@ type Dashboard struct {
 	// KeyError maps an error of Auth.CheckKey to the log-in page's status
 	// and message (serve passes admin.ErrorStatus); nil answers 401.
 	KeyError func(error) (int, string)
+	// Limiter, when set, counts failed log-ins per client address and
+	// answers 429 (with retry-after) to an address that failed too often.
+	Limiter *authlimit.Limiter
 
 	log   *slog.Logger
 	mux   *http.ServeMux
@@ -211,6 +217,22 @@ func (d *Dashboard) loginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	cred := strings.TrimSpace(r.PostForm.Get("token"))
 	s := &session{created: d.now(), expires: d.now().Add(d.ttl())}
+	client := authlimit.Client(r.RemoteAddr)
+	if cred != "" && d.Limiter != nil {
+		// Checked before the credential, so a refused guess learns nothing.
+		if ok, wait := d.Limiter.Allow(client); !ok {
+			secs := int(wait.Seconds())
+			d.log.Warn("dashboard log-in refused", "reason", "too many failed log-ins from the client's address", "retry_after_s", secs)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			d.renderLogin(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed log-ins from your address: try again in %d seconds", secs))
+			return
+		}
+	}
+	failed := func() {
+		if d.Limiter != nil {
+			d.Limiter.Fail(client)
+		}
+	}
 	switch {
 	case cred == "":
 		d.renderLogin(w, http.StatusUnauthorized, "enter the admin token or a virtual key")
@@ -222,6 +244,7 @@ func (d *Dashboard) loginPost(w http.ResponseWriter, r *http.Request) {
 			if status >= 500 {
 				d.log.Error("dashboard log-in failed", "err", err)
 			} else {
+				failed()
 				d.log.Warn("dashboard log-in refused", "reason", msg)
 			}
 			d.renderLogin(w, status, msg)
@@ -231,6 +254,7 @@ func (d *Dashboard) loginPost(w http.ResponseWriter, r *http.Request) {
 	case d.Auth.CheckToken(cred):
 		s.admin = true
 	default:
+		failed()
 		d.log.Warn("dashboard log-in refused", "reason", "wrong admin token")
 		d.renderLogin(w, http.StatusUnauthorized, "that is not the admin token (nor a virtual key, which starts with tm-)")
 		return

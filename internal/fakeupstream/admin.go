@@ -66,6 +66,10 @@ type AdminFaults struct {
 	FailPage       int
 	FailStatus     int
 	FailRetryAfter int64
+	// CostReportStatus, if set (403 or 404), is what every cost report
+	// request is answered with: an admin key without the cost scope, or an
+	// account where the report is not offered.
+	CostReportStatus int
 	// AdminKey, if set, is the only admin key accepted.
 	AdminKey string
 }
@@ -174,7 +178,7 @@ func (s *Server) record(c *call) {
 	}
 	c.recorded = true
 	keyID, hint := requestKey(c.provider.String(), r)
-	s.recordUsage(c.provider.String(), c.model, keyID, hint, c.start, c.usage, costOf(c.model, c.start, c.usage), 1)
+	s.recordUsage(c.provider.String(), c.model, keyID, hint, c.start, c.usage, costOf(c.model, c.start, c.usage, c.tierOf()), 1)
 }
 
 // requestKey returns the api key id and hint the admin reports show for
@@ -191,7 +195,7 @@ func requestKey(p string, r *http.Request) (keyID, hint string) {
 // what it billed: the provider reports what it billed.
 func (s *Server) correct(c *call, billed tokenmeter.Usage) {
 	keyID, hint := requestKey(c.provider.String(), c.req)
-	cost := costOf(c.model, c.start, billed) - costOf(c.model, c.start, c.usage)
+	cost := costOf(c.model, c.start, billed, c.tierOf()) - costOf(c.model, c.start, c.usage, c.tierOf())
 	s.recordUsage(c.provider.String(), c.model, keyID, hint, c.start, billed.Sub(c.usage), cost, 0)
 }
 
@@ -222,11 +226,20 @@ func (s *Server) recordUsage(p, model, keyID, hint string, t time.Time, u tokenm
 	sum.cost += cost
 }
 
-// costOf prices u with the embedded price table; 0 if the model has no
-// price.
-func costOf(model string, t time.Time, u tokenmeter.Usage) tokenmeter.Micros {
-	cost, _ := prices.Cost(model, t, u, false)
+// costOf prices u on service tier tier with the embedded price table; 0
+// if the model has no price.
+func costOf(model string, t time.Time, u tokenmeter.Usage, tier string) tokenmeter.Micros {
+	cost, _ := prices.CostIn(model, t, u, false, tier)
 	return cost
+}
+
+// tierOf is the service tier c is billed at: its reply's for OpenAI,
+// the standard one for Anthropic.
+func (c *call) tierOf() string {
+	if c.provider != providerOpenAI {
+		return ""
+	}
+	return c.serviceTier()
 }
 
 // adminRoutes registers the admin endpoints.
@@ -376,6 +389,14 @@ func (s *Server) adminReport(kind reportKind) handlerFunc {
 		}
 		s.admin.mu.Lock()
 		f := s.admin.faults
+		if kind == reportCost && f.CostReportStatus != 0 {
+			s.admin.mu.Unlock()
+			msg := "The cost report is not available for this organization."
+			if f.CostReportStatus == http.StatusForbidden {
+				msg = "This admin key does not have permission to read the cost report."
+			}
+			return &apiError{status: f.CostReportStatus, message: msg}
+		}
 		s.admin.pages++
 		if f.FailPage > 0 && s.admin.pages == f.FailPage && !s.admin.failed {
 			s.admin.failed = true

@@ -20,6 +20,7 @@ import (
 //	fail_page=N                the N-th report page request fails once
 //	fail_status=S              with status S (500, 502, 503, 529 or 429; default 500)
 //	fail_retry_after=SECONDS   the retry-after of a 429 (default 1)
+//	cost_report=S              every cost report request answers S (403 or 404)
 //
 // The admin key is never a flag value; AdminFaults.AdminKey is for tests.
 func ParseAdminFaults(s string) (AdminFaults, error) {
@@ -83,6 +84,12 @@ func ParseAdminFaults(s string) (AdminFaults, error) {
 				return f, bad("429, 500, 502, 503 or 529")
 			}
 			f.FailStatus = n
+		case "cost_report":
+			n, err := strconv.Atoi(value)
+			if err != nil || (n != 403 && n != 404) {
+				return f, bad("403 or 404")
+			}
+			f.CostReportStatus = n
 		case "fail_retry_after":
 			if f.FailRetryAfter, err = count(); err != nil {
 				return f, err

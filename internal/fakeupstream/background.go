@@ -60,7 +60,7 @@ type backgroundJobs struct {
 // bgJob is one background response. Its mutable fields are guarded by
 // backgroundJobs.mu.
 type bgJob struct {
-	ref      *call // the create call's id and start only
+	ref      *call // the create call's id, start, provider and service tier only
 	rp       reply
 	created  time.Time // real time of the create
 	provider string
@@ -194,7 +194,7 @@ func (s *Server) createBackground(w http.ResponseWriter, r *http.Request, c *cal
 	}
 	keyID, hint := requestKey(c.provider.String(), r)
 	j := &bgJob{
-		ref: &call{id: c.id, start: c.start}, rp: rp, created: time.Now(),
+		ref: &call{id: c.id, start: c.start, provider: c.provider, tier: c.tierPtr()}, rp: rp, created: time.Now(),
 		provider: c.provider.String(), method: r.Method, path: r.URL.Path, stream: rp.stream,
 		keyID: keyID, hint: hint, size: len(rp.instructions) + 512,
 	}
@@ -277,11 +277,11 @@ func (s *Server) billJob(j *bgJob, t time.Time) {
 		Kind: BillBackground, CallID: j.ref.requestID(), Time: at,
 		Method: j.method, Path: j.path, Provider: j.provider, Model: j.rp.model,
 		Status: http.StatusOK, Stream: j.stream, Background: true, ResponseID: "resp_" + j.ref.id,
-		State: state, Planned: j.rp.usage(), Billed: billed,
+		State: state, Planned: j.rp.usage(), Billed: billed, ServiceTier: j.ref.tierOf(),
 		Stopped: billed.OutputTokens < j.rp.output(),
 	})
 	if billed != (tokenmeter.Usage{}) {
-		s.recordUsage(j.provider, j.rp.model, j.keyID, j.hint, at, billed, costOf(j.rp.model, at, billed), 1)
+		s.recordUsage(j.provider, j.rp.model, j.keyID, j.hint, at, billed, costOf(j.rp.model, at, billed, j.ref.tierOf()), 1)
 	}
 }
 

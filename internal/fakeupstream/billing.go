@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/pricing"
 )
 
 // The billing account: what the fake billed, the way a provider bills,
@@ -104,6 +105,9 @@ type Bill struct {
 	Planned tokenmeter.Usage `json:"planned"`
 	Billed  tokenmeter.Usage `json:"billed"`
 	Stopped bool             `json:"stopped"`
+	// ServiceTier is the OpenAI service tier the call was served on
+	// (omitted for the standard one); the cost is priced at it.
+	ServiceTier string `json:"service_tier,omitempty"`
 	// CostMicros is Billed priced with the embedded price table at Time;
 	// CostKnown is false when the model has no price (then CostMicros is
 	// 0).
@@ -158,8 +162,11 @@ func newBilling(window int) *billing {
 
 // add numbers b, prices it and appends it, and returns its Seq.
 func (bl *billing) add(b Bill) int64 {
+	if pricing.StandardTier(b.ServiceTier) {
+		b.ServiceTier = ""
+	}
 	if b.Billed != (tokenmeter.Usage{}) && b.Model != "" {
-		b.CostMicros, b.CostKnown = prices.Cost(b.Model, b.Time, b.Billed, false)
+		b.CostMicros, b.CostKnown = prices.CostIn(b.Model, b.Time, b.Billed, false, b.ServiceTier)
 		if !b.CostKnown {
 			b.CostMicros = 0
 		}

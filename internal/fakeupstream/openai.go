@@ -128,7 +128,7 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request, c
 			Model:       rp.model,
 			Choices:     choices,
 			Usage:       chatUsageOf(rp),
-			ServiceTier: "default",
+			ServiceTier: c.serviceTier(),
 		})
 	}
 	return s.writeStream(w, r, c, chatStream(c, rp), 0)
@@ -145,7 +145,7 @@ func chatStream(c *call, rp reply) stream {
 			Object:      "chat.completion.chunk",
 			Created:     c.start.Unix(),
 			Model:       rp.model,
-			ServiceTier: "default",
+			ServiceTier: c.serviceTier(),
 			Choices:     []chatChunkChoice{{Index: k, Delta: delta, Logprobs: jsonNull, FinishReason: finish}},
 		}
 		if rp.includeUsage {
@@ -178,7 +178,7 @@ func chatStream(c *call, rp reply) stream {
 				Object:      "chat.completion.chunk",
 				Created:     c.start.Unix(),
 				Model:       rp.model,
-				ServiceTier: "default",
+				ServiceTier: c.serviceTier(),
 				Choices:     []chatChunkChoice{},
 				Usage:       u,
 			}).withOutput(total)
@@ -303,7 +303,7 @@ func newResponse(c *call, rp reply, status string, output []responseItem) respon
 		Model:             rp.model,
 		Output:            output,
 		ParallelToolCalls: true,
-		ServiceTier:       "default",
+		ServiceTier:       c.serviceTier(),
 		Store:             true,
 		Temperature:       1,
 		ToolChoice:        "auto",

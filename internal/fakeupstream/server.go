@@ -280,6 +280,36 @@ type call struct {
 	responseID string
 	// recorded is set when the admin reports counted c (admin.go).
 	recorded bool
+	// tier caches serviceTier.
+	tier *string
+}
+
+// serviceTier is the service tier an OpenAI reply names (service_tier):
+// the one the request asks for (flex, priority, fast, ultrafast, scale,
+// as written), "default" for auto, default or none. Costs in the admin
+// reports and the billing account are priced at it, as the provider does.
+func (c *call) serviceTier() string {
+	if c.tier != nil {
+		return *c.tier
+	}
+	tier := "default"
+	var v struct {
+		ServiceTier string `json:"service_tier"`
+	}
+	if json.Unmarshal(c.body, &v) == nil {
+		switch t := strings.ToLower(v.ServiceTier); t {
+		case "flex", "priority", "fast", "ultrafast", "scale":
+			tier = t
+		}
+	}
+	c.tier = &tier
+	return tier
+}
+
+// tierPtr returns c's service tier, read, for a copy of c.
+func (c *call) tierPtr() *string {
+	t := c.serviceTier()
+	return &t
 }
 
 // plan records rp as the reply c answers with, what it bills, and the
@@ -370,7 +400,7 @@ func (s *Server) finish(r *http.Request, c *call) {
 			Kind: BillCall, CallID: c.requestID(), Time: c.start,
 			Method: r.Method, Path: r.URL.Path, Provider: c.provider.String(), Model: c.model,
 			Status: c.status, Stream: c.stream, Background: c.background, ResponseID: c.responseID,
-			Planned: c.billPlan, Billed: billed, Stopped: c.stopped(billed),
+			Planned: c.billPlan, Billed: billed, Stopped: c.stopped(billed), ServiceTier: c.tierOf(),
 		})
 	}
 	if c.recorded && billed != c.usage {

@@ -122,6 +122,9 @@ type run struct {
 	missing map[string]bool // directories already reported missing
 	warnMu  sync.Mutex
 	warns   int
+	// outside holds the symbolic links already reported as pointing out
+	// of their directory (guarded by warnMu), so a watch says it once.
+	outside map[string]bool
 }
 
 func newRun(f Format, o Options) *run {
@@ -171,7 +174,7 @@ func (im *run) discover(ctx context.Context) []string {
 			continue
 		}
 		delete(im.missing, dir)
-		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		filepath.WalkDir(walkRoot(dir), func(path string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -204,6 +207,17 @@ func (im *run) discover(ctx context.Context) []string {
 	}
 	sort.Strings(paths)
 	return paths
+}
+
+// walkRoot returns dir as filepath.WalkDir should be given it: a
+// directory that is itself a symbolic link (a ~/.claude kept elsewhere)
+// with a trailing separator, so that WalkDir walks its target instead of
+// reporting the link; the paths below it still start with dir.
+func walkRoot(dir string) string {
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return strings.TrimSuffix(dir, string(filepath.Separator)) + string(filepath.Separator)
+	}
+	return dir
 }
 
 // pathError describes a file system error without repeating the path.
@@ -369,9 +383,55 @@ func (im *run) importFiles(ctx context.Context, paths []string) (Stats, error) {
 	return total, err
 }
 
+// linkInside reports whether path, if it is a symbolic link, resolves to
+// a file inside the directory of Options.Dirs it was found under (that
+// directory's own links resolved too, so a ~/.claude that is itself a
+// link works). An import reads what it was pointed at: a link in a
+// transcript directory to a file elsewhere (another user's logs, a file
+// that is no transcript) is skipped and said so once, not followed.
+// Paths that are not links are inside by construction.
+func (im *run) linkInside(path string) (inside bool, why string) {
+	li, err := os.Lstat(path)
+	if err != nil || li.Mode()&fs.ModeSymlink == 0 {
+		return true, "" // not a link (or gone: the open says so)
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false, "broken symbolic link: " + pathError(err)
+	}
+	clean := filepath.Clean(path)
+	for _, dir := range im.o.Dirs {
+		dir = filepath.Clean(dir)
+		if clean != dir && !strings.HasPrefix(clean, dir+string(filepath.Separator)) {
+			continue
+		}
+		root, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			continue
+		}
+		if target == root || strings.HasPrefix(target, root+string(filepath.Separator)) {
+			return true, ""
+		}
+	}
+	return false, "symbolic link to a file outside the directory being imported: skipped (import that file's directory with --dir to include it)"
+}
+
 // readFile reads one file's new lines. ok is false when there is nothing
 // to write (the file is unchanged or could not be read).
 func (im *run) readFile(path string) (r fileResult, ok bool) {
+	if inside, why := im.linkInside(path); !inside {
+		im.warnMu.Lock()
+		said := im.outside[path]
+		if im.outside == nil {
+			im.outside = make(map[string]bool)
+		}
+		im.outside[path] = true
+		im.warnMu.Unlock()
+		if !said {
+			im.warn(Warning{Path: path, Msg: why})
+		}
+		return r, false
+	}
 	// Most files are unchanged since the last run: a stat tells, without
 	// opening them.
 	st, err := os.Stat(path)

@@ -362,3 +362,48 @@ func TestMissingDirs(t *testing.T) {
 		}
 	}
 }
+
+// TestSymlinks: an import stays inside the directory it was given: a link
+// to a transcript elsewhere is skipped with a warning (once, also while
+// watching), a link to a file inside the directory is read, and a
+// directory that is itself a link works. A line that is not JSON is
+// reported by its position and size, never its bytes (issue 13 item 12).
+func TestSymlinks(t *testing.T) {
+	f := newFixture(t)
+	outside := filepath.Join(t.TempDir(), "elsewhere")
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "other-user.jsonl"), []byte(line("x", 1000)), 0o644)
+	os.Symlink(filepath.Join(outside, "other-user.jsonl"), f.path("linked-out.jsonl"))
+	os.MkdirAll(filepath.Join(f.dir, "-home-u-lib"), 0o755)
+	os.WriteFile(filepath.Join(f.dir, "-home-u-lib", "real.jsonl"), []byte(line("a", 1)), 0o644)
+	os.Symlink(filepath.Join(f.dir, "-home-u-lib", "real.jsonl"), f.path("linked-in.jsonl"))
+	f.write("secret.jsonl", "password=hunter2 not json\n"+line("b", 2))
+	st := f.run()
+	f.want(2, 3) // a and b; x stays out
+	var got []string
+	for _, w := range f.warns {
+		got = append(got, w.String())
+	}
+	joined := strings.Join(got, "\n")
+	if !strings.Contains(joined, "linked-out.jsonl: symbolic link to a file outside the directory being imported: skipped") || st.Warnings != 2 {
+		t.Errorf("warnings %q (stats %+v); want the outside link named", got, st)
+	}
+	if !strings.Contains(joined, "secret.jsonl:1: not a JSON object (skipped; 25 bytes)") || strings.Contains(joined, "hunter2") || strings.Contains(joined, "password") {
+		t.Errorf("warnings %q; want the bad line's position and size, not its content", got)
+	}
+
+	// The whole tree reached through a link (a ~/.claude that is a link).
+	linked := filepath.Join(t.TempDir(), "projects-link")
+	os.Symlink(f.dir, linked)
+	db2 := sqlite.NewDB(filepath.Join(t.TempDir(), "ledger.db"))
+	if err := db2.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	var warns []string
+	st, err := importer.Run(ctx, claudecode.Format{}, importer.Options{Store: db2, Dirs: []string{linked}, Workers: 1,
+		Now: func() time.Time { return f.now }, Warn: func(w importer.Warning) { warns = append(warns, w.String()) }})
+	if err != nil || st.Added != 2 || len(warns) != 2 {
+		t.Errorf("import through a linked directory: %+v, %v, warnings %q; want a and b, and the same two warnings", st, err, warns)
+	}
+}

@@ -37,9 +37,9 @@ func Watch(ctx context.Context, f Format, opts Options, report func(Stats)) erro
 	defer w.Close()
 	watchTree := func() {
 		for _, dir := range im.o.Dirs {
-			filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			filepath.WalkDir(walkRoot(dir), func(path string, d fs.DirEntry, err error) error {
 				if err == nil && d.IsDir() {
-					w.Add(path) // a failure (limit reached) is covered by the rescan
+					w.Add(filepath.Clean(path)) // a failure (limit reached) is covered by the rescan
 				}
 				return nil
 			})

@@ -273,26 +273,6 @@ func syntaxProblem(msg string) string {
 	return msg
 }
 
-// Excerpt returns a short quoted piece of b around offset off (at most 32
-// bytes), marking with "…" where it was cut.
-func Excerpt(b []byte, off int) string {
-	const n = 16
-	off = max(0, min(off, len(b)))
-	start, end := max(0, off-n), min(len(b), off+n)
-	s := b[start:end]
-	for len(s) > 0 && !utf8.RuneStart(s[0]) { // drop a rune cut at the start
-		s = s[1:]
-	}
-	q := string(s)
-	if start > 0 {
-		q = "…" + q
-	}
-	if end < len(b) {
-		q += "…"
-	}
-	return fmt.Sprintf("%q", q)
-}
-
 // Clip shortens s to at most n bytes without splitting a UTF-8 sequence.
 func Clip(s string, n int) string {
 	if len(s) <= n {

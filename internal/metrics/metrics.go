@@ -114,11 +114,11 @@ type Metrics struct {
 	// tokens of calls whose usage is estimated.
 	states    *prometheus.CounterVec
 	estimated *prometheus.CounterVec
-	cost     *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	ttfb     *prometheus.HistogramVec
-	commit   prometheus.Histogram
-	commits  *prometheus.CounterVec
+	cost      *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	ttfb      *prometheus.HistogramVec
+	commit    prometheus.Histogram
+	commits   *prometheus.CounterVec
 
 	mu        sync.Mutex
 	models    map[string]bool

@@ -44,6 +44,7 @@ type Meter struct {
 
 	model     string
 	id        string // the response's id (resp_..., chatcmpl-...)
+	tier      string
 	complete  bool
 	errReason string
 	malformed string
@@ -114,9 +115,10 @@ func mayHaveUsage(data []byte) bool {
 
 // chatChunk is the part of a chat.completion.chunk the meter reads.
 type chatChunk struct {
-	Choices nonEmptyArray `json:"choices"`
-	Usage   rawValue      `json:"usage"`
-	Error   rawValue      `json:"error"`
+	Choices     nonEmptyArray `json:"choices"`
+	Usage       rawValue      `json:"usage"`
+	Error       rawValue      `json:"error"`
+	ServiceTier rawValue      `json:"service_tier"`
 }
 
 type chatChunkModel struct {
@@ -167,6 +169,7 @@ func (m *Meter) chatFrame(ev sse.Event) (terminal, drop bool) {
 	if c.Error != nil {
 		m.setError("error event: " + errorObjectText(c.Error))
 	}
+	m.setTier(c.ServiceTier)
 	if c.Usage != nil {
 		m.setUsage("chunk", c.Usage)
 		drop = m.strip && !bool(c.Choices)
@@ -303,10 +306,11 @@ func (m *Meter) RelayedOutput(model string) (tokens int64, basis string) {
 // responsesEvent is the part of a Responses stream event the meter reads.
 type responsesEvent struct {
 	Response struct {
-		ID    rawValue `json:"id"`
-		Model rawValue `json:"model"`
-		Usage rawValue `json:"usage"`
-		Error rawValue `json:"error"`
+		ID          rawValue `json:"id"`
+		Model       rawValue `json:"model"`
+		Usage       rawValue `json:"usage"`
+		Error       rawValue `json:"error"`
+		ServiceTier rawValue `json:"service_tier"`
 	} `json:"response"`
 }
 
@@ -338,6 +342,7 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 		if s := str(v.Response.ID); s != "" {
 			m.id = jsonscan.Clip(s, maxName)
 		}
+		m.setTier(v.Response.ServiceTier)
 		if name == "response.failed" {
 			m.setError("response failed: " + errorObjectText(v.Response.Error))
 		}
@@ -366,10 +371,11 @@ func (m *Meter) responsesFrame(ev sse.Event) (terminal bool) {
 // sets Malformed. Body keeps no reference to b.
 func (m *Meter) Body(b []byte) {
 	var v struct {
-		ID    rawValue `json:"id"`
-		Model rawValue `json:"model"`
-		Usage rawValue `json:"usage"`
-		Error rawValue `json:"error"`
+		ID          rawValue `json:"id"`
+		Model       rawValue `json:"model"`
+		Usage       rawValue `json:"usage"`
+		Error       rawValue `json:"error"`
+		ServiceTier rawValue `json:"service_tier"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		m.setMalformed("response body " + describeData(b, err))
@@ -377,6 +383,7 @@ func (m *Meter) Body(b []byte) {
 	}
 	m.model = jsonscan.Clip(str(v.Model), maxName)
 	m.id = jsonscan.Clip(str(v.ID), maxName)
+	m.setTier(v.ServiceTier)
 	if v.Error != nil {
 		m.setError(errorObjectText(v.Error))
 	}
@@ -514,6 +521,32 @@ func (m *Meter) Model() string { return m.model }
 // ResponseID returns the id the response gave itself (Responses resp_...,
 // Chat Completions chatcmpl-...), "" if none was seen.
 func (m *Meter) ResponseID() string { return m.id }
+
+// ServiceTier returns the service tier the response says served it
+// (service_tier of a chat body or chunk, response.service_tier of the
+// Responses API: "default", "flex", "priority", "fast", "scale", ...), ""
+// when it names none. The last one named wins. A value that is not a short
+// plain name is returned as "unrecognized", so that the call is not priced
+// at the standard rate by mistake.
+func (m *Meter) ServiceTier() string { return m.tier }
+
+// MaxTierBytes bounds a service tier name taken from a response.
+const MaxTierBytes = 32
+
+func (m *Meter) setTier(raw rawValue) {
+	if raw == nil || string(raw) == "null" {
+		return
+	}
+	s := str(raw)
+	ok := s != "" && len(s) <= MaxTierBytes
+	for _, r := range s {
+		ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+	}
+	if !ok {
+		s = "unrecognized"
+	}
+	m.tier = s
+}
 
 // Complete reports whether the response ended: [DONE] for a chat stream, a
 // terminal event (completed, incomplete or failed) for a Responses stream,

@@ -30,6 +30,7 @@ type result struct {
 	RawUsage       json.RawMessage  `json:"raw_usage"`
 	Known          bool             `json:"known"`
 	Model          string           `json:"model"`
+	ServiceTier    string           `json:"service_tier,omitempty"`
 	Complete       bool             `json:"complete"`
 	ErrorReason    string           `json:"error_reason"`
 	Malformed      string           `json:"malformed"`
@@ -42,7 +43,7 @@ type result struct {
 func report(api openai.API, m *openai.Meter) result {
 	u, raw, known := m.Usage()
 	return result{
-		API: api, Usage: u, RawUsage: raw, Known: known, Model: m.Model(), Complete: m.Complete(),
+		API: api, Usage: u, RawUsage: raw, Known: known, Model: m.Model(), ServiceTier: m.ServiceTier(), Complete: m.Complete(),
 		ErrorReason: m.ErrorReason(), Malformed: m.Malformed(),
 		RelayedChars: m.Relayed().Chars(), RelayedEstimate: m.Relayed().Estimate(m.Model()),
 	}
@@ -812,5 +813,40 @@ func TestRelayedOutput(t *testing.T) {
 	m.Frame(chunk(`[{"index":0,"delta":{"content":"Hello, world!"}}]`, `null`))
 	if n, basis := m.RelayedOutput("gpt-4o"); n != 4 || basis != "output: 13 relayed characters, o200k_base tokenizer" {
 		t.Errorf("RelayedOutput = %d, %q; want 4 tokens by o200k_base", n, basis)
+	}
+}
+
+// TestMeterServiceTier: the tier that served the response is read from a
+// chat body, a chat stream and a Responses stream; a value that is not a
+// plain name is "unrecognized", never dropped (issue 13 item 13).
+func TestMeterServiceTier(t *testing.T) {
+	body := func(tier string) string {
+		return `{"id":"chatcmpl-1","model":"gpt-5","service_tier":` + tier + `,"usage":{"prompt_tokens":10,"completion_tokens":2}}`
+	}
+	for tier, want := range map[string]string{`"priority"`: "priority", `"flex"`: "flex", `null`: "", `{"x":1}`: "unrecognized",
+		`"` + strings.Repeat("a", 40) + `"`: "unrecognized", `"fa st"`: "unrecognized"} {
+		m := openai.NewMeter(openai.Chat, false)
+		m.Body([]byte(body(tier)))
+		if got := m.ServiceTier(); got != want {
+			t.Errorf("body with service_tier %s: %q, want %q", tier, got, want)
+		}
+	}
+	m := openai.NewMeter(openai.Chat, true)
+	for _, data := range []string{
+		`{"id":"c","model":"gpt-5","service_tier":"flex","choices":[{"delta":{"content":"hi"}}],"usage":null}`,
+		`{"id":"c","model":"gpt-5","service_tier":"flex","choices":[{"delta":{"content":" there"}}],"usage":null}`,
+		`{"id":"c","model":"gpt-5","service_tier":"flex","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}`,
+		`[DONE]`,
+	} {
+		m.Frame(sse.Event{Data: []byte(data)})
+	}
+	if got := m.ServiceTier(); got != "flex" {
+		t.Errorf("chat stream: %q, want flex", got)
+	}
+	m = openai.NewMeter(openai.Responses, false)
+	m.Frame(sse.Event{Name: "response.created", Data: []byte(`{"type":"response.created","response":{"model":"gpt-5","service_tier":"auto"}}`)})
+	m.Frame(sse.Event{Name: "response.completed", Data: []byte(`{"type":"response.completed","response":{"model":"gpt-5","service_tier":"priority","usage":{"input_tokens":5,"output_tokens":2}}}`)})
+	if got := m.ServiceTier(); got != "priority" {
+		t.Errorf("responses stream: %q, want the completed event's priority", got)
 	}
 }

@@ -91,6 +91,10 @@ type Request struct {
 	// (Responses previous_response_id, conversation or a stored prompt),
 	// so the body's size does not bound the input tokens.
 	StoredInput bool
+	// ServiceTier is the service_tier the request asks for ("auto",
+	// "default", "flex", "priority", "fast", ...), "" when it sets none or
+	// not as a string. Hard limits reserve a call's cost at this tier.
+	ServiceTier string
 }
 
 // OutputBound is the worst-case output of r: the per-choice bound
@@ -184,6 +188,10 @@ func ParseRequest(api API, body []byte) (Request, error) {
 			}
 		case jsonscan.KeyIs(key, "background"):
 			r.Background, err = parseBool("background", v)
+		case jsonscan.KeyIs(key, "service_tier"):
+			if s := str(v); len(s) <= MaxTierBytes {
+				r.ServiceTier = s
+			}
 		case jsonscan.KeyIs(key, "max_tool_calls"):
 			r.MaxToolCalls, err = jsonscan.ParseCount("max_tool_calls", v)
 		case jsonscan.KeyIs(key, "modalities"):

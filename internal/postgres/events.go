@@ -18,14 +18,14 @@ const columns = `seq, key, request_key, kind, time_us, source, instance, provide
 	principal, project, tags, upstream_request_id, status, outcome, reason,
 	input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch,
 	usage_known, raw_usage, latency_us, ttfb_us, cost_micros, cost_known, prev_hash, hash, session,
-	response_id, estimate, hold_tokens, hold_input, hold_output, hold_cost`
+	response_id, estimate, hold_tokens, hold_input, hold_output, hold_cost, service_tier`
 
 // columnTypes are the columns' PostgreSQL types, for unnest.
 var columnTypes = []string{"bigint", "text", "text", "text", "bigint", "text", "text", "text", "text", "text", "boolean",
 	"text", "text", "text", "text", "integer", "text", "text",
 	"bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint",
 	"boolean", "text", "bigint", "bigint", "bigint", "boolean", "text", "text", "text",
-	"text", "text", "bigint", "bigint", "bigint", "bigint"}
+	"text", "text", "bigint", "bigint", "bigint", "bigint", "text"}
 
 // unnest returns "SELECT * FROM unnest($first::t1[], ...)" for types.
 func unnest(first int, types []string) string {
@@ -55,7 +55,7 @@ type eventRows struct {
 	principal, project, tags, upstream, outcome, reason []string
 	status                                              []int32
 	in, out, cw5, cw1, cr, reas, ws, wf                 []int64
-	raw, prev, hash, session, resp, estimate            []string
+	raw, prev, hash, session, resp, estimate, tier      []string
 	lat, ttfb, cost, ht, hi, ho, hc                     []int64
 }
 
@@ -89,7 +89,7 @@ func (r *eventRows) add(ev *tokenmeter.Event) {
 	r.cost = append(r.cost, int64(ev.Cost))
 	r.costKnown = append(r.costKnown, ev.CostKnown)
 	r.prev, r.hash, r.session = append(r.prev, ev.PrevHash), append(r.hash, ev.Hash), append(r.session, ev.Session)
-	r.resp, r.estimate = append(r.resp, ev.ResponseID), append(r.estimate, ev.Estimate)
+	r.resp, r.estimate, r.tier = append(r.resp, ev.ResponseID), append(r.estimate, ev.Estimate), append(r.tier, ev.ServiceTier)
 	h := ev.Hold
 	r.ht, r.hi, r.ho, r.hc = append(r.ht, h.Tokens), append(r.hi, h.InputTokens), append(r.ho, h.OutputTokens), append(r.hc, int64(h.Cost))
 }
@@ -100,7 +100,7 @@ func (r *eventRows) args() []any {
 		r.principal, r.project, r.tags, r.upstream, r.status, r.outcome, r.reason,
 		r.in, r.out, r.cw5, r.cw1, r.cr, r.reas, r.ws, r.wf,
 		r.usageKnown, r.raw, r.lat, r.ttfb, r.cost, r.costKnown, r.prev, r.hash, r.session,
-		r.resp, r.estimate, r.ht, r.hi, r.ho, r.hc}
+		r.resp, r.estimate, r.ht, r.hi, r.ho, r.hc, r.tier}
 }
 
 // scanEvent reads the columns (in order), and then extra, into ev.
@@ -117,7 +117,7 @@ func scanEvent(row pgx.Row, ev *tokenmeter.Event, extra ...any) error {
 		&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
 		&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests,
 		&ev.UsageKnown, &raw, &latUS, &ttfbUS, &cost, &ev.CostKnown, &ev.PrevHash, &ev.Hash, &ev.Session,
-		&ev.ResponseID, &ev.Estimate, &ev.Hold.Tokens, &ev.Hold.InputTokens, &ev.Hold.OutputTokens, &holdCost}
+		&ev.ResponseID, &ev.Estimate, &ev.Hold.Tokens, &ev.Hold.InputTokens, &ev.Hold.OutputTokens, &holdCost, &ev.ServiceTier}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return err
 	}

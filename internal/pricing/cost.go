@@ -3,22 +3,64 @@ package pricing
 import (
 	"math"
 	"math/bits"
+	"strings"
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
 )
 
-// Cost returns what usage u of model cost at time at, batch saying whether
-// the call went through a provider's batch API. ok is false when the table
-// has no price for the model at that time (see Lookup) or when Price.Cost
-// cannot price u; the cost is then 0 and must be recorded as unknown, not as
-// free.
+// Cost returns what usage u of model cost at time at on the standard
+// service tier, batch saying whether the call went through a provider's
+// batch API. ok is false when the table has no price for the model at that
+// time (see Lookup) or when Price.Cost cannot price u; the cost is then 0
+// and must be recorded as unknown, not as free.
 func (t *Table) Cost(model string, at time.Time, u tokenmeter.Usage, batch bool) (cost tokenmeter.Micros, ok bool) {
+	return t.CostIn(model, at, u, batch, "")
+}
+
+// CostIn is Cost for a call served on the provider's service tier tier
+// (tokenmeter.Event.ServiceTier): see Price.CostIn.
+func (t *Table) CostIn(model string, at time.Time, u tokenmeter.Usage, batch bool, tier string) (cost tokenmeter.Micros, ok bool) {
 	p, ok := t.Lookup(model, at)
 	if !ok {
 		return 0, false
 	}
-	return p.Cost(u, batch)
+	return p.CostIn(u, batch, tier)
+}
+
+// StandardTier reports whether tier, as a provider names the tier that
+// served a call, is the standard one: empty (not named), "default",
+// "standard" or "auto".
+func StandardTier(tier string) bool {
+	switch NormalizeTier(tier) {
+	case "", "default", "standard", "auto":
+		return true
+	}
+	return false
+}
+
+// NormalizeTier returns the name a tier is listed under in ServiceTiers:
+// lowercase, and OpenAI's "fast" (what "priority" processing has been
+// called since 2026-07-30; both are accepted) as "priority".
+func NormalizeTier(tier string) string {
+	tier = strings.ToLower(strings.TrimSpace(tier))
+	if tier == "fast" {
+		return "priority"
+	}
+	return tier
+}
+
+// ServiceTierPct returns the percentage of p's rates a call served on tier
+// pays: 100 for the standard tier, the row's ServiceTiers entry otherwise.
+// ok is false for a tier the row does not list (Scale Tier capacity, a
+// tier this table does not know for the model): such a call has no price,
+// rather than the standard one.
+func (p Price) ServiceTierPct(tier string) (pct int, ok bool) {
+	if StandardTier(tier) {
+		return 100, true
+	}
+	pct, ok = p.ServiceTiers[NormalizeTier(tier)]
+	return pct, ok
 }
 
 // Cost returns what usage u costs at price p:
@@ -31,6 +73,14 @@ func (t *Table) Cost(model string, at time.Time, u tokenmeter.Usage, batch bool)
 // to search fees. ok is false when a count or rate is negative, the discount
 // is outside 0–100, or the cost does not fit in Micros.
 func (p Price) Cost(u tokenmeter.Usage, batch bool) (cost tokenmeter.Micros, ok bool) {
+	return p.CostIn(u, batch, "")
+}
+
+// CostIn is Cost for a call served on the provider's service tier tier:
+// every token category (the long-context rates included) is priced at the
+// tier's percentage of the rates (ServiceTierPct), search fees are not.
+// ok is false for a tier the row does not list.
+func (p Price) CostIn(u tokenmeter.Usage, batch bool, tier string) (cost tokenmeter.Micros, ok bool) {
 	r := p.Rates
 	if p.LongContext != nil && promptTokens(u) > uint64(max(p.LongContext.Threshold, 0)) {
 		r = p.LongContext.Rates
@@ -38,21 +88,27 @@ func (p Price) Cost(u tokenmeter.Usage, batch bool) (cost tokenmeter.Micros, ok 
 	if p.BatchDiscountPct < 0 || p.BatchDiscountPct > 100 {
 		return 0, false
 	}
-	keep := uint64(100)
-	if batch {
-		keep -= uint64(p.BatchDiscountPct)
+	pct, ok := p.ServiceTierPct(tier)
+	if !ok || pct < 1 || pct > 10_000 {
+		return 0, false
 	}
-	// The sum is kept in units of 10⁻⁸ micro-dollars: a token term is
-	// tokens × rate × keep (rate per 10⁶ tokens, keep per 100), a search
-	// term searches × price × 10⁵ (price per 1,000 searches).
+	// keep is the share of the rates paid, per 10,000: the tier's
+	// percentage times what the batch discount leaves.
+	keep := uint64(pct) * 100
+	if batch {
+		keep = uint64(pct) * uint64(100-p.BatchDiscountPct)
+	}
+	// The sum is kept in units of 10⁻¹⁰ micro-dollars: a token term is
+	// tokens × rate × keep (rate per 10⁶ tokens, keep per 10⁴), a search
+	// term searches × price × 10⁷ (price per 1,000 searches).
 	var s sum
 	s.add(u.InputTokens, r.Input, keep)
 	s.add(u.OutputTokens, r.Output, keep)
 	s.add(u.CacheWrite5mTokens, r.CacheWrite5m, keep)
 	s.add(u.CacheWrite1hTokens, r.CacheWrite1h, keep)
 	s.add(u.CacheReadTokens, r.CacheRead, keep)
-	s.add(u.WebSearchRequests, p.WebSearchPer1k, 100_000)
-	const unit = 100_000_000
+	s.add(u.WebSearchRequests, p.WebSearchPer1k, 10_000_000)
+	const unit = 10_000_000_000
 	if s.bad || s.hi >= unit {
 		return 0, false
 	}

@@ -254,3 +254,78 @@ func BenchmarkCost(b *testing.B) {
 		})
 	}
 }
+
+// TestCostServiceTier: OpenAI calls served on the flex, priority (fast)
+// and ultrafast tiers are priced at their share of the standard rates
+// (prices.md 2.2); the standard names price as before; a tier the row
+// does not list has no price rather than the standard one (issue 13
+// item 13).
+func TestCostServiceTier(t *testing.T) {
+	at := func(s string) time.Time { v, _ := time.Parse(time.DateOnly, s); return v }
+	d := pricing.Default()
+	// gpt-5: 10000×1.25 + 90000×0.125 + 5000×10 = 73750 µ$ at standard.
+	u := tokenmeter.Usage{InputTokens: 10000, CacheReadTokens: 90000, OutputTokens: 5000, ReasoningTokens: 4000}
+	for _, tt := range []struct {
+		model, at, tier string
+		batch           bool
+		want            tokenmeter.Micros
+		ok              bool
+	}{
+		{"gpt-5", "2026-12-01", "", false, 73750, true},
+		{"gpt-5", "2026-12-01", "default", false, 73750, true},
+		{"gpt-5", "2026-12-01", "auto", false, 73750, true},
+		{"gpt-5", "2026-12-01", "flex", false, 36875, true},
+		{"gpt-5", "2026-12-01", "priority", false, 147500, true},
+		{"gpt-5", "2026-12-01", "fast", false, 147500, true},
+		{"gpt-5", "2026-12-01", "FAST", false, 147500, true},
+		{"gpt-5", "2026-12-01", "scale", false, 0, false},
+		{"gpt-5", "2026-12-01", "ultrafast", false, 0, false},
+		{"gpt-5-mini", "2026-12-01", "priority", false, 0, true}, // checked below: 1.8×
+		{"gpt-4o", "2026-12-01", "priority", false, 0, false},    // not captured in prices.md: no price
+		{"gpt-5.5", "2026-12-01", "priority", false, 0, true},    // 2.5×
+		{"gpt-6.1-sol", "2026-12-01", "ultrafast", false, 0, true},
+		{"gpt-6.2-sol", "2027-02-28", "ultrafast", false, 0, true},
+		{"gpt-6.2-sol", "2027-03-01", "ultrafast", false, 0, true},
+		{"gpt-5", "2026-12-01", "flex", true, 18438, true}, // both halvings: 73750 / 4, half up
+	} {
+		got, ok := d.CostIn(tt.model, at(tt.at), u, tt.batch, tt.tier)
+		if ok != tt.ok || (tt.want != 0 && got != tt.want) {
+			t.Errorf("CostIn(%s, %s, tier %q, batch %v) = %d, %v; want %d, %v", tt.model, tt.at, tt.tier, tt.batch, got, ok, tt.want, tt.ok)
+		}
+		if !ok && got != 0 {
+			t.Errorf("CostIn(%s, tier %q) = %d without a price; want 0", tt.model, tt.tier, got)
+		}
+	}
+	ratio := func(model, at, tier string) float64 {
+		std, _ := d.CostIn(model, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), u, false, "")
+		if at != "" {
+			std, _ = d.Cost(model, atDate(at), u, false)
+		}
+		c, _ := d.CostIn(model, atDate(orDate(at)), u, false, tier)
+		return float64(c) / float64(std)
+	}
+	for _, tt := range []struct {
+		model, at, tier string
+		want            float64
+	}{
+		{"gpt-5-mini", "", "priority", 1.8},
+		{"gpt-4.1", "", "priority", 1.75},
+		{"gpt-5.5", "", "priority", 2.5},
+		{"gpt-6.1-sol", "", "ultrafast", 6},
+		{"gpt-6.2-sol", "2027-02-28", "ultrafast", 3},
+		{"gpt-6.2-sol", "2027-03-01", "ultrafast", 6},
+	} {
+		if got := ratio(tt.model, tt.at, tt.tier); math.Abs(got-tt.want) > 0.001 {
+			t.Errorf("%s on %s at %s: %.4f× standard, want %.2f×", tt.model, tt.tier, orDate(tt.at), got, tt.want)
+		}
+	}
+}
+
+func orDate(s string) string {
+	if s == "" {
+		return "2026-12-01"
+	}
+	return s
+}
+
+func atDate(s string) time.Time { v, _ := time.Parse(time.DateOnly, s); return v }

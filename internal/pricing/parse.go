@@ -22,18 +22,19 @@ type file struct {
 // row is the JSON form of a Price. Pointers tell a missing rate, which is an
 // error, from a zero one.
 type row struct {
-	Provider         string   `json:"provider"`
-	ID               string   `json:"id"`
-	Aliases          []string `json:"aliases"`
-	EffectiveFrom    string   `json:"effective_from"`
-	EffectiveTo      string   `json:"effective_to"`
-	rates                     // input, output, cache_write_5m, cache_write_1h, cache_read
-	LongContext      *tier    `json:"long_context"`
-	BatchDiscountPct *int     `json:"batch_discount_pct"`
-	WebSearchPer1k   *int64   `json:"web_search_per_1k"`
-	Source           string   `json:"source"`
-	Confidence       string   `json:"confidence"`
-	Note             string   `json:"note"` // free text, not kept
+	Provider         string         `json:"provider"`
+	ID               string         `json:"id"`
+	Aliases          []string       `json:"aliases"`
+	EffectiveFrom    string         `json:"effective_from"`
+	EffectiveTo      string         `json:"effective_to"`
+	rates                           // input, output, cache_write_5m, cache_write_1h, cache_read
+	LongContext      *tier          `json:"long_context"`
+	BatchDiscountPct *int           `json:"batch_discount_pct"`
+	ServiceTiers     map[string]int `json:"service_tiers"`
+	WebSearchPer1k   *int64         `json:"web_search_per_1k"`
+	Source           string         `json:"source"`
+	Confidence       string         `json:"confidence"`
+	Note             string         `json:"note"` // free text, not kept
 }
 
 type rates struct {
@@ -206,6 +207,18 @@ func parseRow(raw json.RawMessage) (Price, []string, error) {
 		if p.WebSearchPer1k = *r.WebSearchPer1k; p.WebSearchPer1k < 0 {
 			return p, nil, fmt.Errorf("web_search_per_1k %d is negative", p.WebSearchPer1k)
 		}
+	}
+	for name, pct := range r.ServiceTiers {
+		if NormalizeTier(name) != name || StandardTier(name) {
+			return p, nil, fmt.Errorf("service_tiers: %q is not a tier name (lowercase, not default or standard; fast is written priority)", name)
+		}
+		if pct < 1 || pct > 10_000 {
+			return p, nil, fmt.Errorf("service_tiers.%s %d is not a percentage between 1 and 10000", name, pct)
+		}
+		if p.ServiceTiers == nil {
+			p.ServiceTiers = make(map[string]int, len(r.ServiceTiers))
+		}
+		p.ServiceTiers[name] = pct
 	}
 	return p, names, nil
 }

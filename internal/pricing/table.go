@@ -42,6 +42,11 @@ type Price struct {
 	Rates
 	LongContext      *Tier // nil when the model has no long-context tier
 	BatchDiscountPct int   // percent off every token category in a batch
+	// ServiceTiers maps a provider's processing tier (OpenAI's
+	// service_tier: "flex", "priority", "ultrafast") to its price as a
+	// percentage of the rates above: 50 is half, 200 double. A call served
+	// on a tier the row does not list has no price (see ServiceTierPct).
+	ServiceTiers map[string]int
 	// WebSearchPer1k is the price of 1,000 web searches in micro-dollars;
 	// zero when the table has no per-search price for the model.
 	WebSearchPer1k int64

@@ -62,7 +62,7 @@ func TestDefault(t *testing.T) {
 	if d != pricing.Default() {
 		t.Error("Default() returned two different tables")
 	}
-	if got, want := d.Version(), "2026-11-29"; got != want {
+	if got, want := d.Version(), "2026-12-08"; got != want {
 		t.Errorf("Default().Version() = %q, want %q", got, want)
 	}
 }
@@ -356,7 +356,7 @@ func TestMerge(t *testing.T) {
 	base := pricing.Default()
 	m := base.Merge(override)
 
-	if got, want := m.Version(), "2026-11-29+acme-2026-12"; got != want {
+	if got, want := m.Version(), "2026-12-08+acme-2026-12"; got != want {
 		t.Errorf("Merge: Version() = %q, want %q", got, want)
 	}
 	tests := []struct {

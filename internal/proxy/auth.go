@@ -326,7 +326,7 @@ func scanValue(v string, whole bool, found func(secret string)) {
 				cred = ""
 			}
 		}
-		if hasKeyPrefix(cred) && strings.IndexAny(cred, spaces) < 0 {
+		if hasKeyPrefix(cred) && !strings.ContainsAny(cred, spaces) {
 			found(cred)
 			return
 		}

@@ -89,6 +89,9 @@ type call struct {
 	// background says the request created an OpenAI background response:
 	// its create call shows no usage; the work is billed when it ends.
 	background bool
+	// tier is the service tier the request asks for (OpenAI); hard limits
+	// reserve the worst case at its rate.
+	tier string
 
 	started    *ledger.Pending
 	progressed bool
@@ -185,6 +188,7 @@ func (c *call) prepare(r *http.Request, path string, body *[]byte) {
 				if kind == "completions" && req.MaxTokens == 0 {
 					c.unbounded = "a legacy completion without max_tokens"
 				}
+				c.tier = req.ServiceTier
 				if req.Background {
 					c.background = true
 					c.unbounded = "background: true (its work is billed after the create call returns)"
@@ -312,6 +316,10 @@ func (c *call) finish(outcome tokenmeter.Outcome, reason string, wait bool) erro
 			reason = joinReason(reason, "served by model "+strconvQuote(m)+", recorded as the requested model")
 		default:
 			ev.Model = c.recordedName(m)
+		}
+		// The tier that served the call prices it (OpenAI's service_tier).
+		if t, ok := c.meter.(interface{ ServiceTier() string }); ok {
+			ev.ServiceTier = t.ServiceTier()
 		}
 		// An error the upstream reported (an error body or an in-stream
 		// error event) explains the end better than the stream's cut.
@@ -600,11 +608,29 @@ func freeEndpoint(path string) bool {
 	return false
 }
 
+// StatusClientClosed answers a request whose client closed its side of
+// the connection before the response (nginx's 499 "client closed
+// request"): Go's HTTP server takes a TCP half-close as the client leaving
+// and cancels the request (golang.org/issue/18527), so a client that
+// half-closes after sending gets this, never an empty 200.
+const StatusClientClosed = 499
+
+// clientClosed records the call as cancelled, for why, and answers with
+// StatusClientClosed: a client that half-closed is still reading, and one
+// that left never sees it.
+func (c *call) clientClosed(w http.ResponseWriter, why string) {
+	c.finish(tokenmeter.OutcomeCancelled, why, false)
+	c.writeError(w, StatusClientClosed, "tokenmeter: the client closed its side of the connection before the response ("+why+
+		"); a TCP half-close counts as the client leaving, so the call was cancelled: keep the connection open until the response is read")
+}
+
 func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set(HeaderRequestID, c.id)
 	if c.rt.Wire == Anthropic {
 		typ := "api_error"
 		switch status {
+		case StatusClientClosed:
+			typ = "invalid_request_error"
 		case http.StatusUnauthorized:
 			typ = "authentication_error"
 		case http.StatusForbidden:
@@ -623,6 +649,8 @@ func (c *call) writeError(w http.ResponseWriter, status int, msg string) {
 	}
 	typ, code := "server_error", ""
 	switch status {
+	case StatusClientClosed:
+		typ, code = "invalid_request_error", "client_closed_request"
 	case http.StatusUnauthorized:
 		typ, code = "invalid_request_error", "invalid_api_key"
 	case http.StatusForbidden:

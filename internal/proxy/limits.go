@@ -49,7 +49,10 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 			// than plain input (1-hour writes twice as much): the worst
 			// case is the dearer of the two readings.
 			for _, u := range []tokenmeter.Usage{worst, {CacheWrite1hTokens: worst.InputTokens, OutputTokens: worst.OutputTokens}} {
-				ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: u, Provider: c.rt.Name}
+				// At the tier the request asks for: a priority call costs
+				// double. ("auto" is priced as the standard tier; see
+				// docs/limits.md.)
+				ev := tokenmeter.Event{Model: c.model, Time: c.start, Usage: u, Provider: c.rt.Name, ServiceTier: c.tier}
 				p.Price(&ev)
 				cost = max(cost, ev.Cost)
 				costUnknown = costUnknown || !ev.CostKnown
@@ -61,9 +64,11 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		CostUnknown: costUnknown && c.metered})
 	if err != nil {
 		if c.ctx.Err() != nil {
-			// The client left while the reservation was being made: nothing
-			// was reserved or forwarded, and no one is there to answer.
+			// The client left (or half-closed) while the reservation was
+			// being made: nothing was reserved or forwarded.
 			c.done = true
+			c.writeError(w, StatusClientClosed, "tokenmeter: the client closed its side of the connection before the response; "+
+				"a TCP half-close counts as the client leaving, so the request was not forwarded: keep the connection open until the response is read")
 			return false
 		}
 		if p.FailOpen {
@@ -79,7 +84,7 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 	}
 	if d.Refusal != "" {
 		c.done = true
-		limitHeaders(w.Header(), d)
+		limitHeaders(w.Header(), d, c.keyScope())
 		c.writeError(w, http.StatusForbidden, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+" refuses this request: "+d.Refusal)
 		return false
 	}
@@ -88,7 +93,7 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		// forwarded is not forwarded while a hard limit applies.
 		c.release()
 		c.done = true
-		limitHeaders(w.Header(), d)
+		limitHeaders(w.Header(), d, c.keyScope())
 		c.writeError(w, http.StatusForbidden, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+
 			" applies to this caller and the cost of this request cannot be bounded before it is forwarded ("+c.unbounded+"), so it is refused")
 		return false
@@ -98,14 +103,14 @@ func (p *Proxy) reserve(w http.ResponseWriter, c *call, body *[]byte) bool {
 		// hard limit, so it is not forwarded while one applies.
 		c.release()
 		c.done = true
-		limitHeaders(w.Header(), d)
+		limitHeaders(w.Header(), d, c.keyScope())
 		c.writeError(w, http.StatusForbidden, "tokenmeter: hard limit "+strconv.Quote(d.Limit.Name)+
 			" applies to this caller and the usage of this endpoint cannot be metered, so it is refused")
 		return false
 	}
 	if !d.Allowed {
 		c.done = true
-		limitHeaders(w.Header(), d)
+		limitHeaders(w.Header(), d, c.keyScope())
 		w.Header().Set("Retry-After", strconv.FormatInt(int64((d.RetryAfter+time.Second-1)/time.Second), 10))
 		c.writeError(w, http.StatusTooManyRequests, p.refusal(c, d, worst, bodyLen))
 		return false
@@ -159,19 +164,33 @@ func (p *Proxy) defaultMaxOutput() int64 {
 	return limits.DefaultMaxOutput
 }
 
+// keyScope is the scope of the limits that are the call's virtual key's
+// own ("key:NAME"), or "" for a pass-through credential.
+func (c *call) keyScope() string {
+	if !c.virtual {
+		return ""
+	}
+	return c.principal
+}
+
 // limitHeaders sets the x-tokenmeter-limit headers for d's limit, if any
 // applies: its name, what remains (dollars for cost_usd) and when its
-// window resets (RFC 3339).
-func limitHeaders(h http.Header, d limits.Decision) {
+// window resets (RFC 3339). A virtual key (keyScope "key:NAME") is shown
+// what /api/me shows it: the remaining figure of its own limits only; of a
+// limit it shares with other callers (global, its project, a model) the
+// name and reset, not how much the others have used.
+func limitHeaders(h http.Header, d limits.Decision, keyScope string) {
 	if !d.Applies {
 		return
 	}
 	h.Set(HeaderLimit, d.Limit.Name)
-	rem := strconv.FormatInt(d.Remaining, 10)
-	if d.Limit.Metric == tokenmeter.MetricCost {
-		rem = tokenmeter.Micros(d.Remaining).String()
+	if keyScope == "" || d.Limit.Scope == keyScope {
+		rem := strconv.FormatInt(d.Remaining, 10)
+		if d.Limit.Metric == tokenmeter.MetricCost {
+			rem = tokenmeter.Micros(d.Remaining).String()
+		}
+		h.Set(HeaderRemaining, rem)
 	}
-	h.Set(HeaderRemaining, rem)
 	h.Set(HeaderReset, d.Reset.UTC().Format(time.RFC3339))
 }
 

@@ -332,7 +332,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Context().Err() != nil {
-			c.finish(tokenmeter.OutcomeCancelled, "client disconnected before the request was forwarded", false)
+			c.clientClosed(w, "client disconnected before the request was forwarded")
 			return
 		}
 	}
@@ -385,7 +385,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		return &ledgerError{err: err}
 	}
 	resp.Header.Set(HeaderRequestID, c.id)
-	limitHeaders(resp.Header, c.limit)
+	limitHeaders(resp.Header, c.limit, c.keyScope())
 	sse := strings.HasPrefix(strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Type"))), "text/event-stream")
 	resp.Body = newMeteredBody(resp.Body, c, sse)
 	return nil
@@ -410,7 +410,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		c.release()
 		c.writeError(w, http.StatusServiceUnavailable, "tokenmeter: the usage ledger cannot record right now, so the response was not relayed")
 	case r.Context().Err() != nil:
-		c.finish(tokenmeter.OutcomeCancelled, "client disconnected before the upstream answered", false)
+		c.clientClosed(w, "client disconnected before the upstream answered")
 	default:
 		c.status = http.StatusBadGateway
 		c.finish(tokenmeter.OutcomeFailed, "upstream unreachable: "+err.Error(), true)

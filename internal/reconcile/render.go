@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // MaxTableRows bounds the discrepancies the table shows (JSON, CSV and
@@ -56,6 +57,9 @@ func WriteTable(w io.Writer, rep Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if s.CostUnavailable != "" {
+		fmt.Fprintf(w, "cost not compared: the provider refused the cost report (%s)\n", s.CostUnavailable)
+	}
 	if s.LedgerEstimatedRequests > 0 || s.LedgerUnknownRequests > 0 {
 		fmt.Fprintf(w, "the ledger's figures include %d calls with usage estimated (%d tokens) and %d with usage unknown (cut or unread responses)\n",
 			s.LedgerEstimatedRequests, s.LedgerEstimatedTokens, s.LedgerUnknownRequests)
@@ -76,13 +80,13 @@ func WriteTable(w io.Writer, rep Report) error {
 			fmt.Fprintf(tw, "... %d more (see --json, --csv or --html)\n", len(rep.Discrepancies)-i)
 			break
 		}
-		model := d.Model
+		model := textsafe.Terminal(d.Model)
 		if model == "" {
 			model = "(all)"
 		}
 		line := fmtTime(d.Start) + "\t" + model + "\t"
 		if rep.By == "key" {
-			line += d.Key + "\t"
+			line += textsafe.Terminal(d.Key) + "\t"
 		}
 		note := ""
 		switch {
@@ -113,36 +117,40 @@ func WriteJSON(w io.Writer, rep Report) error {
 	return enc.Encode(rep)
 }
 
-// WriteCSV writes one line per row compared, provider and ledger side by
-// side for each category, then one line per day (and model) of cost,
-// whose token columns are empty.
+// WriteCSV writes one line per row compared, provider, ledger and their
+// difference (provider minus ledger) side by side for each category, then
+// one line per day (and model) of cost, whose token columns are empty.
+// Names (models, keys, principals) go through textsafe.CSVCell, so no
+// spreadsheet evaluates them.
 func WriteCSV(w io.Writer, rep Report) error {
 	cw := csv.NewWriter(w)
 	cats := Categories(rep.Provider)
 	header := []string{"start", "end", "model", "key", "principals", "class", "final"}
 	for _, c := range cats {
-		header = append(header, "provider_"+c, "ledger_"+c)
+		header = append(header, "provider_"+c, "ledger_"+c, "difference_"+c)
 	}
-	header = append(header, "provider_cost_usd", "ledger_cost_usd")
+	header = append(header, "provider_cost_usd", "ledger_cost_usd", "difference_cost_usd")
 	cw.Write(header)
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 	for _, r := range rep.Rows {
-		line := []string{ts(r.Start), ts(r.End), r.Model, r.Key, r.Principals, r.Class, strconv.FormatBool(r.Final)}
+		text := textsafe.CSVCell
+		line := []string{ts(r.Start), ts(r.End), text(r.Model), text(r.Key), text(r.Principals), r.Class, strconv.FormatBool(r.Final)}
 		for _, c := range cats {
-			line = append(line, strconv.FormatInt(r.Provider.Value(c), 10), strconv.FormatInt(r.Ledger.Value(c), 10))
+			p, l := r.Provider.Value(c), r.Ledger.Value(c)
+			line = append(line, strconv.FormatInt(p, 10), strconv.FormatInt(l, 10), strconv.FormatInt(p-l, 10))
 		}
-		cw.Write(append(line, "", ""))
+		cw.Write(append(line, "", "", ""))
 	}
 	for _, d := range rep.Costs {
 		model := d.Model
 		if model == "" {
 			model = "(all models)"
 		}
-		line := []string{ts(d.Start), ts(d.End), model, "", "", d.Class, strconv.FormatBool(d.Final)}
+		line := []string{ts(d.Start), ts(d.End), textsafe.CSVCell(model), "", "", d.Class, strconv.FormatBool(d.Final)}
 		for range cats {
-			line = append(line, "", "")
+			line = append(line, "", "", "")
 		}
-		cw.Write(append(line, d.Provider.String(), d.Ledger.String()))
+		cw.Write(append(line, d.Provider.String(), d.Ledger.String(), (d.Provider - d.Ledger).String()))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -190,6 +198,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 {{$p := .}}{{range .Categories}}<tr><td class="l">{{.}}</td><td>{{get $p.ProviderFigures .}}</td><td>{{get $p.LedgerFigures .}}</td><td>{{diff . (sub (get $p.ProviderFigures .) (get $p.LedgerFigures .))}}</td></tr>
 {{end}}{{if .Summary.HasCost}}<tr><td class="l">cost</td><td>{{money .Summary.ProviderCost}}</td><td>{{money .Summary.LedgerCost}}</td><td>{{diff "cost_micros" (subm .Summary.ProviderCost .Summary.LedgerCost)}}</td></tr>{{end}}
 </table>
+{{if .Summary.CostUnavailable}}<p class="warn">Cost not compared: the provider refused the cost report ({{.Summary.CostUnavailable}}).</p>{{end}}
 <p>Rows: {{.Summary.Rows}} ({{.Summary.Matched}} match, {{.Summary.Mismatched}} mismatch, {{.Summary.ProviderOnly}} provider-only, {{.Summary.LedgerOnly}} ledger-only; {{.Summary.NotFinal}} not final).
 <em>provider-only</em>: billed but never seen by the gateway (traffic that bypassed it, or a lost record); <em>ledger-only</em>: seen by the gateway, not in the provider's report; <em>mismatch</em>: both saw it and disagree.</p>
 <h2>Discrepancies, largest first</h2>

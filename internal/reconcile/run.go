@@ -2,7 +2,9 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/tokenmeter/tokenmeter"
 )
@@ -29,7 +31,10 @@ type Input struct {
 
 // Run reads the provider's reports in full, then the ledger, and compares
 // them. A report that fails on any page is an error and nothing of it is
-// used.
+// used, with one exception: a cost report the provider refuses with 403
+// (the admin key lacks the scope) or 404 (not offered for the account)
+// leaves cost out of the comparison, with the reason in
+// Summary.CostUnavailable, and tokens and requests are compared as usual.
 func Run(ctx context.Context, in Input) (Report, error) {
 	if _, err := bucketWidth(in.Bucket); err != nil {
 		return Report{}, err
@@ -45,12 +50,18 @@ func Run(ctx context.Context, in Input) (Report, error) {
 		return Report{}, err
 	}
 	var costs *CostPage
+	unavailable := ""
 	if in.Costs {
 		c, err := in.Client.Costs(ctx, in.Since, in.Until)
-		if err != nil {
+		var apiErr *APIError
+		switch {
+		case errors.As(err, &apiErr) && (apiErr.Status == http.StatusForbidden || apiErr.Status == http.StatusNotFound):
+			unavailable = err.Error()
+		case err != nil:
 			return Report{}, err
+		default:
+			costs = &c
 		}
-		costs = &c
 	}
 	ledger, err := in.Ledger.Usage(ctx, tokenmeter.UsageQuery{Since: in.Since, Until: in.Until, Bucket: in.Bucket})
 	if err != nil {
@@ -71,5 +82,7 @@ func Run(ctx context.Context, in Input) (Report, error) {
 		}
 		in.Principals = MatchKeys(in.Credentials, keys, in.RouteCredential, principals)
 	}
-	return Compare(in.Options, usage, costs, ledger), nil
+	rep := Compare(in.Options, usage, costs, ledger)
+	rep.Summary.CostUnavailable = unavailable
+	return rep, nil
 }

@@ -34,13 +34,23 @@ type Block struct {
 	// Unpriced lists the models whose calls in the block had no price.
 	Unpriced []string
 	// BurnRate and Projection are set for the active block only, and only
-	// once its entries span some time.
+	// once its first entry is MinBurnSpan before now (see BurnRateAt).
 	BurnRate   *BurnRate
 	Projection *Projection
 }
 
+// MinBurnSpan is the least time from an active block's first entry to
+// now before the block has a burn rate and a projection. A rate over a
+// shorter span says more about the spacing of a few calls than about a
+// pace: 370 tokens from calls milliseconds apart would read as hundreds of
+// thousands of tokens a minute. The burn-rate alert rule waits for as much
+// history (alerts.MinBurnElapsed).
+const MinBurnSpan = 10 * time.Minute
+
 // BurnRate is how fast the active block is consumed: its tokens and cost
-// divided by the time from its first entry to its last (as ccusage does).
+// divided by the time from its first entry to now, once that is at least
+// MinBurnSpan (see BurnRateAt). status, statusline, /api/status, the
+// dashboard and report blocks all take it from here.
 type BurnRate struct {
 	TokensPerMinute   float64 `json:"tokens_per_minute"`
 	CostUSDPerHour    float64 `json:"cost_usd_per_hour"`
@@ -123,21 +133,32 @@ func finishBlock(b *Block, now time.Time) {
 	if !b.Active {
 		return
 	}
-	minutes := b.Last.Sub(b.First).Minutes()
-	if minutes <= 0 {
-		return
+	b.BurnRate, b.Projection = BurnRateAt(b.First, b.End, now, b.TotalTokens, b.CostMicros)
+}
+
+// BurnRateAt is the one burn-rate rule: tokens and cost used since first
+// (a block's first call) divided by the time from first to now, and the
+// total at end (the block's reset) if that pace holds from now on. Both
+// are nil until now is at least MinBurnSpan after first. The span ends at
+// now, not at the last call, so a pause lowers the pace instead of leaving
+// the pace of the last burst projected over the rest of the block.
+func BurnRateAt(first, end, now time.Time, tokens, costMicros int64) (*BurnRate, *Projection) {
+	span := now.Sub(first)
+	if span < MinBurnSpan {
+		return nil, nil
 	}
-	perMinute := float64(b.TotalTokens) / minutes
-	microsPerHour := int64(math.Round(float64(b.CostMicros) / minutes * 60))
-	b.BurnRate = &BurnRate{
+	minutes := span.Minutes()
+	perMinute := float64(tokens) / minutes
+	microsPerHour := int64(math.Round(float64(costMicros) / minutes * 60))
+	rate := &BurnRate{
 		TokensPerMinute:   math.Round(perMinute*100) / 100,
 		CostMicrosPerHour: microsPerHour,
 		CostUSDPerHour:    tokenmeter.Micros(microsPerHour).USD(),
 	}
-	remaining := max(b.End.Sub(now).Minutes(), 0)
-	cost := b.CostMicros + int64(math.Round(float64(b.CostMicros)/minutes*remaining))
-	b.Projection = &Projection{
-		TotalTokens:      b.TotalTokens + int64(math.Round(perMinute*remaining)),
+	remaining := max(end.Sub(now).Minutes(), 0)
+	cost := costMicros + int64(math.Round(float64(costMicros)/minutes*remaining))
+	return rate, &Projection{
+		TotalTokens:      tokens + int64(math.Round(perMinute*remaining)),
 		CostMicros:       cost,
 		CostUSD:          tokenmeter.Micros(cost).USD(),
 		RemainingMinutes: int64(math.Round(remaining)),

@@ -99,20 +99,56 @@ func TestActiveBlock(t *testing.T) {
 			t.Errorf("SplitBlocks(now %s) = %+v; want one block, active %v", clocks([]time.Time{tt.now}), blocks, tt.active)
 		}
 	}
+	// At 12:10, 60 tokens and 84 µ$ in the 120 minutes since the first
+	// call: 0.5 tokens a minute, 42 µ$ an hour, for the 170 minutes left.
 	b := report.SplitBlocks(buckets, h(12, 10))[0]
-	wantRate := &report.BurnRate{TokensPerMinute: 1, CostMicrosPerHour: 84, CostUSDPerHour: 0.000084}
-	wantProj := &report.Projection{TotalTokens: 60 + 170, CostMicros: 84 + 238, CostUSD: 0.000322, RemainingMinutes: 170}
+	wantRate := &report.BurnRate{TokensPerMinute: 0.5, CostMicrosPerHour: 42, CostUSDPerHour: 0.000042}
+	wantProj := &report.Projection{TotalTokens: 60 + 85, CostMicros: 84 + 119, CostUSD: 0.000203, RemainingMinutes: 170}
 	if diff := cmp.Diff(wantRate, b.BurnRate); diff != "" {
 		t.Errorf("burn rate (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(wantProj, b.Projection); diff != "" {
 		t.Errorf("projection (-want +got):\n%s", diff)
 	}
-	// A block whose calls span no time has no burn rate yet.
+	// A single call has a pace once MinBurnSpan has passed since it.
 	one := ledgerAt(t, []time.Time{h(10, 10)})
 	buckets, _ = one.Usage(context.Background(), tokenmeter.UsageQuery{Bucket: 15 * time.Minute})
-	if b := report.SplitBlocks(buckets, h(11, 0))[0]; !b.Active || b.BurnRate != nil || b.Projection != nil {
-		t.Errorf("single-call block = %+v; want active without burn rate", b)
+	if b := report.SplitBlocks(buckets, h(11, 0))[0]; !b.Active || b.BurnRate == nil || b.BurnRate.TokensPerMinute != 0.6 {
+		t.Errorf("single-call block 50 minutes on = %+v; want active, 30 tokens over 50 minutes", b)
+	}
+}
+
+// TestBurnRateMinimumSpan: a block of 370 tokens from calls milliseconds
+// apart (issue 13: shown as 273.9k tok/min, $113/h and 75.66M tokens
+// projected) has no burn rate and no projection until MinBurnSpan after
+// its first call, and then the pace since that call.
+func TestBurnRateMinimumSpan(t *testing.T) {
+	first := time.Date(2026, 3, 2, 10, 20, 0, 0, time.UTC)
+	var calls []time.Time
+	for i := range 12 {
+		calls = append(calls, first.Add(time.Duration(i)*7*time.Millisecond))
+	}
+	db := ledgerAt(t, calls) // 12 calls of 30 tokens: 360 tokens, 504 µ$
+	buckets, err := db.Usage(context.Background(), tokenmeter.UsageQuery{Bucket: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []time.Duration{100 * time.Millisecond, time.Second, time.Minute, report.MinBurnSpan - time.Millisecond} {
+		b := report.SplitBlocks(buckets, first.Add(after))[0]
+		if !b.Active || b.BurnRate != nil || b.Projection != nil {
+			t.Errorf("%s after the first call: active %v, burn rate %+v, projection %+v; want active, neither", after, b.Active, b.BurnRate, b.Projection)
+		}
+	}
+	b := report.SplitBlocks(buckets, first.Add(report.MinBurnSpan))[0]
+	// 360 tokens in 10 minutes: 36 a minute; 504 µ$ in 10 minutes: 3,024
+	// µ$ an hour; 4h30m to the 15:00 reset: 360 + 36 × 270 tokens.
+	wantRate := &report.BurnRate{TokensPerMinute: 36, CostMicrosPerHour: 3024, CostUSDPerHour: 0.003024}
+	wantProj := &report.Projection{TotalTokens: 360 + 9720, CostMicros: 504 + 13608, CostUSD: 0.014112, RemainingMinutes: 270}
+	if diff := cmp.Diff(wantRate, b.BurnRate); diff != "" {
+		t.Errorf("burn rate at MinBurnSpan (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantProj, b.Projection); diff != "" {
+		t.Errorf("projection at MinBurnSpan (-want +got):\n%s", diff)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tokenmeter/tokenmeter"
+	"github.com/tokenmeter/tokenmeter/internal/textsafe"
 )
 
 // JSON writes the report as indented JSON.
@@ -23,6 +24,8 @@ func JSON(w io.Writer, r *Report) error {
 
 // CSV writes one header line and one line per row, then a TOTAL line.
 // Session and blocks reports add their own columns after the common ones.
+// Text cells (names clients and logs chose: models, keys, projects,
+// sessions) go through textsafe.CSVCell, so no spreadsheet evaluates them.
 func CSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
 	head := []string{"period", "key", "input_tokens", "output_tokens", "cache_creation_input_tokens",
@@ -37,8 +40,9 @@ func CSV(w io.Writer, r *Report) error {
 			"tokens_per_minute", "cost_usd_per_hour", "projected_total_tokens", "projected_cost_usd", "remaining_minutes")
 	}
 	cw.Write(head)
+	text := textsafe.CSVCell
 	line := func(period, key string, f Figures, extra []string) {
-		cw.Write(append([]string{period, key, i(f.InputTokens), i(f.OutputTokens), i(f.CacheCreationInputTokens),
+		cw.Write(append([]string{text(period), text(key), i(f.InputTokens), i(f.OutputTokens), i(f.CacheCreationInputTokens),
 			i(f.CacheReadInputTokens), i(f.ReasoningTokens), i(f.TotalTokens), i(f.Requests),
 			tokenmeter.Micros(f.CostMicros).String(), i(f.UsageUnknown), i(f.CostUnknown), i(f.OutcomeUnknown),
 			i(f.UsageEstimated), i(f.EstimatedTokens)}, extra...))
@@ -47,10 +51,10 @@ func CSV(w io.Writer, r *Report) error {
 		var extra []string
 		switch {
 		case r.Kind == Session && row.SessionInfo != nil:
-			extra = []string{row.Session, row.Project, csvTime(row.FirstActivity), csvTime(row.LastActivity), strings.Join(row.Models, ";")}
+			extra = []string{text(row.Session), text(row.Project), csvTime(row.FirstActivity), csvTime(row.LastActivity), text(strings.Join(row.Models, ";"))}
 		case r.Kind == Blocks && row.BlockInfo != nil:
 			extra = []string{csvTime(row.Start), csvTime(row.End), csvTime(row.FirstActivity), csvTime(row.LastActivity),
-				strconv.FormatBool(row.Active), strconv.FormatBool(row.Gap), strings.Join(row.Models, ";"), "", "", "", "", ""}
+				strconv.FormatBool(row.Active), strconv.FormatBool(row.Gap), text(strings.Join(row.Models, ";")), "", "", "", "", ""}
 			if b := row.BurnRate; b != nil {
 				extra[7], extra[8] = strconv.FormatFloat(b.TokensPerMinute, 'f', 2, 64), tokenmeter.Micros(b.CostMicrosPerHour).String()
 			}
@@ -170,7 +174,7 @@ func Table(w io.Writer, r *Report) error {
 				t.UsageEstimated, i(t.EstimatedTokens), t.UsageUnknown, t.OutcomeUnknown, t.CostUnknown)
 		}
 		if len(r.Unpriced) > 0 {
-			note += fmt.Sprintf(" (%s)", strings.Join(r.Unpriced, ", "))
+			note += fmt.Sprintf(" (%s)", textsafe.Terminal(strings.Join(r.Unpriced, ", ")))
 		}
 		notes = append(notes, []string{note + "."})
 	}
@@ -224,8 +228,8 @@ func blockStatus(row Row) string {
 // activeNote describes the active block's burn rate and projection.
 func activeNote(row Row, l *time.Location) []string {
 	if row.BurnRate == nil {
-		return []string{fmt.Sprintf("Active block: resets at %s; not enough activity yet for a burn rate.",
-			row.End.In(l).Format("15:04"))}
+		return []string{fmt.Sprintf("Active block: resets at %s; burn rate from %s (%s after its first call).",
+			row.End.In(l).Format("15:04"), row.FirstActivity.Add(MinBurnSpan).In(l).Format("15:04"), Duration(MinBurnSpan))}
 	}
 	b, p := row.BurnRate, row.Projection
 	return []string{
@@ -328,13 +332,23 @@ type column struct {
 }
 
 // table is a plain-text table: columns two spaces apart, text left and
-// numbers right aligned, no trailing spaces.
+// numbers right aligned, no trailing spaces, and no control character
+// from a cell (textsafe.Terminal).
 type table struct {
 	cols []column
 	rows [][]string
 }
 
 const gutter = 2
+
+// clean makes every cell safe for a terminal before widths are measured.
+func (t *table) clean() {
+	for _, row := range t.rows {
+		for c, cell := range row {
+			row[c] = textsafe.Terminal(cell)
+		}
+	}
+}
 
 func (t *table) widths() []int {
 	ws := make([]int, len(t.cols))
@@ -350,6 +364,7 @@ func (t *table) widths() []int {
 // fits reports whether the table fits width once its flexible columns
 // are shrunk as far as they go.
 func (t *table) fits(width int) bool {
+	t.clean()
 	total := 0
 	for c, w := range t.widths() {
 		if t.cols[c].flex > 0 {
@@ -361,6 +376,7 @@ func (t *table) fits(width int) bool {
 }
 
 func (t *table) write(w io.Writer, width int) error {
+	t.clean()
 	ws := t.widths()
 	total := gutter * (len(ws) - 1)
 	for _, x := range ws {

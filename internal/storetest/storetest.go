@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 			Event("r1", t0, tokenmeter.Usage{InputTokens: 10, OutputTokens: 20, CacheWrite5mTokens: 3, CacheWrite1hTokens: 4, CacheReadTokens: 5, ReasoningTokens: 6, WebSearchRequests: 1, WebFetchRequests: 2}),
 			Event("r2", t0.Add(time.Second), tokenmeter.Usage{InputTokens: 1}),
 		}
+		in[1].Provider, in[1].ServiceTier = "openai", "priority"
 		if skipped, err := s.Append(ctx, in); err != nil || skipped != 0 {
 			t.Fatalf("Append = %d, %v; want 0, nil", skipped, err)
 		}

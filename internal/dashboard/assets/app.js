@@ -120,11 +120,12 @@
 
   async function overview(root, gen) {
     const zq = tz() ? '?tz=' + encodeURIComponent(tz()) : '';
-    const [ov, st, lim, extra] = await Promise.all([
+    const [ov, st, lim, extra, trendD] = await Promise.all([
       api((isAdmin() ? '/api/overview' : '/api/me/overview') + zq),
       isAdmin() ? api('/api/status' + zq) : null,
       limitsData(),
       overviewExtra(),
+      trendData(),
     ]);
     if (gen !== S.gen) return;
     const kids = [h('h1', {}, 'Overview ', h('span', { class: 'live', id: 'live', title: 'updates every few seconds' }, '● live'))];
@@ -135,7 +136,10 @@
         h('div', { class: 'card', 'data-testid': 'block' }, h('h3', {}, 'Block ' + localTime(b.start) + ' → ' + localTime(b.reset)),
           h('div', { class: 'big' }, human(b.total_tokens), h('span', { class: 'muted small' }, ' tokens · ' + usd(b.cost_micros))),
           h('dl', { class: 'figs' },
-            h('dt', {}, 'Burn rate'), h('dd', {}, b.burn_rate ? human(Math.round(b.burn_rate.tokens_per_minute)) + ' tok/min · ' + usd(b.burn_rate.cost_micros_per_hour) + '/h' : '—'),
+            // The server's one rule (report.BurnRateAt): no rate until
+            // burn_rate_from, a few minutes after the block's first call.
+            h('dt', {}, 'Burn rate'), h('dd', { 'data-testid': 'burn-rate' }, b.burn_rate ? human(Math.round(b.burn_rate.tokens_per_minute)) + ' tok/min · ' + usd(b.burn_rate.cost_micros_per_hour) + '/h'
+              : h('span', { class: 'muted', title: 'measured over at least ' + Math.round((Date.parse(b.burn_rate_from) - Date.parse(b.first_activity)) / 60000) + ' minutes from the block\'s first call' }, 'from ' + new Date(b.burn_rate_from).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }))),
             h('dt', {}, 'Projected at reset'), h('dd', {}, b.projection ? human(b.projection.total_tokens) + ' · ' + usd(b.projection.cost_micros) : '—'),
             h('dt', {}, 'Resets in'), h('dd', {}, b.remaining_minutes + ' min')))));
     } else if (st) {
@@ -145,8 +149,83 @@
       const top = lim.filter(l => l.used !== undefined).sort((a, b) => ratio(b) - ratio(a)).slice(0, 5);
       if (top.length) kids.push(h('h2', {}, 'Limits nearest to exhaustion'), limitsTable(top));
     }
-    kids.push(...extra);
+    const trend = h('div', { id: 'trend' });
+    kids.push(trend, ...extra);
     root.replaceChildren(...kids);
+    drawTrend(trend, trendD);
+  }
+
+  // ---- overview trend: the last 24 hours by hour, the last 30 days by day ----
+  const TREND_MS = 60000, TREND_MODELS = 6;
+  // trendData returns the hourly (last 48 h) and daily (last 30 days)
+  // usage by model, read at most once a minute: the live overview
+  // refreshes every few seconds, the trend does not need to.
+  async function trendData() {
+    if (S.trend && Date.now() - S.trend.at < TREND_MS && S.trend.who === S.session.role) return S.trend;
+    const today = zoneDate(tz());
+    const [hourly, daily] = await Promise.all([usage('hourly', { by: 'model' }), usage('daily', { since: addDays(today, -29), until: today, by: 'model' })]);
+    S.trend = { at: Date.now(), who: S.session.role, today, hourly, daily };
+    return S.trend;
+  }
+  // localHour is the gateway zone's current hour as report periods name it.
+  function localHour() {
+    const f = new Intl.DateTimeFormat('en-CA', Object.assign({ year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', hourCycle: 'h23' }, tz() ? { timeZone: tz() } : {}));
+    const p = Object.fromEntries(f.formatToParts(new Date()).map(x => [x.type, x.value]));
+    return `${p.year}-${p.month}-${p.day}T${p.hour}:00`;
+  }
+  // trendModels ranks the models of rows by tokens: the largest
+  // TREND_MODELS are charted by name, the rest as "other". Both spans use
+  // the 30 days' ranking, so a model keeps its colour.
+  function trendModels(rows) {
+    const total = new Map();
+    for (const r of rows) total.set(r.key, (total.get(r.key) || 0) + r.total_tokens);
+    const ranked = [...total.keys()].sort((a, b) => total.get(b) - total.get(a) || (a < b ? -1 : 1));
+    return ranked.length > TREND_MODELS + 1 ? ranked.slice(0, TREND_MODELS) : ranked;
+  }
+  // trendSeries turns report rows into one series per model of models
+  // (and "other") over xs, the periods' times; models without usage in
+  // the span are left out.
+  function trendSeries(rows, xs, models, field, scale) {
+    const at = new Map(xs.map((x, i) => [x, i]));
+    const name = k => models.includes(k) ? k : 'other';
+    const series = models.concat(['other']).map((label, i) => ({ label, data: xs.map(() => 0), used: false, color: PALETTE[i % PALETTE.length] }));
+    const si = new Map(series.map((s, i) => [s.label, i]));
+    for (const r of rows) {
+      const i = at.get(periodTime(r.period));
+      if (i === undefined) continue;
+      const s = series[si.get(name(r.key))];
+      s.data[i] += r[field] / scale;
+      s.used = true;
+    }
+    return series.filter(s => s.used);
+  }
+  function drawTrend(el, d) {
+    (S.trendCharts || []).forEach(c => c.destroy()); S.trendCharts = [];
+    const hour0 = periodTime(localHour());
+    const hours = Array.from({ length: 24 }, (_, i) => hour0 - (23 - i) * 3600);
+    const days = Array.from({ length: 30 }, (_, i) => periodTime(addDays(d.today, i - 29)));
+    const money = v => '$' + v.toFixed(2);
+    const models = trendModels(d.daily.rows.concat(d.hourly.rows));
+    const panels = [
+      ['Last 24 hours, by hour', 'trend-hourly', d.hourly.rows, hours],
+      ['Last 30 days, by day', 'trend-daily', d.daily.rows, days],
+    ];
+    const kids = [], draws = [];
+    for (const [title, id, rows, xs] of panels) {
+      const tokens = trendSeries(rows, xs, models, 'total_tokens', 1), cost = trendSeries(rows, xs, models, 'cost_micros', 1e6);
+      const box = h('div', { class: 'charts2' }), t = h('div', { class: 'chart', id: id + '-tokens' }), c = h('div', { class: 'chart', id: id + '-cost' });
+      kids.push(h('h2', {}, title));
+      if (!tokens.length) { kids.push(h('p', { class: 'muted', id: id + '-empty' }, 'No usage in this span.')); continue; }
+      box.append(t, c);
+      kids.push(box);
+      draws.push(() => {
+        S.trendCharts.push(stackedChart(t, 'Tokens by model', xs, tokens, human, 200));
+        S.trendCharts.push(stackedChart(c, 'Cost by model (USD)', xs, cost, money, 200));
+      });
+    }
+    // Charts measure their element: draw them once it is in the page.
+    el.replaceChildren(...kids);
+    draws.forEach(f => f());
   }
 
   async function overviewExtra() {
@@ -200,12 +279,42 @@
     return Date.parse(p + ':00Z') / 1000;
   }
 
+  const PALETTE = ['#2f6fdb', '#e07b39', '#3aa76d', '#b84fc9', '#d64550', '#1fa2b5', '#8c6d31', '#7f7f7f'];
+
+  // stackedChart draws series (bottom first, each {label, data} and an
+  // optional color) over xs
+  // (seconds) as stacked areas in el: each band is one series, the top
+  // line the total, so no series hides another (uPlot draws cumulative
+  // lines; bands fill between neighbours). The legend and hover show each
+  // series' own value. Returns the uPlot instance.
+  function stackedChart(el, title, xs, series, fmt, height) {
+    const css = getComputedStyle(document.documentElement);
+    const fg = css.getPropertyValue('--muted').trim() || '#667085', grid = css.getPropertyValue('--line').trim() || '#e3e6eb';
+    const width = Math.max(260, el.clientWidth - 16);
+    const cum = [], acc = xs.map(() => 0);
+    for (const s of series) cum.push(s.data.map((v, i) => (acc[i] += v || 0)));
+    const color = i => series[i].color || PALETTE[i % PALETTE.length];
+    const axis = (vals) => ({ stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: vals });
+    const opts = {
+      title, width, height: height || 260, tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'),
+      series: [{}].concat(series.map((s, i) => ({ label: s.label, stroke: color(i), width: 1.5, fill: color(i) + '66',
+        points: { show: xs.length < 60 && xs.length > 1 }, value: (u, v, si, di) => di === null || di === undefined ? '—' : fmt(series[si - 1].data[di] || 0) }))),
+      // Band i fills between series i+1 (the running total with series i)
+      // and series i (without it); the bottom series fills to zero.
+      bands: series.slice(1).map((s, i) => ({ series: [i + 2, i + 1], fill: color(i + 1) + '66' })),
+      axes: [axis(), Object.assign(axis((u, vals) => vals.map(fmt)), { size: 70 })],
+    };
+    const chart = new uPlot(opts, [xs, ...cum], el);
+    el.dataset.series = String(series.length);
+    el.dataset.stacked = 'true';
+    return chart;
+  }
+
   function drawUsage(rep, elTokens, elCost) {
     S.charts.forEach(c => c.destroy()); S.charts = [];
     const periods = [...new Set(rep.rows.map(r => r.period))].sort();
     if (!periods.length) { elTokens.append(h('p', { class: 'muted' }, 'No usage in this range.')); elCost.remove(); return; }
     const xs = periods.map(periodTime), idx = new Map(periods.map((p, i) => [p, i]));
-    const palette = ['#2f6fdb', '#e07b39', '#3aa76d', '#b84fc9', '#d64550', '#1fa2b5', '#8c6d31', '#7f7f7f'];
     let tokenSeries;
     if (!rep.by) {
       tokenSeries = [['Input', 'input_tokens'], ['Output', 'output_tokens'], ['Cache write', 'cache_creation_input_tokens'], ['Cache read', 'cache_read_input_tokens']]
@@ -221,18 +330,8 @@
     const costSeries = groups.map(g => ({ label: g, data: periods.map(() => 0) }));
     const gi = new Map(groups.map((g, i) => [g, i]));
     for (const r of rep.rows) costSeries[gi.get(rep.by ? r.key : 'Cost')].data[idx.get(r.period)] += r.cost_micros / 1e6;
-    const css = getComputedStyle(document.documentElement);
-    const fg = css.getPropertyValue('--muted').trim() || '#667085', grid = css.getPropertyValue('--line').trim() || '#e3e6eb';
-    const width = Math.max(280, elTokens.clientWidth - 16);
-    const axis = (fmt) => ({ stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, values: fmt });
-    const opts = (title, series, fmt) => ({
-      title, width, height: 260, tzDate: ts => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'),
-      series: [{}].concat(series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 2,
-        fill: palette[i % palette.length] + '22', points: { show: periods.length < 60 }, value: (u, v) => v === null ? '—' : fmt(v) }))),
-      axes: [axis(), Object.assign(axis((u, vals) => vals.map(fmt)), { size: 70 })],
-    });
-    S.charts.push(new uPlot(opts('Tokens', tokenSeries, human), [xs, ...tokenSeries.map(s => s.data)], elTokens));
-    S.charts.push(new uPlot(opts('Cost (USD)', costSeries, v => '$' + v.toFixed(2)), [xs, ...costSeries.map(s => s.data)], elCost));
+    S.charts.push(stackedChart(elTokens, 'Tokens', xs, tokenSeries, human));
+    S.charts.push(stackedChart(elCost, 'Cost (USD)', xs, costSeries, v => '$' + v.toFixed(2)));
   }
 
   function usageTable(rep) {
@@ -252,7 +351,10 @@
       'reasoning_tokens', 'total_tokens', 'requests', 'cost_usd', 'usage_unknown_requests', 'cost_unknown_requests', 'outcome_unknown_requests',
       'usage_estimated_requests', 'estimated_tokens'];
     const q = s => /[",\n\r]/.test(s) || /^\s/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
-    const line = (p, k, f) => [p, k || '', f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
+    // Text cells a spreadsheet would evaluate get a leading quote, as in
+    // the CLI (internal/textsafe.CSVCell, OWASP's CSV injection advice).
+    const text = s => /^[=+\-@\t\r]/.test(s) ? "'" + s : s;
+    const line = (p, k, f) => [text(p), text(k || ''), f.input_tokens, f.output_tokens, f.cache_creation_input_tokens, f.cache_read_input_tokens,
       f.reasoning_tokens, f.total_tokens, f.requests, microsStr(f.cost_micros), f.usage_unknown_requests, f.cost_unknown_requests,
       f.outcome_unknown_requests, f.usage_estimated_requests, f.estimated_tokens].map(v => q(String(v))).join(',');
     return [head.join(','), ...rep.rows.map(r => line(r.period, r.key, r)), line('TOTAL', '', rep.totals)].join('\n') + '\n';
@@ -275,7 +377,8 @@
         : c.usage_state === 'unknown' ? 'usage unknown' : '' },
         (c.usage_state === 'estimated' ? '≈' : c.usage_state === 'unknown' ? '≥' : '') + int(c.output_tokens)),
       h('td', { class: 'n' }, int(c.cache_creation_input_tokens + c.cache_read_input_tokens)),
-      h('td', { class: 'n', title: microsStr(c.cost_micros) }, c.cost_known ? usd(c.cost_micros) : '?'),
+      h('td', { class: 'n', title: microsStr(c.cost_micros) + (c.service_tier && c.service_tier !== 'default' ? ' (' + c.service_tier + ' tier)' : '') },
+        c.cost_known ? usd(c.cost_micros) : '?'),
       h('td', {}, c.status || '—'), h('td', { class: 'n' }, ms(c.latency_ms)), h('td', { class: 'n' }, c.ttfb_ms ? ms(c.ttfb_ms) : '—'),
       h('td', { title: c.reason || '' }, h('span', { class: 'pill ' + c.outcome }, c.outcome)));
   }
@@ -520,10 +623,11 @@
       const d = one.discrepancies || [];
       kids.push(h('div', { class: 'card', id: 'reconcile-detail' }, h('h3', {}, `Run ${one.id}: ${one.provider}, ${localTime(one.since)} → ${localTime(one.until)}`),
         one.error ? h('p', { class: 'error' }, one.error) : null,
+        one.summary && one.summary.cost_unavailable ? h('p', { class: 'muted', id: 'cost-unavailable' }, 'Cost not compared: the provider refused the cost report (' + one.summary.cost_unavailable + ').') : null,
         d.length ? table('discrepancies', ['Bucket', 'Model', 'Key', 'Class', 'Category', { t: 'Provider', n: 1 }, { t: 'Ledger', n: 1 }, { t: 'Diff', n: 1 }, 'Final'],
           d.map(x => h('tr', { class: x.beyond_tolerance ? 'error' : '' }, h('td', {}, localTime(x.start)), h('td', {}, x.model), h('td', {}, x.key || ''),
             h('td', {}, x.class), h('td', {}, x.category), h('td', { class: 'n' }, int(x.provider)), h('td', { class: 'n' }, int(x.ledger)),
-            h('td', { class: 'n' }, int(x.provider - x.ledger)), h('td', {}, x.final ? 'yes' : 'not yet'))))
+            h('td', { class: 'n' }, int(x.difference)), h('td', {}, x.final ? 'yes' : 'not yet'))))
           : h('p', { class: 'muted' }, 'The provider and the ledger agree.')));
     }
     const runs = r.runs || [];
@@ -566,6 +670,11 @@
     if (gen === S.gen) S.timer = setTimeout(() => refresh(page, gen), POLL_MS);
   }
 
+  // Content-Security-Policy violations (an inline style, say) are kept
+  // for the browser test, besides the console's report.
+  S.csp = [];
+  document.addEventListener('securitypolicyviolation', e => S.csp.push(e.violatedDirective + ' ' + (e.blockedURI || '')));
+
   async function start() {
     S.session = await api('/ui/session');
     $('#who').textContent = isAdmin() ? 'admin' : 'key ' + S.session.key;
@@ -574,7 +683,21 @@
       try { await api('/ui/logout', { method: 'POST' }); } finally { location.href = '/ui/login'; }
     });
     window.addEventListener('hashchange', route);
-    window.tokenmeter = { csv: () => S.shown && csv(S.shown) }; // for tests and the console
+    // For tests and the console: the shown report as CSV, and what each
+    // chart draws (its series' labels, whether the lines are the running
+    // totals of a stack, and its bands).
+    window.tokenmeter = {
+      csv: () => S.shown && csv(S.shown),
+      charts: () => [...document.querySelectorAll('.chart')].filter(e => e.querySelector('.uplot')).map(e => {
+        const u = [...S.charts, ...(S.trendCharts || [])].find(c => e.contains(c.root));
+        if (!u) return { id: e.id };
+        const lines = u.data.slice(1);
+        const cumulative = lines.every((l, i) => i === 0 || l.every((v, j) => v >= lines[i - 1][j]));
+        return { id: e.id, labels: u.series.slice(1).map(s => s.label), stacked: e.dataset.stacked === 'true' && cumulative,
+          bands: (u.bands || []).length, points: u.data[0].length, last: lines[lines.length - 1][u.data[0].length - 1] };
+      }),
+      cspViolations: S.csp,
+    };
     route();
   }
   start().catch(e => { $('#main').replaceChildren(h('p', { class: 'error' }, e.message)); });

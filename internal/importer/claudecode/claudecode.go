@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,7 +187,8 @@ func (p *Parser) Line(b []byte, n, off int64) string {
 		return ""
 	}
 	if t[0] != '{' || t[len(t)-1] != '}' {
-		return "not a JSON object (skipped): " + jsonscan.Excerpt(t, 0)
+		// Its position and size, never its bytes: the line may be anything.
+		return "not a JSON object (skipped; " + strconv.Itoa(len(t)) + " bytes)"
 	}
 	if p.project == "" {
 		// The session's working directory names its project; it is among
