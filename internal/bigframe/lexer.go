@@ -129,7 +129,6 @@ type lexer struct {
 	numState  uint8
 	lit       string
 	litPos    int
-	valueKey  uint8 // the key of the value about to start, at depth 1 or 2
 	capturing *member
 	capDepth  int // depth at which the captured value started
 	capBytes  int // bytes captured in all

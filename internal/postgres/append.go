@@ -262,18 +262,17 @@ func (db *DB) writeSlow(ctx context.Context, conn *pgxpool.Conn, events []tokenm
 // stores wait in pending until the next round trip, which is the commit's
 // unless a decision needs to read the ledger first (flush).
 type pgBatch struct {
-	db        *DB
-	conn      *pgxpool.Conn
-	seq       int64  // the chain head: the last event sealed
-	prev      string // and its hash
-	guess     bool   // the fast path: every key is taken to be new (the insert checks)
-	exists    map[string]bool
-	checked   map[string]bool // keys whose presence exists records
-	added     map[string]bool // keys stored by this batch
-	pending   eventRows
-	byID      map[string]string // the gateway's calls by upstream request id
-	byResp    map[string]string // and by response id
-	proxyRows bool              // pending holds proxied events with ids
+	db      *DB
+	conn    *pgxpool.Conn
+	seq     int64  // the chain head: the last event sealed
+	prev    string // and its hash
+	guess   bool   // the fast path: every key is taken to be new (the insert checks)
+	exists  map[string]bool
+	checked map[string]bool // keys whose presence exists records
+	added   map[string]bool // keys stored by this batch
+	pending eventRows
+	byID    map[string]string // the gateway's calls by upstream request id
+	byResp  map[string]string // and by response id
 }
 
 // recordCall notes that the gateway recorded call key with these ids.
